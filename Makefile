@@ -1,0 +1,32 @@
+# Fresh-machine entry points: each target creates .venv when needed, installs
+# geogan into it, then runs. Override PYTHON or TORCH_SPEC if you need to, e.g.
+#   make test TORCH_SPEC='torch>=2.10'    (the newest torch, CUDA build on Linux)
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.geogan-installed
+
+.PHONY: install demo test lint bench clean qgis-plugin
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/geogan demo --output demo_output
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m pip install -q ruff
+	$(PY) -m ruff check geogan qgis_plugin tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo_output build dist *.egg-info

@@ -1,0 +1,200 @@
+"""Self-describing checkpoints: safetensors weights plus JSON metadata.
+
+A checkpoint is ``NAME.safetensors`` (tensors only, never pickle) with its JSON
+metadata both in the safetensors header and in a sidecar ``NAME.json`` for people
+and other tools. The metadata names the architecture and its arguments, the
+bands and normalisation of each domain, the chip size and the directions, so a
+checkpoint rebuilds its generators with nothing but itself, on a machine without
+a GPU.
+
+Metadata schema (``format_version`` 1)::
+
+    {
+      "format": "geogan-checkpoint", "format_version": 1, "geogan_version": "0.1.0",
+      "model": "cyclegan" | "pix2pix",
+      "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_9blocks",
+                              "kwargs": {"in_channels": 4, "out_channels": 4, "ngf": 64, ...}},
+                     "b2a": {...}},                # pix2pix has a2b only
+      "discriminators": {"D_A": {"arch": "patchgan", "kwargs": {...}}, ...},
+      "domains": {"a": {"name": "2009", "norm": BandNorm.to_json()},
+                  "b": {"name": "2020", "norm": {...}}},
+      "chip_size": 256, "epoch": 3, "step": 1200, ...
+    }
+
+Tensor names are ``<generator or discriminator key>.<state_dict key>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geogan import __version__
+from geogan.errors import CheckpointError
+from geogan.fileio import fsync_path
+from geogan.normalize import BandNorm
+
+log = logging.getLogger(__name__)
+
+FORMAT = "geogan-checkpoint"
+FORMAT_VERSION = 1
+_HEADER_KEY = "geogan"
+#: File name of the model checkpoint inside a training run folder.
+RUN_CHECKPOINT_NAME = "model.safetensors"
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator ready for inference with the normalisation of its two sides."""
+
+    module: Any  # torch.nn.Module, in eval mode
+    direction: str
+    in_norm: BandNorm
+    out_norm: BandNorm
+    meta: dict[str, Any]
+
+    @property
+    def in_bands(self) -> int:
+        return self.in_norm.bands
+
+    @property
+    def out_bands(self) -> int:
+        return self.out_norm.bands
+
+
+def resolve_checkpoint_path(path: str | os.PathLike[str]) -> Path:
+    """Accept a ``.safetensors`` file, its ``.json`` sidecar, or a training run folder."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RUN_CHECKPOINT_NAME
+    elif p.suffix == ".json":
+        p = p.with_suffix(".safetensors")
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {path} not found; give a .safetensors file written "
+                              "by 'geogan train' or its run folder")
+    return p
+
+
+def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
+                    meta: dict[str, Any]) -> Path:
+    """Write tensors and metadata atomically (temp file, fsync, rename); return the path.
+
+    The previous checkpoint at ``path`` stays intact until the new one is complete.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                 "geogan_version": __version__, **meta}
+    text = json.dumps(full_meta, indent=2, sort_keys=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    tmp = Path(tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)[1])
+    tmp_json = tmp.with_suffix(".json.tmp")
+    try:
+        save_file(contiguous, str(tmp), metadata={_HEADER_KEY: text})
+        fsync_path(tmp)
+        tmp_json.write_text(text + "\n")
+        fsync_path(tmp_json)
+        os.replace(tmp, path)
+        os.replace(tmp_json, path.with_suffix(".json"))
+    except BaseException:
+        for t in (tmp, tmp_json):
+            t.unlink(missing_ok=True)
+        raise
+    log.debug("saved checkpoint %s", path)
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a checkpoint, read from its safetensors header (no tensors loaded)."""
+    from safetensors import safe_open
+
+    p = resolve_checkpoint_path(path)
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            header = fh.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
+                              "use another checkpoint or retrain") from exc
+    return _parse_meta(p, header.get(_HEADER_KEY))
+
+
+def load_checkpoint(path: str | os.PathLike[str],
+                    prefix: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load ``(tensors, metadata)`` on the CPU; with ``prefix``, only tensors under it."""
+    from safetensors import safe_open
+
+    p = resolve_checkpoint_path(path)
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as fh:
+            meta = _parse_meta(p, (fh.metadata() or {}).get(_HEADER_KEY))
+            keys = [k for k in fh.keys() if prefix is None or k.startswith(prefix + ".")]
+            tensors = {k: fh.get_tensor(k) for k in keys}
+    except CheckpointError:
+        raise
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
+                              "use another checkpoint or retrain") from exc
+    return tensors, meta
+
+
+def _parse_meta(p: Path, text: str | None) -> dict[str, Any]:
+    if text is None:
+        sidecar = p.with_suffix(".json")
+        if not sidecar.is_file():
+            raise CheckpointError(f"{p} has no geogan metadata; it was not written by geogan")
+        text = sidecar.read_text()
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"metadata of {p} is not valid JSON ({exc}); "
+                              "use another checkpoint") from exc
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a geogan checkpoint")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{p} was written by a newer geogan "
+                              f"({meta.get('geogan_version')}); upgrade geogan to read it")
+    return meta
+
+
+def strip_prefix(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """``{"G_A2B.conv.weight": t}`` -> ``{"conv.weight": t}`` for keys under ``prefix``."""
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
+                   device: str = "cpu") -> LoadedGenerator:
+    """Rebuild the generator for ``direction`` ("a2b" or "b2a") from a checkpoint alone."""
+    from geogan.models import build_generator
+
+    tensors, meta = load_checkpoint(path)
+    gens = meta.get("generators", {})
+    if direction not in gens:
+        raise CheckpointError(f"checkpoint {path} has no '{direction}' generator; "
+                              f"available: {', '.join(sorted(gens)) or 'none'}")
+    spec = gens[direction]
+    try:
+        module = build_generator(spec["arch"], **spec["kwargs"])
+    except KeyError as exc:
+        raise CheckpointError(f"checkpoint {path} names an unknown architecture "
+                              f"{spec.get('arch')!r}; upgrade geogan") from exc
+    state = strip_prefix(tensors, spec["key"])
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights in {path} do not fit architecture {spec['arch']}: "
+                              f"{str(exc).splitlines()[0]}") from exc
+    module.eval().to(device)
+    src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
+    domains = meta["domains"]
+    return LoadedGenerator(module, direction, BandNorm.from_json(domains[src]["norm"]),
+                           BandNorm.from_json(domains[dst]["norm"]), meta)

@@ -1,0 +1,76 @@
+"""The ``geogan`` command: a click group whose subcommands load lazily.
+
+Each subcommand lives in its own module ``geogan.cli.<name>`` and only adapts
+arguments, progress and cancellation to one library call. Importing this module
+imports neither torch nor rasterio, so ``geogan --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from typing import Any
+
+import click
+
+from geogan import __version__
+from geogan.errors import GeoganError
+
+#: command name -> module under geogan.cli that defines a click command called ``command``.
+COMMANDS: dict[str, str] = {
+    "tile": "tile",
+    "mosaic": "mosaic",
+    "train": "train",
+    "translate": "translate",
+    "evaluate": "evaluate",
+    "export": "export",
+    "demo": "demo",
+}
+
+
+class LazyGroup(click.Group):
+    """Loads a subcommand's module only when that subcommand runs or its help is shown."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, mod in COMMANDS.items()
+                if importlib.util.find_spec(f"geogan.cli.{mod}") is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        mod = COMMANDS.get(cmd_name)
+        if mod is None or importlib.util.find_spec(f"geogan.cli.{mod}") is None:
+            return None
+        command = importlib.import_module(f"geogan.cli.{mod}").command
+        assert isinstance(command, click.Command)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GeoganError as exc:
+            logging.getLogger("geogan").debug("error", exc_info=True)
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geogan")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors, no progress bars.")
+@click.option("--progress", "progress_format", type=click.Choice(["bar", "json", "none"]),
+              default="bar", show_default=True,
+              help="Progress as a bar, as JSON lines on stderr (for other programs), or none.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) -> None:
+    """Translate georeferenced imagery from one look to another with GANs.
+
+    tile -> train -> translate, keeping CRS, transform and nodata intact.
+    """
+    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("geogan").setLevel(level)
+    ctx.obj = {"progress": "none" if quiet and progress_format == "bar" else progress_format}

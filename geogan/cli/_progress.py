@@ -1,0 +1,70 @@
+"""Adapters from the library's progress callbacks to a terminal bar or JSON lines."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+
+class Reporter:
+    """A progress callback (see :mod:`geogan.progress`) for the CLI.
+
+    ``bar``: a tqdm bar on stderr with the figures passed as ``info``.
+    ``json``: one JSON object per update on stderr:
+    ``{"progress": 0.42, "done": 42, "total": 100, "desc": "...", ...info}``.
+    ``none``: nothing.
+    """
+
+    def __init__(self, mode: str, desc: str, unit: str = "it") -> None:
+        self.mode = mode
+        self.desc = desc
+        self.unit = unit
+        self._bar: Any = None
+        self._last = 0.0
+
+    def __call__(self, done: float, total: float, **info: float | str) -> None:
+        if self.mode == "json":
+            record: dict[str, Any] = {"progress": (done / total) if total else 0.0,
+                                      "done": done, "total": total, "desc": self.desc}
+            record.update(info)
+            sys.stderr.write(json.dumps(record) + "\n")
+            sys.stderr.flush()
+        elif self.mode == "bar":
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, desc=self.desc, unit=self.unit,
+                                 dynamic_ncols=True, file=sys.stderr)
+            if total and self._bar.total != total:
+                self._bar.total = total
+            self._bar.update(done - self._last)
+            self._last = done
+            if info:
+                self._bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v)
+                                       for k, v in info.items()}, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@contextlib.contextmanager
+def reporter(desc: str, unit: str = "it") -> Iterator[Reporter]:
+    """A :class:`Reporter` in the mode chosen by ``geogan --progress``; closed on exit."""
+    ctx = click.get_current_context(silent=True)
+    mode = "bar"
+    if ctx is not None:
+        root = ctx.find_root()
+        if isinstance(root.obj, dict):
+            mode = root.obj.get("progress", "bar")
+    rep = Reporter(mode, desc, unit)
+    try:
+        yield rep
+    finally:
+        rep.close()

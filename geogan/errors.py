@@ -1,0 +1,36 @@
+"""Exceptions with messages a user can act on.
+
+Every message is one line that names the file or option at fault and says what
+to do. The CLI prints ``Error: <message>`` and exits non-zero; the QGIS plugin
+raises ``QgsProcessingException`` with the same text.
+"""
+
+from __future__ import annotations
+
+
+class GeoganError(Exception):
+    """Base class of all errors geogan reports to users."""
+
+
+class InputError(GeoganError):
+    """An input file, folder or option is unusable (missing, unreadable, wrong shape)."""
+
+
+class GeoreferenceError(InputError):
+    """A raster's georeference is missing or unsupported (no CRS, rotated transform)."""
+
+
+class OutputError(GeoganError):
+    """An output cannot be written (exists without --overwrite, unwritable folder)."""
+
+
+class CheckpointError(GeoganError):
+    """A checkpoint is missing, truncated, or does not describe a geogan model."""
+
+
+class TrainingError(GeoganError):
+    """Training cannot go on (non-finite loss, device unavailable)."""
+
+
+class Cancelled(GeoganError):
+    """The caller asked the running job to stop (Ctrl-C, QGIS Cancel)."""

@@ -1,0 +1,124 @@
+"""Raster I/O shared by tiling, mosaicking and translation.
+
+Opening validates the georeference once (CRS present, north-up transform,
+readable) and turns GDAL's errors into one-line messages. Output profiles are
+derived from an input profile, never rebuilt by hand, so CRS and transform are
+inherited unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from geogan.errors import GeoreferenceError, InputError
+
+log = logging.getLogger(__name__)
+
+#: Named creation options for the GeoTIFFs geogan writes.
+COMPRESSIONS = ("zstd", "deflate", "lzw")
+BLOCK_SIZE = 256
+
+
+def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False) -> Any:
+    """Open ``path`` for reading after checking it is a usable georeferenced raster.
+
+    Raises :class:`InputError` for a missing or unreadable file and
+    :class:`GeoreferenceError` for a missing CRS (unless ``allow_no_crs``) or a
+    rotated/sheared transform. Returns an open ``rasterio.DatasetReader``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p} does not exist; check the path")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a raster file")
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise InputError(f"{p} is not a readable raster ({_first_line(exc)}); "
+                         "check that the file is complete and is a GeoTIFF or another "
+                         "format GDAL reads") from exc
+    try:
+        if src.crs is None and not allow_no_crs:
+            raise GeoreferenceError(f"{p} has no CRS; assign one (e.g. gdal_edit.py -a_srs "
+                                    "EPSG:XXXX) or pass --allow-no-crs")
+        t = src.transform
+        if t.b != 0 or t.d != 0:
+            raise GeoreferenceError(f"{p} has a rotated or sheared transform; warp it north-up "
+                                    "first (gdalwarp) and try again")
+        if t.a <= 0 or t.e >= 0:
+            log.warning("%s is not north-up with positive pixel width; outputs keep its "
+                        "transform as is", p)
+    except BaseException:
+        src.close()
+        raise
+    return src
+
+
+def check_readable(src: Any) -> None:
+    """Read the last block of each band so a truncated file fails now, not halfway."""
+    from rasterio.windows import Window
+
+    try:
+        w = Window(max(src.width - 1, 0), max(src.height - 1, 0), 1, 1)
+        src.read(window=w)
+    except RasterioIOError as exc:
+        raise InputError(f"{src.name} is truncated or corrupt ({_first_line(exc)}); "
+                         "re-download or re-export it") from exc
+
+
+def output_profile(src_profile: dict[str, Any], *, count: int | None = None,
+                   dtype: str | None = None, nodata: float | None | str = "same",
+                   compress: str = "zstd", width: int | None = None,
+                   height: int | None = None, transform: Any = None) -> dict[str, Any]:
+    """A tiled, compressed GeoTIFF profile derived from ``src_profile``.
+
+    CRS and transform are inherited; ``count``/``dtype``/``nodata`` replace the
+    source's when given (``nodata="same"`` keeps it). BIGTIFF=IF_SAFER, and a
+    predictor suited to the dtype (2 for integers, 3 for floats).
+    """
+    if compress not in COMPRESSIONS:
+        raise InputError(f"unknown compression {compress!r}; choose one of "
+                         f"{', '.join(COMPRESSIONS)}")
+    profile = {k: v for k, v in src_profile.items()
+               if k in ("crs", "transform", "width", "height", "count", "dtype", "nodata")}
+    if count is not None:
+        profile["count"] = count
+    if dtype is not None:
+        profile["dtype"] = str(np.dtype(dtype))
+    if nodata != "same":
+        profile["nodata"] = nodata
+    if width is not None:
+        profile["width"] = width
+    if height is not None:
+        profile["height"] = height
+    if transform is not None:
+        profile["transform"] = transform
+    floating = np.issubdtype(np.dtype(profile["dtype"]), np.floating)
+    profile.update(driver="GTiff", tiled=True, blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE,
+                   compress=compress, predictor=3 if floating else 2, bigtiff="IF_SAFER",
+                   interleave="pixel" if profile["count"] > 1 else "band")
+    return profile
+
+
+def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str],
+                   compress: str = "zstd") -> None:
+    """Copy a GeoTIFF to a Cloud Optimized GeoTIFF with overviews (GDAL's COG driver)."""
+    from rasterio.shutil import copy as rio_copy
+
+    with rasterio.open(src_path) as src:
+        floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
+    rio_copy(src_path, dst_path, driver="COG", compress=compress.upper(),
+             predictor="FLOATING_POINT" if floating else "YES", overviews="AUTO",
+             blocksize=512, bigtiff="IF_SAFER", resampling="average")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
