@@ -1,0 +1,34 @@
+"""``geogan export``: a checkpoint's generator as ONNX plus a JSON sidecar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              metavar="MODEL.onnx",
+              help="ONNX file to write; the sidecar MODEL.json goes beside it.")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
+              show_default=True, help="Which generator of a CycleGAN checkpoint to export.")
+@click.option("--opset", type=int, default=None,
+              help="ONNX opset version (default 18, for onnxruntime >= 1.14).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--no-verify", "no_verify", is_flag=True,
+              help="Skip the check that onnxruntime reproduces torch's output.")
+def command(checkpoint: Path, output: Path, direction: str, opset: int | None,
+            overwrite: bool, no_verify: bool) -> None:
+    """Export the generator of CHECKPOINT to ONNX with dynamic batch, height and width.
+
+    CHECKPOINT is a .safetensors file written by 'geogan train' or its run folder.
+    The JSON sidecar lists the bands, the per-band normalisation of input and
+    output, the direction and the architecture.
+    """
+    from geogan.export import export_onnx, sidecar_path
+
+    path = export_onnx(checkpoint, output, direction=direction, opset=opset,
+                       overwrite=overwrite, verify=not no_verify)
+    click.echo(f"wrote {path} and {sidecar_path(path)}")
