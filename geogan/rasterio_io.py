@@ -119,6 +119,34 @@ def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike
              blocksize=512, bigtiff="IF_SAFER", resampling="average")
 
 
+def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``(H, W)`` booleans, true where every band of ``data`` ``(C, H, W)`` equals ``nodata``.
+
+    A pixel is nodata only when all its bands are (rasterio's dataset-mask rule);
+    a NaN ``nodata`` matches NaN values. With ``nodata=None`` nothing is nodata.
+    """
+    if nodata is None:
+        return np.zeros(data.shape[1:], dtype=bool)
+    if np.isnan(nodata):
+        if not np.issubdtype(data.dtype, np.floating):
+            return np.zeros(data.shape[1:], dtype=bool)
+        mask = np.isnan(data[0])
+        for band in data[1:]:
+            mask &= np.isnan(band)
+        return mask
+    if np.issubdtype(data.dtype, np.integer):
+        info = np.iinfo(data.dtype)
+        if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
+            return np.zeros(data.shape[1:], dtype=bool)  # no value can equal it
+    value = np.array(nodata).astype(data.dtype)
+    mask = data[0] == value
+    for band in data[1:]:
+        if not mask.any():
+            break
+        mask &= band == value
+    return mask
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

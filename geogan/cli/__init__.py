@@ -70,7 +70,8 @@ def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) ->
     tile -> train -> translate, keeping CRS, transform and nodata intact.
     """
     level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    # geogan's own messages at ``level``; other libraries' only from -vv on.
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("geogan").setLevel(level)
     ctx.obj = {"progress": "none" if quiet and progress_format == "bar" else progress_format}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -65,6 +66,13 @@ def reporter(desc: str, unit: str = "it") -> Iterator[Reporter]:
             mode = root.obj.get("progress", "bar")
     rep = Reporter(mode, desc, unit)
     try:
-        yield rep
+        if mode == "bar":
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            # log lines go above the bar instead of through it
+            with logging_redirect_tqdm(loggers=[logging.getLogger("geogan")]):
+                yield rep
+        else:
+            yield rep
     finally:
         rep.close()

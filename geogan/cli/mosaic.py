@@ -1,0 +1,36 @@
+"""``geogan mosaic``: rebuild one raster from georeferenced chips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geogan.cli._progress import reporter
+from geogan.mosaic import BLENDS, MosaicConfig, mosaic_chips
+from geogan.rasterio_io import COMPRESSIONS
+
+
+@click.command(name="mosaic")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="CHIPS_DIR_OR_FILES...")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Output GeoTIFF.")
+@click.option("--blend", type=click.Choice(list(BLENDS)), default="mean", show_default=True,
+              help="How overlapping chips are combined.")
+@click.option("--cog", is_flag=True, help="Write a Cloud Optimized GeoTIFF with overviews.")
+@click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="zstd",
+              show_default=True, help="Output compression.")
+@click.option("--allow-no-crs", is_flag=True, help="Accept chips without a CRS.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def command(inputs: tuple[Path, ...], output: Path, blend: str, cog: bool, compress: str,
+            allow_no_crs: bool, overwrite: bool) -> None:
+    """Mosaic chips (files or folders of *.tif) into OUTPUT using each chip's transform.
+
+    Overlapping chips are blended; pixels no chip covers are nodata.
+    """
+    config = MosaicConfig(blend=blend, cog=cog, compress=compress, allow_no_crs=allow_no_crs,
+                          overwrite=overwrite)
+    with reporter("mosaic", unit="window") as rep:
+        out = mosaic_chips(inputs, output, config, progress=rep)
+    click.echo(f"Wrote {out}")
