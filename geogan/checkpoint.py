@@ -198,3 +198,46 @@ def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
     domains = meta["domains"]
     return LoadedGenerator(module, direction, BandNorm.from_json(domains[src]["norm"]),
                            BandNorm.from_json(domains[dst]["norm"]), meta)
+
+
+# -- training state (for ``geogan train --resume``) --------------------------------------
+
+#: File name of the training state (optimisers, image pools, RNG, step) in a run folder.
+TRAIN_STATE_NAME = "train_state.safetensors"
+
+
+def optimizer_state_to_tensors(state_dict: dict[str, Any],
+                               prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``optimizer.state_dict()`` into tensors ``{prefix}.{param}.{name}`` and JSON.
+
+    Tensors go to safetensors; numbers and the param groups go to the JSON part,
+    so nothing needs pickle.
+    """
+    import torch
+
+    tensors: dict[str, Any] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, entry in state_dict["state"].items():
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}.{idx}.{name}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+              for g in state_dict["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def optimizer_state_from_tensors(tensors: dict[str, Any], meta: dict[str, Any],
+                                 prefix: str) -> dict[str, Any]:
+    """Inverse of :func:`optimizer_state_to_tensors`: a dict for ``load_state_dict``."""
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, entries in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(entries)
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()}
+              for g in meta["param_groups"]]
+    return {"state": state, "param_groups": groups}

@@ -1,0 +1,152 @@
+"""``geogan train``: parse options -> TrainConfig -> :func:`geogan.train.train`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+
+class RegistryChoice(click.Choice):
+    """A ``click.Choice`` whose names come from a library registry, read when first needed.
+
+    ``geogan --help`` imports every command module; this keeps torch out of that.
+    """
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        self._names: list[str] | None = None
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        if self._names is None:
+            self._names = list(self._load())
+        return self._names
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        self._names = list(value)
+
+
+def _gan_models() -> Sequence[str]:
+    from geogan.models.gan import GAN_MODELS
+
+    return list(GAN_MODELS)
+
+
+def _generators() -> Sequence[str]:
+    from geogan.models import GENERATORS
+
+    return list(GENERATORS)
+
+
+def _discriminators() -> Sequence[str]:
+    from geogan.models import DISCRIMINATORS
+
+    return list(DISCRIMINATORS)
+
+
+#: CLI parameter name -> TrainConfig field, where they differ.
+_FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augment"}
+
+
+@click.command("train")
+@click.option("--model", type=RegistryChoice(_gan_models), default="cyclegan",
+              show_default=True,
+              help="cyclegan: unpaired chips of two domains; pix2pix: co-registered pairs.")
+@click.option("--a", "a_dir", type=click.Path(path_type=Path),
+              help="Domain A chips: a folder of GeoTIFF/PNG/JPEG (pix2pix: also the folder "
+                   "of 'geogan tile --pair' with A/ and B/, or of side-by-side A|B images).")
+@click.option("--b", "b_dir", type=click.Path(path_type=Path),
+              help="Domain B chips (pix2pix: paired with A by file name).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Run folder: model.safetensors, losses.csv, loss_plot.png, previews/.")
+@click.option("--epochs", type=int, default=200, show_default=True,
+              help="Passes over the chips; the learning rate decays to 0 over the second half.")
+@click.option("--max-steps", type=int, default=None,
+              help="Length of the run in optimiser steps instead of --epochs.")
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--crop", type=int, default=256, show_default=True,
+              help="Side of the random square crop taken from each chip (px).")
+@click.option("--generator", type=RegistryChoice(_generators), default=None,
+              help="Generator architecture [default: resnet_9blocks for cyclegan, unet_256 "
+                   "for pix2pix; resnet_6blocks is faster at 128 px].")
+@click.option("--ngf", type=int, default=64, show_default=True,
+              help="Filters in the generator's first layer (width of the network).")
+@click.option("--discriminator", type=RegistryChoice(_discriminators), default="patchgan",
+              show_default=True)
+@click.option("--ndf", type=int, default=64, show_default=True,
+              help="Filters in the discriminator's first layer.")
+@click.option("--n-layers", type=int, default=3, show_default=True,
+              help="PatchGAN layers (3 = 70x70 patches).")
+@click.option("--norm", type=click.Choice(["instance", "batch", "none"]), default="instance",
+              show_default=True)
+@click.option("--gan-mode", type=click.Choice(["lsgan", "vanilla"]), default="lsgan",
+              show_default=True, help="Adversarial loss: least squares or cross-entropy.")
+@click.option("--lambda-cycle", type=float, default=10.0, show_default=True,
+              help="Weight of the cycle-consistency L1 (CycleGAN).")
+@click.option("--lambda-identity", type=float, default=0.5, show_default=True,
+              help="Identity L1 weight as a fraction of --lambda-cycle (CycleGAN; 0 = off).")
+@click.option("--lambda-l1", type=float, default=100.0, show_default=True,
+              help="Weight of the L1 to the target (pix2pix).")
+@click.option("--pool-size", type=int, default=50, show_default=True,
+              help="Generated images kept for the discriminators (CycleGAN; 0 = none).")
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp16", "fp32"]),
+              default="auto", show_default=True,
+              help="auto = bf16 autocast on CUDA, fp32 on the CPU.")
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+              help="torch.compile the networks (slow first step, faster after; CUDA).")
+@click.option("--workers", type=int, default=None,
+              help="Data loader processes [default: up to 8 on CUDA, 0 on the CPU].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-augment", is_flag=True,
+              help="Centre crops only: no random crops, flips or rotations.")
+@click.option("--name-a", default=None, help="Name of domain A [default: its folder name].")
+@click.option("--name-b", default=None, help="Name of domain B [default: its folder name].")
+@click.option("--log-every", type=int, default=50, show_default=True,
+              help="Steps between loss log rows (losses.csv).")
+@click.option("--preview-every", type=int, default=500, show_default=True,
+              help="Steps between preview PNGs.")
+@click.option("--save-every", type=int, default=1000, show_default=True,
+              help="Steps between checkpoints (one is also written at the end).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in -o where it stopped (same settings).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+def command(**params: Any) -> None:
+    """Train a CycleGAN or pix2pix translator on chips from 'geogan tile'.
+
+    \b
+    Examples:
+      geogan train --a chips_2009 --b chips_2020 -o run --epochs 50
+      geogan train --model pix2pix --a pairs -o run_p2p   (pairs/A, pairs/B)
+      torchrun --nproc_per_node 4 -m geogan train --a A --b B -o run   (4 GPUs)
+    """
+    from geogan.cli._progress import reporter
+    from geogan.train import TrainConfig, resume_config, train
+
+    ctx = click.get_current_context()
+    values = {_FIELD.get(k, k): v for k, v in params.items()}
+    values["augment"] = not params["no_augment"]
+    if params["resume"]:
+        given = {_FIELD.get(k, k): v for k, v in params.items()
+                 if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT,
+                                                        ParameterSource.DEFAULT_MAP)}
+        if "augment" in given:
+            given["augment"] = not params["no_augment"]
+        given.pop("resume", None)
+        given.pop("output", None)
+        config = resume_config(params["output"], **given)
+    else:
+        config = TrainConfig(**values)
+    with reporter("train", unit="step") as rep:
+        path = train(config, progress=rep)
+    if os.environ.get("RANK", "0") == "0":  # one line, also under torchrun
+        click.echo(f"Model written to {path}")

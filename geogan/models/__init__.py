@@ -1,0 +1,82 @@
+"""Network registries: architecture name -> constructor.
+
+Checkpoints store ``arch`` and ``kwargs``; :func:`build_generator` rebuilds the
+same network from them, so loading needs nothing but the checkpoint. The CLI
+reads its choices from these dicts.
+
+>>> g = build_generator("resnet_6blocks", in_channels=4, out_channels=3, ngf=16)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from torch import nn
+
+from geogan.models.discriminators import PatchGANDiscriminator, PixelDiscriminator
+from geogan.models.generators import NORMS, ResnetGenerator, UnetGenerator
+from geogan.models.losses import GAN_MODES, GANLoss
+
+#: Generator architectures; each takes in_channels, out_channels, ngf, norm, use_dropout.
+GENERATORS: dict[str, Callable[..., nn.Module]] = {
+    "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),
+    "resnet_6blocks": partial(ResnetGenerator, n_blocks=6),
+    "unet_256": partial(UnetGenerator, num_downs=8),
+    "unet_128": partial(UnetGenerator, num_downs=7),
+}
+
+#: Discriminator architectures; each takes in_channels, ndf, norm (and n_layers for PatchGAN).
+DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
+    "patchgan": PatchGANDiscriminator,
+    "pixel": PixelDiscriminator,
+}
+
+#: Initialisation gain of the papers' code: weights ~ N(0, 0.02).
+INIT_GAIN = 0.02
+
+
+def init_weights(module: nn.Module, gain: float = INIT_GAIN) -> None:
+    """Convolutions ~ N(0, gain), biases 0; batch-norm scales ~ N(1, gain) (the papers' init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+
+def build_generator(arch: str, **kwargs: Any) -> nn.Module:
+    """A freshly initialised generator; unknown ``arch`` raises ``KeyError``."""
+    if arch not in GENERATORS:
+        raise KeyError(f"unknown generator {arch!r}; choose one of {', '.join(GENERATORS)}")
+    net = GENERATORS[arch](**kwargs)
+    init_weights(net)
+    return net
+
+
+def build_discriminator(arch: str, **kwargs: Any) -> nn.Module:
+    """A freshly initialised discriminator; unknown ``arch`` raises ``KeyError``."""
+    if arch not in DISCRIMINATORS:
+        raise KeyError(f"unknown discriminator {arch!r}; choose one of "
+                       f"{', '.join(DISCRIMINATORS)}")
+    net = DISCRIMINATORS[arch](**kwargs)
+    init_weights(net)
+    return net
+
+
+def size_multiple(module: nn.Module) -> int:
+    """Input height and width must be multiples of this (4 for ResNet, 256 for U-Net 256)."""
+    return int(getattr(module, "size_multiple", 1))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["DISCRIMINATORS", "GAN_MODES", "GENERATORS", "GANLoss", "INIT_GAIN", "NORMS",
+           "build_discriminator", "build_generator", "count_parameters", "init_weights",
+           "size_multiple"]

@@ -1,0 +1,180 @@
+"""Generators of CycleGAN (Zhu et al. 2017) and pix2pix (Isola et al. 2017).
+
+Paper-to-code names:
+
+- ``ResnetGenerator``: the image transformation network of Johnson et al. 2016
+  used by CycleGAN: ``c7s1-ngf, d2ngf, d4ngf, R4ngf x n_blocks, u2ngf, ungf, c7s1-out``
+  (CycleGAN appendix 7.2). 9 blocks for 256 px training, 6 for 128 px.
+- ``UnetGenerator``: the pix2pix encoder-decoder with skip connections
+  ``C64-C128-C256-C512-C512-C512-C512-C512`` (pix2pix appendix 6.1.1); ``num_downs``
+  halvings, so the input side must be a multiple of ``2 ** num_downs``.
+
+Every generator maps ``(B, in_channels, H, W)`` in ``[-1, 1]`` to
+``(B, out_channels, H, W)`` in ``[-1, 1]`` (tanh) and has a ``size_multiple``
+attribute: the input height and width must be multiples of it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+NormKind = Literal["instance", "batch", "none"]
+NORMS: tuple[str, ...] = ("instance", "batch", "none")
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """Instance normalisation computed in float32, also under bf16/fp16 autocast.
+
+    Autocast does not list ``instance_norm`` among the ops it runs in float32, and
+    the per-channel variance of a low-precision activation is what loses digits.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.float()).to(x.dtype)
+
+
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """The normalisation after a convolution: instance (CycleGAN), batch or none."""
+    if kind == "instance":
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+def _conv_bias(norm: str) -> bool:
+    # Batch norm has its own affine shift, so the convolution before it needs no bias.
+    return norm != "batch"
+
+
+class ResnetBlock(nn.Module):
+    """``Rk``: two 3x3 convolutions with the same number of filters and a skip: ``x + F(x)``."""
+
+    def __init__(self, channels: int, norm: str = "instance", use_dropout: bool = False,
+                 padding: str = "reflect") -> None:
+        super().__init__()
+        bias = _conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding, bias=bias),
+            norm_layer(norm, channels),
+            nn.ReLU(True),
+        ]
+        if use_dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [
+            nn.Conv2d(channels, channels, 3, padding=1, padding_mode=padding, bias=bias),
+            norm_layer(norm, channels),
+        ]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)  # (B, C, H, W)
+
+
+class ResnetGenerator(nn.Module):
+    """CycleGAN's generator: downsample twice, ``n_blocks`` residual blocks, upsample twice."""
+
+    size_multiple = 4
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,
+                 n_blocks: int = 9, norm: str = "instance", use_dropout: bool = False,
+                 padding: str = "reflect") -> None:
+        super().__init__()
+        if n_blocks < 0:
+            raise ValueError("n_blocks must be >= 0")
+        bias = _conv_bias(norm)
+        # c7s1-ngf: 7x7 conv, stride 1, reflection padding 3
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, ngf, 7, padding=3, padding_mode=padding, bias=bias),
+            norm_layer(norm, ngf),
+            nn.ReLU(True),
+        ]
+        # d2ngf, d4ngf: 3x3 conv, stride 2                      (B, 4ngf, H/4, W/4)
+        for i in range(2):
+            mult = 2 ** i
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                norm_layer(norm, ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        # R4ngf x n_blocks
+        layers += [ResnetBlock(ngf * 4, norm, use_dropout, padding) for _ in range(n_blocks)]
+        # u2ngf, ungf: 3x3 fractional-strided conv, stride 1/2  (B, ngf, H, W)
+        for i in range(2):
+            mult = 2 ** (2 - i)
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
+                                   output_padding=1, bias=bias),
+                norm_layer(norm, ngf * mult // 2),
+                nn.ReLU(True),
+            ]
+        # c7s1-out with tanh                                    (B, out, H, W)
+        layers += [
+            nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding),
+            nn.Tanh(),
+        ]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class UnetGenerator(nn.Module):
+    """pix2pix's U-Net: ``num_downs`` 4x4 stride-2 convolutions down, mirrored back up.
+
+    Each decoder level sees the encoder output of the same resolution concatenated
+    with the level below (the skip connections); dropout (the pix2pix noise) is on
+    the inner 512-filter decoder levels when ``use_dropout``.
+    """
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8,
+                 ngf: int = 64, norm: str = "instance", use_dropout: bool = False) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError("a U-Net needs num_downs >= 5")
+        self.size_multiple = 2 ** num_downs
+        bias = _conv_bias(norm)
+        ch = [ngf * min(2 ** i, 8) for i in range(num_downs)]  # encoder widths C64..C512
+
+        downs: list[nn.Module] = []
+        for i in range(num_downs):
+            c_in = in_channels if i == 0 else ch[i - 1]
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, True)]
+            layers.append(nn.Conv2d(c_in, ch[i], 4, stride=2, padding=1, bias=bias))
+            if 0 < i < num_downs - 1:  # no norm on the first layer nor on the 1x1 bottleneck
+                layers.append(norm_layer(norm, ch[i]))
+            downs.append(nn.Sequential(*layers))
+
+        ups: list[nn.Module] = []
+        for i in range(num_downs):
+            innermost = i == num_downs - 1
+            c_in = ch[i] if innermost else 2 * ch[i]  # skip concatenation doubles the width
+            layers = [nn.ReLU(True)]
+            if i == 0:
+                layers += [nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1),
+                           nn.Tanh()]
+            else:
+                layers += [nn.ConvTranspose2d(c_in, ch[i - 1], 4, stride=2, padding=1,
+                                              bias=bias),
+                           norm_layer(norm, ch[i - 1])]
+                if use_dropout and 4 <= i < num_downs - 1:
+                    layers.append(nn.Dropout(0.5))
+            ups.append(nn.Sequential(*layers))
+        self.downs = nn.ModuleList(downs)
+        self.ups = nn.ModuleList(ups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips: list[torch.Tensor] = []
+        h = x
+        for down in self.downs:  # (B, ch[i], H / 2^(i+1), W / 2^(i+1))
+            h = down(h)
+            skips.append(h)
+        h = self.ups[-1](skips[-1])
+        for i in range(len(self.ups) - 2, -1, -1):
+            h = self.ups[i](torch.cat([skips[i], h], dim=1))
+        return h  # (B, out_channels, H, W)

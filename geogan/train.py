@@ -1,0 +1,926 @@
+"""The training loop: CycleGAN or pix2pix on chips, resumable, fast on CUDA, DDP-ready.
+
+One explicit loop (no framework): each step freezes D, steps G, unfreezes D and
+steps D, inside one autocast context chosen once. On CUDA it trains in bf16
+autocast (losses and instance norms in float32, no gradient scaler), with
+channels_last tensors, cudnn autotuning, fused Adam, optional ``torch.compile``,
+pinned-memory loader workers, and no host synchronisation between logging steps.
+
+Under ``torchrun --nproc_per_node N -m geogan train ...`` every process trains
+its share of each epoch (DistributedSampler) with DistributedDataParallel; only
+rank 0 writes the run folder.
+
+Run folder::
+
+    RUN/model.safetensors + model.json            generators (+ discriminators), metadata
+    RUN/train_state.safetensors + .json           optimisers, image pools, RNG, step (--resume)
+    RUN/losses.csv                                one row per logging interval
+    RUN/loss_plot.png                             the losses drawn, refreshed at each save
+    RUN/previews/step_000500.png                  real / fake / reconstructed images
+    RUN/tensorboard/                              only when tensorboard is installed
+
+All files are written atomically; the last good checkpoint survives a crash, a
+non-finite loss, Ctrl-C and SIGTERM (the last two save one more before exiting).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import io
+import logging
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from geogan.checkpoint import (
+    RUN_CHECKPOINT_NAME,
+    TRAIN_STATE_NAME,
+    load_checkpoint,
+    optimizer_state_from_tensors,
+    optimizer_state_to_tensors,
+    read_metadata,
+    save_checkpoint,
+    strip_prefix,
+)
+from geogan.datasets import (
+    DEFAULT_CACHE_MB,
+    EpochSampler,
+    TrainingData,
+    open_training_data,
+    seed_for,
+    steps_per_epoch,
+)
+from geogan.errors import Cancelled, CheckpointError, InputError, OutputError, TrainingError
+from geogan.fileio import atomic_output, check_output_file
+from geogan.models import DISCRIMINATORS, GAN_MODES, GENERATORS, NORMS
+from geogan.models.gan import (
+    DEFAULT_GENERATOR,
+    GAN_MODELS,
+    GANModel,
+    GANSettings,
+    set_requires_grad,
+)
+from geogan.normalize import BandNorm
+from geogan.progress import CancelCheck, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
+LOSSES_CSV = "losses.csv"
+LOSS_PLOT = "loss_plot.png"
+PREVIEW_DIR = "previews"
+_NEVER = 2 ** 62  # "no non-finite loss yet" marker of the on-device tracker
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``geogan train`` needs; see the CLI help for each option.
+
+    ``generator=None`` picks the paper's default for the model (ResNet-9 for
+    CycleGAN, U-Net 256 for pix2pix). ``max_steps`` replaces ``epochs`` as the
+    length of the run (the learning-rate schedule spans it). ``workers=None``
+    uses loader worker processes on CUDA and none on the CPU.
+    """
+
+    a: Path | None
+    b: Path | None
+    output: Path
+    model: str = "cyclegan"
+    epochs: int = 200
+    max_steps: int | None = None
+    batch_size: int = 1
+    crop: int = 256
+    generator: str | None = None
+    ngf: int = 64
+    discriminator: str = "patchgan"
+    ndf: int = 64
+    n_layers: int = 3
+    norm: str = "instance"
+    use_dropout: bool = False
+    gan_mode: str = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    lambda_l1: float = 100.0
+    pool_size: int = 50
+    lr: float = 2e-4
+    beta1: float = 0.5
+    seed: int = 0
+    augment: bool = True
+    name_a: str | None = None
+    name_b: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    workers: int | None = None
+    log_every: int = 50
+    preview_every: int = 500
+    save_every: int = 1000
+    cache_mb: float = DEFAULT_CACHE_MB
+    resume: bool = False
+    overwrite: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("a", "b", "output"):
+            out[key] = None if out[key] is None else str(out[key])
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        for key in ("a", "b", "output"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = Path(kwargs[key])
+        return cls(**kwargs)
+
+    def settings(self) -> GANSettings:
+        """The architecture and loss part of the config."""
+        return GANSettings(
+            generator=self.generator or DEFAULT_GENERATOR[self.model], ngf=self.ngf,
+            discriminator=self.discriminator, ndf=self.ndf, n_layers=self.n_layers,
+            norm=self.norm, use_dropout=self.use_dropout, gan_mode=self.gan_mode,
+            lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
+            lambda_l1=self.lambda_l1, pool_size=self.pool_size)
+
+
+#: Fields a resumed run may change; all others define the run and must stay as they were.
+RESUME_MAY_CHANGE = frozenset({
+    "a", "b", "output", "epochs", "max_steps", "device", "precision", "compile", "workers",
+    "log_every", "preview_every", "save_every", "cache_mb", "resume", "overwrite"})
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Raise :class:`InputError` for an option out of range (before touching any file)."""
+    def positive(name: str, value: float | None, allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        if value is None or value <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+    if config.model not in GAN_MODELS:
+        raise InputError(f"unknown --model {config.model!r}; choose one of "
+                         f"{', '.join(GAN_MODELS)}")
+    for name, value, choices in (
+            ("generator", config.generator or DEFAULT_GENERATOR[config.model], GENERATORS),
+            ("discriminator", config.discriminator, DISCRIMINATORS),
+            ("norm", config.norm, NORMS), ("gan-mode", config.gan_mode, GAN_MODES),
+            ("precision", config.precision, PRECISIONS)):
+        if value not in choices:
+            raise InputError(f"unknown --{name} {value!r}; choose one of {', '.join(choices)}")
+    for name in ("epochs", "batch_size", "crop", "ngf", "ndf", "n_layers", "lr",
+                 "log_every", "preview_every", "save_every"):
+        positive(name, getattr(config, name))
+    positive("max_steps", config.max_steps, allow_none=True)
+    if config.workers is not None and config.workers < 0:
+        raise InputError(f"--workers must be 0 or more, got {config.workers}")
+    for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
+        if getattr(config, name) < 0:
+            raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
+    if not 0 <= config.beta1 < 1:
+        raise InputError(f"--beta1 must be in [0, 1), got {config.beta1}")
+
+
+# -- devices, precision, processes --------------------------------------------------------
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place among the torchrun processes (1 process: rank 0 of 1)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistInfo:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
+                   world)
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    spec = spec.strip().lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise TrainingError(f"--device {spec} asks for CUDA but this torch "
+                                f"({torch.__version__}) sees no CUDA GPU; use --device cpu "
+                                "or install a CUDA build of torch")
+        index = local_rank if spec == "cuda" else int(spec.split(":", 1)[1] or 0)
+        if index >= torch.cuda.device_count():
+            raise TrainingError(f"--device {spec}: GPU {index} does not exist (found "
+                                f"{torch.cuda.device_count()}); pick another device")
+        return torch.device("cuda", index)
+    raise InputError(f"unknown --device {spec!r}; use auto, cpu, cuda or cuda:N")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 on a CUDA GPU that supports it, fp32 otherwise."""
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise TrainingError("--precision fp16 needs a CUDA GPU; use fp32 (or bf16) on the CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrainingError("this GPU has no bfloat16 support; use --precision fp16 or fp32")
+    return precision
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The one precision context of the run (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def lr_factor(step: int, total_steps: int) -> float:
+    """Constant for the first half of the run, then linear decay to zero (both papers)."""
+    half = total_steps // 2
+    if step < half:
+        return 1.0
+    return max(0.0, 1.0 - (step - half) / max(total_steps - half, 1))
+
+
+def _worker_init(worker_id: int) -> None:
+    # Ctrl-C goes to the whole process group; only the main process handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# -- stop requests (Ctrl-C, SIGTERM, cancel callback) -------------------------------------
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.reason is not None:
+            raise KeyboardInterrupt  # second Ctrl-C: stop at once
+        self.reason = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        log.warning("%s: saving a checkpoint after this step (Ctrl-C again to abort)",
+                    self.reason)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopRequest]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set from the main thread
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+
+
+# -- the run ------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """Mutable state of one training run (positions, history, writers)."""
+
+    config: TrainConfig
+    out: Path
+    dist: DistInfo
+    device: torch.device
+    precision: str
+    data: TrainingData
+    gan: GANModel
+    total_steps: int
+    steps_per_epoch: int
+    step: int = 0
+    epoch: int = 0
+    epoch_step: int = 0
+    saved_step: int = -1
+    created_dir: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+    tb: Any = None
+
+
+def _check_run_dir(config: TrainConfig) -> None:
+    """Fail before any work if the run folder cannot be used as asked."""
+    out = Path(config.output)
+    if config.resume:
+        if not (out / RUN_CHECKPOINT_NAME).is_file():
+            raise CheckpointError(f"{out} holds no {RUN_CHECKPOINT_NAME}; there is no run to "
+                                  "resume there (drop --resume to start one)")
+        if not (out / TRAIN_STATE_NAME).is_file():
+            raise CheckpointError(f"{out} has no {TRAIN_STATE_NAME}, so it cannot be resumed; "
+                                  "start a new run in another folder")
+        return
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out} exists and is not a folder; choose another -o")
+        if any(out.iterdir()):
+            if not config.overwrite:
+                raise OutputError(f"{out} already exists and is not empty; pass --overwrite to "
+                                  "replace it or --resume to continue it")
+            if not any((out / n).exists() for n in (RUN_CHECKPOINT_NAME, LOSSES_CSV,
+                                                    TRAIN_STATE_NAME)):
+                raise OutputError(f"{out} is not a geogan run folder; refusing to replace it "
+                                  "even with --overwrite; choose a new or empty folder")
+    check_output_file(out / RUN_CHECKPOINT_NAME, overwrite=True)
+
+
+def resume_config(output: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
+    """The config a run in ``output`` was started with, with ``overrides`` applied.
+
+    Only fields in :data:`RESUME_MAY_CHANGE` may differ from the stored values
+    (data folders, length of the run, device, precision, workers, intervals).
+    """
+    stored = _stored_config(Path(output))
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise InputError(f"unknown training options {sorted(unknown)}")
+    config = dataclasses.replace(stored, output=Path(output), resume=True, overwrite=False,
+                                 **overrides)
+    return _merge_resume(config, stored)
+
+
+def _stored_config(out: Path) -> TrainConfig:
+    state_meta = read_metadata(out / TRAIN_STATE_NAME)
+    try:
+        return TrainConfig.from_json(state_meta["config"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{out / TRAIN_STATE_NAME} holds no training config; it cannot "
+                              "be resumed") from exc
+
+
+def _merge_resume(config: TrainConfig, stored: TrainConfig) -> TrainConfig:
+    """Fields that define the run come from ``stored``; giving another value is an error."""
+    defaults = TrainConfig(a=None, b=None, output=config.output)
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        new, old = getattr(config, f.name), getattr(stored, f.name)
+        if f.name in RESUME_MAY_CHANGE:
+            changes[f.name] = old if f.name in ("a", "b") and new is None else new
+        elif new != old and new != getattr(defaults, f.name):
+            raise InputError(f"--{f.name.replace('_', '-')} {new} differs from the run's "
+                             f"{old}; a resumed run keeps its settings (start a new run to "
+                             "change it)")
+    return dataclasses.replace(stored, **changes)
+
+
+def train(config: TrainConfig, progress: ProgressCallback | None = None,
+          cancel: CancelCheck | None = None) -> Path:
+    """Train a translator as ``config`` says; return the path of the run's checkpoint.
+
+    ``progress(step, total, **losses)`` reports as training goes; ``cancel()``
+    returning true stops it after saving a checkpoint (raises :class:`Cancelled`).
+    Ctrl-C saves and raises ``KeyboardInterrupt``; SIGTERM saves and raises
+    :class:`Cancelled`. Bad input raises :class:`InputError` before the run folder
+    is created. To continue a run, pass ``resume_config(run_dir)`` (or a config
+    with ``resume=True``, whose run-defining fields are taken from the run).
+    """
+    dist_info = DistInfo.from_env()
+    validate_config(config)
+    _check_run_dir(config)
+    if config.resume:
+        config = _merge_resume(config, _stored_config(Path(config.output)))
+    device = resolve_device(config.device, dist_info.local_rank)
+    precision = resolve_precision(config.precision, device)
+    started_group = False
+    if dist_info.enabled and not torch.distributed.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo",
+            rank=dist_info.rank, world_size=dist_info.world_size)
+        started_group = True
+    try:
+        return _train(config, dist_info, device, precision, progress, cancel)
+    finally:
+        if started_group:
+            torch.distributed.destroy_process_group()
+
+
+def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, precision: str,
+           progress: ProgressCallback | None, cancel: CancelCheck | None) -> Path:
+    out = Path(config.output)
+    if config.a is None:
+        raise InputError("--a is required: the folder of domain A chips")
+    state_tensors: dict[str, torch.Tensor] = {}
+    state_meta: dict[str, Any] = {}
+    model_tensors: dict[str, torch.Tensor] = {}
+    norms: tuple[BandNorm, BandNorm] | None = None
+    if config.resume:
+        model_tensors, model_meta = load_checkpoint(out / RUN_CHECKPOINT_NAME)
+        state_tensors, state_meta = load_checkpoint(out / TRAIN_STATE_NAME)
+        if int(model_meta.get("step", -1)) != int(state_meta.get("step", -2)):
+            raise CheckpointError(f"{out}: model step {model_meta.get('step')} and training "
+                                  f"state step {state_meta.get('step')} differ (interrupted "
+                                  "save); resuming is not possible, start a new run from it")
+        doms = model_meta["domains"]
+        norms = (BandNorm.from_json(doms["a"]["norm"]), BandNorm.from_json(doms["b"]["norm"]))
+    data = open_training_data(config.model, Path(config.a),
+                              None if config.b is None else Path(config.b), config.crop,
+                              augment=config.augment, name_a=config.name_a,
+                              name_b=config.name_b, norms=norms, cache_mb=config.cache_mb)
+    spe = steps_per_epoch(len(data.dataset), config.batch_size, dist_info.world_size)
+    if spe == 0:
+        raise InputError(f"{len(data.dataset)} training samples are fewer than one batch of "
+                         f"{config.batch_size} x {dist_info.world_size} process(es); lower "
+                         "--batch-size or add chips")
+    total = config.max_steps or config.epochs * spe
+
+    torch.manual_seed(config.seed)  # same initial weights on every rank
+    gan = GAN_MODELS[config.model](data.a.bands, data.b.bands, config.settings(),
+                                   seed=config.seed + 1000 * dist_info.rank)
+    multiple = gan.size_multiple
+    if config.crop % multiple:
+        raise InputError(f"--crop {config.crop} does not suit generator "
+                         f"{gan.settings.generator}, which needs a multiple of {multiple}; "
+                         "change --crop or --generator")
+    if dist_info.rank:
+        torch.manual_seed(seed_for(config.seed, dist_info.rank))
+    run = _Run(config, out, dist_info, device, precision, data, gan, total, spe)
+
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    gan.networks.to(device=device, memory_format=memory_format)
+    fused = device.type == "cuda"
+    g_params = [p for k in gan.generator_keys for p in gan.networks[k].parameters()]
+    d_params = [p for k, n in gan.networks.items() if k not in gan.generator_keys
+                for p in n.parameters()]
+    opt_g = torch.optim.Adam(g_params, lr=config.lr, betas=(config.beta1, 0.999), fused=fused)
+    opt_d = torch.optim.Adam(d_params, lr=config.lr, betas=(config.beta1, 0.999), fused=fused)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    if config.resume:
+        _restore(run, model_tensors, state_tensors, state_meta, opt_g, opt_d, scaler)
+        if run.total_steps != int(state_meta.get("total_steps", run.total_steps)):
+            log.info("the run now lasts %d steps instead of %s; the learning-rate schedule "
+                     "follows", run.total_steps, state_meta.get("total_steps"))
+    if run.step >= run.total_steps:
+        log.warning("the run already reached step %d of %d; raise --epochs or --max-steps to "
+                    "train longer", run.step, run.total_steps)
+
+    g_run: nn.Module = gan.g_net
+    d_run: nn.Module = gan.d_net
+    if config.compile:
+        gan.g_net.compile()
+        for key in gan.networks:
+            if key not in gan.generator_keys:
+                gan.networks[key].compile()
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        g_run = DDP(gan.g_net, device_ids=ids, gradient_as_bucket_view=True)
+        d_run = DDP(gan.d_net, device_ids=ids, gradient_as_bucket_view=True)
+
+    sampler = EpochSampler(len(data.dataset), config.seed, dist_info.rank,
+                           dist_info.world_size)
+    workers = config.workers
+    if workers is None:
+        workers = min(8, max((os.cpu_count() or 2) // dist_info.world_size - 1, 1)) \
+            if device.type == "cuda" else 0
+    loader = torch.utils.data.DataLoader(
+        data.dataset, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
+        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=workers > 0,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+        generator=torch.Generator().manual_seed(config.seed))
+
+    if dist_info.is_main:
+        _open_run_dir(run)
+    if dist_info.enabled:
+        torch.distributed.barrier()
+    log.info("training %s on %s (%s, %d process(es)): %d steps, %d per epoch, batch %d, "
+             "crop %d", config.model, device, precision, dist_info.world_size, run.total_steps,
+             spe, config.batch_size, config.crop)
+
+    stop = _StopRequest()
+    try:
+        with stop.installed():
+            _loop(run, g_run, d_run, opt_g, opt_d, scaler, sampler, loader, memory_format,
+                  progress, cancel, stop)
+    except BaseException:
+        if dist_info.is_main and run.saved_step < 0 and run.created_dir:
+            shutil.rmtree(out, ignore_errors=True)  # nothing worth keeping
+        raise
+    finally:
+        if run.tb is not None:
+            run.tb.close()
+    return out / RUN_CHECKPOINT_NAME
+
+
+def _open_run_dir(run: _Run) -> None:
+    out = run.out
+    if not run.config.resume:
+        if out.exists() and any(out.iterdir()):  # --overwrite, checked by _check_run_dir
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        run.created_dir = True
+    (out / PREVIEW_DIR).mkdir(exist_ok=True)
+    csv_path = out / LOSSES_CSV
+    if run.config.resume and csv_path.is_file():
+        # keep the rows up to the resumed step, so the log continues without a seam
+        with open(csv_path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(float(r["step"])) <= run.step]
+        run.history = [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in rows]
+    _write_csv(run, rewrite=True)
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.debug("tensorboard not installed; losses go to %s only", csv_path)
+    else:
+        run.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=run.step + 1)
+
+
+def _csv_columns(run: _Run) -> list[str]:
+    return ["step", "epoch", "lr", "images_per_s", "elapsed_s", *run.gan.loss_names]
+
+
+def _write_csv(run: _Run, rewrite: bool = False) -> None:
+    path = run.out / LOSSES_CSV
+    cols = _csv_columns(run)
+    if rewrite:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        for row in run.history:
+            writer.writerow(_format_row(row))
+        with atomic_output(path, overwrite=True) as tmp:
+            tmp.write_text(buf.getvalue())
+        return
+    with open(path, "a", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore").writerow(
+            _format_row(run.history[-1]))
+
+
+def _format_row(row: dict[str, float]) -> dict[str, str]:
+    out = {}
+    for k, v in row.items():
+        out[k] = str(int(v)) if k in ("step",) else f"{v:.6g}"
+    return out
+
+
+# -- checkpoints --------------------------------------------------------------------------
+
+def _model_meta(run: _Run) -> dict[str, Any]:
+    data, gan = run.data, run.gan
+    domains = {}
+    for key, dom in (("a", data.a), ("b", data.b)):
+        domains[key] = {"name": dom.name, "norm": dom.norm.to_json(), "bands": dom.bands,
+                        "dtype": dom.dtype, "nodata": dom.nodata}
+    last = run.history[-1] if run.history else {}
+    return {
+        "model": run.config.model,
+        "generators": gan.generator_meta(),
+        "discriminators": gan.discriminator_meta(),
+        "domains": domains,
+        "chip_size": run.config.crop,
+        "size_multiple": gan.size_multiple,
+        "epoch": run.epoch,
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "losses": {k: last[k] for k in gan.loss_names if k in last},
+        "training": {"layout": data.layout, "batch_size": run.config.batch_size,
+                     "lr": run.config.lr, "gan_mode": run.config.gan_mode,
+                     "seed": run.config.seed, "precision": run.precision,
+                     "world_size": run.dist.world_size},
+    }
+
+
+def _save(run: _Run, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+          scaler: torch.amp.GradScaler) -> None:
+    """Write the training state, then the model (rank 0 only)."""
+    if not run.dist.is_main or run.saved_step == run.step:
+        return
+    gan = run.gan
+    tensors = {f"{key}.{name}": value for key, net in gan.networks.items()
+               for name, value in net.state_dict().items()}
+    g_tensors, g_meta = optimizer_state_to_tensors(opt_g.state_dict(), "opt_G")
+    d_tensors, d_meta = optimizer_state_to_tensors(opt_d.state_dict(), "opt_D")
+    state = {**g_tensors, **d_tensors, **gan.state_tensors(), "rng.torch": torch.get_rng_state()}
+    if run.device.type == "cuda":
+        state["rng.cuda"] = torch.cuda.get_rng_state(run.device)
+    state_meta = {"kind": "train_state", "config": run.config.to_json(), "step": run.step,
+                  "epoch": run.epoch, "epoch_step": run.epoch_step,
+                  "total_steps": run.total_steps, "steps_per_epoch": run.steps_per_epoch,
+                  "opt_G": g_meta, "opt_D": d_meta, "scaler": scaler.state_dict()}
+    save_checkpoint(run.out / TRAIN_STATE_NAME, state, state_meta)
+    save_checkpoint(run.out / RUN_CHECKPOINT_NAME, tensors, _model_meta(run))
+    run.saved_step = run.step
+    log.info("saved checkpoint at step %d to %s", run.step, run.out / RUN_CHECKPOINT_NAME)
+
+
+def _restore(run: _Run, model_tensors: dict[str, torch.Tensor],
+             state_tensors: dict[str, torch.Tensor], state_meta: dict[str, Any],
+             opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler) -> None:
+    gan = run.gan
+    for key, net in gan.networks.items():
+        try:
+            net.load_state_dict(strip_prefix(model_tensors, key), strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"weights of {key} in {run.out} do not fit the run's "
+                                  f"settings: {str(exc).splitlines()[0]}") from exc
+    opt_g.load_state_dict(optimizer_state_from_tensors(state_tensors, state_meta["opt_G"],
+                                                       "opt_G"))
+    opt_d.load_state_dict(optimizer_state_from_tensors(state_tensors, state_meta["opt_D"],
+                                                       "opt_D"))
+    if state_meta.get("scaler"):
+        scaler.load_state_dict(state_meta["scaler"])
+    gan.load_state_tensors(state_tensors, run.device)
+    if run.dist.rank == 0:
+        torch.set_rng_state(state_tensors["rng.torch"].to(torch.uint8))
+        if run.device.type == "cuda" and "rng.cuda" in state_tensors:
+            torch.cuda.set_rng_state(state_tensors["rng.cuda"].to(torch.uint8), run.device)
+    else:  # rank 0's state was saved; other ranks continue on streams of their own
+        step = int(state_meta["step"])
+        torch.manual_seed(seed_for(run.config.seed, run.dist.rank, step))
+        for pool in (getattr(gan, "pool_a", None), getattr(gan, "pool_b", None)):
+            if pool is not None:
+                pool.generator.manual_seed(seed_for(run.config.seed, run.dist.rank, step, 7))
+    run.step = run.saved_step = int(state_meta["step"])
+    run.epoch = int(state_meta["epoch"])
+    run.epoch_step = int(state_meta["epoch_step"])
+    if run.epoch_step >= run.steps_per_epoch:  # the data changed size since
+        run.epoch, run.epoch_step = run.epoch + 1, 0
+    log.info("resuming at step %d (epoch %d, %d steps into it)", run.step, run.epoch,
+             run.epoch_step)
+
+
+# -- the loop -----------------------------------------------------------------------------
+
+def optimisation_step(gan: GANModel, g_run: nn.Module, d_run: nn.Module,
+                      opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
+                      scaler: torch.amp.GradScaler,
+                      amp: contextlib.AbstractContextManager, real_a: torch.Tensor,
+                      real_b: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One training step: freeze D, step G, unfreeze D, step D. Returns the losses (on device).
+
+    ``g_run``/``d_run`` are ``gan.g_net``/``gan.d_net`` or their DDP wrappers; ``amp`` is
+    the run's autocast context (entered once for each half of the step).
+    """
+    # G step: D frozen, so the adversarial terms only move G
+    set_requires_grad(gan.d_net, False)
+    opt_g.zero_grad(set_to_none=True)
+    with amp:
+        g_total, g_losses, fakes = gan.generator_step(g_run, real_a, real_b)
+    scaler.scale(g_total).backward()
+    scaler.step(opt_g)
+    # D step on real images and (pooled) detached fakes
+    set_requires_grad(gan.d_net, True)
+    opt_d.zero_grad(set_to_none=True)
+    with amp:
+        d_total, d_losses = gan.discriminator_step(d_run, real_a, real_b, fakes)
+    scaler.scale(d_total).backward()
+    scaler.step(opt_d)
+    scaler.update()
+    return {**g_losses, **d_losses}
+
+
+def _loop(run: _Run, g_run: nn.Module, d_run: nn.Module, opt_g: torch.optim.Optimizer,
+          opt_d: torch.optim.Optimizer, scaler: torch.amp.GradScaler, sampler: EpochSampler,
+          loader: torch.utils.data.DataLoader, memory_format: torch.memory_format,
+          progress: ProgressCallback | None, cancel: CancelCheck | None,
+          stop: _StopRequest) -> None:
+    config, gan, device = run.config, run.gan, run.device
+    names = gan.loss_names
+    amp = autocast_context(device, run.precision)
+    sums = torch.zeros(len(names), device=device)
+    bad = torch.full((len(names),), _NEVER, dtype=torch.int64, device=device)
+    count = 0
+    t_last = time.perf_counter()
+    t_start = t_last - (run.history[-1].get("elapsed_s", 0.0) if run.history else 0.0)
+    last_progress = 0.0
+    preview = _PreviewBatch(run, memory_format)
+
+    while run.step < run.total_steps:
+        sampler.set_epoch(run.epoch, run.epoch_step * config.batch_size)
+        for batch in loader:
+            real_a = batch["A"].to(device, non_blocking=True).contiguous(
+                memory_format=memory_format)
+            real_b = batch["B"].to(device, non_blocking=True).contiguous(
+                memory_format=memory_format)
+            lr = config.lr * lr_factor(run.step, run.total_steps)
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+
+            losses = optimisation_step(gan, g_run, d_run, opt_g, opt_d, scaler, amp,
+                                       real_a, real_b)
+            run.step += 1
+            run.epoch_step += 1
+            if run.epoch_step >= run.steps_per_epoch:  # the loader ends here too
+                run.epoch, run.epoch_step = run.epoch + 1, 0
+            parts = torch.stack([losses[n].detach().float() for n in names])
+            sums += parts
+            count += 1
+            bad = torch.where(torch.isfinite(parts), bad, bad.clamp(max=run.step))
+
+            last = run.step >= run.total_steps
+            sync = (run.step % config.log_every == 0 or run.step % config.save_every == 0
+                    or run.step % config.preview_every == 0 or last)
+            if device.type == "cpu" and not run.dist.enabled:
+                sync = True  # checking costs nothing without a GPU to wait for
+            if sync:
+                _check_finite(run, bad)
+            logged = run.step % config.log_every == 0 or last
+            if logged:
+                t_last = _emit_row(run, lr, sums, count, t_last, t_start, progress)
+                count = 0
+                last_progress = time.monotonic()
+            elif progress is not None and run.dist.is_main \
+                    and time.monotonic() - last_progress > 0.5:
+                progress(run.step, run.total_steps)
+                last_progress = time.monotonic()
+            stop_now = sync and _stop_requested(run, stop, cancel)
+            if stop_now and not logged:
+                t_last = _emit_row(run, lr, sums, count, t_last, t_start, progress)
+                count = 0
+            if run.step % config.preview_every == 0 or last:
+                preview.save(run.step)
+            if run.step % config.save_every == 0 or last or stop_now:
+                _save(run, opt_g, opt_d, scaler)
+                _plot(run)
+            if stop_now:
+                _stopped(run, stop)
+            if last:
+                break
+    if run.saved_step != run.step:  # e.g. resumed a finished run
+        _save(run, opt_g, opt_d, scaler)
+    _plot(run)
+
+
+def _emit_row(run: _Run, lr: float, sums: torch.Tensor, count: int, t_last: float,
+              t_start: float, progress: ProgressCallback | None) -> float:
+    """Log the mean losses since the last row (CSV, TensorBoard, progress); reset ``sums``."""
+    now = time.perf_counter()
+    means = _reduce_means(run, sums, count)
+    row = {"step": float(run.step), "epoch": run.epoch + run.epoch_step / run.steps_per_epoch,
+           "lr": lr,
+           "images_per_s": count * run.config.batch_size * run.dist.world_size
+           / max(now - t_last, 1e-9),
+           "elapsed_s": now - t_start, **means}
+    sums.zero_()
+    _log_row(run, row)
+    if progress is not None and run.dist.is_main:
+        progress(run.step, run.total_steps, **_progress_info(run, row))
+    return now
+
+
+def _check_finite(run: _Run, bad: torch.Tensor) -> None:
+    """Raise :class:`TrainingError` naming the first non-finite loss and its step."""
+    flags = bad.clone()
+    if run.dist.enabled:
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MIN)
+    values = flags.tolist()
+    first = min(values)
+    if first >= _NEVER:
+        return
+    name = run.gan.loss_names[values.index(first)]
+    ckpt = run.out / RUN_CHECKPOINT_NAME
+    if run.saved_step >= 0:
+        kept = f"the last good checkpoint {ckpt} (step {run.saved_step}) was kept"
+    else:
+        kept = "no checkpoint had been saved yet"
+    raise TrainingError(f"loss {name} became non-finite at step {first}; training stopped and "
+                        f"{kept}; try --precision fp32 or a lower --lr")
+
+
+def _stop_requested(run: _Run, stop: _StopRequest, cancel: CancelCheck | None) -> bool:
+    if cancel is not None and run.dist.is_main and stop.reason is None and cancel():
+        stop.reason = "cancelled"
+    flag = stop.reason is not None
+    if run.dist.enabled:
+        t = torch.tensor([1.0 if flag else 0.0], device=run.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        flag = bool(t.item() > 0)
+        if flag and stop.reason is None:
+            stop.reason = "stopped by another process"
+    return flag
+
+
+def _stopped(run: _Run, stop: _StopRequest) -> None:
+    if run.dist.enabled:
+        torch.distributed.barrier()
+    where = (f"checkpoint of step {run.step} saved in {run.out}; continue with "
+             f"'geogan train --resume -o {run.out}'")
+    if stop.reason == "Ctrl-C":
+        log.warning("training interrupted: %s", where)
+        raise KeyboardInterrupt
+    raise Cancelled(f"training stopped ({stop.reason}); {where}")
+
+
+def _reduce_means(run: _Run, sums: torch.Tensor, count: int) -> dict[str, float]:
+    totals = sums.clone()
+    if run.dist.enabled:
+        torch.distributed.all_reduce(totals)
+    values = (totals / max(count * run.dist.world_size, 1)).tolist()
+    return dict(zip(run.gan.loss_names, values, strict=True))
+
+
+def _progress_info(run: _Run, row: dict[str, float]) -> dict[str, float | str]:
+    info: dict[str, float | str] = {"epoch": round(row["epoch"], 2),
+                                    "img_s": round(row["images_per_s"], 2)}
+    for name in run.gan.loss_names:
+        if name.startswith(("D", "G_total", "G_L1")):
+            info[name] = round(row[name], 4)
+    return info
+
+
+def _log_row(run: _Run, row: dict[str, float]) -> None:
+    if not run.dist.is_main:
+        return
+    run.history.append(row)
+    _write_csv(run)
+    log.debug("step %d/%d epoch %.2f %.1f img/s %s", int(row["step"]), run.total_steps,
+             row["epoch"], row["images_per_s"],
+             " ".join(f"{n}={row[n]:.4g}" for n in run.gan.loss_names))
+    if run.tb is not None:
+        for key in (*run.gan.loss_names, "lr", "images_per_s"):
+            run.tb.add_scalar(key if key in ("lr", "images_per_s") else f"loss/{key}",
+                              row[key], int(row["step"]))
+
+
+def _plot(run: _Run) -> None:
+    if not run.dist.is_main:
+        return
+    from geogan.plots import save_line_plot
+
+    steps = [r["step"] for r in run.history]
+    panels = []
+    for panel_title, keys in run.gan.plot_panels:
+        series = {n: [r.get(n, math.nan) for r in run.history] for n in keys}
+        # drop terms that are off (e.g. identity loss between different band counts)
+        series = {n: v for n, v in series.items() if not v or any(x != 0 for x in v)}
+        if series:
+            panels.append((panel_title, series))
+    title = (f"geogan {run.config.model}: {run.data.a.name} -> {run.data.b.name}, "
+             f"losses per {run.config.log_every} steps (step {run.step} of {run.total_steps})")
+    save_line_plot(run.out / LOSS_PLOT, steps, panels, title=title)
+
+
+class _PreviewBatch:
+    """Fixed chips shown at every preview, so a person sees the same places improve."""
+
+    def __init__(self, run: _Run, memory_format: torch.memory_format) -> None:
+        self.run = run
+        self.a: torch.Tensor | None = None
+        self.b: torch.Tensor | None = None
+        if run.dist.is_main:
+            a, b = run.data.dataset.preview_batch(2)
+            self.a = a.to(run.device).contiguous(memory_format=memory_format)
+            self.b = b.to(run.device).contiguous(memory_format=memory_format)
+
+    def save(self, step: int) -> None:
+        run = self.run
+        if self.a is None or self.b is None:
+            return
+        from geogan.plots import save_image_grid
+
+        gan = run.gan
+        was_training = gan.networks.training
+        gan.networks.eval()
+        try:
+            with autocast_context(run.device, run.precision):
+                rows = gan.preview(self.a, self.b)
+        finally:
+            gan.networks.train(was_training)
+        names = {"a": run.data.a.name, "b": run.data.b.name}
+        grid = []
+        for row in rows:
+            for i in range(row[0][2].shape[0]):
+                grid.append([(f"{label} ({names[dom]})" if label.startswith(("real", "input",
+                                                                              "target"))
+                              else label, img[i].float().cpu().numpy())
+                             for label, dom, img in row])
+        title = f"{run.config.model} step {step}: {names['a']} <-> {names['b']}"
+        save_image_grid(run.out / PREVIEW_DIR / f"step_{step:07d}.png", grid, title=title)

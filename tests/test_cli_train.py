@@ -1,0 +1,133 @@
+"""``geogan train`` through click: a real run, resume, and each bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from geogan.checkpoint import read_metadata
+from geogan.cli import main
+
+torch.set_num_threads(1)
+
+TINY = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6blocks"]
+
+
+def run_cli(*args: str) -> object:
+    return CliRunner().invoke(main, ["--progress", "none", "train", *args])
+
+
+def chips(make_raster, folder: str, n: int = 2, **kw) -> Path:
+    seed = kw.pop("seed", 0)
+    for i in range(n):
+        path = make_raster(f"{folder}/c{i}.tif", **{"width": 40, "height": 40, "seed": seed + i,
+                                                    **kw})
+    return path.parent
+
+
+def assert_clean_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1, result.output
+    for frag in fragments:
+        assert frag in errors[0], result.output
+
+
+def test_cli_trains_and_resumes(tmp_path: Path, make_raster) -> None:
+    a, b = chips(make_raster, "a", count=4, nodata=0), chips(make_raster, "b", seed=7)
+    out = tmp_path / "run"
+    res = run_cli("--a", str(a), "--b", str(b), "-o", str(out), "--max-steps", "2",
+                  "--log-every", "1", *TINY)
+    assert res.exit_code == 0, res.output
+    assert "Model written to" in res.output and str(out / "model.safetensors") in res.output
+    meta = read_metadata(out)
+    assert meta["step"] == 2 and meta["generators"]["a2b"]["kwargs"]["ngf"] == 8
+    # resume needs no settings again; a longer --max-steps continues the count
+    res = run_cli("-o", str(out), "--resume", "--max-steps", "3")
+    assert res.exit_code == 0, res.output
+    assert read_metadata(out)["step"] == 3
+    res = run_cli("-o", str(out), "--resume", "--ngf", "16")
+    assert_clean_error(res, "--ngf 16 differs")
+    res = run_cli("--a", str(a), "--b", str(b), "-o", str(out), "--max-steps", "1", *TINY)
+    assert_clean_error(res, "--overwrite")
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "bands", "dtype", "small", "unreadable",
+                                  "no_b", "crop_vs_unet"])
+def test_cli_bad_input_fails_cleanly(case: str, tmp_path: Path, make_raster) -> None:
+    a = chips(make_raster, "a")
+    b = chips(make_raster, "b", seed=5)
+    expect = {"missing": "does not exist", "empty": "holds no .tif", "bands": "bands",
+              "dtype": "one dtype", "small": "smaller than --crop 32",
+              "unreadable": "c1.tif is truncated", "no_b": "two folders",
+              "crop_vs_unet": "multiple of 256"}[case]
+    args = ["--a", str(a), "--b", str(b)]
+    extra: list[str] = []
+    if case == "missing":
+        args = ["--a", str(a), "--b", str(tmp_path / "nope")]
+    elif case == "empty":
+        (tmp_path / "empty").mkdir()
+        args = ["--a", str(tmp_path / "empty"), "--b", str(b)]
+    elif case == "bands":
+        make_raster("b/c9.tif", width=40, height=40, count=4)
+    elif case == "dtype":
+        make_raster("b/c9.tif", width=40, height=40, dtype="uint16")
+    elif case == "small":
+        make_raster("a/c9.tif", width=30, height=40)
+    elif case == "unreadable":
+        bad = a / "c1.tif"
+        bad.write_bytes(bad.read_bytes()[:400])
+    elif case == "no_b":
+        args = ["--a", str(a)]
+    elif case == "crop_vs_unet":
+        extra = ["--model", "pix2pix", "--generator", "unet_256"]
+        args = ["--a", str(a), "--b", str(a)]
+    out = tmp_path / "run"
+    opts = [*TINY, *extra] if case != "crop_vs_unet" else ["--crop", "32", *extra]
+    res = run_cli(*args, "-o", str(out), "--max-steps", "1", *opts)
+    assert_clean_error(res, expect)
+    assert not out.exists()  # no run folder left half made
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cli_cuda_without_gpu(tmp_path: Path, make_raster) -> None:
+    a, b = chips(make_raster, "a"), chips(make_raster, "b", seed=3)
+    out = tmp_path / "run"
+    res = run_cli("--a", str(a), "--b", str(b), "-o", str(out), "--device", "cuda", *TINY)
+    assert_clean_error(res, "--device cuda", "no CUDA GPU")
+    res = run_cli("--a", str(a), "--b", str(b), "-o", str(out), "--precision", "fp16", *TINY)
+    assert_clean_error(res, "fp16 needs a CUDA GPU")
+    assert not out.exists()
+
+
+def test_cli_choices_come_from_the_registries() -> None:
+    from geogan.cli.train import command
+    from geogan.models import DISCRIMINATORS, GENERATORS
+    from geogan.models.gan import GAN_MODELS
+
+    params = {p.name: p for p in command.params}
+    assert list(params["model"].type.choices) == list(GAN_MODELS)
+    assert list(params["generator"].type.choices) == list(GENERATORS)
+    assert list(params["discriminator"].type.choices) == list(DISCRIMINATORS)
+    res = run_cli("--generator", "resnet_99blocks", "-o", "x")
+    assert res.exit_code == 2 and "resnet_9blocks" in res.output
+
+
+def test_cli_module_imports_without_torch() -> None:
+    code = ("import sys, geogan.cli.train; from geogan.cli import main; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_training_code_imports_without_geopandas() -> None:
+    code = ("import sys; sys.modules['geopandas'] = None; import geogan.train, "
+            "geogan.checkpoint, geogan.datasets")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert np  # numpy used by the fixtures

@@ -1,0 +1,139 @@
+"""Training data layouts, checks, normalisation, augmentation and the epoch sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from geogan.datasets import (
+    AugmentParams,
+    EpochSampler,
+    apply_augment,
+    open_training_data,
+    read_image,
+    steps_per_epoch,
+)
+from geogan.errors import InputError
+
+
+def _chips(make_raster, folder: str, n: int, **kw) -> Path:
+    for i in range(n):
+        path = make_raster(f"{folder}/c{i}.tif", seed=kw.pop("seed", 0) + i, **kw)
+    return path.parent
+
+
+def test_unpaired_geotiff_chips(tmp_path: Path, make_raster) -> None:
+    a = _chips(make_raster, "a", 3, width=40, height=40, count=4, nodata=0)
+    b = _chips(make_raster, "b", 5, width=40, height=40, count=3)
+    data = open_training_data("cyclegan", a, b, 32)
+    assert data.layout == "unpaired" and len(data.dataset) == 5
+    assert (data.a.bands, data.b.bands, data.a.nodata) == (4, 3, 0)
+    s = data.dataset[(1, 123)]
+    assert s["A"].shape == (4, 32, 32) and s["B"].shape == (3, 32, 32)
+    assert s["A"].dtype.is_floating_point and s["A"].abs().max() <= 1
+    assert np.array_equal(data.dataset[(1, 123)]["B"], s["B"])  # the seed decides everything
+
+
+def test_float_chips_get_robust_statistics_ignoring_nodata(tmp_path: Path, make_raster) -> None:
+    a = _chips(make_raster, "dsm", 3, width=40, height=40, count=1, dtype="float32",
+               nodata=-9999.0, nodata_box=(0, 10, 0, 40))
+    b = _chips(make_raster, "b", 2, width=40, height=40, count=1, dtype="uint16")
+    data = open_training_data("cyclegan", a, b, 32)
+    assert data.a.norm.dtype == "float32" and data.a.norm.lo[0] > -100  # -9999 ignored
+    assert data.b.norm.dtype == "uint16" and data.b.norm.hi[0] < 65535
+
+
+def test_paired_chips_of_tile_pair(tmp_path: Path, make_raster) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        arr = rng.integers(1, 255, (3, 40, 40), dtype=np.uint8)
+        make_raster(f"pairs/A/x{i}.tif", data=arr)
+        make_raster(f"pairs/B/x{i}.tif", data=arr)  # identical: A and B must stay aligned
+    for data in (open_training_data("pix2pix", tmp_path / "pairs", None, 32),
+                 open_training_data("pix2pix", tmp_path / "pairs/A", tmp_path / "pairs/B", 32)):
+        assert data.layout == "paired"
+        for seed in range(8):
+            s = data.dataset[(seed % 3, seed)]
+            assert np.array_equal(s["A"], s["B"])  # same crop, flips and rotation
+
+
+def test_unmatched_pairs_are_named(tmp_path: Path, make_raster) -> None:
+    _chips(make_raster, "p/A", 2, width=40, height=40)
+    make_raster("p/B/c0.tif", width=40, height=40)
+    with pytest.raises(InputError, match=r"1 chips in .*A have no partner .*c1.tif"):
+        open_training_data("pix2pix", tmp_path / "p", None, 32)
+
+
+def test_png_folders_and_side_by_side_images(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for dom, mode in (("trainA", "RGB"), ("trainB", "L")):
+        (tmp_path / dom).mkdir()
+        for i in range(2):
+            shape = (36, 36, 3) if mode == "RGB" else (36, 36)
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode).save(
+                tmp_path / dom / f"{i}.png")
+    data = open_training_data("cyclegan", tmp_path / "trainA", tmp_path / "trainB", 32)
+    assert (data.a.bands, data.b.bands) == (3, 1)
+    with pytest.raises(InputError, match="trainA/ and trainB/"):
+        open_training_data("cyclegan", tmp_path, tmp_path / "trainB", 32)
+
+    sbs = tmp_path / "maps"
+    sbs.mkdir()
+    left = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    Image.fromarray(np.concatenate([left, left // 2], axis=1)).save(sbs / "1.png")
+    data = open_training_data("pix2pix", sbs, None, 32, augment=False)
+    assert data.layout == "side_by_side"
+    s = data.dataset[(0, 0)]
+    a = (s["A"].numpy() + 1) * 127.5
+    b = (s["B"].numpy() + 1) * 127.5
+    np.testing.assert_allclose(b, np.floor(np.rint(a) / 2), atol=0.01)
+
+
+def test_augmentation_is_a_crop_then_a_square_symmetry() -> None:
+    arr = np.arange(2 * 6 * 6).reshape(2, 6, 6)
+    crop = arr[:, 1:5, 2:6]
+    out = apply_augment(arr, AugmentParams(1, 2, True, False, 1), 4)
+    assert np.array_equal(out, np.rot90(crop[:, :, ::-1], 1, axes=(1, 2)))
+    # all 8 flips/rotations of the crop are reachable and nothing else
+    from geogan.datasets import draw_augment
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        p = draw_augment(rng, 6, 6, 4, True)
+        assert 0 <= p.y <= 2 and 0 <= p.x <= 2
+        seen.add((p.flip_h, p.flip_v, p.rot90))
+    assert len(seen) == 16  # 2 x 2 x 4 draws (covering the 8 distinct symmetries)
+
+
+def test_epoch_sampler_resumes_and_splits_ranks() -> None:
+    full = EpochSampler(10, seed=3)
+    full.set_epoch(2)
+    order = list(full)
+    assert sorted(i for i, _ in order) == list(range(10))
+    again = EpochSampler(10, seed=3)
+    again.set_epoch(2, start=4)
+    assert list(again) == order[4:]
+    other_epoch = EpochSampler(10, seed=3)
+    other_epoch.set_epoch(3)
+    assert [i for i, _ in other_epoch] != [i for i, _ in order]
+    ranks = [EpochSampler(11, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    items = [list(s) for s in ranks]
+    assert len(items[0]) == len(items[1]) == 5
+    assert not {i for i, _ in items[0]} & {i for i, _ in items[1]}
+    assert not {s for _, s in items[0]} & {s for _, s in items[1]}
+    assert steps_per_epoch(11, 2, 2) == 2
+
+
+def test_unreadable_chip_is_named(tmp_path: Path, make_raster) -> None:
+    a = _chips(make_raster, "a", 2, width=40, height=40)
+    b = _chips(make_raster, "b", 2, width=40, height=40)
+    bad = b / "c1.tif"
+    bad.write_bytes(bad.read_bytes()[:300])
+    with pytest.raises(InputError, match="c1.tif"):
+        open_training_data("cyclegan", a, b, 32)
+    with pytest.raises(InputError, match="unreadable"):
+        read_image(tmp_path / "missing.png")
