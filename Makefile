@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/geogan demo --output demo_output
+	$(VENV)/bin/geogan demo --output demo_output --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q

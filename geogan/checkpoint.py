@@ -36,7 +36,7 @@ from typing import Any
 
 from geogan import __version__
 from geogan.errors import CheckpointError
-from geogan.fileio import fsync_path
+from geogan.fileio import current_umask, fsync_path
 from geogan.normalize import BandNorm
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
     tmp_json = tmp.with_suffix(".json.tmp")
     try:
         save_file(contiguous, str(tmp), metadata={_HEADER_KEY: text})
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private
         fsync_path(tmp)
         tmp_json.write_text(text + "\n")
         fsync_path(tmp_json)
@@ -241,3 +242,28 @@ def optimizer_state_from_tensors(tensors: dict[str, Any], meta: dict[str, Any],
     groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()}
               for g in meta["param_groups"]]
     return {"state": state, "param_groups": groups}
+
+
+def save_inference_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                              overwrite: bool = False) -> Path:
+    """Copy a checkpoint keeping only its generators: a smaller file to share or ship.
+
+    The discriminators and the training state are dropped; the metadata (bands,
+    normalisation, architecture) is kept, so ``dst`` translates exactly like ``src``.
+    """
+    from geogan.fileio import check_output_file
+
+    dst = Path(dst)
+    if dst.suffix != ".safetensors":
+        raise CheckpointError(f"{dst} must end in .safetensors")
+    check_output_file(dst, overwrite)
+    check_output_file(dst.with_suffix(".json"), overwrite)
+    tensors, meta = load_checkpoint(src)
+    keys = [spec["key"] for spec in meta.get("generators", {}).values()]
+    if not keys:
+        raise CheckpointError(f"checkpoint {src} holds no generator")
+    kept = {k: v for k, v in tensors.items() if any(k.startswith(p + ".") for p in keys)}
+    meta = {k: v for k, v in meta.items()
+            if k not in ("discriminators", "format", "format_version", "geogan_version")}
+    meta["inference_only"] = True
+    return save_checkpoint(dst, kept, meta)

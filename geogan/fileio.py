@@ -70,11 +70,13 @@ def atomic_directory(path: Path, overwrite: bool = False) -> Iterator[Path]:
         if not path.is_dir():
             raise OutputError(f"{path} exists and is not a folder; choose another output folder")
         if any(path.iterdir()) and not overwrite:
-            raise OutputError(f"{path} already exists and is not empty; pass --overwrite to replace it")
+            raise OutputError(f"{path} already exists and is not empty; "
+                              "pass --overwrite to replace it")
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private
     except OSError as exc:
         raise OutputError(f"cannot create output folder {path}: {exc.strerror}; "
                           "choose a writable location") from exc
@@ -96,3 +98,10 @@ def fsync_path(path: Path) -> None:
     """Flush a written file to disk (best effort on file systems that refuse)."""
     with contextlib.suppress(OSError), open(path, "rb") as fh:
         os.fsync(fh.fileno())
+
+
+def current_umask() -> int:
+    """The process umask, for giving temporary files the permissions of ordinary ones."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -35,7 +35,7 @@ class BandNorm:
     def __post_init__(self) -> None:
         if len(self.lo) != len(self.hi):
             raise ValueError("lo and hi must have one value per band")
-        if any(h <= lo for lo, h in zip(self.lo, self.hi)):
+        if any(h <= lo for lo, h in zip(self.lo, self.hi, strict=True)):
             raise ValueError(f"each band needs hi > lo, got lo={self.lo} hi={self.hi}")
 
     @property

@@ -10,8 +10,9 @@ import click
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              metavar="MODEL.onnx",
-              help="ONNX file to write; the sidecar MODEL.json goes beside it.")
+              metavar="MODEL.onnx|MODEL.safetensors",
+              help="ONNX file to write (the sidecar MODEL.json goes beside it), or a "
+                   ".safetensors file for a generators-only geogan checkpoint.")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
               show_default=True, help="Which generator of a CycleGAN checkpoint to export.")
 @click.option("--opset", type=int, default=None,
@@ -23,12 +24,22 @@ def command(checkpoint: Path, output: Path, direction: str, opset: int | None,
             overwrite: bool, no_verify: bool) -> None:
     """Export the generator of CHECKPOINT to ONNX with dynamic batch, height and width.
 
+    With an output ending in .safetensors, write instead a geogan checkpoint that
+    keeps only the generators (no discriminators, no training state): a smaller
+    file to share, which 'geogan translate' uses like the original.
+
     CHECKPOINT is a .safetensors file written by 'geogan train' or its run folder.
     The JSON sidecar lists the bands, the per-band normalisation of input and
     output, the direction and the architecture.
     """
     from geogan.export import export_onnx, sidecar_path
 
+    if output.suffix == ".safetensors":
+        from geogan.checkpoint import save_inference_checkpoint
+
+        path = save_inference_checkpoint(checkpoint, output, overwrite=overwrite)
+        click.echo(f"wrote {path} and {path.with_suffix('.json')} (generators only)")
+        return
     path = export_onnx(checkpoint, output, direction=direction, opset=opset,
                        overwrite=overwrite, verify=not no_verify)
     click.echo(f"wrote {path} and {sidecar_path(path)}")

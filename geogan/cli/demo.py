@@ -1,0 +1,45 @@
+"""``geogan demo``: the whole pipeline on the bundled sample orthophotos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("demo")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("demo_output"),
+              show_default=True, help="Folder that receives the demo's outputs.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="geogan's sample_data folder (default: the one beside the geogan package).")
+@click.option("--pretrained", is_flag=True,
+              help="Skip tiling and training; translate with the model shipped in sample_data.")
+@click.option("--steps", type=int, default=1500, show_default=True,
+              help="Training steps (batches); fewer is faster and worse.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--overwrite", is_flag=True, help="Replace the output folder if it exists.")
+def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, device: str,
+            overwrite: bool) -> None:
+    """Tile the 2009 and 2020 NAIP orthophotos, train a small CycleGAN on their western
+    halves, translate the whole 2009 orthophoto to the 2020 look, and score it on the
+    held-out eastern half against 2020 and against histogram matching.
+    """
+    from geogan.cli._progress import reporter
+    from geogan.demo import DemoConfig, run_demo
+
+    config = DemoConfig(output=output, data_dir=data_dir, pretrained=pretrained, steps=steps,
+                        device=device, overwrite=overwrite)
+    with reporter("train", unit="step") as rep:
+        result = run_demo(config, progress=rep)
+    click.echo(f"\ngeogan demo finished in {result.seconds:.0f} s. Outputs in {result.output}/:")
+    click.echo(f"  {result.translated.name:<28} the 2009 orthophoto in the 2020 look "
+               "(GeoTIFF, same CRS and grid)")
+    click.echo(f"  {result.preview.name:<28} 2009 input | translated | 2020 reference")
+    if result.loss_plot is not None:
+        click.echo(f"  {'run/' + result.loss_plot.name:<28} training losses "
+                   "(run/losses.csv, run/previews/)")
+    click.echo(f"  {result.checkpoint.name:<28} the model (use: geogan translate "
+               f"{result.checkpoint} INPUT.tif -o OUT.tif)")
+    click.echo(f"  {result.metrics.name:<28} scores on the held-out eastern half:")
+    for name, row in result.scores.get("scores", {}).items():
+        click.echo(f"      {name:<20} RMSE {row['rmse']:6.2f}   SSIM {row['ssim']:.3f}")

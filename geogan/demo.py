@@ -1,0 +1,231 @@
+"""The end-to-end demo on the bundled NAIP orthophotos of 2009 and 2020.
+
+tile (western half of each date) -> train a small CycleGAN -> translate the whole
+2009 orthophoto to the 2020 look -> side-by-side preview PNG -> evaluate on the
+held-out eastern half against 2020, with histogram matching as the baseline.
+
+With ``pretrained=True`` the tiling and training are skipped and the model shipped
+in ``sample_data/pretrained/`` translates instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geogan.errors import InputError
+from geogan.fileio import atomic_directory
+from geogan.progress import CancelCheck, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+SOURCE_NAME = "naip_2009.tif"
+REFERENCE_NAME = "naip_2020.tif"
+PRETRAINED_NAME = "pretrained/naip_2009_to_2020.safetensors"
+#: Bands shown in the preview (R, G, B of the NAIP R, G, B, NIR orthophotos).
+PREVIEW_BANDS = (1, 2, 3)
+
+
+def default_data_dir() -> Path:
+    """``sample_data/`` of the source checkout geogan runs from."""
+    return Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What :func:`run_demo` does. The defaults finish in a few minutes on 2 CPU cores."""
+
+    output: Path = Path("demo_output")
+    data_dir: Path | None = None
+    pretrained: bool = False
+    steps: int = 1500
+    chip: int = 128
+    batch_size: int = 4
+    generator: str = "resnet_6blocks"
+    ngf: int = 16
+    ndf: int = 32
+    tile: int = 512
+    overlap: int = 64
+    device: str = "auto"
+    seed: int = 0
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise InputError(f"--steps must be at least 1, got {self.steps}")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo put its outputs, and the held-out scores."""
+
+    output: Path
+    translated: Path
+    preview: Path
+    metrics: Path
+    checkpoint: Path
+    loss_plot: Path | None
+    scores: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
+             cancel: CancelCheck | None = None) -> DemoResult:
+    """Run the demo as ``config`` says; everything lands in ``config.output`` at once."""
+    data = Path(config.data_dir) if config.data_dir is not None else default_data_dir()
+    source, reference = data / SOURCE_NAME, data / REFERENCE_NAME
+    for p in (source, reference):
+        if not p.is_file():
+            raise InputError(f"sample raster {p} not found; pass --data pointing to geogan's "
+                             "sample_data folder")
+    pretrained = data / PRETRAINED_NAME
+    if config.pretrained and not pretrained.is_file():
+        raise InputError(f"pretrained model {pretrained} not found; run the demo without "
+                         "--pretrained to train one")
+    start = time.perf_counter()
+    out = Path(config.output)
+    with atomic_directory(out, overwrite=config.overwrite) as tmp:
+        west, east = _halves(source, tmp / "aoi", margin=config.chip)
+        if config.pretrained:
+            checkpoint = tmp / "model.safetensors"
+            shutil.copy2(pretrained, checkpoint)
+            shutil.copy2(pretrained.with_suffix(".json"), checkpoint.with_suffix(".json"))
+            loss_plot = None
+        else:
+            checkpoint = _train(config, source, reference, west, tmp, progress, cancel)
+            loss_plot = tmp / "run" / "loss_plot.png"
+        translated = tmp / "naip_2009_as_2020.tif"
+        _translate(config, checkpoint, source, translated, cancel)
+        _preview(source, translated, reference, tmp / "preview.png")
+        scores = _evaluate(translated, reference, source, east, cancel)
+        (tmp / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
+
+    def moved(p: Path | None) -> Path | None:
+        return None if p is None else out / p.relative_to(tmp)
+
+    plot = moved(loss_plot)
+    result = DemoResult(out, out / translated.name, out / "preview.png", out / "metrics.json",
+                        out / checkpoint.relative_to(tmp),
+                        plot if plot is not None and plot.exists() else None,
+                        scores, time.perf_counter() - start)
+    log.info("demo finished in %.0f s; outputs in %s", result.seconds, out)
+    return result
+
+
+def _halves(source: Path, folder: Path, margin: int = 0) -> tuple[Path, Path]:
+    """GeoJSON polygons of the western and eastern halves of ``source`` (in its CRS).
+
+    The western polygon stops ``margin`` pixels short of the middle, so chips that
+    touch it (as ``geogan tile --aoi`` keeps them) never reach the eastern half.
+    """
+    import rasterio
+
+    folder.mkdir(parents=True)
+    with rasterio.open(source) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs.to_string()
+    mid = src.transform.c + src.transform.a * (src.width // 2)
+    paths = []
+    west_end = mid - src.transform.a * margin
+    for name, (x0, x1) in (("west", (left, west_end)), ("east", (mid, right))):
+        ring = [[x0, bottom], [x1, bottom], [x1, top], [x0, top], [x0, bottom]]
+        feature = {"type": "Feature", "properties": {"half": name},
+                   "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        doc = {"type": "FeatureCollection", "features": [feature],
+               "crs": {"type": "name", "properties": {"name": crs}}}
+        path = folder / f"{name}.geojson"
+        path.write_text(json.dumps(doc))
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def _train(config: DemoConfig, source: Path, reference: Path, west: Path, tmp: Path,
+           progress: ProgressCallback | None, cancel: CancelCheck | None) -> Path:
+    from geogan.tiling import TileConfig, tile_rasters
+    from geogan.train import TrainConfig, train
+
+    tile_cfg = TileConfig(size=config.chip, overlap=config.chip // 2, aoi=west,
+                          max_nodata=0.01, min_std=1.0)
+    for raster, domain in ((source, "a"), (reference, "b")):
+        result = tile_rasters([raster], tmp / "chips" / domain, tile_cfg, cancel=cancel)
+        log.info("tiled %s: %d chips of %d px from its western half", raster.name,
+                 result.chips, config.chip)
+    train_cfg = TrainConfig(
+        a=tmp / "chips" / "a", b=tmp / "chips" / "b", output=tmp / "run", model="cyclegan",
+        max_steps=config.steps, batch_size=config.batch_size, crop=config.chip,
+        generator=config.generator, ngf=config.ngf, ndf=config.ndf, name_a="2009",
+        name_b="2020", device=config.device, seed=config.seed,
+        log_every=max(1, min(50, config.steps // 20)),
+        preview_every=max(1, config.steps // 4), save_every=max(1, config.steps // 2))
+    log.info("training a CycleGAN (%s, ngf %d) for %d steps of batch %d", config.generator,
+             config.ngf, config.steps, config.batch_size)
+    return train(train_cfg, progress=progress, cancel=cancel)
+
+
+def _translate(config: DemoConfig, checkpoint: Path, source: Path, output: Path,
+               cancel: CancelCheck | None) -> None:
+    from geogan.translate import TranslateConfig, translate_files
+
+    cfg = TranslateConfig(tile=config.tile, overlap=config.overlap, device=config.device)
+    translate_files(checkpoint, [source], output, cfg, cancel=cancel)
+    log.info("translated %s to the 2020 look", source.name)
+
+
+def _evaluate(translated: Path, reference: Path, source: Path, east: Path,
+              cancel: CancelCheck | None) -> dict[str, Any]:
+    """Held-out scores on the eastern half: the GAN, histogram matching, and no change."""
+    from geogan.evaluate import EvaluateConfig, evaluate
+
+    bands = PREVIEW_BANDS + (4,)
+    gan = evaluate(translated, reference, EvaluateConfig(
+        bands=bands, aoi=east, baseline="histogram-match", source=source), cancel=cancel)
+    unchanged = evaluate(source, reference, EvaluateConfig(bands=bands, aoi=east),
+                         cancel=cancel)
+    rows: dict[str, Any] = {}
+    for s in gan.scores + unchanged.scores[:1]:
+        name = "untranslated 2009" if s is unchanged.scores[0] else s.name
+        rows[name] = {"rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim, "accuracy": s.accuracy}
+    for name, r in rows.items():
+        log.info("eastern half vs 2020, %-18s RMSE %6.2f  SSIM %.3f  PSNR %5.2f dB", name,
+                 r["rmse"], r["ssim"], r["psnr"] if r["psnr"] is not None else float("inf"))
+    return {"region": "eastern half (held out from training)", "reference": reference.name,
+            "valid_pixels": gan.valid_pixels, "bands": list(bands), "scores": rows}
+
+
+def _preview(source: Path, translated: Path, reference: Path, output: Path,
+             max_width: int = 640) -> None:
+    """input | translated | reference (RGB, reference resampled onto the input grid) as PNG."""
+    import rasterio
+    from PIL import Image, ImageDraw
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with rasterio.open(source) as src:
+        scale = min(1.0, max_width / src.width)
+        shape = (len(PREVIEW_BANDS), max(1, round(src.height * scale)),
+                 max(1, round(src.width * scale)))
+        grid = {"crs": src.crs, "transform": src.transform, "width": src.width,
+                "height": src.height}
+        panels = [src.read(PREVIEW_BANDS, out_shape=shape, resampling=Resampling.average)]
+    with rasterio.open(translated) as t:
+        panels.append(t.read(PREVIEW_BANDS, out_shape=shape, resampling=Resampling.average))
+    with rasterio.open(reference) as ref, WarpedVRT(ref, **grid) as vrt:
+        panels.append(vrt.read(PREVIEW_BANDS, out_shape=shape, resampling=Resampling.average))
+    gap, label_h = 8, 22
+    h, w = shape[1], shape[2]
+    canvas = Image.new("RGB", (3 * w + 2 * gap, h + label_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (panel, label) in enumerate(zip(panels, ("2009 input", "translated to 2020 look",
+                                                    "2020 reference"), strict=True)):
+        rgb = np.moveaxis(np.asarray(panel, dtype=np.uint8), 0, -1)
+        x = i * (w + gap)
+        canvas.paste(Image.fromarray(rgb, "RGB"), (x, label_h))
+        draw.text((x + 4, 5), label, fill="black")
+    canvas.save(output)

@@ -1,0 +1,115 @@
+"""The demo end to end on the real sample orthophotos, with a tiny schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from PIL import Image
+
+from geogan.checkpoint import load_generator, read_metadata, save_inference_checkpoint
+from geogan.cli import main
+from geogan.demo import PRETRAINED_NAME, DemoConfig, default_data_dir, run_demo
+
+SAMPLE = default_data_dir()
+
+
+def _assert_same_grid(out: Path, ref: Path) -> None:
+    with rasterio.open(out) as o, rasterio.open(ref) as r:
+        assert o.crs == r.crs
+        assert o.transform.almost_equals(r.transform, precision=1e-9)
+        assert (o.width, o.height, o.count) == (r.width, r.height, r.count)
+        assert o.nodata == r.nodata
+        assert o.dtypes == r.dtypes
+        out_mask = (o.read() == o.nodata).all(axis=0)
+        in_mask = (r.read() == r.nodata).all(axis=0)
+        np.testing.assert_array_equal(out_mask, in_mask)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    config = DemoConfig(output=out, steps=2, chip=64, batch_size=2, ngf=4, ndf=8, tile=256,
+                        overlap=32, device="cpu")
+    return run_demo(config)
+
+
+def test_demo_outputs_are_georeferenced_like_the_input(demo_run) -> None:
+    source = SAMPLE / "naip_2009.tif"
+    assert demo_run.translated.is_file()
+    _assert_same_grid(demo_run.translated, source)
+    meta = read_metadata(demo_run.checkpoint)
+    assert meta["step"] == 2
+    assert meta["domains"]["a"]["name"] == "2009"
+
+
+def test_demo_preview_shows_three_panels(demo_run) -> None:
+    with Image.open(demo_run.preview) as img, rasterio.open(SAMPLE / "naip_2009.tif") as src:
+        assert img.mode == "RGB"
+        panel_w = min(640, src.width)
+        assert img.width == 3 * panel_w + 2 * 8
+        pixels = np.asarray(img)
+    # each panel holds imagery, not a blank canvas
+    for i in range(3):
+        panel = pixels[30:, i * (panel_w + 8):i * (panel_w + 8) + panel_w]
+        assert panel.std() > 5
+
+
+def test_demo_metrics_score_held_out_half(demo_run) -> None:
+    metrics = json.loads(demo_run.metrics.read_text())
+    assert set(metrics["scores"]) == {"prediction", "histogram-match", "untranslated 2009"}
+    for row in metrics["scores"].values():
+        assert 0 < row["rmse"] < 255
+        assert -1 <= row["ssim"] <= 1
+    # the held-out half is about half of the 2009 raster's valid pixels
+    with rasterio.open(SAMPLE / "naip_2009.tif") as src:
+        total = src.width * src.height
+    assert 0.4 * total < metrics["valid_pixels"] < 0.55 * total
+    assert demo_run.loss_plot is not None and demo_run.loss_plot.is_file()
+
+
+def test_demo_training_chips_stay_west_of_the_held_out_half(demo_run) -> None:
+    import geopandas as gpd
+
+    east = json.loads((demo_run.output / "aoi" / "east.geojson").read_text())
+    east_x0 = min(x for x, _ in east["features"][0]["geometry"]["coordinates"][0])
+    for domain in ("a", "b"):
+        index = gpd.read_file(demo_run.output / "chips" / domain / "index.gpkg")
+        assert len(index) > 0
+        assert index.total_bounds[2] <= east_x0
+
+
+def test_demo_refuses_to_replace_existing_output(demo_run) -> None:
+    before = sorted(p.name for p in demo_run.output.iterdir())
+    result = CliRunner().invoke(main, ["demo", "-o", str(demo_run.output), "--steps", "1"])
+    assert result.exit_code != 0
+    assert "already exists" in result.output and "--overwrite" in result.output
+    assert sorted(p.name for p in demo_run.output.iterdir()) == before
+
+
+def test_inference_checkpoint_translates_like_the_full_one(demo_run, tmp_path: Path) -> None:
+    import torch
+
+    small = save_inference_checkpoint(demo_run.checkpoint, tmp_path / "small.safetensors")
+    assert small.stat().st_size < demo_run.checkpoint.stat().st_size
+    assert "discriminators" not in read_metadata(small)
+    x = torch.rand(1, 4, 32, 32) * 2 - 1
+    for direction in ("a2b", "b2a"):
+        full = load_generator(demo_run.checkpoint, direction)
+        lite = load_generator(small, direction)
+        with torch.no_grad():
+            torch.testing.assert_close(full.module(x), lite.module(x))
+        assert lite.in_norm == full.in_norm and lite.out_norm == full.out_norm
+
+
+def test_pretrained_model_is_shipped_small_and_loads() -> None:
+    path = SAMPLE / PRETRAINED_NAME
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    assert path.stat().st_size < 10 * 1024 * 1024
+    gen = load_generator(path, "a2b")
+    assert gen.in_bands == 4 and gen.out_bands == 4
+    assert gen.meta["domains"]["b"]["name"] == "2020"
