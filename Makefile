@@ -28,5 +28,8 @@ lint: $(STAMP)
 	$(PY) -m pip install -q ruff
 	$(PY) -m ruff check geogan qgis_plugin tests benchmarks
 
+qgis-plugin:
+	$(PYTHON) qgis_plugin/build_zip.py
+
 clean:
 	rm -rf $(VENV) demo_output build dist *.egg-info

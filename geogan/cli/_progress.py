@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -70,7 +69,7 @@ def reporter(desc: str, unit: str = "it") -> Iterator[Reporter]:
             from tqdm.contrib.logging import logging_redirect_tqdm
 
             # log lines go above the bar instead of through it
-            with logging_redirect_tqdm(loggers=[logging.getLogger("geogan")]):
+            with logging_redirect_tqdm():
                 yield rep
         else:
             yield rep

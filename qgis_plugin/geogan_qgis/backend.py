@@ -1,0 +1,425 @@
+"""Run geogan jobs for the QGIS plugin, in QGIS's own Python or as an external command.
+
+This module imports neither QGIS nor geogan nor torch, so QGIS starts fast and
+the logic is testable in any Python. A :class:`Job` describes one geogan run
+twice: as the arguments of the ``geogan`` command line and as an in-process
+call of the library. :func:`run_job` picks one of them:
+
+* ``python``: QGIS's Python can import geogan and torch; the library runs in
+  process with progress and cancel callbacks adapted to the QGIS feedback.
+* ``executable``: the ``geogan`` command of another environment runs as a child
+  process with ``--progress json``; its JSON progress lines drive the progress
+  bar, its final ``Error: ...`` line becomes the error message, and Cancel
+  interrupts it (then kills it if it lingers) and removes partial output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+#: Environment variable naming the geogan executable; used when the Processing setting is empty.
+ENV_EXECUTABLE = "GEOGAN_EXECUTABLE"
+#: Environment variable choosing the backend ("auto", "python" or "executable").
+ENV_BACKEND = "GEOGAN_BACKEND"
+#: Backend choices: "auto" runs in process when QGIS's Python has geogan and torch.
+BACKENDS = ("auto", "python", "executable")
+#: Variables QGIS sets for its own Python and GDAL/PROJ that would break another environment.
+_FOREIGN_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "PROJ_LIB",
+                "PROJ_DATA", "GDAL_DATA", "GDAL_DRIVER_PATH", "GDAL_PLUGINS_PATH")
+#: Seconds to wait after interrupting a cancelled child before killing it.
+INTERRUPT_GRACE_S = 3.0
+
+InProcessRunner = Callable[[Callable[..., None], Callable[[], bool]], Any]
+
+
+class BackendError(Exception):
+    """A geogan job failed; the message is one line a user can act on."""
+
+
+class JobCancelled(BackendError):
+    """The user cancelled the job; partial output was removed."""
+
+
+class Feedback(Protocol):
+    """What the backend needs from QGIS's ``QgsProcessingFeedback`` (or a test double)."""
+
+    def set_progress(self, percent: float) -> None: ...
+
+    def set_text(self, text: str) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+    def is_cancelled(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One JSON progress line of ``geogan --progress json``."""
+
+    fraction: float
+    done: float
+    total: float
+    desc: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One geogan run, both as command-line arguments and as an in-process library call.
+
+    ``args`` follow ``geogan [--progress json]``, e.g. ``("translate", CKPT, IN, "-o", OUT)``.
+    ``outputs`` are the files or folders the job creates: removed when it fails or is
+    cancelled, unless they existed before it started or ``keep_partial`` is set (a
+    training run keeps its last checkpoint to resume from); hidden temporaries
+    beside them are removed in every case. ``stop_grace_s`` is how long a cancelled
+    external run may take to stop cleanly before it is killed (None: the default).
+    """
+
+    args: tuple[str, ...]
+    outputs: tuple[Path, ...]
+    run_in_process: InProcessRunner
+    desc: str = "geogan"
+    keep_partial: bool = False
+    stop_grace_s: float | None = None
+
+
+# -- parsing the command's output ---------------------------------------------------------
+
+def parse_progress_line(line: str) -> ProgressEvent | None:
+    """A :class:`ProgressEvent` from one stderr line, or None if it is not a progress record."""
+    text = line.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or "progress" not in record:
+        return None
+    try:
+        fraction = float(record.pop("progress"))
+        done = float(record.pop("done", 0.0))
+        total = float(record.pop("total", 0.0))
+    except (TypeError, ValueError):
+        return None
+    if fraction != fraction:  # NaN
+        fraction = 0.0
+    desc = str(record.pop("desc", ""))
+    return ProgressEvent(min(max(fraction, 0.0), 1.0), done, total, desc, record)
+
+
+def parse_error_line(line: str) -> str | None:
+    """The message of a final ``Error: <message>`` line of the geogan CLI, else None."""
+    text = line.strip()
+    if text.startswith("Error: "):
+        return text[len("Error: "):].strip()
+    return None
+
+
+def format_info(info: dict[str, Any]) -> str:
+    """``{"loss_G": 0.51234, "epoch": 2}`` -> ``"loss_G=0.512 epoch=2"`` for the log."""
+    parts = []
+    for key, value in info.items():
+        parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+# -- choosing a backend ---------------------------------------------------------------------
+
+def in_process_available() -> bool:
+    """Whether this Python can import geogan and torch (checked without importing them)."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("geogan", "torch"))
+    except (ImportError, ValueError):
+        return False
+
+
+def resolve_executable(setting: str | None = None) -> str:
+    """The geogan executable: the Processing setting, else $GEOGAN_EXECUTABLE, else PATH."""
+    candidates = [(setting or "").strip(), os.environ.get(ENV_EXECUTABLE, "").strip()]
+    sources = ("the geogan executable setting", f"${ENV_EXECUTABLE}")
+    for source, value in zip(sources, candidates, strict=True):
+        if not value:
+            continue
+        found = shutil.which(value) or (value if os.path.isfile(value) else None)
+        if found is None:
+            raise BackendError(f"{source} points to {value}, which is not an executable file; "
+                               "set it to the geogan command of an environment with geogan "
+                               "installed (e.g. /path/to/venv/bin/geogan)")
+        return found
+    found = shutil.which("geogan")
+    if found is None:
+        raise BackendError("geogan is neither importable in QGIS's Python nor on PATH; set "
+                           "Processing > Options > Providers > geogan > geogan executable "
+                           f"(or ${ENV_EXECUTABLE}) to the geogan command of an environment "
+                           "with geogan installed")
+    return found
+
+
+def choose_backend(preference: str | None = None) -> str:
+    """``"python"`` or ``"executable"`` from a preference (setting, then $GEOGAN_BACKEND)."""
+    choice = (preference or "").strip().lower() or os.environ.get(ENV_BACKEND, "").strip().lower()
+    choice = choice or "auto"
+    if choice not in BACKENDS:
+        raise BackendError(f"unknown geogan backend {choice!r}; choose one of "
+                           f"{', '.join(BACKENDS)}")
+    if choice == "auto":
+        return "python" if in_process_available() else "executable"
+    if choice == "python" and not in_process_available():
+        raise BackendError("the geogan backend is set to 'python' but QGIS's Python cannot "
+                           "import geogan and torch; install them there or choose 'executable'")
+    return choice
+
+
+# -- partial output ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _OutputState:
+    path: Path
+    existed: bool
+    siblings: frozenset[str]
+
+
+def snapshot_outputs(paths: Sequence[Path]) -> tuple[_OutputState, ...]:
+    """Remember which outputs and temporary siblings exist before a job starts."""
+    states = []
+    for p in paths:
+        p = Path(p)
+        try:
+            siblings = frozenset(os.listdir(p.parent)) if p.parent.is_dir() else frozenset()
+        except OSError:
+            siblings = frozenset()
+        states.append(_OutputState(p, p.exists(), siblings))
+    return tuple(states)
+
+
+def remove_partial_outputs(states: Sequence[_OutputState],
+                           temporaries_only: bool = False) -> list[Path]:
+    """Remove outputs a failed job created and its hidden temporaries; return what was removed.
+
+    Outputs that existed before the job are left alone (geogan replaces them only
+    once a new one is complete), as are all outputs with ``temporaries_only``.
+    Temporaries are the new hidden entries beside an output named
+    ``.<output name or stem>.*``, as geogan's atomic writers name them.
+    """
+    removed: list[Path] = []
+    for state in states:
+        p = state.path
+        if not temporaries_only and not state.existed and (p.exists() or p.is_symlink()):
+            _remove(p)
+            removed.append(p)
+        if not p.parent.is_dir():
+            continue
+        prefixes = {f".{p.name}.", f".{p.stem}."}
+        for name in set(os.listdir(p.parent)) - state.siblings:
+            if any(name.startswith(pre) for pre in prefixes):
+                _remove(p.parent / name)
+                removed.append(p.parent / name)
+    return removed
+
+
+def _remove(p: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+# -- running ----------------------------------------------------------------------------------
+
+def run_job(job: Job, feedback: Feedback, backend: str | None = None,
+            executable: str | None = None) -> Any:
+    """Run ``job`` with the chosen backend; partial output is removed on failure or cancel.
+
+    ``backend`` and ``executable`` are the Processing settings (empty means default).
+    Returns whatever the in-process call returns (None for the executable backend).
+    Raises :class:`BackendError` (or :class:`JobCancelled`) with a one-line message.
+    """
+    which = choose_backend(backend)
+    states = snapshot_outputs(job.outputs)
+    try:
+        if which == "python":
+            return run_in_process(job, feedback)
+        exe = resolve_executable(executable)
+        try:
+            run_external([exe, "--progress", "json", *job.args], feedback,
+                         grace_s=job.stop_grace_s)
+        except JobCancelled as exc:
+            if job.keep_partial and job.outputs:
+                raise JobCancelled(f"{job.desc} was cancelled; {job.outputs[0]} keeps what "
+                                   "was saved so far") from exc
+            raise
+        return None
+    except BaseException:
+        removed = remove_partial_outputs(states, temporaries_only=job.keep_partial)
+        if removed:
+            feedback.info("removed partial output: " + ", ".join(str(p) for p in removed))
+        raise
+
+
+def run_in_process(job: Job, feedback: Feedback) -> Any:
+    """Call the geogan library in this Python; GeoganError becomes :class:`BackendError`."""
+    from geogan.errors import Cancelled, GeoganError
+
+    last_desc = [""]
+
+    def progress(done: float, total: float, **info: float | str) -> None:
+        if total:
+            feedback.set_progress(100.0 * min(max(done / total, 0.0), 1.0))
+        desc = str(info.get("desc", ""))
+        if desc and desc != last_desc[0]:
+            last_desc[0] = desc
+            feedback.set_text(desc)
+
+    feedback.set_text(job.desc)
+    try:
+        return job.run_in_process(progress, feedback.is_cancelled)
+    except Cancelled as exc:
+        raise JobCancelled(str(exc)) from exc
+    except GeoganError as exc:
+        raise BackendError(str(exc)) from exc
+    except Exception as exc:  # a bug or a resource error: still one line for the user
+        feedback.info("".join(traceback.format_exception(exc)).rstrip())
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        raise BackendError(f"{job.desc} failed ({detail}); the traceback is in the log") from exc
+
+
+def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for the external geogan: QGIS's Python/GDAL/PROJ variables removed."""
+    env = dict(os.environ if base is None else base)
+    for name in _FOREIGN_ENV:
+        env.pop(name, None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    return env
+
+
+def run_external(argv: Sequence[str], feedback: Feedback, poll_s: float = 0.1,
+                 grace_s: float | None = None) -> None:
+    """Run a geogan command line, relaying its progress; stop it when ``feedback`` cancels.
+
+    Raises :class:`BackendError` with the command's ``Error:`` message when it fails,
+    :class:`JobCancelled` when cancelled (after the child has exited).
+    """
+    grace = INTERRUPT_GRACE_S if grace_s is None else grace_s
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+                                   | subprocess.CREATE_NO_WINDOW)  # type: ignore[attr-defined]
+    else:
+        kwargs["start_new_session"] = True  # its own process group: Cancel reaches workers too
+    feedback.info("running: " + subprocess.list2cmdline(list(argv)))
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=child_environment(), text=True,
+                                encoding="utf-8", errors="replace", bufsize=1, **kwargs)
+    except OSError as exc:
+        raise BackendError(f"cannot run {argv[0]} ({exc.strerror}); set the geogan executable "
+                           "setting to the geogan command of an environment with geogan "
+                           "installed") from exc
+    lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
+    readers = [threading.Thread(target=_pump, args=(stream, name, lines), daemon=True)
+               for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
+    for t in readers:
+        t.start()
+    error: str | None = None
+    tail: list[str] = []
+    last_desc = ""
+    open_streams = 2
+    cancelled = False
+    exited_at: float | None = None
+    while open_streams:
+        if not cancelled and feedback.is_cancelled():
+            cancelled = True
+            feedback.info("cancelling geogan")
+            _stop(proc, grace)
+        try:
+            name, line = lines.get(timeout=poll_s)
+        except queue.Empty:
+            # a grandchild that inherited the pipes must not keep us waiting forever
+            if proc.poll() is not None:
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > 2.0:
+                    break
+            continue
+        if line is None:
+            open_streams -= 1
+            continue
+        event = parse_progress_line(line) if name == "stderr" else None
+        if event is not None:
+            feedback.set_progress(100.0 * event.fraction)
+            if event.desc and event.desc != last_desc:
+                last_desc = event.desc
+                feedback.set_text(event.desc)
+            continue
+        message = parse_error_line(line) if name == "stderr" else None
+        if message is not None:
+            error = message
+        text = line.rstrip()
+        if text:
+            feedback.info(text)
+            tail = (tail + [text])[-5:]
+    if not cancelled and feedback.is_cancelled():
+        cancelled = True
+    rc = proc.wait()
+    for t in readers:
+        t.join(timeout=1.0)
+    if cancelled:
+        raise JobCancelled("geogan was cancelled; partial output was removed")
+    if rc != 0:
+        if error is None:
+            detail = tail[-1] if tail else "no message"
+            error = f"geogan exited with status {rc}: {detail}"
+        raise BackendError(error)
+
+
+def _pump(stream: Any, name: str, out: queue.Queue[tuple[str, str | None]]) -> None:
+    try:
+        for line in stream:
+            out.put((name, line))
+    except (OSError, ValueError):
+        pass
+    finally:
+        out.put((name, None))
+
+
+def _stop(proc: subprocess.Popen[str], grace_s: float) -> None:
+    """Interrupt ``proc`` (so geogan removes its temporaries), kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        if sys.platform == "win32":
+            proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+    except (OSError, ValueError):
+        pass
+    deadline = time.monotonic() + grace_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if proc.poll() is None:
+        try:
+            if sys.platform == "win32":
+                proc.kill()
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+        proc.wait()

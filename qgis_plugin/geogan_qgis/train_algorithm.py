@@ -1,0 +1,132 @@
+"""Processing algorithm: train a CycleGAN or pix2pix model from two chip folders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingOutputFile,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+)
+
+from .algorithm import GeoganAlgorithm, as_path
+from .jobs import DEVICES, GENERATORS, MODELS, RUN_CHECKPOINT_NAME, train_job
+
+_DEFAULT_GENERATOR = "model default"
+
+
+class TrainAlgorithm(GeoganAlgorithm):
+    """Chip folders -> a run folder with a self-describing checkpoint."""
+
+    A = "A"
+    B = "B"
+    MODEL = "MODEL"
+    EPOCHS = "EPOCHS"
+    BATCH_SIZE = "BATCH_SIZE"
+    CROP = "CROP"
+    DEVICE = "DEVICE"
+    RESUME = "RESUME"
+    OVERWRITE = "OVERWRITE"
+    MAX_STEPS = "MAX_STEPS"
+    GENERATOR = "GENERATOR"
+    NGF = "NGF"
+    LR = "LR"
+    OUTPUT = "OUTPUT"
+    CHECKPOINT = "CHECKPOINT"
+
+    def name(self) -> str:
+        return "train"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API
+        return self.tr("Train")
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        return self.tr(
+            "Trains a generator that translates chips of domain A into domain B, from "
+            "folders written by 'Tile raster'. CycleGAN learns from unpaired chip folders "
+            "(and also gives B to A); pix2pix needs chips paired by file name (or one "
+            "folder with A/ and B/ from 'geogan tile --pair', given as domain A).\n\n"
+            "The run folder receives model.safetensors (the checkpoint for 'Translate "
+            "raster', with its JSON metadata), losses.csv, a loss plot and previews.\n\n"
+            "Training is long: follow the progress bar and log. Cancel stops it after the "
+            "current step and saves a checkpoint; run again with 'Continue the run' to "
+            "resume it.")
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile(
+            self.A, self.tr("Domain A chip folder"), QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterFile(
+            self.B, self.tr("Domain B chip folder"), QgsProcessingParameterFile.Folder,
+            optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MODEL, self.tr("Model"), list(MODELS), defaultValue=MODELS[0],
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.EPOCHS, self.tr("Epochs"), QgsProcessingParameterNumber.Integer, 200,
+            minValue=1, maxValue=100000))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.BATCH_SIZE, self.tr("Batch size"), QgsProcessingParameterNumber.Integer, 1,
+            minValue=1, maxValue=1024))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.CROP, self.tr("Training crop (pixels)"), QgsProcessingParameterNumber.Integer,
+            256, minValue=8, maxValue=8192))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=DEVICES[0],
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RESUME, self.tr("Continue the run in the run folder (same settings)"), False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.OVERWRITE, self.tr("Replace an existing run folder"), False))
+        advanced = [
+            QgsProcessingParameterNumber(
+                self.MAX_STEPS, self.tr("Length in optimiser steps instead of epochs (0: off)"),
+                QgsProcessingParameterNumber.Integer, 0, minValue=0),
+            QgsProcessingParameterEnum(
+                self.GENERATOR, self.tr("Generator architecture"),
+                [_DEFAULT_GENERATOR, *GENERATORS], defaultValue=_DEFAULT_GENERATOR,
+                usesStaticStrings=True),
+            QgsProcessingParameterNumber(
+                self.NGF, self.tr("Generator width (filters in the first layer)"),
+                QgsProcessingParameterNumber.Integer, 64, minValue=1, maxValue=1024),
+            QgsProcessingParameterNumber(
+                self.LR, self.tr("Learning rate"), QgsProcessingParameterNumber.Double, 2e-4,
+                minValue=0.0),
+        ]
+        for parameter in advanced:
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.OUTPUT, self.tr("Run folder")))
+        self.addOutput(QgsProcessingOutputFile(self.CHECKPOINT, self.tr("Checkpoint")))
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        run_dir = as_path(self.parameterAsString(parameters, self.OUTPUT, context))
+        b = self.parameterAsFile(parameters, self.B, context)
+        generator = self.parameterAsEnumString(parameters, self.GENERATOR, context)
+        job = train_job(
+            as_path(self.parameterAsFile(parameters, self.A, context)),
+            as_path(b) if b else None,
+            run_dir,
+            model=self.parameterAsEnumString(parameters, self.MODEL, context),
+            epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
+            max_steps=self.parameterAsInt(parameters, self.MAX_STEPS, context) or None,
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            crop=self.parameterAsInt(parameters, self.CROP, context),
+            generator=None if generator in ("", _DEFAULT_GENERATOR) else generator,
+            ngf=self.parameterAsInt(parameters, self.NGF, context),
+            lr=self.parameterAsDouble(parameters, self.LR, context),
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            resume=self.parameterAsBoolean(parameters, self.RESUME, context),
+            overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context))
+        result = self.run_job(job, feedback)
+        checkpoint = str(result) if result is not None else str(run_dir / RUN_CHECKPOINT_NAME)
+        feedback.pushInfo(f"checkpoint: {checkpoint}")
+        return {self.OUTPUT: str(run_dir), self.CHECKPOINT: checkpoint}
