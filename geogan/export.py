@@ -73,7 +73,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     output = Path(output)
     if output.suffix.lower() != ".onnx":
         raise OutputError(f"output {output} must end with .onnx (the sidecar goes beside it "
-                          "as .json)")
+                          "as .json), or .safetensors for a generators-only geogan checkpoint")
     sidecar = sidecar_path(output)
     check_output_file(output, overwrite)
     check_output_file(sidecar, overwrite)

@@ -197,7 +197,8 @@ def test_bad_inputs(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["missing.safetensors", "-o", "x.onnx"], "not found"),
     (["{ckpt}", "-o", "x.onnx", "--direction", "b2a"], "no 'b2a' generator"),
-    (["{ckpt}", "-o", "{ckpt}"], "must end with .onnx"),
+    (["{ckpt}", "-o", "model.json"], "must end with .onnx"),
+    (["{ckpt}", "-o", "{ckpt}"], "already exists; pass --overwrite"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, message):
     ckpt = _checkpoint(tmp_path / "p.safetensors", "resnet_6blocks", both=False)
