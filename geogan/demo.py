@@ -45,7 +45,7 @@ class DemoConfig:
     output: Path = Path("demo_output")
     data_dir: Path | None = None
     pretrained: bool = False
-    steps: int = 1500
+    steps: int = 150
     chip: int = 128
     batch_size: int = 4
     generator: str = "resnet_6blocks"

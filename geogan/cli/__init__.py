@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -75,3 +76,10 @@ def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) ->
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("geogan").setLevel(level)
     ctx.obj = {"progress": "none" if quiet and progress_format == "bar" else progress_format}
+    # SIGTERM (a job scheduler, QGIS's Cancel) unwinds like Ctrl-C, so temporary outputs
+    # are removed; training installs its own handler that saves a checkpoint first.
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -14,7 +14,7 @@ import click
               help="geogan's sample_data folder (default: the one beside the geogan package).")
 @click.option("--pretrained", is_flag=True,
               help="Skip tiling and training; translate with the model shipped in sample_data.")
-@click.option("--steps", type=int, default=1500, show_default=True,
+@click.option("--steps", type=int, default=150, show_default=True,
               help="Training steps (batches); fewer is faster and worse.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace the output folder if it exists.")

@@ -1,0 +1,82 @@
+"""``geogan translate``: convert orthophotos with a trained checkpoint, window by window."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from geogan.blend import BLENDS
+from geogan.translate import COMPRESSIONS, PRECISIONS
+
+
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    """``"1,2,3"`` -> ``(1, 2, 3)``; ``None`` or empty -> ``None`` (all bands)."""
+    from geogan.errors import InputError
+
+    if text is None or not text.strip():
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise InputError(f"--bands {text!r} is not a list of band numbers; "
+                         "write them like 1,2,3") from exc
+
+
+@click.command("translate")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="Output GeoTIFF (one input file, name ending in .tif) or folder.")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
+              show_default=True, help="Which generator of the checkpoint to use.")
+@click.option("--tile", type=int, default=512, show_default=True,
+              help="Window size in pixels (a multiple of the generator's, e.g. 4 for ResNet).")
+@click.option("--overlap", type=int, default=64, show_default=True,
+              help="Pixels shared by neighbouring windows and blended (at most tile/2).")
+@click.option("--blend", type=click.Choice(list(BLENDS)), default="cosine", show_default=True,
+              help="How overlapping windows are merged: cosine or linear cross-fade, or none "
+                   "(hard crop).")
+@click.option("--batch-size", type=int, default=None,
+              help="Windows per generator call. Default: 8 on CUDA, 1 on the CPU.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
+              show_default=True, help="auto is bf16 on CUDA and fp32 on the CPU.")
+@click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs with overviews.")
+@click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="zstd",
+              show_default=True, help="GeoTIFF compression.")
+@click.option("--bands", metavar="1,2,3",
+              help="Input bands to feed the generator (1-based). Default: all.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the generator (faster on GPUs after a warm-up).")
+@click.option("--skip-existing", is_flag=True,
+              help="Leave outputs that already exist alone (resume an interrupted batch).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, direction: str, tile: int,
+            overlap: int, blend: str, batch_size: int | None, device: str, precision: str,
+            cog: bool, compress: str, bands: str | None, compile_: bool, skip_existing: bool,
+            overwrite: bool) -> None:
+    """Translate INPUT rasters (files, folders or globs) with CHECKPOINT.
+
+    Outputs keep each input's CRS, transform, size and nodata mask, with the
+    band count and dtype of the target domain. With several inputs, OUTPUT is a
+    folder that receives <input name>.tif for each. Under torchrun the files are
+    shared out across the GPUs.
+    """
+    from geogan.cli._progress import reporter
+    from geogan.translate import TranslateConfig, translate_files
+
+    config = TranslateConfig(tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
+                             device=device, precision=precision, cog=cog, compress=compress,
+                             bands=parse_bands(bands), skip_existing=skip_existing,
+                             overwrite=overwrite, compile=compile_)
+    desc = "translate"
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        desc = f"translate (rank {os.environ.get('RANK', '0')})"
+    with reporter(desc, unit="Mpx") as rep:
+        paths = translate_files(checkpoint, list(inputs), output, config, progress=rep,
+                                direction=direction)
+    for path in paths:
+        click.echo(str(path))

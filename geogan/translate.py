@@ -1,0 +1,829 @@
+"""Translate whole rasters with a trained generator, window by window, writing as it goes.
+
+The raster is cut into overlapping windows (see :mod:`geogan.blend` for the
+layout); windows reaching past the raster edge are filled by reflection. Each
+window goes through the generator, its output is weighted by a smooth blend
+profile and added into an accumulator that holds only the rows of the current
+window row (``tile`` rows by the raster width). As soon as a window row is done,
+the rows no later window touches are divided by the summed weight, mapped back to
+raster values with the checkpoint's normalisation, and handed to the writer.
+Peak memory therefore depends on ``tile`` and the raster width, not its height.
+
+Three threads overlap the work: a reader (GDAL reads, reflection padding,
+batching), the caller's thread (device transfer, normalisation, the generator,
+blending on the device) and a writer (nodata, GDAL writes and compression).
+
+Outputs keep the input's CRS, transform, size and nodata mask; they have the
+band count and dtype of the generator's target domain and are written to a
+temporary file that is renamed only when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geogan.blend import BLENDS, AxisLayout, blend_weights
+from geogan.checkpoint import LoadedGenerator, load_generator
+from geogan.errors import CheckpointError, GeoganError, InputError, OutputError
+from geogan.fileio import atomic_output, check_output_file
+from geogan.normalize import BandNorm, valid_mask
+from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+#: ``--precision`` choices: ``auto`` is bf16 on CUDA and fp32 on the CPU.
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+#: ``--compress`` choices (the same as :data:`geogan.rasterio_io.COMPRESSIONS`).
+COMPRESSIONS: tuple[str, ...] = ("zstd", "deflate", "lzw")
+#: File name endings taken from an input folder.
+RASTER_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+#: Output file name endings that make OUTPUT a file rather than a folder.
+OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
+#: Default batch size per device type when ``batch_size`` is None.
+AUTO_BATCH: dict[str, int] = {"cuda": 8, "cpu": 1}
+#: GDAL block cache (MB) while translating, so cached blocks do not grow with the raster.
+GDAL_CACHE_MB = 128
+#: Items waiting between threads (each a batch of windows or a block of output rows).
+QUEUE_DEPTH = 2
+_POLL_S = 0.1
+#: Columns de-normalised at a time when a block of rows is finished.
+_FINISH_COLUMNS = 2048
+
+
+@dataclass(frozen=True)
+class TranslateConfig:
+    """How to translate: windowing, blending, device and output options.
+
+    ``tile``/``overlap`` are in pixels (``0 <= 2 * overlap <= tile``); ``blend`` is
+    one of :data:`geogan.blend.BLENDS`; ``batch_size`` None picks
+    :data:`AUTO_BATCH` for the device; ``device`` is ``auto``, ``cpu``, ``cuda`` or
+    ``cuda:N``; ``bands`` are 1-based input bands to use (all when None).
+    """
+
+    tile: int = 512
+    overlap: int = 64
+    blend: str = "cosine"
+    batch_size: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    cog: bool = False
+    compress: str = "zstd"
+    bands: tuple[int, ...] | None = None
+    skip_existing: bool = False
+    overwrite: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tile < 8:
+            raise InputError(f"--tile must be at least 8 pixels, got {self.tile}")
+        if not 0 <= 2 * self.overlap <= self.tile:
+            raise InputError(f"--overlap must be between 0 and half the tile ({self.tile // 2}), "
+                             f"got {self.overlap}")
+        if self.blend not in BLENDS:
+            raise InputError(f"unknown --blend {self.blend!r}; choose one of {', '.join(BLENDS)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown --precision {self.precision!r}; choose one of "
+                             f"{', '.join(PRECISIONS)}")
+        if self.compress not in COMPRESSIONS:
+            raise InputError(f"unknown --compress {self.compress!r}; choose one of "
+                             f"{', '.join(COMPRESSIONS)}")
+        if self.bands is not None:
+            if not self.bands or any(int(b) < 1 for b in self.bands):
+                raise InputError(f"--bands must list 1-based band numbers such as 1,2,3; "
+                                 f"got {self.bands}")
+            object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
+        if self.skip_existing and self.overwrite:
+            raise InputError("--skip-existing and --overwrite contradict each other; pass one")
+
+
+# --------------------------------------------------------------------------- inputs and outputs
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files, folders (their rasters, not recursive) and globs -> existing files, in order.
+
+    Hidden files (names starting with ".") in folders are ignored, which also
+    keeps geogan's own temporary outputs out.
+    """
+    import glob
+
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                           and f.suffix.lower() in RASTER_SUFFIXES)
+            if not found:
+                raise InputError(f"folder {p} holds no rasters ({', '.join(RASTER_SUFFIXES)}); "
+                                 "check the path")
+        elif p.exists():
+            found = [p]
+        elif any(ch in str(item) for ch in "*?["):
+            found = sorted(Path(f) for f in glob.glob(str(item), recursive=True)
+                           if Path(f).is_file())
+            if not found:
+                raise InputError(f"no files match {item}; check the pattern")
+        else:
+            raise InputError(f"{p} does not exist; check the path")
+        files.extend(found)
+    seen: set[Path] = set()
+    unique: list[Path] = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    if not unique:
+        raise InputError("no input rasters given; pass files, folders or globs")
+    return unique
+
+
+def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[Path]:
+    """Output path of each input file.
+
+    OUTPUT is a file when the inputs name a single raster and OUTPUT ends in .tif
+    or .tiff and is not an existing folder; otherwise it is a folder that receives
+    ``<input stem>.tif`` for each input.
+    """
+    out = Path(output)
+    single = (len(files) == 1 and not out.is_dir()
+              and out.suffix.lower() in OUTPUT_SUFFIXES)
+    if single:
+        outs = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out} is a file but {len(files)} input(s) need an output folder; "
+                              "give a folder with -o")
+        outs = [out / f"{f.stem}.tif" for f in files]
+        by_name: dict[Path, Path] = {}
+        for f, o in zip(files, outs, strict=True):
+            if o in by_name:
+                raise InputError(f"{by_name[o]} and {f} would both be written to {o}; "
+                                 "rename one or translate them into different folders")
+            by_name[o] = f
+    for f, o in zip(files, outs, strict=True):
+        if o.exists() and o.resolve() == f.resolve():
+            raise OutputError(f"output {o} would replace its input; choose another output")
+    return outs
+
+
+def rank_share() -> tuple[int, int]:
+    """``(rank, world_size)`` from torchrun's RANK/WORLD_SIZE variables (``(0, 1)`` alone)."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as exc:
+        raise InputError(f"RANK/WORLD_SIZE must be integers ({exc}); launch with torchrun") from exc
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"RANK={rank} does not fit WORLD_SIZE={world}; launch with torchrun")
+    return rank, world
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` (``cuda:LOCAL_RANK`` under torchrun) when available, else ``cpu``."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name} was asked for but no CUDA GPU is available; "
+                             "use --device cpu or auto")
+        if name == "cuda" and "LOCAL_RANK" in os.environ:
+            name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        return name
+    if name != "cpu":
+        raise InputError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N")
+    return name
+
+
+def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
+                       generator: LoadedGenerator, bands: tuple[int, ...] | None) -> list[int]:
+    """1-based bands to read, checked against the generator's input band count and dtype."""
+    indexes = list(bands) if bands else list(range(1, count + 1))
+    for b in indexes:
+        if b > count:
+            raise InputError(f"--bands {b} is out of range: {path} has {count} band(s)")
+    want = generator.in_norm.bands
+    if len(indexes) != want:
+        hint = ""
+        if not bands and count > want:
+            hint = (f"; pick {want} of them with --bands, e.g. --bands "
+                    f"{','.join(str(i) for i in range(1, want + 1))}")
+        raise InputError(f"{path} has {len(indexes)} band(s) but the checkpoint's "
+                         f"{generator.direction} generator expects {want}{hint}")
+    kinds = {str(np.dtype(dtypes[b - 1])) for b in indexes}
+    if len(kinds) > 1:
+        raise InputError(f"{path} mixes band dtypes ({', '.join(sorted(kinds))}); "
+                         "convert it to one dtype first")
+    dtype = kinds.pop()
+    expected = str(np.dtype(generator.in_norm.dtype))
+    if dtype != expected:
+        raise InputError(f"{path} is {dtype} but the checkpoint's {generator.direction} generator "
+                         f"was trained on {expected} rasters; convert it (e.g. gdal_translate "
+                         f"-ot {expected.capitalize()} -scale) or use a matching checkpoint")
+    return indexes
+
+
+def output_nodata(src_nodata: float | None, out_norm: BandNorm) -> float | None:
+    """Nodata value of the output: None when the input has none, else one the dtype holds.
+
+    The target domain's nodata is preferred, then the input's, then 0 / the
+    dtype's minimum for integers and NaN for floats.
+    """
+    if src_nodata is None:
+        return None
+    dtype = np.dtype(out_norm.dtype)
+    for candidate in (out_norm.nodata, src_nodata):
+        if candidate is not None and _fits(float(candidate), dtype):
+            return float(candidate)
+    if np.issubdtype(dtype, np.floating):
+        return float("nan")
+    return float(np.iinfo(dtype).min)
+
+
+def _fits(value: float, dtype: np.dtype) -> bool:
+    if np.issubdtype(dtype, np.floating):
+        return True
+    if not math.isfinite(value) or value != int(value):
+        return False
+    info = np.iinfo(dtype)
+    return info.min <= value <= info.max
+
+
+def check_tile(generator: LoadedGenerator, tile: int) -> None:
+    """Fail early when the generator cannot take ``tile``-pixel windows.
+
+    Generators carry a ``size_multiple`` attribute (4 for ResNet, 256 for U-Net 256).
+    """
+    multiple = int(getattr(generator.module, "size_multiple", 1))
+    if tile % multiple:
+        spec = generator.meta.get("generators", {}).get(generator.direction, {})
+        arch = spec.get("arch", "this") if isinstance(spec, dict) else "this"
+        suggestion = max(multiple, round(tile / multiple) * multiple)
+        raise InputError(f"--tile {tile} does not suit the {arch} generator; use a multiple of "
+                         f"{multiple}, e.g. --tile {suggestion}")
+
+
+# --------------------------------------------------------------------------- library entry points
+
+
+def translate_files(checkpoint: str | os.PathLike[str],
+                    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+                    output: str | os.PathLike[str], config: TranslateConfig | None = None,
+                    progress: ProgressCallback | None = None,
+                    cancel: CancelCheck | None = None, *, direction: str = "a2b") -> list[Path]:
+    """Translate files, folders or globs with a checkpoint; return this rank's output paths.
+
+    ``direction`` picks the checkpoint's generator (``a2b`` or ``b2a``).
+
+    With several inputs ``output`` is a folder (see :func:`map_outputs`). Under
+    torchrun the files are shared out round-robin across ranks (RANK,
+    WORLD_SIZE) and each rank uses ``cuda:LOCAL_RANK``. Outputs that exist are an
+    error unless ``config.overwrite``; with ``config.skip_existing`` they are left
+    alone (and still returned), so an interrupted batch can be resumed. All
+    outputs are checked before any work starts. ``progress`` gets megapixels done
+    of the batch total, with ``file``, ``files`` (``i/n``), ``file_pct``, ``file_eta_s``
+    and ``mpx_s`` figures.
+    """
+    config = config or TranslateConfig()
+    if direction not in ("a2b", "b2a"):
+        raise InputError(f"unknown --direction {direction!r}; choose a2b or b2a")
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = list(inputs)
+    files = expand_inputs(inputs)
+    outs = map_outputs(files, output)
+    rank, world = rank_share()
+    mine = list(zip(files, outs, strict=True))[rank::world]
+    todo: list[tuple[Path, Path]] = []
+    for src, dst in mine:
+        if config.skip_existing and dst.exists():
+            log.info("skipping %s: %s already exists", src, dst)
+            continue
+        check_output_file(dst, config.overwrite)
+        todo.append((src, dst))
+    if world > 1:
+        log.info("rank %d of %d: %d of %d file(s), %d to translate", rank, world, len(mine),
+                 len(files), len(todo))
+    if not todo:
+        return [dst for _, dst in mine]
+    check_cancel(cancel, "translation")
+    device = resolve_device(config.device)
+    generator = load_generator(checkpoint, direction, device)
+    check_tile(generator, config.tile)
+    sizes = [_inspect(src, generator, config) for src, _ in todo]
+    total = sum(sizes) / 1e6
+    done = 0.0
+    start = time.perf_counter()
+    for i, ((src, dst), size) in enumerate(zip(todo, sizes, strict=True)):
+        label = f"{i + 1}/{len(todo)}"
+
+        def file_progress(d: float, t: float, _base: float = done, _name: str = src.name,
+                          _label: str = label, **info: float | str) -> None:
+            if progress is None:
+                return
+            elapsed = time.perf_counter() - start
+            rate = (_base + d) / elapsed if elapsed else 0.0
+            figures: dict[str, float | str] = {
+                "file": _name, "files": _label,
+                "file_pct": round(100.0 * d / t, 1) if t else 0.0,
+                "file_eta_s": round((t - d) / rate, 1) if rate else 0.0,
+                "mpx_s": rate}
+            progress(_base + d, total, **figures)
+
+        translate_raster(generator, src, dst, config, progress=file_progress, cancel=cancel)
+        done += size / 1e6
+    return [dst for _, dst in mine]
+
+
+def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[str],
+                     output_path: str | os.PathLike[str], config: TranslateConfig | None = None,
+                     progress: ProgressCallback | None = None,
+                     cancel: CancelCheck | None = None) -> Path:
+    """Translate one raster with a loaded generator; return the output path.
+
+    ``progress(done, total, mpx_s=...)`` is called from the caller's thread in
+    megapixels; ``cancel()`` is polled several times a second and between batches
+    (raising :class:`geogan.errors.Cancelled`, with nothing left behind).
+    """
+    import rasterio
+
+    from geogan.rasterio_io import check_readable, convert_to_cog, open_raster, output_profile
+
+    config = config or TranslateConfig()
+    input_path, output_path = Path(input_path), Path(output_path)
+    what = f"translation of {input_path.name}"
+    check_cancel(cancel, what)
+    check_tile(generator, config.tile)
+    if output_path.exists() and input_path.exists() and output_path.samefile(input_path):
+        raise OutputError(f"output {output_path} would replace its input; choose another output")
+    device = resolve_device(config.device)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        with open_raster(input_path) as src:
+            check_readable(src)
+            indexes = select_input_bands(src.count, src.dtypes, input_path, generator,
+                                         config.bands)
+            src_profile = dict(src.profile)
+            src_nodata = src.nodata
+        out_nodata = output_nodata(src_nodata, generator.out_norm)
+        profile = output_profile(src_profile, count=generator.out_bands,
+                                 dtype=generator.out_norm.dtype, nodata=out_nodata,
+                                 compress=config.compress)
+        profile["num_threads"] = "ALL_CPUS"
+        job = _Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
+                   device, progress, cancel)
+        start = time.perf_counter()
+        with atomic_output(output_path, overwrite=config.overwrite) as tmp:
+            if config.cog:
+                part = tmp.with_name(tmp.name + ".part.tif")
+                try:
+                    job.run(part)
+                    check_cancel(cancel, what)
+                    convert_to_cog(part, tmp, config.compress)
+                finally:
+                    part.unlink(missing_ok=True)
+            else:
+                job.run(tmp)
+    elapsed = time.perf_counter() - start
+    mpx = profile["width"] * profile["height"] / 1e6
+    log.info("translated %s -> %s: %.1f Mpx in %.1f s (%.2f Mpx/s)", input_path, output_path,
+             mpx, elapsed, mpx / elapsed if elapsed else 0.0)
+    return output_path
+
+
+def _inspect(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
+    """Check an input against the generator before a batch starts; return its pixel count."""
+    from geogan.rasterio_io import check_readable, open_raster
+
+    with open_raster(path) as src:
+        check_readable(src)
+        select_input_bands(src.count, src.dtypes, path, generator, config.bands)
+        return int(src.width) * int(src.height)
+
+
+# --------------------------------------------------------------------------- the windowed engine
+
+
+class _Stop(Exception):
+    """A worker thread was told to stop because the job failed or was cancelled."""
+
+
+class _Worker(threading.Thread):
+    """A daemon thread that keeps the exception that ended it."""
+
+    def __init__(self, name: str, target: Callable[[], None]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._fn = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._fn()
+        except _Stop:
+            pass
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+
+
+def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
+    while True:
+        if stop.is_set():
+            raise _Stop
+        try:
+            q.put(item, timeout=_POLL_S)
+            return
+        except queue.Full:
+            continue
+
+
+_TORCH_DTYPES = {"uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32",
+                 "float32": "float32", "float64": "float64", "uint16": "int32",
+                 "uint32": "int64"}
+
+
+class _Job:
+    """One raster through reader thread -> generator (caller's thread) -> writer thread."""
+
+    def __init__(self, generator: LoadedGenerator, input_path: Path, indexes: list[int],
+                 src_nodata: float | None, out_nodata: float | None, profile: dict[str, Any],
+                 config: TranslateConfig, device: str, progress: ProgressCallback | None,
+                 cancel: CancelCheck | None) -> None:
+        self.gen = generator
+        self.input_path = input_path
+        self.indexes = indexes
+        self.src_nodata = src_nodata
+        self.out_nodata = out_nodata
+        self.profile = profile
+        self.config = config
+        self.device = device
+        self.progress = progress
+        self.cancel = cancel
+        self.width = int(profile["width"])
+        self.height = int(profile["height"])
+        self.ax = AxisLayout(self.width, config.tile, config.overlap)
+        self.ay = AxisLayout(self.height, config.tile, config.overlap)
+        kind = "cuda" if device.startswith("cuda") else "cpu"
+        self.batch_size = config.batch_size or AUTO_BATCH[kind]
+        precision = config.precision
+        if precision == "auto":
+            precision = "bf16" if kind == "cuda" else "fp32"
+        self.precision = precision
+        self.what = f"translation of {input_path.name}"
+
+    # ---------------------------------------------------------------- reader thread
+
+    def _read(self, q: queue.Queue[Any], stop: threading.Event) -> None:
+        """Read window rows, pad by reflection, cut windows into batches ``(B, C, T, T)``."""
+        import torch
+        from rasterio.errors import RasterioIOError
+        from rasterio.windows import Window
+
+        from geogan.rasterio_io import open_raster
+
+        ax, ay, t = self.ax, self.ay, self.config.tile
+        pin = self.device.startswith("cuda")
+        batch: list[np.ndarray] = []
+        keys: list[tuple[int, int]] = []
+
+        def emit() -> None:
+            arr = np.stack(batch)  # (B, C, T, T)
+            if self.config.compile and len(batch) < self.batch_size:  # static shapes
+                arr = np.concatenate([arr, np.zeros((self.batch_size - len(batch),)
+                                                    + arr.shape[1:], arr.dtype)])
+            tensor = torch.from_numpy(arr)
+            _put(q, ("batch", list(keys), tensor.pin_memory() if pin else tensor), stop)
+            batch.clear()
+            keys.clear()
+
+        cols = [ax.source_index(c) for c in range(ax.count)]  # raster column of each pixel
+        plain = [bool(np.array_equal(cx, np.arange(cx[0], cx[0] + t))) for cx in cols]
+        with open_raster(self.input_path) as src:
+            for r in range(ay.count):
+                if stop.is_set():
+                    raise _Stop
+                rows = ay.source_index(r)  # raster row of each window row, mirrored at edges
+                f0 = 0 if r == 0 else ay.start(r)  # rows finished once this row is done
+                f1 = ay.final_end(r)
+                a, b = min(int(rows.min()), f0), max(int(rows.max()) + 1, f1)
+                try:
+                    data = src.read(self.indexes, window=Window(0, a, self.width, b - a))
+                except RasterioIOError as exc:
+                    raise InputError(f"{self.input_path} could not be read at rows {a}-{b} "
+                                     f"({str(exc).strip().splitlines()[0]}); check that the "
+                                     "file is complete") from exc
+                mask = None
+                if self.src_nodata is not None:
+                    mask = valid_mask(data[:, f0 - a:f1 - a], self.src_nodata)  # (rows, W)
+                _put(q, ("rows", r, mask), stop)
+                cast = _TORCH_DTYPES.get(str(data.dtype), "float32")
+                if cast != str(data.dtype):
+                    data = data.astype(cast)
+                ry = rows - a
+                if np.array_equal(ry, np.arange(ry[0], ry[0] + t)):
+                    strip = data[:, ry[0]:ry[0] + t]  # (C, T, W), a view
+                else:
+                    strip = data[:, ry]  # edge rows: mirrored copy
+                for c, cx in enumerate(cols):
+                    if plain[c]:
+                        batch.append(strip[:, :, cx[0]:cx[0] + t])
+                    else:
+                        batch.append(strip[:, :, cx])  # edge columns: mirrored copy
+                    keys.append((r, c))
+                    if len(batch) == self.batch_size:
+                        emit()
+                del data, strip
+        if batch:
+            emit()
+        _put(q, ("end",), stop)
+
+    # ---------------------------------------------------------------- writer thread
+
+    def _write(self, path: Path, q: queue.Queue[Any], stop: threading.Event) -> None:
+        """Apply nodata and write finished rows in block-aligned chunks."""
+        import rasterio
+        from rasterio.errors import RasterioIOError
+        from rasterio.windows import Window
+
+        from geogan.rasterio_io import BLOCK_SIZE
+
+        buf: np.ndarray | None = None  # (C, BLOCK_SIZE + tile, W): rows waiting for a block
+        buf_start = 0  # raster row of buf[:, 0]
+        filled = 0
+
+        def flush(dst: Any, final: bool) -> None:
+            nonlocal buf_start, filled
+            assert buf is not None
+            n = filled if final else (filled // BLOCK_SIZE) * BLOCK_SIZE
+            if n == 0:
+                return
+            dst.write(buf[:, :n], window=Window(0, buf_start, self.width, n))
+            rest = filled - n
+            buf[:, :rest] = buf[:, n:filled]  # rest < BLOCK_SIZE <= n: no overlap
+            buf_start += n
+            filled = rest
+
+        try:
+            with rasterio.open(path, "w", **self.profile) as dst:
+                while True:
+                    try:
+                        item = q.get(timeout=_POLL_S)
+                    except queue.Empty:
+                        if stop.is_set():
+                            raise _Stop from None
+                        continue
+                    if item[0] == "end":
+                        if buf is not None:
+                            flush(dst, final=True)
+                        break
+                    _, f0, rows, mask = item
+                    if f0 != buf_start + filled:
+                        raise RuntimeError(f"rows {f0} arrived out of order")
+                    if buf is None:
+                        buf = np.empty((rows.shape[0], BLOCK_SIZE + self.config.tile,
+                                        self.width), dtype=rows.dtype)
+                    n = rows.shape[1]
+                    buf[:, filled:filled + n] = self._apply_nodata(rows, mask)
+                    filled += n
+                    flush(dst, final=False)
+                    if stop.is_set():
+                        raise _Stop
+        except RasterioIOError as exc:
+            raise OutputError(f"cannot write {path} ({str(exc).strip().splitlines()[0]}); "
+                              "check free disk space and permissions") from exc
+        except OSError as exc:
+            raise OutputError(f"cannot write {path} ({exc.strerror or exc}); check free disk "
+                              "space and permissions") from exc
+
+    def _apply_nodata(self, rows: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """Output nodata where the input is nodata; nudge valid pixels that would read as nodata."""
+        nd = self.out_nodata
+        if mask is None or nd is None:
+            return rows
+        if not math.isnan(nd):
+            clash = mask & (rows == rows.dtype.type(nd)).all(axis=0)
+            if clash.any():
+                rows[0][clash] = _nudge(nd, rows.dtype)
+        rows[:, ~mask] = nd
+        return rows
+
+    # ---------------------------------------------------------------- caller's thread
+
+    def run(self, path: Path) -> None:
+        """Translate into ``path`` (a new GeoTIFF); raise on failure or cancel."""
+        import torch
+
+        stop = threading.Event()
+        in_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        out_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        reader = _Worker("geogan-reader", lambda: self._read(in_q, stop))
+        writer = _Worker("geogan-writer", lambda: self._write(path, out_q, stop))
+        log.debug("%s: %dx%d px, %dx%d windows of %d px, overlap %d, batch %d, %s %s",
+                  self.input_path, self.width, self.height, self.ax.count, self.ay.count,
+                  self.config.tile, self.config.overlap, self.batch_size, self.device,
+                  self.precision)
+        reader.start()
+        writer.start()
+        try:
+            with torch.inference_mode():
+                self._infer(in_q, out_q, reader, writer)
+            _put_checked(out_q, ("end",), writer, self.cancel, self.what)
+            while writer.is_alive():
+                writer.join(_POLL_S)
+            if writer.error is not None:
+                raise writer.error
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            stop.set()
+            reader.join()
+            writer.join()
+
+    def _infer(self, in_q: queue.Queue[Any], out_q: queue.Queue[Any], reader: _Worker,
+               writer: _Worker) -> None:
+        import torch
+
+        ax, ay, t, dev = self.ax, self.ay, self.config.tile, self.device
+        gen = self.gen
+        module = _prepare_module(gen.module, dev, self.config.compile)
+        w1 = blend_weights(t, self.config.overlap, self.config.blend)
+        w2 = torch.from_numpy(np.outer(w1, w1).astype(np.float32)).to(dev)  # (T, T)
+        inv_wx = torch.from_numpy((1.0 / ax.weight_totals(w1)).astype(np.float32)).to(dev)
+        inv_wy = (1.0 / ay.weight_totals(w1)).astype(np.float32)  # (H,)
+        in_lo, in_span = _norm_tensors(gen.in_norm, dev)
+        out_lo, out_span = _norm_tensors(gen.out_norm, dev)
+        out_dtype = np.dtype(gen.out_norm.dtype)
+        c_out = gen.out_bands
+        acc = torch.zeros((c_out, t, self.width), dtype=torch.float32, device=dev)  # (C, T, W)
+        autocast = (torch.autocast(device_type="cuda" if dev.startswith("cuda") else "cpu",
+                                   dtype=torch.bfloat16)
+                    if self.precision == "bf16" else contextlib.nullcontext())
+        channels_last = dev.startswith("cuda")
+        masks: dict[int, np.ndarray | None] = {}
+        total_windows = ax.count * ay.count
+        total_mpx = self.width * self.height / 1e6
+        done_windows = 0
+        current = 0  # window row being accumulated
+        started = time.perf_counter()
+
+        def finish_row(r: int) -> None:
+            y0 = ay.start(r)
+            f0 = 0 if r == 0 else y0
+            f1 = ay.final_end(r)
+            wy = torch.from_numpy(inv_wy[f0:f1]).to(dev)[None, :, None]  # (1, rows, 1)
+            rows = np.empty((c_out, f1 - f0, self.width), dtype=out_dtype)
+            for c0 in range(0, self.width, _FINISH_COLUMNS):  # bounded temporaries
+                c1 = min(c0 + _FINISH_COLUMNS, self.width)
+                y = acc[:, f0 - y0:f1 - y0, c0:c1] * wy  # (C, rows, cols), a new tensor
+                y.mul_(inv_wx[None, None, c0:c1])
+                rows[:, :, c0:c1] = _from_model(y, out_lo, out_span, out_dtype)
+            _put_checked(out_q, ("rows", f0, rows, masks.pop(r)), writer, self.cancel,
+                         self.what)
+            if r < ay.count - 1:
+                ov = self.config.overlap
+                if ov:
+                    acc[:, :ov] = acc[:, ay.stride:].clone()
+                acc[:, ov:] = 0.0
+
+        while True:
+            item = _get_checked(in_q, reader, self.cancel, self.what)
+            if item[0] == "rows":
+                masks[item[1]] = item[2]
+                continue
+            if item[0] == "end":
+                finish_row(current)
+                return
+            _, keys, raw = item
+            n = len(keys)
+            x = raw.to(dev, non_blocking=True).to(torch.float32)
+            x = ((x - in_lo) / in_span * 2.0 - 1.0).clamp_(-1.0, 1.0)
+            x = torch.nan_to_num_(x, nan=0.0)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                y = module(x)
+            y = y[:n].float()
+            if tuple(y.shape) != (n, c_out, t, t):
+                raise CheckpointError(f"the {gen.direction} generator turned windows of "
+                                      f"{tuple(x.shape[1:])} into {tuple(y.shape[1:])}, expected "
+                                      f"{(c_out, t, t)}; try another --tile")
+            y = y.clamp_(-1.0, 1.0).mul_(w2)  # (n, C, T, T)
+            for i, (r, c) in enumerate(keys):
+                while r != current:
+                    finish_row(current)
+                    current += 1
+                x0 = ax.start(c)
+                a, b = max(x0, 0), min(x0 + t, self.width)
+                acc[:, :, a:b] += y[i, :, :, a - x0:b - x0]
+            done_windows += n
+            check_cancel(self.cancel, self.what)
+            if self.progress is not None:
+                done = total_mpx * done_windows / total_windows
+                elapsed = time.perf_counter() - started
+                self.progress(done, total_mpx, mpx_s=done / elapsed if elapsed else 0.0)
+
+
+def _get_checked(q: queue.Queue[Any], worker: _Worker, cancel: CancelCheck | None,
+                 what: str) -> Any:
+    """Next item from a worker's queue, raising its error or the caller's cancel meanwhile."""
+    while True:
+        check_cancel(cancel, what)
+        try:
+            return q.get(timeout=_POLL_S)
+        except queue.Empty:
+            if not worker.is_alive() and q.empty():
+                if worker.error is not None:
+                    raise worker.error from None
+                raise GeoganError(f"{what}: the {worker.name} thread stopped "
+                                  "unexpectedly") from None
+
+
+def _put_checked(q: queue.Queue[Any], item: Any, worker: _Worker, cancel: CancelCheck | None,
+                 what: str) -> None:
+    """Hand an item to a worker's queue, raising its error or the caller's cancel meanwhile."""
+    while True:
+        check_cancel(cancel, what)
+        if not worker.is_alive():
+            if worker.error is not None:
+                raise worker.error
+            raise GeoganError(f"{what}: the {worker.name} thread stopped unexpectedly")
+        try:
+            q.put(item, timeout=_POLL_S)
+            return
+        except queue.Full:
+            continue
+
+
+_COMPILED: dict[int, Any] = {}
+
+
+def _prepare_module(module: Any, device: str, compile_: bool) -> Any:
+    """Put the generator on ``device`` in eval mode; optionally ``torch.compile`` it once."""
+    import torch
+
+    module.eval()
+    module.to(device)
+    if device.startswith("cuda"):
+        module.to(memory_format=torch.channels_last)
+    if not compile_:
+        return module
+    key = id(module)
+    if key not in _COMPILED:
+        _COMPILED.clear()
+        _COMPILED[key] = torch.compile(module)
+    return _COMPILED[key]
+
+
+def _norm_tensors(norm: BandNorm, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lo`` and ``hi - lo`` shaped ``(1, C, 1, 1)`` on ``device`` (float32)."""
+    import torch
+
+    lo = np.asarray(norm.lo, dtype=np.float32)
+    hi = np.asarray(norm.hi, dtype=np.float32)
+    return (torch.from_numpy(lo).view(1, -1, 1, 1).to(device),
+            torch.from_numpy(hi - lo).view(1, -1, 1, 1).to(device))
+
+
+def _from_model(y: torch.Tensor, lo: torch.Tensor, span: torch.Tensor,
+                dtype: np.dtype) -> np.ndarray:
+    """Blended ``[-1, 1]`` values ``(C, rows, W)`` -> raster values, as BandNorm.from_model.
+
+    Works in place on ``y``.
+    """
+    import torch
+
+    x = y.clamp_(-1.0, 1.0).add_(1.0).mul_(0.5).mul_(span[0]).add_(lo[0])
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        x = x.round_().clamp_(float(info.min), float(info.max))
+        x = x.to(getattr(torch, _TORCH_DTYPES.get(str(dtype), "int64")))
+    elif dtype == np.float64:
+        x = x.to(torch.float64)
+    out = x.cpu().numpy()
+    return out if out.dtype == dtype else out.astype(dtype)
+
+
+def _nudge(nodata: float, dtype: np.dtype) -> Any:
+    """The nearest value to ``nodata`` that is not ``nodata``, in ``dtype``."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return dtype.type(nodata + 1 if nodata < info.max else nodata - 1)
+    return np.nextafter(dtype.type(nodata), dtype.type(np.inf))
