@@ -7,20 +7,8 @@ from pathlib import Path
 
 import click
 
+from geogan.cli._options import parse_bands
 from geogan.evaluate import BASELINES, RESAMPLING
-
-
-def parse_bands(text: str | None) -> tuple[int, ...] | None:
-    """``"1,2,3"`` -> ``(1, 2, 3)``; ``None`` or empty -> ``None`` (all bands)."""
-    from geogan.errors import InputError
-
-    if text is None or not text.strip():
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise InputError(f"--bands {text!r} is not a list of band numbers; "
-                         "write them like 1,2,3") from exc
 
 
 @click.command("evaluate")

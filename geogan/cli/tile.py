@@ -6,20 +6,9 @@ from pathlib import Path
 
 import click
 
+from geogan.cli._options import bands_option
 from geogan.cli._progress import reporter
 from geogan.tiling import CHIP_COMPRESSIONS, RESAMPLING, TileConfig, tile_rasters
-
-
-def _parse_bands(ctx: click.Context, param: click.Parameter,
-                 value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        bands = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of band numbers "
-                                 "such as 1,2,3") from None
-    return bands
 
 
 @click.command(name="tile")
@@ -30,7 +19,7 @@ def _parse_bands(ctx: click.Context, param: click.Parameter,
               help="Chip width and height in pixels.")
 @click.option("--overlap", default=0, show_default=True, type=click.IntRange(min=0),
               help="Pixels shared by neighbouring chips.")
-@click.option("--bands", callback=_parse_bands, metavar="1,2,3",
+@click.option("--bands", callback=bands_option, metavar="1,2,3",
               help="Bands to keep, numbered from 1 (default: all).")
 @click.option("--aoi", type=click.Path(path_type=Path), metavar="VECTOR_FILE",
               help="Keep only chips that intersect these polygons (any CRS).")
@@ -45,7 +34,7 @@ def _parse_bands(ctx: click.Context, param: click.Parameter,
               help="Warp the inputs onto the CRS and pixel grid of this raster.")
 @click.option("--pair", type=click.Path(path_type=Path), metavar="B.tif",
               help="Write A/B chip pairs with this raster resampled onto the input's grid.")
-@click.option("--pair-bands", callback=_parse_bands, metavar="1,2,3",
+@click.option("--pair-bands", callback=bands_option, metavar="1,2,3",
               help="Bands of the --pair raster to keep (default: all).")
 @click.option("--resampling", type=click.Choice(list(RESAMPLING)), default="bilinear",
               show_default=True, help="Resampling for warped views and --pair.")

@@ -8,20 +8,8 @@ from pathlib import Path
 import click
 
 from geogan.blend import BLENDS
+from geogan.cli._options import parse_bands
 from geogan.translate import COMPRESSIONS, PRECISIONS
-
-
-def parse_bands(text: str | None) -> tuple[int, ...] | None:
-    """``"1,2,3"`` -> ``(1, 2, 3)``; ``None`` or empty -> ``None`` (all bands)."""
-    from geogan.errors import InputError
-
-    if text is None or not text.strip():
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise InputError(f"--bands {text!r} is not a list of band numbers; "
-                         "write them like 1,2,3") from exc
 
 
 @click.command("translate")
