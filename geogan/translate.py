@@ -223,8 +223,10 @@ def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
             raise InputError(f"--bands {b} is out of range: {path} has {count} band(s)")
     want = generator.in_norm.bands
     if len(indexes) != want:
-        hint = ""
-        if not bands and count > want:
+        hint = f"; use a {want}-band raster or a checkpoint trained on {len(indexes)} band(s)"
+        if bands:
+            hint = f"; list {want} bands in --bands"
+        elif count > want:
             hint = (f"; pick {want} of them with --bands, e.g. --bands "
                     f"{','.join(str(i) for i in range(1, want + 1))}")
         raise InputError(f"{path} has {len(indexes)} band(s) but the checkpoint's "
