@@ -47,6 +47,9 @@ class Reporter:
             if info:
                 self._bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v)
                                        for k, v in info.items()}, refresh=False)
+            if total and done >= total:  # finished: later log lines print below it
+                self.close()
+                self._last = 0.0
 
     def close(self) -> None:
         if self._bar is not None:

@@ -38,7 +38,8 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, d
     if result.loss_plot is not None:
         click.echo(f"  {'run/' + result.loss_plot.name:<28} training losses "
                    "(run/losses.csv, run/previews/)")
-    click.echo(f"  {result.checkpoint.name:<28} the model (use: geogan translate "
+    model = result.checkpoint.relative_to(result.output)
+    click.echo(f"  {str(model):<28} the model (use: geogan translate "
                f"{result.checkpoint} INPUT.tif -o OUT.tif)")
     click.echo(f"  {result.metrics.name:<28} scores on the held-out eastern half:")
     for name, row in result.scores.get("scores", {}).items():
