@@ -42,13 +42,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
+    from geogan.devices import resolve_device
     from geogan.models.gan import CycleGAN, GANSettings
-    from geogan.train import (
-        autocast_context,
-        optimisation_step,
-        resolve_device,
-        resolve_precision,
-    )
+    from geogan.train import autocast_context, optimisation_step, resolve_precision
 
     if args.threads:
         torch.set_num_threads(args.threads)

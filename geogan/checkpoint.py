@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from geogan import __version__
-from geogan.errors import CheckpointError
+from geogan.errors import CheckpointError, first_line
 from geogan.fileio import current_umask, fsync_path
 from geogan.normalize import BandNorm
 
@@ -193,7 +193,7 @@ def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"weights in {path} do not fit architecture {spec['arch']}: "
-                              f"{str(exc).splitlines()[0]}") from exc
+                              f"{first_line(exc)}") from exc
     module.eval().to(device)
     src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
     domains = meta["domains"]

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from geogan.errors import InputError
+from geogan.errors import InputError, first_line
 from geogan.normalize import BandNorm
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,11 @@ def list_images(folder: Path, option: str) -> list[Path]:
     return files
 
 
+def _unreadable(path: Path, exc: BaseException) -> InputError:
+    return InputError(f"chip {path} is unreadable ({first_line(exc)}); remove it or re-create "
+                      "it with 'geogan tile'")
+
+
 def read_image(path: Path) -> np.ndarray:
     """The pixels of a chip as ``(bands, height, width)`` in the file's dtype."""
     path = Path(path)
@@ -128,9 +133,7 @@ def read_image(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as exc:  # rasterio, PIL and OS errors alike
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"chip {path} is unreadable ({first}); remove it or re-create it "
-                         "with 'geogan tile'") from exc
+        raise _unreadable(path, exc) from exc
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
@@ -159,9 +162,7 @@ def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
         except InputError:
             raise
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"chip {path} is unreadable ({first}); remove it or re-create it "
-                             "with 'geogan tile'") from exc
+            raise _unreadable(path, exc) from exc
     arr = read_image(path)
     return ImageInfo(path, arr.shape[0], str(arr.dtype), arr.shape[1], arr.shape[2], None), arr
 

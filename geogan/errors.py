@@ -34,3 +34,12 @@ class TrainingError(GeoganError):
 
 class Cancelled(GeoganError):
     """The caller asked the running job to stop (Ctrl-C, QGIS Cancel)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty).
+
+    GDAL, PROJ and torch errors can run to many lines; geogan quotes only the first.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

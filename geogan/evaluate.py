@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from geogan.errors import InputError
+from geogan.errors import InputError, first_line
 from geogan.normalize import valid_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 
@@ -407,7 +407,7 @@ def _check_overlap(pred: Any, other: Any, label: str) -> None:
                                                     densify_pts=21)
     except Exception as exc:  # PROJ raises for areas that do not project
         raise InputError(f"cannot project the bounds of {label} {other.name} into the CRS of "
-                         f"{pred.name} ({str(exc).splitlines()[0]}); reproject it first") from exc
+                         f"{pred.name} ({first_line(exc)}); reproject it first") from exc
     p = pred.bounds
     p_left, p_right = min(p.left, p.right), max(p.left, p.right)
     p_bottom, p_top = min(p.bottom, p.top), max(p.bottom, p.top)
@@ -427,7 +427,7 @@ def _load_aoi(path: Path, pred: Any) -> list[Any]:
         frame = gpd.read_file(path)
     except Exception as exc:  # pyogrio/fiona raise their own types
         raise InputError(f"--aoi {path} is not a readable vector file "
-                         f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}); "
+                         f"({first_line(exc)}); "
                          "give a GeoPackage, GeoJSON or shapefile") from exc
     if frame.crs is None:
         log.warning("--aoi %s has no CRS; assuming the prediction's CRS", path)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from geogan import __version__
-from geogan.errors import GeoganError, OutputError
+from geogan.errors import GeoganError, OutputError, first_line
 from geogan.fileio import atomic_output, check_output_file
 
 log = logging.getLogger(__name__)
@@ -184,8 +184,7 @@ def _export_proto(module: Any, example: Any, multiple: int, opset: int, ckpt: Pa
                                         optimize=True, verbose=False)
         return program.model_proto
     except Exception as exc:  # torch.export / onnxscript raise many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GeoganError(f"ONNX export of the generator in {ckpt} failed ({first}); "
+        raise GeoganError(f"ONNX export of the generator in {ckpt} failed ({first_line(exc)}); "
                           "report this with the checkpoint's .json") from exc
 
 

@@ -31,14 +31,14 @@ from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from geogan.errors import InputError
+from geogan.errors import InputError, first_line
 from geogan.fileio import atomic_output, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
+from geogan.normalize import nodata_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import (
     COMPRESSIONS,
     convert_to_cog,
-    nodata_mask,
     open_raster,
     output_profile,
 )
@@ -213,7 +213,7 @@ def _read_chip(chip: _Chip, window: Window) -> np.ndarray:
         with rasterio.open(chip.path) as src:
             return src.read(window=window)
     except RasterioError as exc:
-        raise InputError(f"chip {chip.path} could not be read ({_first_line(exc)}); it may be "
+        raise InputError(f"chip {chip.path} could not be read ({first_line(exc)}); it may be "
                          "truncated: re-create the chips or remove it") from exc
 
 
@@ -329,7 +329,3 @@ def _short(value: Any) -> str:
         return value.to_string() or "(custom)"
     return str(value)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

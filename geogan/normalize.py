@@ -65,7 +65,7 @@ class BandNorm:
             if not per_band:
                 bands = chip.shape[0]
                 per_band = [[] for _ in range(bands)]
-            valid = _valid_mask(chip, nodata)
+            valid = valid_mask(chip, nodata)
             for b in range(bands):
                 per_band[b].append(chip[b][valid].astype(np.float64).ravel())
         if not per_band:
@@ -124,22 +124,44 @@ class BandNorm:
                    None if data.get("nodata") is None else float(data["nodata"]))
 
 
-def _valid_mask(chip: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Pixels ``(H, W)`` where no band equals nodata (and, for floats, all are finite)."""
-    valid = np.ones(chip.shape[1:], dtype=bool)
-    if np.issubdtype(chip.dtype, np.floating):
-        valid &= np.isfinite(chip).all(axis=0)
-    if nodata is not None:
-        if np.isnan(nodata):
-            valid &= ~np.isnan(chip).any(axis=0)
-        else:
-            valid &= ~(chip == nodata).all(axis=0)
-    return valid
+def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``(H, W)`` booleans, true where every band of ``data`` ``(C, H, W)`` equals ``nodata``.
+
+    A pixel is nodata only when all its bands are (rasterio's dataset-mask rule);
+    a NaN ``nodata`` matches NaN values. With ``nodata=None`` nothing is nodata.
+    """
+    if nodata is None:
+        return np.zeros(data.shape[1:], dtype=bool)
+    if np.isnan(nodata):
+        if not np.issubdtype(data.dtype, np.floating):
+            return np.zeros(data.shape[1:], dtype=bool)
+        mask = np.isnan(data[0])
+        for band in data[1:]:
+            mask &= np.isnan(band)
+        return mask
+    if np.issubdtype(data.dtype, np.integer):
+        info = np.iinfo(data.dtype)
+        if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
+            return np.zeros(data.shape[1:], dtype=bool)  # no value can equal it
+    value = np.array(nodata).astype(data.dtype)
+    mask = data[0] == value
+    for band in data[1:]:
+        if not mask.any():
+            break
+        mask &= band == value
+    return mask
 
 
 def valid_mask(chip: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Public alias: pixels of a ``(C, H, W)`` chip that hold data."""
-    return _valid_mask(chip, nodata)
+    """``(H, W)`` booleans: pixels of a ``(C, H, W)`` chip that hold data.
+
+    A pixel is invalid when it is nodata (see :func:`nodata_mask`) or, for float
+    data, when any band is NaN or infinite.
+    """
+    valid = ~nodata_mask(chip, nodata)
+    if np.issubdtype(chip.dtype, np.floating):
+        valid &= np.isfinite(chip).all(axis=0)
+    return valid
 
 
 def select_bands(array: np.ndarray, bands: Sequence[int] | None) -> np.ndarray:

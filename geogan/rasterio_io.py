@@ -17,7 +17,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from geogan.errors import GeoreferenceError, InputError
+from geogan.errors import GeoreferenceError, InputError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False) -> 
     try:
         src = rasterio.open(p)
     except RasterioIOError as exc:
-        raise InputError(f"{p} is not a readable raster ({_first_line(exc)}); "
+        raise InputError(f"{p} is not a readable raster ({first_line(exc)}); "
                          "check that the file is complete and is a GeoTIFF or another "
                          "format GDAL reads") from exc
     try:
@@ -69,7 +69,7 @@ def check_readable(src: Any) -> None:
         w = Window(max(src.width - 1, 0), max(src.height - 1, 0), 1, 1)
         src.read(window=w)
     except RasterioIOError as exc:
-        raise InputError(f"{src.name} is truncated or corrupt ({_first_line(exc)}); "
+        raise InputError(f"{src.name} is truncated or corrupt ({first_line(exc)}); "
                          "re-download or re-export it") from exc
 
 
@@ -117,36 +117,3 @@ def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike
     rio_copy(src_path, dst_path, driver="COG", compress=compress.upper(),
              predictor="FLOATING_POINT" if floating else "YES", overviews="AUTO",
              blocksize=512, bigtiff="IF_SAFER", resampling="average")
-
-
-def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """``(H, W)`` booleans, true where every band of ``data`` ``(C, H, W)`` equals ``nodata``.
-
-    A pixel is nodata only when all its bands are (rasterio's dataset-mask rule);
-    a NaN ``nodata`` matches NaN values. With ``nodata=None`` nothing is nodata.
-    """
-    if nodata is None:
-        return np.zeros(data.shape[1:], dtype=bool)
-    if np.isnan(nodata):
-        if not np.issubdtype(data.dtype, np.floating):
-            return np.zeros(data.shape[1:], dtype=bool)
-        mask = np.isnan(data[0])
-        for band in data[1:]:
-            mask &= np.isnan(band)
-        return mask
-    if np.issubdtype(data.dtype, np.integer):
-        info = np.iinfo(data.dtype)
-        if not (info.min <= nodata <= info.max and float(nodata).is_integer()):
-            return np.zeros(data.shape[1:], dtype=bool)  # no value can equal it
-    value = np.array(nodata).astype(data.dtype)
-    mask = data[0] == value
-    for band in data[1:]:
-        if not mask.any():
-            break
-        mask &= band == value
-    return mask
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -40,14 +40,14 @@ from rasterio.errors import CRSError, RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from geogan.errors import GeoreferenceError, InputError, OutputError
+from geogan.errors import GeoreferenceError, InputError, OutputError, first_line
 from geogan.fileio import atomic_directory
 from geogan.grid import ChipWindow, chip_windows, intersection
+from geogan.normalize import nodata_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import (
     COMPRESSIONS,
     check_readable,
-    nodata_mask,
     open_raster,
     output_profile,
 )
@@ -284,7 +284,7 @@ class _View:
             return self.dataset.read(indexes=list(self.bands), window=w)
         except RasterioError as exc:
             raise InputError(f"{self.path} could not be read at pixels "
-                             f"{part.col_off},{part.row_off} ({_first_line(exc)}); the file may "
+                             f"{part.col_off},{part.row_off} ({first_line(exc)}); the file may "
                              "be truncated or corrupt: re-download or re-export it") from exc
 
 
@@ -479,7 +479,7 @@ def _apply_aoi(aoi: Path, plans: list[_Plan]) -> int:
         gdf = gpd.read_file(aoi)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise InputError(f"--aoi {aoi} is not a vector file GDAL reads "
-                         f"({_first_line(exc)}); pass a GeoPackage, shapefile or GeoJSON") from exc
+                         f"({first_line(exc)}); pass a GeoPackage, shapefile or GeoJSON") from exc
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if gdf.empty:
         raise InputError(f"--aoi {aoi} has no geometries; pass a file with polygons")
@@ -703,7 +703,7 @@ def _write_chip(path: Path, data: np.ndarray, profile: dict[str, Any], transform
             if tags:
                 dst.update_tags(**tags)
     except RasterioError as exc:
-        raise OutputError(f"cannot write chip {path} ({_first_line(exc)}); check free disk "
+        raise OutputError(f"cannot write chip {path} ({first_line(exc)}); check free disk "
                           "space and permissions") from exc
 
 
@@ -786,7 +786,3 @@ def _nothing_kept_message(paths: list[Path], config: TileConfig, stats: _Stats,
 def _fmt_bands(bands: tuple[int, ...]) -> str:
     return ",".join(str(b) for b in bands)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

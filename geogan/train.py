@@ -62,7 +62,15 @@ from geogan.datasets import (
     seed_for,
     steps_per_epoch,
 )
-from geogan.errors import Cancelled, CheckpointError, InputError, OutputError, TrainingError
+from geogan.devices import resolve_device
+from geogan.errors import (
+    Cancelled,
+    CheckpointError,
+    InputError,
+    OutputError,
+    TrainingError,
+    first_line,
+)
 from geogan.fileio import atomic_output, check_output_file
 from geogan.models import DISCRIMINATORS, GAN_MODES, GENERATORS, NORMS
 from geogan.models.gan import (
@@ -218,26 +226,6 @@ class DistInfo:
             return cls()
         return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
                    world)
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
-    spec = spec.strip().lower()
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec == "cuda" or spec.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise TrainingError(f"--device {spec} asks for CUDA but this torch "
-                                f"({torch.__version__}) sees no CUDA GPU; use --device cpu "
-                                "or install a CUDA build of torch")
-        index = local_rank if spec == "cuda" else int(spec.split(":", 1)[1] or 0)
-        if index >= torch.cuda.device_count():
-            raise TrainingError(f"--device {spec}: GPU {index} does not exist (found "
-                                f"{torch.cuda.device_count()}); pick another device")
-        return torch.device("cuda", index)
-    raise InputError(f"unknown --device {spec!r}; use auto, cpu, cuda or cuda:N")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -649,7 +637,7 @@ def _restore(run: _Run, model_tensors: dict[str, torch.Tensor],
             net.load_state_dict(strip_prefix(model_tensors, key), strict=True)
         except RuntimeError as exc:
             raise CheckpointError(f"weights of {key} in {run.out} do not fit the run's "
-                                  f"settings: {str(exc).splitlines()[0]}") from exc
+                                  f"settings: {first_line(exc)}") from exc
     opt_g.load_state_dict(optimizer_state_from_tensors(state_tensors, state_meta["opt_G"],
                                                        "opt_G"))
     opt_d.load_state_dict(optimizer_state_from_tensors(state_tensors, state_meta["opt_D"],

@@ -34,9 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geogan import devices
 from geogan.blend import BLENDS, AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator, load_generator
-from geogan.errors import CheckpointError, GeoganError, InputError, OutputError
+from geogan.errors import CheckpointError, GeoganError, InputError, OutputError, first_line
 from geogan.fileio import atomic_output, check_output_file
 from geogan.normalize import BandNorm, valid_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
@@ -197,21 +198,8 @@ def rank_share() -> tuple[int, int]:
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` (``cuda:LOCAL_RANK`` under torchrun) when available, else ``cpu``."""
-    import torch
-
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {name} was asked for but no CUDA GPU is available; "
-                             "use --device cpu or auto")
-        if name == "cuda" and "LOCAL_RANK" in os.environ:
-            name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        return name
-    if name != "cpu":
-        raise InputError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N")
-    return name
+    """``--device`` -> a device string (``cuda:LOCAL_RANK`` under torchrun, else ``cpu``)."""
+    return str(devices.resolve_device(name))
 
 
 def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
@@ -529,7 +517,7 @@ class _Job:
                     data = src.read(self.indexes, window=Window(0, a, self.width, b - a))
                 except RasterioIOError as exc:
                     raise InputError(f"{self.input_path} could not be read at rows {a}-{b} "
-                                     f"({str(exc).strip().splitlines()[0]}); check that the "
+                                     f"({first_line(exc)}); check that the "
                                      "file is complete") from exc
                 mask = None
                 if self.src_nodata is not None:
@@ -608,7 +596,7 @@ class _Job:
                     if stop.is_set():
                         raise _Stop
         except RasterioIOError as exc:
-            raise OutputError(f"cannot write {path} ({str(exc).strip().splitlines()[0]}); "
+            raise OutputError(f"cannot write {path} ({first_line(exc)}); "
                               "check free disk space and permissions") from exc
         except OSError as exc:
             raise OutputError(f"cannot write {path} ({exc.strerror or exc}); check free disk "
