@@ -407,7 +407,12 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
             rank=dist_info.rank, world_size=dist_info.world_size)
         started_group = True
     try:
-        return _train(config, dist_info, device, precision, progress, cancel)
+        path = _train(config, dist_info, device, precision, progress, cancel)
+        if started_group:
+            # rank 0 may still be writing the last checkpoint: leave the group together,
+            # a rank tearing gloo down under a busy peer can abort the process
+            torch.distributed.barrier()
+        return path
     finally:
         if started_group:
             torch.distributed.destroy_process_group()
