@@ -29,14 +29,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from geogan import __version__
-from geogan.errors import CheckpointError, first_line
-from geogan.fileio import current_umask, fsync_path
+from geogan.errors import CheckpointError, GeoganError, first_line
+from geogan.fileio import (
+    current_umask,
+    fault_point,
+    fsync_path,
+    remove_leftovers,
+    temp_path,
+    write_error,
+)
 from geogan.normalize import BandNorm
 
 log = logging.getLogger(__name__)
@@ -94,18 +100,31 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
     full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
                  "geogan_version": __version__, **meta}
     text = json.dumps(full_meta, indent=2, sort_keys=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    tmp = Path(tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)[1])
-    tmp_json = tmp.with_suffix(".json.tmp")
+    sidecar = path.with_suffix(".json")
     try:
-        save_file(contiguous, str(tmp), metadata={_HEADER_KEY: text})
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private
-        fsync_path(tmp)
-        tmp_json.write_text(text + "\n")
-        fsync_path(tmp_json)
-        os.replace(tmp, path)
-        os.replace(tmp_json, path.with_suffix(".json"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    remove_leftovers(path)
+    remove_leftovers(sidecar)
+    tmp, tmp_json = temp_path(path), temp_path(sidecar)
+    try:
+        try:
+            save_file(contiguous, str(tmp), metadata={_HEADER_KEY: text})
+            os.chmod(tmp, 0o666 & ~current_umask())
+            fsync_path(tmp)
+            tmp_json.write_text(text + "\n")
+            fsync_path(tmp_json)
+            fault_point("before-rename", path)
+            os.replace(tmp, path)  # the commit point: the header is the metadata
+            fault_point("between-renames", path)
+            os.replace(tmp_json, sidecar)
+        except GeoganError:
+            raise
+        except Exception as exc:  # OSError, or safetensors' own error for a full disk
+            raise write_error(path, exc) from exc
+        fault_point("after-rename", path)
     except BaseException:
         for t in (tmp, tmp_json):
             t.unlink(missing_ok=True)
@@ -175,10 +194,22 @@ def strip_prefix(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
 def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
                    device: str = "cpu") -> LoadedGenerator:
     """Rebuild the generator for ``direction`` ("a2b" or "b2a") from a checkpoint alone."""
+    tensors, meta = load_checkpoint(path)
+    try:
+        return _build_generator(path, tensors, meta, direction, device)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"metadata of checkpoint {path} does not describe a geogan model "
+                              f"({type(exc).__name__}: {first_line(exc)}); use a checkpoint "
+                              "written by geogan") from exc
+
+
+def _build_generator(path: str | os.PathLike[str], tensors: dict[str, Any],
+                     meta: dict[str, Any], direction: str, device: str) -> LoadedGenerator:
     from geogan.models import build_generator
 
-    tensors, meta = load_checkpoint(path)
     gens = meta.get("generators", {})
+    if not isinstance(gens, dict):
+        raise TypeError("'generators' is not a mapping")
     if direction not in gens:
         raise CheckpointError(f"checkpoint {path} has no '{direction}' generator; "
                               f"available: {', '.join(sorted(gens)) or 'none'}")
@@ -205,6 +236,8 @@ def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
 
 #: File name of the training state (optimisers, image pools, RNG, step) in a run folder.
 TRAIN_STATE_NAME = "train_state.safetensors"
+#: The next training state, written before the model it belongs to (see geogan.train._save).
+TRAIN_STATE_PENDING = "train_state.pending.safetensors"
 
 
 def optimizer_state_to_tensors(state_dict: dict[str, Any],

@@ -15,13 +15,13 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from geogan.errors import InputError
-from geogan.fileio import atomic_directory
+from geogan.fileio import FolderKind, atomic_directory
 from geogan.progress import CancelCheck, ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,32 @@ REFERENCE_NAME = "naip_2020.tif"
 PRETRAINED_NAME = "pretrained/naip_2009_to_2020.safetensors"
 #: Bands shown in the preview (R, G, B of the NAIP R, G, B, NIR orthophotos).
 PREVIEW_BANDS = (1, 2, 3)
+TRANSLATED_NAME = "naip_2009_as_2020.tif"
+METRICS_NAME = "metrics.json"
+#: Files the demo writes at the top of its folder.
+DEMO_FILES = frozenset({TRANSLATED_NAME, METRICS_NAME, "preview.png", "model.safetensors",
+                        "model.json"})
+
+
+def _owned_by_demo(rel: PurePosixPath) -> bool:
+    """Files geogan writes in a demo folder (chips/a, chips/b and run/ are geogan's too)."""
+    from geogan.tiling import CHIP_FOLDER
+    from geogan.train import RUN_FOLDER
+
+    parts = rel.parts
+    if len(parts) == 1:
+        return rel.name in DEMO_FILES
+    if parts[0] == "aoi":
+        return len(parts) == 2 and rel.suffix == ".geojson"
+    if parts[0] == "chips" and len(parts) > 2 and parts[1] in ("a", "b"):
+        return CHIP_FOLDER.owned(PurePosixPath(*parts[2:]))
+    if parts[0] == "run":
+        return RUN_FOLDER.owned(PurePosixPath(*parts[1:]))
+    return False
+
+
+#: What ``geogan demo --overwrite`` may replace: a finished demo folder, nothing else.
+DEMO_FOLDER = FolderKind("demo folder", (METRICS_NAME,), _owned_by_demo)
 
 
 def default_data_dir() -> Path:
@@ -91,7 +117,7 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
                          "--pretrained to train one")
     start = time.perf_counter()
     out = Path(config.output)
-    with atomic_directory(out, overwrite=config.overwrite) as tmp:
+    with atomic_directory(out, DEMO_FOLDER, overwrite=config.overwrite, inputs=[data]) as tmp:
         west, east = _halves(source, tmp / "aoi", margin=config.chip)
         if config.pretrained:
             checkpoint = tmp / "model.safetensors"
@@ -101,17 +127,17 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
         else:
             checkpoint = _train(config, source, reference, west, tmp, progress, cancel)
             loss_plot = tmp / "run" / "loss_plot.png"
-        translated = tmp / "naip_2009_as_2020.tif"
+        translated = tmp / TRANSLATED_NAME
         _translate(config, checkpoint, source, translated, cancel)
         _preview(source, translated, reference, tmp / "preview.png")
         scores = _evaluate(translated, reference, source, east, cancel)
-        (tmp / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
+        (tmp / METRICS_NAME).write_text(json.dumps(scores, indent=2) + "\n")
 
     def moved(p: Path | None) -> Path | None:
         return None if p is None else out / p.relative_to(tmp)
 
     plot = moved(loss_plot)
-    result = DemoResult(out, out / translated.name, out / "preview.png", out / "metrics.json",
+    result = DemoResult(out, out / translated.name, out / "preview.png", out / METRICS_NAME,
                         out / checkpoint.relative_to(tmp),
                         plot if plot is not None and plot.exists() else None,
                         scores, time.perf_counter() - start)

@@ -15,7 +15,6 @@ the source raster.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections import defaultdict
@@ -32,13 +31,14 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from geogan.errors import InputError, first_line
-from geogan.fileio import atomic_output, check_output_file
+from geogan.fileio import check_free_space, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
 from geogan.normalize import nodata_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import (
     COMPRESSIONS,
-    convert_to_cog,
+    atomic_raster,
+    open_for_write,
     open_raster,
     output_profile,
 )
@@ -150,26 +150,23 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
                  width, height, config.blend)
 
         weigh = BLENDS[config.blend]
-        with atomic_output(output, overwrite=config.overwrite) as tmp:
-            with contextlib.ExitStack() as stack:
-                target = tmp
-                if config.cog:
-                    target = tmp.with_name(tmp.name + ".gtiff.tif")
-                    stack.callback(target.unlink, missing_ok=True)
-                with rasterio.open(target, "w", **profile) as dst:
-                    for n, win in enumerate(windows, 1):
-                        check_cancel(cancel, "mosaic")
-                        members = buckets.get((win.col_off // block, win.row_off // block), [])
-                        data, covered = _blend_window(win, members, chips, places, valid, weigh,
-                                                      ref)
-                        w = Window(*win)
-                        dst.write(data, window=w)
-                        if use_mask:
-                            dst.write_mask(np.where(covered, 255, 0).astype(np.uint8), window=w)
-                        if progress is not None:
-                            progress(n, len(windows))
-                if config.cog:
-                    convert_to_cog(target, tmp, compress=config.compress)
+        itemsize = np.dtype(profile["dtype"]).itemsize
+        check_free_space(output, width * height * int(profile["count"]) * itemsize,
+                         certain=False)
+        with atomic_raster(output, overwrite=config.overwrite, cog=config.cog,
+                           compress=config.compress) as target:
+            with open_for_write(target, profile, output) as dst:
+                for n, win in enumerate(windows, 1):
+                    check_cancel(cancel, "mosaic")
+                    members = buckets.get((win.col_off // block, win.row_off // block), [])
+                    data, covered = _blend_window(win, members, chips, places, valid, weigh,
+                                                  ref)
+                    w = Window(*win)
+                    dst.write(data, window=w)
+                    if use_mask:
+                        dst.write_mask(np.where(covered, 255, 0).astype(np.uint8), window=w)
+                    if progress is not None:
+                        progress(n, len(windows))
     log.info("wrote %s", output)
     return output
 

@@ -8,8 +8,10 @@ inherited unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from geogan.errors import GeoreferenceError, InputError, first_line
+from geogan.fileio import atomic_output, gdal_errors, temp_path, verify_raster, write_error
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +120,48 @@ def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike
     rio_copy(src_path, dst_path, driver="COG", compress=compress.upper(),
              predictor="FLOATING_POINT" if floating else "YES", overviews="AUTO",
              blocksize=512, bigtiff="IF_SAFER", resampling="average")
+
+
+@contextlib.contextmanager
+def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog: bool = False,
+                  compress: str = "zstd") -> Iterator[Path]:
+    """Yield the path to write a GeoTIFF to; it becomes ``path`` only when complete.
+
+    With ``cog`` the GeoTIFF written is converted to a Cloud Optimized GeoTIFF first.
+    The result is re-opened and its first and last blocks read back before it is renamed
+    into place; any failure raises :class:`~geogan.errors.OutputError` and leaves
+    ``path`` as it was. Open the yielded path with :func:`open_for_write`.
+    """
+    final = Path(path)
+    with atomic_output(final, overwrite=overwrite,
+                       verify=lambda tmp: verify_raster(tmp, final)) as tmp:
+        if not cog:
+            yield tmp
+            return
+        part = temp_path(final, suffix=".part.tif")
+        try:
+            yield part
+            try:
+                with gdal_errors(final):
+                    convert_to_cog(part, tmp, compress)
+            except RasterioIOError as exc:
+                raise write_error(final, exc.__cause__ or exc) from exc
+        finally:
+            part.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def open_for_write(path: Path, profile: dict[str, Any], final: Path | None = None) -> Iterator[Any]:
+    """``rasterio.open(path, "w", **profile)`` whose failures (at write or close) raise.
+
+    GDAL errors signalled while writing or closing, and ``OSError``, become an
+    :class:`~geogan.errors.OutputError` that names ``final`` (the user's file name).
+    """
+    name = final or path
+    try:
+        with gdal_errors(name), rasterio.open(path, "w", **profile) as dst:
+            yield dst
+    except RasterioIOError as exc:
+        raise write_error(name, exc.__cause__ or exc) from exc
+    except OSError as exc:
+        raise write_error(name, exc) from exc

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,14 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geogan.errors import GeoreferenceError, InputError, OutputError, first_line
-from geogan.fileio import atomic_directory
+from geogan.fileio import (
+    FolderKind,
+    atomic_directory,
+    check_free_space,
+    check_replaceable,
+    gdal_errors,
+    write_error,
+)
 from geogan.grid import ChipWindow, chip_windows, intersection
 from geogan.normalize import nodata_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
@@ -81,6 +88,20 @@ _NAME_RE = re.compile(r"^(?P<stem>.+)__c(?P<col>\d+)_r(?P<row>\d+)\.tif$")
 _READ_BUDGET = 32 * 2**20
 #: GDAL block cache while tiling, in MB: enough for one row of source blocks.
 _GDAL_CACHE_MB = 64
+
+
+def _owned_by_chips(rel: PurePosixPath) -> bool:
+    """Files geogan writes in a chip folder: the index and chips (also under A/ and B/)."""
+    if rel.as_posix() == INDEX_NAME:
+        return True
+    parts = rel.parts
+    if len(parts) == 2 and parts[0] not in PAIR_DIRS:
+        return False
+    return len(parts) <= 2 and _NAME_RE.match(rel.name) is not None
+
+
+#: What ``geogan tile --overwrite`` may replace: a folder with an index and chips only.
+CHIP_FOLDER = FolderKind("chip folder", (INDEX_NAME,), _owned_by_chips)
 
 
 def chip_name(stem: str, col_off: int, row_off: int) -> str:
@@ -217,7 +238,12 @@ def tile_rasters(inputs: Sequence[str | Path], outdir: str | Path, config: TileC
         log.info("tiling %d raster(s) into %d candidate chips of %d px", len(plans), total,
                  config.size)
 
-        with atomic_directory(outdir, overwrite=config.overwrite) as tmp:
+        inputs_read = _all_inputs(config, paths, plans)
+        check_replaceable(outdir, CHIP_FOLDER, config.overwrite, inputs_read)
+        check_free_space(outdir, _chips_bytes(plans, config),
+                         certain=config.compress == "none")
+        with atomic_directory(outdir, CHIP_FOLDER, overwrite=config.overwrite,
+                              inputs=inputs_read) as tmp:
             stats = _Stats(total=total, progress=progress)
             records = _Records()
             with _ChipWriter(config.threads) as writer:
@@ -226,7 +252,10 @@ def tile_rasters(inputs: Sequence[str | Path], outdir: str | Path, config: TileC
             if stats.kept == 0:
                 raise InputError(_nothing_kept_message(paths, config, stats, plans))
             index = tmp / INDEX_NAME
-            records.write(index)
+            try:
+                records.write(index)
+            except Exception as exc:  # pyogrio/fiona raise their own errors for a full disk
+                raise write_error(outdir / INDEX_NAME, exc) from exc
             stats.report(final=True)
 
     log.info("wrote %d chips to %s (%d skipped for nodata, %d for low std, %d outside the AOI)",
@@ -296,6 +325,7 @@ class _Plan:
     pair: _View | None
     windows: list[ChipWindow]
     padded: bool
+    files: tuple[str, ...] = ()  # the files GDAL reads for this input (a VRT's sources too)
 
 
 def _plan(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> _Plan:
@@ -327,7 +357,8 @@ def _plan(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> _Plan:
     if padded:
         log.warning("%s is smaller than one %d px chip where it is tiled: chips are padded with "
                     "nodata", path, config.size)
-    return _Plan(view=view, pair=pair_view, windows=windows, padded=padded)
+    return _Plan(view=view, pair=pair_view, windows=windows, padded=padded,
+                 files=tuple(f for f in src.files if not f.startswith("/vsi")))
 
 
 def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
@@ -698,13 +729,26 @@ def _chip_profile(view: _View, size: int, compress: str) -> dict[str, Any]:
 def _write_chip(path: Path, data: np.ndarray, profile: dict[str, Any], transform: Any,
                 tags: dict[str, str]) -> None:
     try:
-        with rasterio.open(path, "w", **{**profile, "transform": transform}) as dst:
+        with gdal_errors(path), rasterio.open(path, "w", **{**profile, "transform": transform}) \
+                as dst:
             dst.write(data)
             if tags:
                 dst.update_tags(**tags)
     except RasterioError as exc:
-        raise OutputError(f"cannot write chip {path} ({first_line(exc)}); check free disk "
-                          "space and permissions") from exc
+        raise write_error(path, exc.__cause__ or exc) from exc
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
+def _chips_bytes(plans: Sequence[_Plan], config: TileConfig) -> int:
+    """Uncompressed bytes of every candidate chip (an upper bound of what is written)."""
+    total = 0
+    for plan in plans:
+        for view in (plan.view, plan.pair):
+            if view is not None:
+                per_chip = config.size ** 2 * len(view.bands) * np.dtype(view.dtype).itemsize
+                total += len(plan.windows) * per_chip
+    return total
 
 
 def _valid_tags(win: ChipWindow, grid: ChipWindow) -> dict[str, str]:
@@ -756,19 +800,19 @@ def _check_distinct_stems(paths: list[Path]) -> None:
 
 def _check_output_dir(outdir: Path, config: TileConfig, inputs: list[Path]) -> None:
     """Fail before any work if ``outdir`` cannot be used (atomic_directory checks again)."""
-    if outdir.exists():
-        if not outdir.is_dir():
-            raise OutputError(f"{outdir} exists and is not a folder; choose another output "
-                              "folder")
-        if not config.overwrite and any(outdir.iterdir()):
-            raise OutputError(f"{outdir} already exists and is not empty; pass --overwrite to "
-                              "replace it")
-        root = outdir.resolve()
-        others = [config.aoi, config.align_to, config.pair]
-        for p in [*inputs, *(o for o in others if o is not None)]:
-            if root in Path(p).resolve().parents:
-                raise InputError(f"{p} lies inside the output folder {outdir}, which would be "
-                                 "replaced; choose another output folder")
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"{outdir} exists and is not a folder; choose another output folder")
+    check_replaceable(outdir, CHIP_FOLDER, config.overwrite, _all_inputs(config, inputs))
+
+
+def _all_inputs(config: TileConfig, inputs: Sequence[Path],
+                plans: Sequence[_Plan] = ()) -> list[Path]:
+    """Every file the job reads: inputs, AOI, --align-to, --pair and the files behind them."""
+    files = [*inputs, *(Path(o) for o in (config.aoi, config.align_to, config.pair)
+                        if o is not None)]
+    for plan in plans:
+        files.extend(Path(f) for f in plan.files)
+    return files
 
 
 def _nothing_kept_message(paths: list[Path], config: TileConfig, stats: _Stats,

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
@@ -47,6 +47,7 @@ from torch import nn
 from geogan.checkpoint import (
     RUN_CHECKPOINT_NAME,
     TRAIN_STATE_NAME,
+    TRAIN_STATE_PENDING,
     load_checkpoint,
     optimizer_state_from_tensors,
     optimizer_state_to_tensors,
@@ -71,7 +72,15 @@ from geogan.errors import (
     TrainingError,
     first_line,
 )
-from geogan.fileio import atomic_output, check_output_file
+from geogan.fileio import (
+    FolderKind,
+    atomic_output,
+    check_free_space,
+    check_output_file,
+    check_replaceable,
+    fault_point,
+    write_error,
+)
 from geogan.models import DISCRIMINATORS, GAN_MODES, GENERATORS, NORMS
 from geogan.models.gan import (
     DEFAULT_GENERATOR,
@@ -89,6 +98,29 @@ PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 LOSSES_CSV = "losses.csv"
 LOSS_PLOT = "loss_plot.png"
 PREVIEW_DIR = "previews"
+
+
+def _owned_by_run(rel: PurePosixPath) -> bool:
+    """Files geogan writes in a run folder."""
+    top = rel.parts[0]
+    if len(rel.parts) == 1:
+        return rel.name in RUN_FILES
+    if top == PREVIEW_DIR:
+        return len(rel.parts) == 2 and rel.suffix == ".png"
+    return top == TENSORBOARD_DIR
+
+
+TENSORBOARD_DIR = "tensorboard"
+#: The files of a run folder besides previews/ and tensorboard/.
+RUN_FILES = frozenset({
+    RUN_CHECKPOINT_NAME, Path(RUN_CHECKPOINT_NAME).with_suffix(".json").name,
+    TRAIN_STATE_NAME, Path(TRAIN_STATE_NAME).with_suffix(".json").name,
+    TRAIN_STATE_PENDING, Path(TRAIN_STATE_PENDING).with_suffix(".json").name,
+    LOSSES_CSV, LOSS_PLOT})
+#: What ``geogan train --overwrite`` may replace: a run folder holding only a run's files.
+RUN_FOLDER = FolderKind("run folder", (RUN_CHECKPOINT_NAME, LOSSES_CSV,
+                                                TRAIN_STATE_NAME, TRAIN_STATE_PENDING),
+                        _owned_by_run)
 _NEVER = 2 ** 62  # "no non-finite loss yet" marker of the on-device tracker
 
 
@@ -141,8 +173,8 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        for key in ("a", "b", "output"):
-            out[key] = None if out[key] is None else str(out[key])
+        for key in ("a", "b", "output"):  # absolute, so --resume works from any folder
+            out[key] = None if out[key] is None else str(Path(out[key]).absolute())
         return out
 
     @classmethod
@@ -323,21 +355,14 @@ def _check_run_dir(config: TrainConfig) -> None:
         if not (out / RUN_CHECKPOINT_NAME).is_file():
             raise CheckpointError(f"{out} holds no {RUN_CHECKPOINT_NAME}; there is no run to "
                                   "resume there (drop --resume to start one)")
-        if not (out / TRAIN_STATE_NAME).is_file():
+        if not any((out / n).is_file() for n in (TRAIN_STATE_NAME, TRAIN_STATE_PENDING)):
             raise CheckpointError(f"{out} has no {TRAIN_STATE_NAME}, so it cannot be resumed; "
                                   "start a new run in another folder")
         return
-    if out.exists():
-        if not out.is_dir():
-            raise OutputError(f"{out} exists and is not a folder; choose another -o")
-        if any(out.iterdir()):
-            if not config.overwrite:
-                raise OutputError(f"{out} already exists and is not empty; pass --overwrite to "
-                                  "replace it or --resume to continue it")
-            if not any((out / n).exists() for n in (RUN_CHECKPOINT_NAME, LOSSES_CSV,
-                                                    TRAIN_STATE_NAME)):
-                raise OutputError(f"{out} is not a geogan run folder; refusing to replace it "
-                                  "even with --overwrite; choose a new or empty folder")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder; choose another -o")
+    inputs = [Path(p) for p in (config.a, config.b) if p is not None]
+    check_replaceable(out, RUN_FOLDER, config.overwrite, inputs)
     check_output_file(out / RUN_CHECKPOINT_NAME, overwrite=True)
 
 
@@ -356,8 +381,54 @@ def resume_config(output: str | os.PathLike[str], **overrides: Any) -> TrainConf
     return _merge_resume(config, stored)
 
 
+def _commit_state(out: Path) -> None:
+    """Rename the pending training state (and its sidecar) onto the current one."""
+    pending = out / TRAIN_STATE_PENDING
+    try:
+        os.replace(pending, out / TRAIN_STATE_NAME)
+        fault_point("between-renames", out / TRAIN_STATE_NAME)
+        os.replace(pending.with_suffix(".json"), (out / TRAIN_STATE_NAME).with_suffix(".json"))
+    except OSError as exc:
+        raise write_error(out / TRAIN_STATE_NAME, exc) from exc
+    fault_point("after-rename", out / TRAIN_STATE_NAME)
+
+
+def _resume_state(out: Path, model_meta: dict[str, Any]) -> Path:
+    """The training state of the model's step, finishing a save that a kill interrupted.
+
+    A kill after the pending state was written but before the model leaves the pending
+    state one step ahead: it is dropped. A kill after the model was written leaves the
+    pending state of the model's step: it is committed now.
+    """
+    step = int(model_meta.get("step", -1))
+    current, pending = out / TRAIN_STATE_NAME, out / TRAIN_STATE_PENDING
+    if pending.is_file():
+        try:
+            pending_step = int(read_metadata(pending).get("step", -2))
+        except CheckpointError:
+            pending_step = -2  # torn write: not the commit
+        if pending_step == step:
+            log.info("finishing the save of step %d that was interrupted", step)
+            _commit_state(out)
+        else:
+            for p in (pending, pending.with_suffix(".json")):
+                p.unlink(missing_ok=True)
+    if current.is_file():
+        state_step = int(read_metadata(current).get("step", -2))
+        if state_step == step:
+            return current
+        found = f"training state step {state_step}"
+    else:
+        found = f"no {TRAIN_STATE_NAME}"
+    raise CheckpointError(f"{out}: model step {step} and {found} differ; resuming is not "
+                          "possible, start a new run (the model itself can still be used)")
+
+
 def _stored_config(out: Path) -> TrainConfig:
-    state_meta = read_metadata(out / TRAIN_STATE_NAME)
+    state = out / TRAIN_STATE_NAME
+    if not state.is_file() and (out / TRAIN_STATE_PENDING).is_file():
+        state = out / TRAIN_STATE_PENDING
+    state_meta = read_metadata(state)
     try:
         return TrainConfig.from_json(state_meta["config"])
     except (KeyError, TypeError) as exc:
@@ -429,11 +500,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
     norms: tuple[BandNorm, BandNorm] | None = None
     if config.resume:
         model_tensors, model_meta = load_checkpoint(out / RUN_CHECKPOINT_NAME)
-        state_tensors, state_meta = load_checkpoint(out / TRAIN_STATE_NAME)
-        if int(model_meta.get("step", -1)) != int(state_meta.get("step", -2)):
-            raise CheckpointError(f"{out}: model step {model_meta.get('step')} and training "
-                                  f"state step {state_meta.get('step')} differ (interrupted "
-                                  "save); resuming is not possible, start a new run from it")
+        state_tensors, state_meta = load_checkpoint(_resume_state(out, model_meta))
         doms = model_meta["domains"]
         norms = (BandNorm.from_json(doms["a"]["norm"]), BandNorm.from_json(doms["b"]["norm"]))
     data = open_training_data(config.model, Path(config.a),
@@ -509,6 +576,9 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
         generator=torch.Generator().manual_seed(config.seed))
 
     if dist_info.is_main:
+        # a save holds the model, the pending and the current training state at once
+        weights = sum(p.numel() * p.element_size() for p in gan.networks.parameters())
+        check_free_space(out, 4 * weights, certain=True)
         _open_run_dir(run)
     if dist_info.enabled:
         torch.distributed.barrier()
@@ -535,6 +605,8 @@ def _open_run_dir(run: _Run) -> None:
     out = run.out
     if not run.config.resume:
         if out.exists() and any(out.iterdir()):  # --overwrite, checked by _check_run_dir
+            inputs = [Path(p) for p in (run.config.a, run.config.b) if p is not None]
+            check_replaceable(out, RUN_FOLDER, True, inputs)  # nothing new appeared meanwhile
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         run.created_dir = True
@@ -551,7 +623,7 @@ def _open_run_dir(run: _Run) -> None:
     except ImportError:
         log.debug("tensorboard not installed; losses go to %s only", csv_path)
     else:
-        run.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=run.step + 1)
+        run.tb = SummaryWriter(log_dir=str(out / TENSORBOARD_DIR), purge_step=run.step + 1)
 
 
 def _csv_columns(run: _Run) -> list[str]:
@@ -617,6 +689,12 @@ def _save(run: _Run, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
     gan = run.gan
     tensors = {f"{key}.{name}": value for key, net in gan.networks.items()
                for name, value in net.state_dict().items()}
+    broken = [k for k, v in tensors.items()
+              if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise TrainingError(f"weights {broken[0]} became NaN or infinite at step {run.step}; "
+                            f"training stopped and {_kept(run)}"
+                            f"{_precision_hint(run)}")
     g_tensors, g_meta = optimizer_state_to_tensors(opt_g.state_dict(), "opt_G")
     d_tensors, d_meta = optimizer_state_to_tensors(opt_d.state_dict(), "opt_D")
     state = {**g_tensors, **d_tensors, **gan.state_tensors(), "rng.torch": torch.get_rng_state()}
@@ -626,8 +704,13 @@ def _save(run: _Run, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                   "epoch": run.epoch, "epoch_step": run.epoch_step,
                   "total_steps": run.total_steps, "steps_per_epoch": run.steps_per_epoch,
                   "opt_G": g_meta, "opt_D": d_meta, "scaler": scaler.state_dict()}
-    save_checkpoint(run.out / TRAIN_STATE_NAME, state, state_meta)
+    # Three steps, so that a kill at any point leaves a model and a training state of the
+    # same step: the pending state first, then the model (the commit), then the state is
+    # renamed into place. _resume_state finishes a commit a kill interrupted.
+    pending = run.out / TRAIN_STATE_PENDING
+    save_checkpoint(pending, state, state_meta)
     save_checkpoint(run.out / RUN_CHECKPOINT_NAME, tensors, _model_meta(run))
+    _commit_state(run.out)
     run.saved_step = run.step
     log.info("saved checkpoint at step %d to %s", run.step, run.out / RUN_CHECKPOINT_NAME)
 
@@ -799,13 +882,21 @@ def _check_finite(run: _Run, bad: torch.Tensor) -> None:
     if first >= _NEVER:
         return
     name = run.gan.loss_names[values.index(first)]
-    ckpt = run.out / RUN_CHECKPOINT_NAME
-    if run.saved_step >= 0:
-        kept = f"the last good checkpoint {ckpt} (step {run.saved_step}) was kept"
-    else:
-        kept = "no checkpoint had been saved yet"
     raise TrainingError(f"loss {name} became non-finite at step {first}; training stopped and "
-                        f"{kept}; try --precision fp32 or a lower --lr")
+                        f"{_kept(run)}{_precision_hint(run)}")
+
+
+def _kept(run: _Run) -> str:
+    if run.saved_step >= 0:
+        return (f"the last good checkpoint {run.out / RUN_CHECKPOINT_NAME} (step "
+                f"{run.saved_step}) was kept")
+    return "no checkpoint had been saved yet"
+
+
+def _precision_hint(run: _Run) -> str:
+    if run.precision == "fp32":
+        return "; try a lower --lr"
+    return "; try --precision fp32 or a lower --lr"
 
 
 def _stop_requested(run: _Run, stop: _StopRequest, cancel: CancelCheck | None) -> bool:

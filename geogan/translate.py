@@ -21,10 +21,12 @@ temporary file that is renamed only when complete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,7 +40,7 @@ from geogan import devices
 from geogan.blend import BLENDS, AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import CheckpointError, GeoganError, InputError, OutputError, first_line
-from geogan.fileio import atomic_output, check_output_file
+from geogan.fileio import check_free_space, check_output_file, is_complete_raster
 from geogan.normalize import BandNorm, valid_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 
@@ -164,6 +166,10 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
     ``<input stem>.tif`` for each input.
     """
     out = Path(output)
+    if (not out.is_dir() and out.suffix.lower() not in OUTPUT_SUFFIXES
+            and re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{1,4}", out.suffix)):
+        raise OutputError(f"-o {out}: geogan translate writes GeoTIFF; give a .tif file name "
+                          "or a folder (to use a folder of that name, create it first)")
     single = (len(files) == 1 and not out.is_dir()
               and out.suffix.lower() in OUTPUT_SUFFIXES)
     if single:
@@ -228,7 +234,8 @@ def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
     if dtype != expected:
         raise InputError(f"{path} is {dtype} but the checkpoint's {generator.direction} generator "
                          f"was trained on {expected} rasters; convert it (e.g. gdal_translate "
-                         f"-ot {expected.capitalize()} -scale) or use a matching checkpoint")
+                         f"-ot {_GDAL_TYPE_NAMES.get(expected, expected)} -scale) or use a "
+                         "matching checkpoint")
     return indexes
 
 
@@ -256,6 +263,20 @@ def _fits(value: float, dtype: np.dtype) -> bool:
         return False
     info = np.iinfo(dtype)
     return info.min <= value <= info.max
+
+
+def fit_tile(config: TranslateConfig, width: int, height: int, multiple: int) -> TranslateConfig:
+    """``config`` with ``tile`` clamped to the raster (rounded up to ``multiple``).
+
+    A window larger than the raster only adds mirrored padding: it costs time and memory
+    and changes nothing for the better.
+    """
+    need = -(-max(width, height, 8) // multiple) * multiple
+    if config.tile <= need:
+        return config
+    log.info("--tile %d is larger than the %dx%d px raster; using %d", config.tile, width,
+             height, need)
+    return dataclasses.replace(config, tile=need, overlap=min(config.overlap, need // 2))
 
 
 def check_tile(generator: LoadedGenerator, tile: int) -> None:
@@ -306,6 +327,9 @@ def translate_files(checkpoint: str | os.PathLike[str],
     todo: list[tuple[Path, Path]] = []
     for src, dst in mine:
         if config.skip_existing and dst.exists():
+            if not is_complete_raster(dst):
+                raise OutputError(f"{dst} exists but is not a complete raster (left by an "
+                                  "interrupted or failed write); delete it and run again")
             log.info("skipping %s: %s already exists", src, dst)
             continue
         check_output_file(dst, config.overwrite)
@@ -356,7 +380,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     """
     import rasterio
 
-    from geogan.rasterio_io import check_readable, convert_to_cog, open_raster, output_profile
+    from geogan.rasterio_io import atomic_raster, check_readable, open_raster, output_profile
 
     config = config or TranslateConfig()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -373,6 +397,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                                          config.bands)
             src_profile = dict(src.profile)
             src_nodata = src.nodata
+        config = fit_tile(config, int(src_profile["width"]), int(src_profile["height"]),
+                          int(getattr(generator.module, "size_multiple", 1)))
         out_nodata = output_nodata(src_nodata, generator.out_norm)
         profile = output_profile(src_profile, count=generator.out_bands,
                                  dtype=generator.out_norm.dtype, nodata=out_nodata,
@@ -380,18 +406,17 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         profile["num_threads"] = "ALL_CPUS"
         job = _Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
                    device, progress, cancel)
+        itemsize = np.dtype(profile["dtype"]).itemsize
+        check_free_space(output_path, job.width * job.height * generator.out_bands * itemsize,
+                         certain=False)
         start = time.perf_counter()
-        with atomic_output(output_path, overwrite=config.overwrite) as tmp:
-            if config.cog:
-                part = tmp.with_name(tmp.name + ".part.tif")
-                try:
-                    job.run(part)
-                    check_cancel(cancel, what)
-                    convert_to_cog(part, tmp, config.compress)
-                finally:
-                    part.unlink(missing_ok=True)
-            else:
-                job.run(tmp)
+        with atomic_raster(output_path, overwrite=config.overwrite, cog=config.cog,
+                           compress=config.compress) as target:
+            job.run(target, output_path)
+            check_cancel(cancel, what)
+        if src_nodata is not None and job.valid_pixels == 0:
+            log.warning("%s holds only nodata pixels: %s is all nodata", input_path,
+                        output_path)
     elapsed = time.perf_counter() - start
     mpx = profile["width"] * profile["height"] / 1e6
     log.info("translated %s -> %s: %.1f Mpx in %.1f s (%.2f Mpx/s)", input_path, output_path,
@@ -444,6 +469,11 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
             continue
 
 
+#: numpy dtype -> GDAL's type name (for gdal_translate -ot).
+_GDAL_TYPE_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+                    "uint32": "UInt32", "int32": "Int32", "float32": "Float32",
+                    "float64": "Float64"}
+
 _TORCH_DTYPES = {"uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32",
                  "float32": "float32", "float64": "float64", "uint16": "int32",
                  "uint32": "int64"}
@@ -477,6 +507,7 @@ class _Job:
             precision = "bf16" if kind == "cuda" else "fp32"
         self.precision = precision
         self.what = f"translation of {input_path.name}"
+        self.valid_pixels = 0  # counted by the reader where the input has nodata
 
     # ---------------------------------------------------------------- reader thread
 
@@ -522,6 +553,7 @@ class _Job:
                 mask = None
                 if self.src_nodata is not None:
                     mask = valid_mask(data[:, f0 - a:f1 - a], self.src_nodata)  # (rows, W)
+                    self.valid_pixels += int(np.count_nonzero(mask))
                 _put(q, ("rows", r, mask), stop)
                 cast = _TORCH_DTYPES.get(str(data.dtype), "float32")
                 if cast != str(data.dtype):
@@ -546,13 +578,12 @@ class _Job:
 
     # ---------------------------------------------------------------- writer thread
 
-    def _write(self, path: Path, q: queue.Queue[Any], stop: threading.Event) -> None:
-        """Apply nodata and write finished rows in block-aligned chunks."""
-        import rasterio
-        from rasterio.errors import RasterioIOError
+    def _write(self, path: Path, final: Path, q: queue.Queue[Any],
+               stop: threading.Event) -> None:
+        """Apply nodata and write finished rows in block-aligned chunks into ``path``."""
         from rasterio.windows import Window
 
-        from geogan.rasterio_io import BLOCK_SIZE
+        from geogan.rasterio_io import BLOCK_SIZE, open_for_write
 
         buf: np.ndarray | None = None  # (C, BLOCK_SIZE + tile, W): rows waiting for a block
         buf_start = 0  # raster row of buf[:, 0]
@@ -570,37 +601,30 @@ class _Job:
             buf_start += n
             filled = rest
 
-        try:
-            with rasterio.open(path, "w", **self.profile) as dst:
-                while True:
-                    try:
-                        item = q.get(timeout=_POLL_S)
-                    except queue.Empty:
-                        if stop.is_set():
-                            raise _Stop from None
-                        continue
-                    if item[0] == "end":
-                        if buf is not None:
-                            flush(dst, final=True)
-                        break
-                    _, f0, rows, mask = item
-                    if f0 != buf_start + filled:
-                        raise RuntimeError(f"rows {f0} arrived out of order")
-                    if buf is None:
-                        buf = np.empty((rows.shape[0], BLOCK_SIZE + self.config.tile,
-                                        self.width), dtype=rows.dtype)
-                    n = rows.shape[1]
-                    buf[:, filled:filled + n] = self._apply_nodata(rows, mask)
-                    filled += n
-                    flush(dst, final=False)
+        with open_for_write(path, self.profile, final) as dst:
+            while True:
+                try:
+                    item = q.get(timeout=_POLL_S)
+                except queue.Empty:
                     if stop.is_set():
-                        raise _Stop
-        except RasterioIOError as exc:
-            raise OutputError(f"cannot write {path} ({first_line(exc)}); "
-                              "check free disk space and permissions") from exc
-        except OSError as exc:
-            raise OutputError(f"cannot write {path} ({exc.strerror or exc}); check free disk "
-                              "space and permissions") from exc
+                        raise _Stop from None
+                    continue
+                if item[0] == "end":
+                    if buf is not None:
+                        flush(dst, final=True)
+                    break
+                _, f0, rows, mask = item
+                if f0 != buf_start + filled:
+                    raise RuntimeError(f"rows {f0} arrived out of order")
+                if buf is None:
+                    buf = np.empty((rows.shape[0], BLOCK_SIZE + self.config.tile,
+                                    self.width), dtype=rows.dtype)
+                n = rows.shape[1]
+                buf[:, filled:filled + n] = self._apply_nodata(rows, mask)
+                filled += n
+                flush(dst, final=False)
+                if stop.is_set():
+                    raise _Stop
 
     def _apply_nodata(self, rows: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """Output nodata where the input is nodata; nudge valid pixels that would read as nodata."""
@@ -616,15 +640,15 @@ class _Job:
 
     # ---------------------------------------------------------------- caller's thread
 
-    def run(self, path: Path) -> None:
-        """Translate into ``path`` (a new GeoTIFF); raise on failure or cancel."""
+    def run(self, path: Path, final: Path | None = None) -> None:
+        """Translate into ``path`` (a new GeoTIFF; ``final`` names it in errors)."""
         import torch
 
         stop = threading.Event()
         in_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         out_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         reader = _Worker("geogan-reader", lambda: self._read(in_q, stop))
-        writer = _Worker("geogan-writer", lambda: self._write(path, out_q, stop))
+        writer = _Worker("geogan-writer", lambda: self._write(path, final or path, out_q, stop))
         log.debug("%s: %dx%d px, %dx%d windows of %d px, overlap %d, batch %d, %s %s",
                   self.input_path, self.width, self.height, self.ax.count, self.ay.count,
                   self.config.tile, self.config.overlap, self.batch_size, self.device,
@@ -715,6 +739,12 @@ class _Job:
                 raise CheckpointError(f"the {gen.direction} generator turned windows of "
                                       f"{tuple(x.shape[1:])} into {tuple(y.shape[1:])}, expected "
                                       f"{(c_out, t, t)}; try another --tile")
+            if not bool(torch.isfinite(y).all()):
+                raise CheckpointError(f"the {gen.direction} generator produced NaN or infinite "
+                                      f"values on {self.input_path.name}; nothing was written "
+                                      "(the checkpoint's weights may be broken: use another "
+                                      "checkpoint" + ("" if self.precision == "fp32" else
+                                                      ", or try --precision fp32") + ")")
             y = y.clamp_(-1.0, 1.0).mul_(w2)  # (n, C, T, T)
             for i, (r, c) in enumerate(keys):
                 while r != current:

@@ -16,7 +16,7 @@ from geogan.checkpoint import (
     resolve_checkpoint_path,
     save_checkpoint,
 )
-from geogan.errors import CheckpointError
+from geogan.errors import CheckpointError, OutputError
 from geogan.models import build_generator
 from geogan.normalize import BandNorm
 
@@ -82,7 +82,7 @@ def test_save_is_atomic_and_keeps_the_last_good_checkpoint(tmp_path: Path,
         raise OSError("disk full")
 
     monkeypatch.setattr("safetensors.torch.save_file", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="no space left on device writing .*model.safetensors"):
         save_checkpoint(path, {"x": torch.zeros(1)}, {"model": "pix2pix"})
     assert path.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]

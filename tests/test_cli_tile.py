@@ -128,8 +128,14 @@ def test_output_exists_without_overwrite(make_raster, tmp_path: Path) -> None:
     (out / "notes.txt").write_text("keep me")
     _assert_error(_run(str(src), "-o", str(out), "--size", "16"), str(out), "--overwrite")
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    # --overwrite never replaces a folder holding a file geogan did not write
+    _assert_error(_run(str(src), "-o", str(out), "--size", "16", "--overwrite"), str(out),
+                  "notes.txt")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (out / "notes.txt").unlink()
+    assert _run(str(src), "-o", str(out), "--size", "32").exit_code == 0
     assert _run(str(src), "-o", str(out), "--size", "16", "--overwrite").exit_code == 0
-    assert not (out / "notes.txt").exists() and (out / INDEX_NAME).exists()
+    assert (out / INDEX_NAME).exists() and len(list(out.glob("*.tif"))) == 4
 
 
 def test_output_folder_that_cannot_be_created(make_raster, tmp_path: Path) -> None:

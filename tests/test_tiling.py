@@ -355,8 +355,15 @@ def test_existing_output_needs_overwrite(make_raster, tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="--overwrite"):
         tile_rasters([src_path], out, TileConfig(size=16))
     assert (out / "keep.txt").read_text() == "mine"
-    tile_rasters([src_path], out, TileConfig(size=16, overwrite=True))
-    assert not (out / "keep.txt").exists() and len(_chips(out)) == 4
+    # a folder geogan did not make is never replaced, even with --overwrite
+    with pytest.raises(OutputError, match="not a geogan chip folder .*keep.txt"):
+        tile_rasters([src_path], out, TileConfig(size=16, overwrite=True))
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    tile_rasters([src_path], out, TileConfig(size=32))
+    assert len(_chips(out)) == 1
+    tile_rasters([src_path], out, TileConfig(size=16, overwrite=True))  # geogan's: replaced
+    assert len(_chips(out)) == 4
     assert not _leftovers(tmp_path)
 
 

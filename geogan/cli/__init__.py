@@ -55,6 +55,32 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # never a traceback: one line, details with -vv
+            logging.getLogger("geogan").debug("unexpected error", exc_info=True)
+            raise click.ClickException(unexpected_error_message(exc)) from exc
+
+
+def unexpected_error_message(exc: BaseException) -> str:
+    """One line for an error geogan did not foresee (out of memory, a system error...)."""
+    from geogan.errors import first_line
+
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return ("out of memory; lower the sizes that grow memory (--tile, --batch-size, "
+                "--size, --crop, --ngf) and try again")
+    if isinstance(exc, OSError):
+        import errno
+
+        from geogan.fileio import write_error
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return str(write_error(exc.filename or "the output", exc))
+        where = f"{exc.filename}: " if exc.filename else ""
+        return (f"{where}{exc.strerror or first_line(exc)}; check the path, permissions and "
+                "free space")
+    return (f"unexpected {type(exc).__name__}: {first_line(exc)}; run again with -vv for "
+            "details and report it to geogan's issue tracker")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
