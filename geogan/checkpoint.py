@@ -133,6 +133,29 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
     return path
 
 
+def repair_sidecar(path: str | os.PathLike[str]) -> bool:
+    """Rewrite ``NAME.json`` from the safetensors header when they differ; True if it did.
+
+    A kill between the two renames of :func:`save_checkpoint` leaves the new weights with
+    the old sidecar; the header, written in the same file as the weights, is the truth.
+    """
+    from safetensors import safe_open
+
+    from geogan.fileio import atomic_output
+
+    p = resolve_checkpoint_path(path)
+    with safe_open(str(p), framework="pt") as fh:
+        text = (fh.metadata() or {}).get(_HEADER_KEY)
+    sidecar = p.with_suffix(".json")
+    remove_leftovers(p)
+    remove_leftovers(sidecar)
+    if text is None or (sidecar.is_file() and sidecar.read_text() == text + "\n"):
+        return False
+    with atomic_output(sidecar, overwrite=True) as tmp:
+        tmp.write_text(text + "\n")
+    return True
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of a checkpoint, read from its safetensors header (no tensors loaded)."""
     from safetensors import safe_open

@@ -399,18 +399,68 @@ def _target_grid(src: Any, path: Path, config: TileConfig,
         row0 = math.floor((top - rt.f) / rt.e + 1e-9)
         row1 = math.ceil((bottom - rt.f) / rt.e - 1e-9)
         transform = rt @ Affine.translation(col0, row0)
-        return ref.crs, transform, max(col1 - col0, 1), max(row1 - row0, 1)
+        rl, rb, rr, rtop = ref.bounds
+        if right <= rl or left >= rr or top <= rb or bottom >= rtop:
+            raise GeoreferenceError(f"{path} does not overlap --align-to {config.align_to}; "
+                                    "align it to a raster of the same area")
+        width, height = max(col1 - col0, 1), max(row1 - row0, 1)
+        _check_target_grid(src, path, ref.crs, transform, width, height, "--align-to")
+        return ref.crs, transform, width, height
 
     try:
         crs = CRS.from_user_input(config.crs) if config.crs is not None else src.crs
     except CRSError as exc:
         raise InputError(f"--crs {config.crs!r} is not a CRS GDAL understands; use e.g. "
                          "EPSG:32614") from exc
-    transform, width, height = calculate_default_transform(
-        src.crs, crs, src.width, src.height, *src.bounds, resolution=config.res)
+    try:
+        transform, width, height = calculate_default_transform(
+            src.crs, crs, src.width, src.height, *src.bounds, resolution=config.res)
+    except Exception as exc:  # GDAL's warper raises RuntimeError/CPLE errors of its own
+        raise GeoreferenceError(f"{path} cannot be reprojected to --crs {config.crs} "
+                                f"({first_line(exc)}); choose a CRS whose area covers the "
+                                "raster") from exc
     if config.res is not None:
         transform, width, height = aligned_target(transform, width, height, config.res)
+    _check_target_grid(src, path, crs, transform, int(width), int(height), "--crs")
     return crs, transform, int(width), int(height)
+
+
+def _check_target_grid(src: Any, path: Path, crs: CRS, transform: Any, width: int,
+                       height: int, option: str) -> None:
+    """Refuse a warped grid that misses the raster or is blown up by a CRS edge.
+
+    The raster's outline, sampled densely and projected onto the grid, must fall inside
+    it and fill a fair part of it; a raster cut by the antimeridian (or another edge of
+    the target CRS) would otherwise become a grid around the world, of nodata.
+    """
+    import shapely
+    from rasterio.warp import transform as warp_points
+
+    n = 21
+    cols, rows = np.meshgrid(np.linspace(0, src.width, n), np.linspace(0, src.height, n))
+    xs, ys = src.transform * (cols.ravel(), rows.ravel())
+    try:
+        tx, ty = warp_points(src.crs, crs, xs, ys)
+    except Exception as exc:
+        raise GeoreferenceError(f"{path} cannot be projected to the {option} grid "
+                                f"({first_line(exc)}); choose another CRS") from exc
+    tx, ty = np.asarray(tx), np.asarray(ty)
+    ok = np.isfinite(tx) & np.isfinite(ty)
+    if not ok.any():
+        raise GeoreferenceError(f"{path} lies outside the area of the {option} CRS; choose a "
+                                "CRS that covers it")
+    gc, gr = ~transform * (tx[ok], ty[ok])
+    gc, gr = np.asarray(gc), np.asarray(gr)
+    inside = (gc >= -1) & (gc <= width + 1) & (gr >= -1) & (gr <= height + 1)
+    if not inside.any():
+        raise GeoreferenceError(f"{path} does not overlap the {option} grid; choose a target "
+                                "that covers the raster")
+    hull = shapely.MultiPoint(np.c_[gc, gr]).convex_hull.area
+    if min(width, height) < 1 or width * height > 16 * hull + 64 * (width + height):
+        raise GeoreferenceError(f"{path} is cut by an edge of the {option} CRS (such as the "
+                                f"antimeridian): its {width}x{height} px grid would be mostly "
+                                "empty; choose a CRS in which the raster is whole (e.g. its UTM "
+                                "zone)")
 
 
 def _warped(src: Any, path: Path, crs: CRS, transform: Any, width: int, height: int,

@@ -52,6 +52,7 @@ from geogan.checkpoint import (
     optimizer_state_from_tensors,
     optimizer_state_to_tensors,
     read_metadata,
+    repair_sidecar,
     save_checkpoint,
     strip_prefix,
 )
@@ -411,11 +412,14 @@ def _resume_state(out: Path, model_meta: dict[str, Any]) -> Path:
             log.info("finishing the save of step %d that was interrupted", step)
             _commit_state(out)
         else:
-            for p in (pending, pending.with_suffix(".json")):
-                p.unlink(missing_ok=True)
+            pending.unlink()
+    pending.with_suffix(".json").unlink(missing_ok=True)  # a sidecar whose state is gone
     if current.is_file():
         state_step = int(read_metadata(current).get("step", -2))
         if state_step == step:
+            for p in (out / RUN_CHECKPOINT_NAME, current):
+                if repair_sidecar(p):
+                    log.info("rewrote %s from its checkpoint", p.with_suffix(".json").name)
             return current
         found = f"training state step {state_step}"
     else:
