@@ -26,6 +26,7 @@ thing to every command:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NodataShadowWarning
 
 from geogan.errors import GeoreferenceError, InputError
 from geogan.normalize import valid_mask
@@ -173,7 +175,9 @@ def read_valid(src: Any, bands: Sequence[int], window: Any, data: np.ndarray,
     if masked is None:
         masked = has_mask(src, bands)
     if masked:
-        valid &= (src.read_masks(list(bands), window=window) != 0).all(axis=0)
+        with warnings.catch_warnings():  # nodata shadowing alpha: the alpha is read below
+            warnings.simplefilter("ignore", NodataShadowWarning)
+            valid &= (src.read_masks(list(bands), window=window) != 0).all(axis=0)
         alpha = alpha_band(src)
         if alpha is not None and alpha not in bands:
             valid &= src.read(alpha, window=window) != 0

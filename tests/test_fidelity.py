@@ -261,6 +261,21 @@ def test_rgba_alpha_becomes_the_mask_of_every_output(tmp_path, identity, cog):
             np.testing.assert_array_equal(data[:, valid], rgb[:, valid])
 
 
+def test_warped_tiling_keeps_the_alpha_as_mask(tmp_path):
+    src = _rgba(tmp_path / "rgba.tif")
+    _ok("tile", src, "-o", tmp_path / "chips", "--size", "16", "--crs", GEOGRAPHIC,
+        "--max-nodata", "1")
+    chips = sorted((tmp_path / "chips").glob("*.tif"))
+    top = [p for p in chips if p.stem.endswith("_r000000")]
+    assert chips and top
+    for path in chips:
+        with rasterio.open(path) as ds:
+            assert ds.count == 3 and ds.colorinterp == RGB and ds.crs == GEOGRAPHIC
+            assert ds.mask_flag_enums == ([MaskFlags.per_dataset],) * 3
+            if path in top:  # the transparent strip (a quarter of the rows) is masked
+                assert (ds.dataset_mask() == 0).mean() > 0.25
+
+
 @pytest.mark.parametrize("sidecar", [False, True])
 def test_internal_and_sidecar_masks_are_honoured(tmp_path, identity, sidecar):
     src = _masked(tmp_path / "m.tif", sidecar=sidecar)
