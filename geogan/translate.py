@@ -228,6 +228,9 @@ def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
         elif len(indexes) > want:
             hint = (f"; pick {want} of them with --bands, e.g. --bands "
                     f"{','.join(str(i) for i in indexes[:want])}")
+        elif extra and count == want:
+            hint += (f", or pass --bands {','.join(str(i) for i in range(1, count + 1))} to "
+                     "feed the alpha band as data")
         raise InputError(f"{path} has {len(indexes)} band(s){extra} but the checkpoint's "
                          f"{generator.direction} generator expects {want}{hint}")
     kinds = {str(np.dtype(dtypes[b - 1])) for b in indexes}

@@ -252,6 +252,10 @@ def test_rgba_alpha_becomes_the_mask_of_every_output(tmp_path, identity, cog):
         *(["--cog"] if cog else []))
     with rasterio.open(src) as s:
         rgb = s.read([1, 2, 3])
+    identity.bands = 4  # a 4-band checkpoint: the alpha is not fed as data unless asked
+    line = _error("translate", "ckpt", src, "-o", tmp_path / "t4.tif", *TILE)
+    assert "besides its alpha band" in line and "--bands 1,2,3,4" in line, line
+    identity.bands = 3
     for path in (tmp_path / "m.tif", tmp_path / "t.tif"):
         with rasterio.open(path) as ds:
             assert ds.count == 3 and ds.colorinterp == RGB, path
