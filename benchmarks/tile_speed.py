@@ -47,7 +47,8 @@ def build_mirrored(sample: Path, path: Path, size: int) -> None:
     flips = [data, data[:, :, ::-1]]
     profile.update(width=size, height=size, tiled=True, blockxsize=512, blockysize=512,
                    compress="deflate", interleave="pixel", bigtiff="IF_SAFER",
-                   transform=from_origin(t.c, t.f, t.a, -t.e))
+                   transform=from_origin(t.c, t.f, t.a, -t.e),
+                   photometric="MINISBLACK")  # as the sample: 4 data bands, no alpha
     with rasterio.open(path, "w", **profile) as dst:
         for i, row in enumerate(range(0, size, h)):
             band_h = min(h, size - row)

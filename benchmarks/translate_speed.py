@@ -50,7 +50,8 @@ def build_orthophoto(path: str, width: int, height: int) -> None:
         profile = dict(src.profile)
         profile.update(driver="GTiff", width=width, height=height, tiled=True, blockxsize=256,
                        blockysize=256, compress="zstd", predictor=2, bigtiff="IF_SAFER",
-                       interleave="pixel", num_threads="ALL_CPUS")
+                       interleave="pixel", num_threads="ALL_CPUS",
+                       photometric="MINISBLACK")  # as the sample: 4 data bands, no alpha
         cols = mirror_index(width, data.shape[2])
         rows = mirror_index(height, data.shape[1])
         with rasterio.open(path, "w", **profile) as dst:

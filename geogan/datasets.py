@@ -120,8 +120,10 @@ def read_image(path: Path) -> np.ndarray:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # plain TIFFs: NotGeoreferencedWarning
+                from geogan.rasterio_meta import data_bands
+
                 with rasterio.open(path) as src:
-                    return src.read()
+                    return src.read(list(data_bands(src)))  # alpha is a mask, not a band
         from PIL import Image
 
         with Image.open(path) as im:
@@ -137,6 +139,30 @@ def read_image(path: Path) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
+def read_valid_pixels(path: Path) -> np.ndarray | None:
+    """``(H, W)`` booleans from a GeoTIFF chip's mask (per-dataset mask or alpha), else None.
+
+    Nodata is left to the caller (it is the domain's); None means no mask beyond it.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in RASTER_SUFFIXES:
+        return None
+    import rasterio
+
+    from geogan.rasterio_meta import data_bands, has_mask
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as src:
+                bands = data_bands(src)
+                if not has_mask(src, bands):
+                    return None
+                return (src.read_masks(list(bands)) != 0).all(axis=0)
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+
+
 def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
     """Bands, dtype, size and nodata of a chip, checking that it reads to the end.
 
@@ -148,6 +174,7 @@ def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
         import rasterio
 
         from geogan.rasterio_io import check_readable
+        from geogan.rasterio_meta import check_pixels, data_bands
 
         try:
             with warnings.catch_warnings():
@@ -157,7 +184,9 @@ def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
                     if len(set(src.dtypes)) > 1:
                         raise InputError(f"chip {path} mixes dtypes {sorted(set(src.dtypes))} "
                                          "across bands; convert it to one dtype")
-                    return ImageInfo(path, src.count, src.dtypes[0], src.height, src.width,
+                    bands = data_bands(src)
+                    check_pixels(src, path, bands)
+                    return ImageInfo(path, len(bands), src.dtypes[0], src.height, src.width,
                                      src.nodata), None
         except InputError:
             raise
@@ -173,6 +202,10 @@ def _half(arr: np.ndarray, half: Half) -> np.ndarray:
         return arr
     w = arr.shape[2] // 2
     return arr[:, :, :w] if half == "left" else arr[:, :, w:2 * w]
+
+
+def _half_mask(valid: np.ndarray | None, half: Half) -> np.ndarray | None:
+    return None if valid is None else _half(valid[None], half)[0]
 
 
 # -- scanning a domain --------------------------------------------------------------------
@@ -228,7 +261,8 @@ def _make_domain(name: str, folder: Path, scan: _Scan, option: str, crop: int, h
         per_chip = bands * scan.infos[0].height * scan.infos[0].width
         n = max(1, min(MAX_STAT_CHIPS, len(files), 4_000_000 // max(per_chip, 1)))
         picks = [files[round(k * (len(files) - 1) / max(n - 1, 1))] for k in range(n)]
-        samples = (_half(cache[p] if p in cache else read_image(p), half)
+        samples = ((_half(cache[p] if p in cache else read_image(p), half),
+                    _half_mask(read_valid_pixels(p), half))
                    for p in dict.fromkeys(picks))
         norm = BandNorm.from_samples(samples, dtype, nodata)
     elif norm.bands != bands or norm.dtype != dtype:

@@ -40,6 +40,14 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when the message is empty).
 
     GDAL, PROJ and torch errors can run to many lines; geogan quotes only the first.
+    When the message only points at an earlier error (rasterio's "Read failed. See
+    previous exception for details."), GDAL's own message, kept as the exception's
+    ``__cause__`` or ``__context__``, is quoted instead.
     """
     text = str(exc).strip()
+    inner = exc.__cause__ or exc.__context__
+    if inner is not None and inner is not exc and "see previous exception" in text.lower():
+        cause = first_line(inner)
+        if cause and cause != type(inner).__name__:
+            return cause
     return text.splitlines()[0] if text else type(exc).__name__

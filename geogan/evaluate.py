@@ -27,7 +27,7 @@ Definitions (``x`` the prediction, ``y`` the reference, over the ``N`` valid pix
 
 A pixel is valid in a raster unless all its selected bands equal the raster's
 nodata value, any is NaN/infinite, or its mask/alpha says otherwise (the same
-rule as :func:`geogan.normalize.valid_mask`).
+rule as :func:`geogan.rasterio_meta.read_valid`, shared by tile, mosaic and translate).
 
 Baseline ``histogram-match``: each band of SOURCE (the raster that was
 translated) is mapped to REFERENCE by matching cumulative histograms over the
@@ -55,7 +55,6 @@ from typing import Any
 import numpy as np
 
 from geogan.errors import InputError, first_line
-from geogan.normalize import valid_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 
 log = logging.getLogger(__name__)
@@ -304,18 +303,16 @@ class _OnGrid:
                 add_alpha=ds.nodata is None))
         else:
             self.ds = ds
-        from rasterio.enums import MaskFlags
+        from geogan.rasterio_meta import has_mask
 
-        self.use_masks = any(MaskFlags.per_dataset in flags or MaskFlags.alpha in flags
-                             for flags in self.ds.mask_flag_enums)
+        self.use_masks = has_mask(self.ds)
 
     def read(self, window: Any, bands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """``(values (C, h, w) as read, valid (h, w) bool)`` for ``window``."""
+        from geogan.rasterio_meta import read_valid
+
         data = self.ds.read(list(bands), window=window)
-        valid = valid_mask(data, self.nodata)
-        if self.use_masks:
-            valid &= (self.ds.read_masks(list(bands), window=window) != 0).all(axis=0)
-        return data, valid
+        return data, read_valid(self.ds, bands, window, data, self.nodata, self.use_masks)
 
 
 @dataclass

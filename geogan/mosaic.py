@@ -33,7 +33,6 @@ from rasterio.windows import Window
 from geogan.errors import InputError, first_line
 from geogan.fileio import check_free_space, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
-from geogan.normalize import nodata_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import (
     COMPRESSIONS,
@@ -41,6 +40,15 @@ from geogan.rasterio_io import (
     open_for_write,
     open_raster,
     output_profile,
+)
+from geogan.rasterio_meta import (
+    RasterMeta,
+    check_pixels,
+    data_bands,
+    has_mask,
+    read_meta,
+    read_valid,
+    write_meta,
 )
 from geogan.tiling import VALID_WINDOW_TAG
 
@@ -92,6 +100,9 @@ class _Chip:
     dtype: str
     nodata: float | None
     valid: ChipWindow  # part of the chip holding raster pixels (all of it unless padded)
+    bands: tuple[int, ...] = ()  # 1-based bands read (all but an alpha band)
+    masked: bool = False  # validity from a per-dataset mask or alpha band, not only nodata
+    meta: RasterMeta | None = None  # band meaning of ``bands``
 
 
 def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: MosaicConfig,
@@ -136,14 +147,17 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
                 for bi in range(v.col_off // block, (v.col_end - 1) // block + 1):
                     buckets[(bi, bj)].append(i)
         windows = list(block_windows(width, height, block))
-        use_mask = ref.nodata is None and not _fully_covered(windows, buckets, valid, block)
-        if use_mask:
+        masked = any(ch.masked for ch in chips)
+        use_mask = ref.nodata is None and (masked or not _fully_covered(windows, buckets, valid,
+                                                                         block))
+        if use_mask and not masked:
             log.warning("chips have no nodata value and leave gaps; gaps are marked in a mask "
                         "band of %s", output)
 
         profile = output_profile({"crs": ref.crs, "transform": transform, "width": width,
                                   "height": height, "count": ref.count, "dtype": ref.dtype,
-                                  "nodata": ref.nodata}, compress=config.compress)
+                                  "nodata": ref.nodata}, compress=config.compress,
+                                 meta=ref.meta)
         if ref.crs is None:
             profile.pop("crs")
         log.info("mosaicking %d chips into %s (%d x %d px, %s blend)", len(chips), output,
@@ -156,6 +170,8 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
         with atomic_raster(output, overwrite=config.overwrite, cog=config.cog,
                            compress=config.compress) as target:
             with open_for_write(target, profile, output) as dst:
+                if ref.meta is not None:
+                    write_meta(dst, ref.meta)
                 for n, win in enumerate(windows, 1):
                     check_cancel(cancel, "mosaic")
                     members = buckets.get((win.col_off // block, win.row_off // block), [])
@@ -184,10 +200,9 @@ def _blend_window(win: ChipWindow, members: list[int], chips: list[_Chip],
             continue
         chip = chips[i]
         cc, cr = part.col_off - places[i][0], part.row_off - places[i][1]
-        data = _read_chip(chip, Window(cc, cr, part.width, part.height))  # (C, h, w)
+        data, ok = _read_chip(chip, Window(cc, cr, part.width, part.height))  # (C, h, w)
         weights = weigh(chip.height, chip.width)[cr:cr + part.height, cc:cc + part.width]
-        if chip.nodata is not None:
-            weights = np.where(nodata_mask(data, chip.nodata), 0.0, weights)
+        weights = np.where(ok, weights, 0.0)
         oc, orow = part.col_off - win.col_off, part.row_off - win.row_off
         sl = (slice(orow, orow + part.height), slice(oc, oc + part.width))
         ok = weights > 0
@@ -205,10 +220,13 @@ def _blend_window(win: ChipWindow, members: list[int], chips: list[_Chip],
     return out, covered
 
 
-def _read_chip(chip: _Chip, window: Window) -> np.ndarray:
+def _read_chip(chip: _Chip, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """A chip's pixels ``(C, h, w)`` in ``window`` and where they are valid ``(h, w)``."""
     try:
         with rasterio.open(chip.path) as src:
-            return src.read(window=window)
+            bands = chip.bands or tuple(range(1, src.count + 1))
+            data = src.read(list(bands), window=window)
+            return data, read_valid(src, bands, window, data, chip.nodata, chip.masked)
     except RasterioError as exc:
         raise InputError(f"chip {chip.path} could not be read ({first_line(exc)}); it may be "
                          "truncated: re-create the chips or remove it") from exc
@@ -240,7 +258,7 @@ def _collect(inputs: Sequence[str | Path], output: Path) -> list[Path]:
 
 
 def _read_header(path: Path, allow_no_crs: bool) -> _Chip:
-    with open_raster(path, allow_no_crs=allow_no_crs) as src:
+    with open_raster(path, allow_no_crs=allow_no_crs, no_crs_option=True) as src:
         valid = ChipWindow(0, 0, src.width, src.height)
         tag = src.tags().get(VALID_WINDOW_TAG)
         if tag:
@@ -253,8 +271,11 @@ def _read_header(path: Path, allow_no_crs: bool) -> _Chip:
         if len(set(src.dtypes)) > 1:
             raise InputError(f"chip {path} mixes data types ({', '.join(src.dtypes)}); "
                              "mosaic chips with one data type")
-        return _Chip(path, src.crs, src.transform, src.width, src.height, src.count,
-                     src.dtypes[0], src.nodata, valid)
+        bands = data_bands(src)  # an alpha band is the chip's mask, not a colour
+        check_pixels(src, path, bands)
+        return _Chip(path, src.crs, src.transform, src.width, src.height, len(bands),
+                     src.dtypes[0], src.nodata, valid, bands, has_mask(src, bands),
+                     read_meta(src).pick(bands))
 
 
 def _check_compatible(chips: list[_Chip]) -> None:

@@ -50,22 +50,29 @@ class BandNorm:
                    nodata)
 
     @classmethod
-    def from_samples(cls, samples: Iterable[np.ndarray], dtype: str,
-                     nodata: float | None = None, max_values: int = 2_000_000) -> BandNorm:
+    def from_samples(cls, samples: Iterable[np.ndarray | tuple[np.ndarray, np.ndarray | None]],
+                     dtype: str, nodata: float | None = None,
+                     max_values: int = 2_000_000) -> BandNorm:
         """Statistics from chips shaped ``(C, H, W)``; nodata pixels are ignored.
 
-        uint8 data keeps the full 0..255 range; other dtypes use robust percentiles.
+        A sample may also be ``(chip, valid)`` with ``valid`` ``(H, W)`` booleans from
+        the chip's mask (see :func:`geogan.rasterio_meta.read_valid`); pixels it marks
+        invalid are ignored too. uint8 data keeps the full 0..255 range; other
+        dtypes use robust percentiles.
         """
         dtype = str(np.dtype(dtype))
         per_band: list[list[np.ndarray]] = []
         bands = 0
-        for chip in samples:
+        for sample in samples:
+            chip, extra = sample if isinstance(sample, tuple) else (sample, None)
             if chip.ndim != 3:
                 raise InputError(f"expected chips shaped (bands, height, width), got {chip.shape}")
             if not per_band:
                 bands = chip.shape[0]
                 per_band = [[] for _ in range(bands)]
             valid = valid_mask(chip, nodata)
+            if extra is not None:
+                valid &= extra
             for b in range(bands):
                 per_band[b].append(chip[b][valid].astype(np.float64).ravel())
         if not per_band:

@@ -21,6 +21,7 @@ from rasterio.errors import RasterioIOError
 
 from geogan.errors import GeoreferenceError, InputError, first_line
 from geogan.fileio import atomic_output, gdal_errors, temp_path, verify_raster, write_error
+from geogan.rasterio_meta import RasterMeta, check_georeferencing, photometric
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,13 @@ COMPRESSIONS = ("zstd", "deflate", "lzw")
 BLOCK_SIZE = 256
 
 
-def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False) -> Any:
+def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False,
+                no_crs_option: bool = False) -> Any:
     """Open ``path`` for reading after checking it is a usable georeferenced raster.
 
     Raises :class:`InputError` for a missing or unreadable file and
-    :class:`GeoreferenceError` for a missing CRS (unless ``allow_no_crs``) or a
+    :class:`GeoreferenceError` for GCP/RPC georeferencing, a missing CRS (unless
+    ``allow_no_crs``; ``no_crs_option`` says the caller offers --allow-no-crs) or a
     rotated/sheared transform. Returns an open ``rasterio.DatasetReader``.
     """
     p = Path(path)
@@ -48,9 +51,11 @@ def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False) -> 
                          "check that the file is complete and is a GeoTIFF or another "
                          "format GDAL reads") from exc
     try:
+        check_georeferencing(src, p)
         if src.crs is None and not allow_no_crs:
             raise GeoreferenceError(f"{p} has no CRS; assign one (e.g. gdal_edit.py -a_srs "
-                                    "EPSG:XXXX) or pass --allow-no-crs")
+                                    "EPSG:XXXX)" + (" or pass --allow-no-crs"
+                                                    if no_crs_option else ""))
         t = src.transform
         if t.b != 0 or t.d != 0:
             raise GeoreferenceError(f"{p} has a rotated or sheared transform; warp it north-up "
@@ -79,12 +84,17 @@ def check_readable(src: Any) -> None:
 def output_profile(src_profile: dict[str, Any], *, count: int | None = None,
                    dtype: str | None = None, nodata: float | None | str = "same",
                    compress: str = "zstd", width: int | None = None,
-                   height: int | None = None, transform: Any = None) -> dict[str, Any]:
+                   height: int | None = None, transform: Any = None,
+                   meta: RasterMeta | None = None) -> dict[str, Any]:
     """A tiled, compressed GeoTIFF profile derived from ``src_profile``.
 
     CRS and transform are inherited; ``count``/``dtype``/``nodata`` replace the
     source's when given (``nodata="same"`` keeps it). BIGTIFF=IF_SAFER, and a
-    predictor suited to the dtype (2 for integers, 3 for floats).
+    predictor suited to the dtype (2 for integers, 3 for floats). ``PHOTOMETRIC``
+    follows the band meaning ``meta`` (see :mod:`geogan.rasterio_meta`: RGB only for
+    red, green, blue; MINISBLACK otherwise, so no band becomes Alpha); without
+    ``meta`` it is MINISBLACK. Write ``meta`` onto the opened output with
+    :func:`geogan.rasterio_meta.write_meta`.
     """
     if compress not in COMPRESSIONS:
         raise InputError(f"unknown compression {compress!r}; choose one of "
@@ -106,7 +116,9 @@ def output_profile(src_profile: dict[str, Any], *, count: int | None = None,
     floating = np.issubdtype(np.dtype(profile["dtype"]), np.floating)
     profile.update(driver="GTiff", tiled=True, blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE,
                    compress=compress, predictor=3 if floating else 2, bigtiff="IF_SAFER",
-                   interleave="pixel" if profile["count"] > 1 else "band")
+                   interleave="pixel" if profile["count"] > 1 else "band",
+                   photometric=photometric(meta.colorinterp) if meta is not None
+                   else "MINISBLACK")
     return profile
 
 

@@ -50,13 +50,21 @@ from geogan.fileio import (
     write_error,
 )
 from geogan.grid import ChipWindow, chip_windows, intersection
-from geogan.normalize import nodata_mask
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import (
     COMPRESSIONS,
     check_readable,
     open_raster,
     output_profile,
+)
+from geogan.rasterio_meta import (
+    RasterMeta,
+    check_pixels,
+    data_bands,
+    has_mask,
+    read_meta,
+    read_valid,
+    write_meta,
 )
 
 log = logging.getLogger(__name__)
@@ -288,6 +296,13 @@ class _View:
     width: int
     height: int
     shift: tuple[int, int] = (0, 0)
+    #: Band meaning of the selected bands, written onto every chip.
+    meta: RasterMeta | None = None
+    #: Whether validity comes from a mask (per-dataset mask or alpha), not only nodata.
+    masked: bool = False
+
+    def __post_init__(self) -> None:
+        self.masked = has_mask(self.dataset, self.bands)
 
     @property
     def coverage(self) -> ChipWindow:
@@ -306,9 +321,37 @@ class _View:
             out[:, r:r + part.height, c:c + part.width] = self._read(part)
         return out
 
+    def valid(self, win: ChipWindow, data: np.ndarray) -> np.ndarray:
+        """``(height, width)`` booleans: pixels of ``data`` (read for ``win``) holding data.
+
+        GDAL's rule (:func:`geogan.rasterio_meta.read_valid`); outside the raster
+        nothing is valid.
+        """
+        part = intersection(win, self.coverage)
+        if part == win:
+            return self._valid(part, data)
+        valid = np.zeros((win.height, win.width), dtype=bool)
+        if part is not None:
+            c, r = part.col_off - win.col_off, part.row_off - win.row_off
+            inner = data[:, r:r + part.height, c:c + part.width]
+            valid[r:r + part.height, c:c + part.width] = self._valid(part, inner)
+        return valid
+
+    def _valid(self, part: ChipWindow, data: np.ndarray) -> np.ndarray:
+        w = self._window(part)
+        try:
+            return read_valid(self.dataset, self.bands, w, data, self.nodata, self.masked)
+        except RasterioError as exc:
+            raise InputError(f"the mask of {self.path} could not be read at pixels "
+                             f"{part.col_off},{part.row_off} ({first_line(exc)}); the file may "
+                             "be truncated or corrupt: re-download or re-export it") from exc
+
+    def _window(self, part: ChipWindow) -> Window:
+        return Window(part.col_off - self.shift[0], part.row_off - self.shift[1], part.width,
+                      part.height)
+
     def _read(self, part: ChipWindow) -> np.ndarray:
-        w = Window(part.col_off - self.shift[0], part.row_off - self.shift[1], part.width,
-                   part.height)
+        w = self._window(part)
         try:
             return self.dataset.read(indexes=list(self.bands), window=w)
         except RasterioError as exc:
@@ -329,10 +372,12 @@ class _Plan:
 
 
 def _plan(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> _Plan:
-    src = stack.enter_context(open_raster(path, allow_no_crs=config.allow_no_crs))
+    src = stack.enter_context(open_raster(path, allow_no_crs=config.allow_no_crs,
+                                                no_crs_option=True))
     check_readable(src)
     bands = _check_bands(src, path, config.bands, "--bands")
     view = _view_for(src, path, bands, config, stack)
+    view.meta = read_meta(src).pick(bands)
 
     region = ChipWindow(0, 0, view.width, view.height)
     pair_view = None
@@ -399,10 +444,6 @@ def _target_grid(src: Any, path: Path, config: TileConfig,
         row0 = math.floor((top - rt.f) / rt.e + 1e-9)
         row1 = math.ceil((bottom - rt.f) / rt.e - 1e-9)
         transform = rt @ Affine.translation(col0, row0)
-        rl, rb, rr, rtop = ref.bounds
-        if right <= rl or left >= rr or top <= rb or bottom >= rtop:
-            raise GeoreferenceError(f"{path} does not overlap --align-to {config.align_to}; "
-                                    "align it to a raster of the same area")
         width, height = max(col1 - col0, 1), max(row1 - row0, 1)
         _check_target_grid(src, path, ref.crs, transform, width, height, "--align-to")
         return ref.crs, transform, width, height
@@ -489,12 +530,13 @@ def _pair_view(view: _View, config: TileConfig,
         raise GeoreferenceError(f"{view.path} has no CRS, so --pair {pair_path} cannot be put "
                                 "on its grid; assign a CRS first (gdal_edit.py -a_srs)")
     bands = _check_bands(src, pair_path, config.pair_bands, "--pair-bands")
+    meta = read_meta(src).pick(bands)
     grid = ChipWindow(0, 0, view.width, view.height)
 
     shift = _grid_shift(src, view)
     if shift is not None:
         pview = _View(pair_path, src, bands, src.nodata, src.dtypes[0], view.crs,
-                      view.transform, view.width, view.height, shift)
+                      view.transform, view.width, view.height, shift, meta)
         region = intersection(grid, pview.coverage)
     else:
         from rasterio.warp import transform_bounds
@@ -502,7 +544,7 @@ def _pair_view(view: _View, config: TileConfig,
         vrt = stack.enter_context(_warped(src, pair_path, view.crs, view.transform, view.width,
                                           view.height, config))
         pview = _View(pair_path, vrt, bands, vrt.nodata, src.dtypes[0], view.crs,
-                      view.transform, view.width, view.height)
+                      view.transform, view.width, view.height, meta=meta)
         left, bottom, right, top = transform_bounds(src.crs, view.crs, *src.bounds,
                                                     densify_pts=21)
         t = view.transform
@@ -534,11 +576,15 @@ def _grid_shift(src: Any, view: _View) -> tuple[int, int] | None:
 def _check_bands(src: Any, path: Path, bands: tuple[int, ...] | None,
                  option: str) -> tuple[int, ...]:
     if bands is None:
-        return tuple(range(1, src.count + 1))
+        bands = data_bands(src)  # an alpha band is a mask, not a colour
+        if len(bands) < src.count:
+            log.info("%s: its alpha band marks the valid pixels and becomes the chips' mask",
+                     path)
     bad = [b for b in bands if not 1 <= b <= src.count]
     if bad:
         raise InputError(f"{option} {_fmt_bands(bands)} is out of range for {path}, which has "
                          f"{src.count} band(s); choose band numbers from 1 to {src.count}")
+    check_pixels(src, path, bands, option)
     dtypes = {src.dtypes[b - 1] for b in bands}
     if len(dtypes) > 1:
         raise InputError(f"{option} {_fmt_bands(bands)} of {path} mixes data types "
@@ -712,19 +758,21 @@ def _tile_one(plan: _Plan, outdir: Path, config: TileConfig, writer: _ChipWriter
             check_cancel(cancel, "tiling")
             c = win.col_off - union.col_off
             chips = [d[:, :, c:c + size] for d in data]
-            fractions = [_nodata_fraction(ch, v.nodata) for ch, v in zip(chips, views,
-                                                                        strict=True)]
+            valids = [v.valid(win, ch) for v, ch in zip(views, chips, strict=True)]
+            fractions = [1.0 - float(np.count_nonzero(ok)) / ok.size for ok in valids]
             if any(f > config.max_nodata for f in fractions):
                 stats.skipped_nodata += 1
-            elif config.min_std > 0 and any(_chip_std(ch, v.nodata) < config.min_std
-                                            for ch, v in zip(chips, views, strict=True)):
+            elif config.min_std > 0 and any(_chip_std(ch, ok) < config.min_std
+                                            for ch, ok in zip(chips, valids, strict=True)):
                 stats.skipped_std += 1
             else:
                 name = chip_name(stem, win.col_off, win.row_off)
                 transform = window_transform(Window(*win), grid_transform)
                 tags = _valid_tags(win, grid)
-                for folder, chip, profile in zip(dirs, chips, profiles, strict=True):
-                    writer.submit(_write_chip, folder / name, chip, profile, transform, tags)
+                for folder, chip, ok, view, profile in zip(dirs, chips, valids, views, profiles,
+                                                           strict=True):
+                    writer.submit(_write_chip, folder / name, chip, profile, transform, tags,
+                                  view.meta, ok if view.masked else None)
                 row: dict[str, Any] = dict(chip=name, source=str(views[0].path),
                                            col_off=win.col_off, row_off=win.row_off,
                                            width=size, height=size, nodata_frac=fractions[0])
@@ -763,7 +811,8 @@ def _union(group: list[ChipWindow]) -> ChipWindow:
 def _chip_profile(view: _View, size: int, compress: str) -> dict[str, Any]:
     base = {"crs": view.crs, "transform": view.transform, "width": size, "height": size,
             "count": len(view.bands), "dtype": view.dtype, "nodata": view.nodata}
-    profile = output_profile(base, compress="zstd" if compress == "none" else compress)
+    profile = output_profile(base, compress="zstd" if compress == "none" else compress,
+                             meta=view.meta)
     if compress == "none":
         profile.pop("compress")
         profile.pop("predictor")
@@ -777,11 +826,17 @@ def _chip_profile(view: _View, size: int, compress: str) -> dict[str, Any]:
 
 
 def _write_chip(path: Path, data: np.ndarray, profile: dict[str, Any], transform: Any,
-                tags: dict[str, str]) -> None:
+                tags: dict[str, str], meta: RasterMeta | None = None,
+                valid: np.ndarray | None = None) -> None:
+    """Write one chip with the source's band meaning and, for masked sources, its mask."""
     try:
         with gdal_errors(path), rasterio.open(path, "w", **{**profile, "transform": transform}) \
                 as dst:
+            if meta is not None:
+                write_meta(dst, meta)
             dst.write(data)
+            if valid is not None:
+                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
             if tags:
                 dst.update_tags(**tags)
     except RasterioError as exc:
@@ -817,19 +872,9 @@ def _window_bounds(transform: Any, win: ChipWindow) -> tuple[float, float, float
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
-def _nodata_fraction(chip: np.ndarray, nodata: float | None) -> float:
-    if nodata is None:
-        return 0.0
-    mask = nodata_mask(chip, nodata)
-    return float(np.count_nonzero(mask)) / mask.size
-
-
-def _chip_std(chip: np.ndarray, nodata: float | None) -> float:
-    """The largest per-band standard deviation over the chip's valid pixels."""
-    if nodata is None:
-        values = chip.reshape(chip.shape[0], -1)
-    else:
-        values = chip[:, ~nodata_mask(chip, nodata)]
+def _chip_std(chip: np.ndarray, valid: np.ndarray) -> float:
+    """The largest per-band standard deviation over the chip's ``valid`` pixels."""
+    values = chip[:, valid]
     if values.shape[1] == 0:
         return 0.0
     with np.errstate(invalid="ignore"):

@@ -41,11 +41,13 @@ from geogan.blend import BLENDS, AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import CheckpointError, GeoganError, InputError, OutputError, first_line
 from geogan.fileio import check_free_space, check_output_file, is_complete_raster
-from geogan.normalize import BandNorm, valid_mask
+from geogan.normalize import BandNorm
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 
 if TYPE_CHECKING:
     import torch
+
+    from geogan.rasterio_meta import RasterMeta
 
 log = logging.getLogger(__name__)
 
@@ -209,21 +211,33 @@ def resolve_device(name: str) -> str:
 
 
 def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
-                       generator: LoadedGenerator, bands: tuple[int, ...] | None) -> list[int]:
-    """1-based bands to read, checked against the generator's input band count and dtype."""
-    indexes = list(bands) if bands else list(range(1, count + 1))
+                       generator: LoadedGenerator, bands: tuple[int, ...] | None,
+                       default: Sequence[int] | None = None) -> list[int]:
+    """1-based bands to read, checked against the generator's input band count and dtype.
+
+    Without ``bands`` the ``default`` bands are read (all bands when None; callers
+    pass :func:`geogan.rasterio_meta.data_bands`, which leaves an alpha band out).
+    """
+    if bands:
+        indexes = list(bands)
+    else:
+        indexes = list(default) if default is not None else list(range(1, count + 1))
     for b in indexes:
         if b > count:
             raise InputError(f"--bands {b} is out of range: {path} has {count} band(s)")
     want = generator.in_norm.bands
     if len(indexes) != want:
+        extra = " besides its alpha band" if not bands and len(indexes) < count else ""
         hint = f"; use a {want}-band raster or a checkpoint trained on {len(indexes)} band(s)"
         if bands:
             hint = f"; list {want} bands in --bands"
-        elif count > want:
+        elif len(indexes) > want:
             hint = (f"; pick {want} of them with --bands, e.g. --bands "
-                    f"{','.join(str(i) for i in range(1, want + 1))}")
-        raise InputError(f"{path} has {len(indexes)} band(s) but the checkpoint's "
+                    f"{','.join(str(i) for i in indexes[:want])}")
+        elif extra and count == want:
+            hint += (f", or pass --bands {','.join(str(i) for i in range(1, count + 1))} to "
+                     "feed the alpha band as data")
+        raise InputError(f"{path} has {len(indexes)} band(s){extra} but the checkpoint's "
                          f"{generator.direction} generator expects {want}{hint}")
     kinds = {str(np.dtype(dtypes[b - 1])) for b in indexes}
     if len(kinds) > 1:
@@ -381,6 +395,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     import rasterio
 
     from geogan.rasterio_io import atomic_raster, check_readable, open_raster, output_profile
+    from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
 
     config = config or TranslateConfig()
     input_path, output_path = Path(input_path), Path(output_path)
@@ -393,19 +408,22 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         with open_raster(input_path) as src:
             check_readable(src)
+            check_pixels(src, input_path, config.bands or data_bands(src))
             indexes = select_input_bands(src.count, src.dtypes, input_path, generator,
-                                         config.bands)
+                                         config.bands, data_bands(src))
             src_profile = dict(src.profile)
             src_nodata = src.nodata
+            masked = has_mask(src, indexes)
+            meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator)
         config = fit_tile(config, int(src_profile["width"]), int(src_profile["height"]),
                           int(getattr(generator.module, "size_multiple", 1)))
         out_nodata = output_nodata(src_nodata, generator.out_norm)
         profile = output_profile(src_profile, count=generator.out_bands,
                                  dtype=generator.out_norm.dtype, nodata=out_nodata,
-                                 compress=config.compress)
+                                 compress=config.compress, meta=meta)
         profile["num_threads"] = "ALL_CPUS"
         job = _Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
-                   device, progress, cancel)
+                   device, progress, cancel, meta=meta, masked=masked)
         itemsize = np.dtype(profile["dtype"]).itemsize
         check_free_space(output_path, job.width * job.height * generator.out_bands * itemsize,
                          certain=False)
@@ -427,11 +445,34 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
 def _inspect(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
     """Check an input against the generator before a batch starts; return its pixel count."""
     from geogan.rasterio_io import check_readable, open_raster
+    from geogan.rasterio_meta import check_pixels, data_bands
 
     with open_raster(path) as src:
         check_readable(src)
-        select_input_bands(src.count, src.dtypes, path, generator, config.bands)
+        check_pixels(src, path, config.bands or data_bands(src))
+        select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
         return int(src.width) * int(src.height)
+
+
+def output_meta(src_meta: RasterMeta, indexes: Sequence[int], in_dtype: str,
+                generator: LoadedGenerator) -> RasterMeta:
+    """Band meaning of a translation: the fed bands' when the band count is kept.
+
+    A generator that keeps the number of bands (NAIP 2009 -> NAIP 2020, RGB -> RGB)
+    keeps each band's colour interpretation, description and tags; scale, offset
+    and units too when the dtype is also kept (the values are in the same units).
+    Otherwise the bands are new: RGB for three, gray then undefined for other
+    counts. Dataset tags are kept either way.
+    """
+    from geogan.rasterio_meta import BandMeta, RasterMeta
+
+    fed = src_meta.pick(indexes)
+    if generator.out_bands != len(indexes):
+        return RasterMeta.plain(generator.out_bands, fed.tags)
+    if str(np.dtype(generator.out_norm.dtype)) == str(np.dtype(in_dtype)):
+        return fed
+    return RasterMeta(tuple(BandMeta(b.colorinterp, b.description, b.tags)
+                            for b in fed.bands), fed.tags)
 
 
 # --------------------------------------------------------------------------- the windowed engine
@@ -485,8 +526,11 @@ class _Job:
     def __init__(self, generator: LoadedGenerator, input_path: Path, indexes: list[int],
                  src_nodata: float | None, out_nodata: float | None, profile: dict[str, Any],
                  config: TranslateConfig, device: str, progress: ProgressCallback | None,
-                 cancel: CancelCheck | None) -> None:
+                 cancel: CancelCheck | None, meta: RasterMeta | None = None,
+                 masked: bool = False) -> None:
         self.gen = generator
+        self.meta = meta
+        self.masked = masked  # the input has a per-dataset mask or alpha, not only nodata
         self.input_path = input_path
         self.indexes = indexes
         self.src_nodata = src_nodata
@@ -518,6 +562,7 @@ class _Job:
         from rasterio.windows import Window
 
         from geogan.rasterio_io import open_raster
+        from geogan.rasterio_meta import read_valid
 
         ax, ay, t = self.ax, self.ay, self.config.tile
         pin = self.device.startswith("cuda")
@@ -551,9 +596,17 @@ class _Job:
                                      f"({first_line(exc)}); check that the "
                                      "file is complete") from exc
                 mask = None
-                if self.src_nodata is not None:
-                    mask = valid_mask(data[:, f0 - a:f1 - a], self.src_nodata)  # (rows, W)
-                    self.valid_pixels += int(np.count_nonzero(mask))
+                if self.src_nodata is not None or self.masked:
+                    try:
+                        mask = read_valid(src, self.indexes, Window(0, f0, self.width, f1 - f0),
+                                          data[:, f0 - a:f1 - a], self.src_nodata,
+                                          self.masked)  # (rows, W)
+                    except RasterioIOError as exc:
+                        raise InputError(f"the mask of {self.input_path} could not be read at "
+                                         f"rows {f0}-{f1} ({first_line(exc)}); check that the "
+                                         "file is complete") from exc
+                    if mask is not None:
+                        self.valid_pixels += int(np.count_nonzero(mask))
                 _put(q, ("rows", r, mask), stop)
                 cast = _TORCH_DTYPES.get(str(data.dtype), "float32")
                 if cast != str(data.dtype):
@@ -584,8 +637,11 @@ class _Job:
         from rasterio.windows import Window
 
         from geogan.rasterio_io import BLOCK_SIZE, open_for_write
+        from geogan.rasterio_meta import write_meta
 
         buf: np.ndarray | None = None  # (C, BLOCK_SIZE + tile, W): rows waiting for a block
+        # (BLOCK_SIZE + tile, W): validity of those rows, kept when written as an internal mask
+        valid_buf: np.ndarray | None = None
         buf_start = 0  # raster row of buf[:, 0]
         filled = 0
 
@@ -598,10 +654,15 @@ class _Job:
             dst.write(buf[:, :n], window=Window(0, buf_start, self.width, n))
             rest = filled - n
             buf[:, :rest] = buf[:, n:filled]  # rest < BLOCK_SIZE <= n: no overlap
+            if valid_buf is not None:
+                dst.write_mask(valid_buf[:n], window=Window(0, buf_start, self.width, n))
+                valid_buf[:rest] = valid_buf[n:filled]
             buf_start += n
             filled = rest
 
         with open_for_write(path, self.profile, final) as dst:
+            if self.meta is not None:
+                write_meta(dst, self.meta)
             while True:
                 try:
                     item = q.get(timeout=_POLL_S)
@@ -621,6 +682,10 @@ class _Job:
                                     self.width), dtype=rows.dtype)
                 n = rows.shape[1]
                 buf[:, filled:filled + n] = self._apply_nodata(rows, mask)
+                if mask is not None and self.out_nodata is None:  # masked in -> masked out
+                    if valid_buf is None:
+                        valid_buf = np.empty(buf.shape[1:], dtype=np.uint8)
+                    valid_buf[filled:filled + n] = np.where(mask, 255, 0)
                 filled += n
                 flush(dst, final=False)
                 if stop.is_set():

@@ -44,6 +44,9 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
     transform=None, nodata=None, nodata_box=None, data=None, seed=0) -> Path``.
 
     ``nodata_box=(row0, row1, col0, col1)`` fills that block with the nodata value.
+    Rasters of other than three bands are written with ``photometric="MINISBLACK"``
+    (gray, then undefined bands, as NAIP), so no band is Alpha; pass
+    ``photometric=...`` to override.
     """
 
     def factory(name: str = "raster.tif", width: int = 67, height: int = 45, count: int = 3,
@@ -71,6 +74,9 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
         }
         if crs is not None:
             profile["crs"] = crs
+        if count != 3:
+            # GDAL's default for 4-band Byte is RGB + Alpha; these bands are all data.
+            profile["photometric"] = "MINISBLACK"
         profile.update(profile_extra)
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(data)

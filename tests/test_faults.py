@@ -473,7 +473,7 @@ def test_evaluate_on_a_corrupt_raster(make_raster, tmp_path):
     assert "bad.tif" in msg
 
 
-def test_crs_at_the_antimeridian_and_align_to_elsewhere(make_raster, tmp_path):
+def test_crs_at_the_antimeridian_is_refused(make_raster, tmp_path):
     from rasterio.transform import from_origin
     from rasterio.warp import transform as warp_points
 
@@ -483,9 +483,6 @@ def test_crs_at_the_antimeridian_and_align_to_elsewhere(make_raster, tmp_path):
     for crs in ("EPSG:3857", "EPSG:4326"):
         msg = _error(_cli("tile", src, "-o", tmp_path / "c", "--crs", crs, "--size", "32"))
         assert "antimeridian" in msg or "cannot be reprojected" in msg
-    far = make_raster("far.tif", width=50, height=50)  # UTM 14N, another continent
-    msg = _error(_cli("tile", src, "-o", tmp_path / "c", "--align-to", far, "--size", "32"))
-    assert "does not overlap" in msg
     assert not (tmp_path / "c").exists()
 
 
@@ -520,3 +517,15 @@ def test_write_error_messages_name_the_file_and_cause(tmp_path):
     denied = write_error(tmp_path / "x.tif", OSError(errno.EACCES, "Permission denied"))
     assert "permission denied" in str(denied) and "writable" in str(denied)
     assert "\n" not in str(full)
+
+
+def test_advice_is_true(make_raster, tmp_path):
+    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+    no_crs = make_raster("nocrs.tif", width=40, height=30, crs=None)
+    msg = _error(_cli("translate", ckpt, no_crs, "-o", tmp_path / "a.tif", *TILE))
+    assert "has no CRS" in msg and "--allow-no-crs" not in msg  # translate has no such option
+    msg = _error(_cli("evaluate", no_crs, no_crs))
+    assert "--allow-no-crs" not in msg
+    wide = make_raster("u16.tif", width=40, height=30, dtype="uint16")
+    msg = _error(_cli("translate", ckpt, wide, "-o", tmp_path / "b.tif", *TILE))
+    assert "-ot Byte" in msg

@@ -193,6 +193,56 @@ def test_translate_keeps_crs_transform_and_size(qgis_process, env, make_raster, 
     assert sorted(p.name for p in out.parent.iterdir()) == ["translated.tif"]
 
 
+_ALPHA_BANDS = textwrap.dedent("""
+    import json, sys
+    from qgis.core import QgsApplication, QgsRasterLayer
+    app = QgsApplication([], False)
+    app.initQgis()
+    out = {}
+    for path in sys.argv[1:]:
+        layer = QgsRasterLayer(path, "layer")
+        assert layer.isValid(), path
+        out[path] = layer.renderer().alphaBand()
+        del layer
+    print(json.dumps(out), flush=True)
+    app.exitQgis()
+""")
+
+
+def _alpha_bands(*paths: Path) -> dict[str, int]:
+    """``renderer().alphaBand()`` of each raster as QGIS loads it by default."""
+    python = _qgis_python()
+    if python is None:
+        pytest.skip("no Python that imports qgis.core")
+    proc = subprocess.run([python, "-c", _ALPHA_BANDS, *map(str, paths)], capture_output=True,
+                          text=True, timeout=TIMEOUT_S,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0, explain(proc)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_translated_four_band_raster_loads_without_an_alpha_band(qgis_process, env, make_raster,
+                                                                  checkpoint, tmp_path):
+    """The NIR band of a 4-band translation is not QGIS's transparency band (as in the source)."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    src = make_raster("naip.tif", width=50, height=38, count=4, nodata=0)  # gray/undefined
+    rgba_default = make_raster("rgba.tif", width=50, height=38, count=4, photometric="RGB",
+                               alpha="YES")  # what every 4-band output used to be
+    out = tmp_path / "translated.tif"
+    proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src,
+                      CHECKPOINT=checkpoint(4, 4), TILE=32, OVERLAP=4, DEVICE="cpu", OUTPUT=out)
+    assert proc.returncode == 0, explain(proc)
+    with rasterio.open(src) as a, rasterio.open(out) as b:
+        assert b.count == 4 and b.colorinterp == a.colorinterp
+        assert ColorInterp.alpha not in b.colorinterp
+    alpha = _alpha_bands(src, out, rgba_default)
+    assert alpha[str(rgba_default)] == 4  # the check can fail: QGIS does pick up alpha bands
+    assert alpha[str(src)] == -1
+    assert alpha[str(out)] == -1
+
+
 def test_translate_reverse_direction_with_executable_from_environment(
         qgis_process, make_raster, checkpoint, tmp_path):
     """GEOGAN_EXECUTABLE is used when the Processing setting is empty; b2a reads domain B."""
