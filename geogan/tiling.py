@@ -254,9 +254,12 @@ def tile_rasters(inputs: Sequence[str | Path], outdir: str | Path, config: TileC
                               inputs=inputs_read) as tmp:
             stats = _Stats(total=total, progress=progress)
             records = _Records()
-            with _ChipWriter(config.threads) as writer:
-                for plan in plans:
-                    _tile_one(plan, tmp, config, writer, records, stats, cancel)
+            try:
+                with _ChipWriter(config.threads) as writer:
+                    for plan in plans:
+                        _tile_one(plan, tmp, config, writer, records, stats, cancel)
+            except OutputError as exc:  # name the user's folder, not the hidden temporary
+                raise OutputError(str(exc).replace(str(tmp), str(outdir))) from exc
             if stats.kept == 0:
                 raise InputError(_nothing_kept_message(paths, config, stats, plans))
             index = tmp / INDEX_NAME

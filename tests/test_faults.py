@@ -144,6 +144,7 @@ def test_tile_compressed_onto_a_full_disk_fails_while_writing(big_raster, full_d
     msg = _error(_cli("tile", big_raster, "-o", full_disk / "chips", "--size", "64",
                       "--compress", "deflate"))
     assert "no space left on device" in msg
+    assert f"writing {full_disk / 'chips'}/" in msg  # the user's folder, not a temporary
     assert _listing(full_disk) == []
 
 
