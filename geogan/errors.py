@@ -36,6 +36,14 @@ class Cancelled(GeoganError):
     """The caller asked the running job to stop (Ctrl-C, QGIS Cancel)."""
 
 
+class Terminated(Cancelled):
+    """The job stopped because the process was sent SIGTERM (exit status 143)."""
+
+
+class TerminateRequest(KeyboardInterrupt):
+    """Raised by the CLI's SIGTERM handler: unwinds like Ctrl-C, exits with status 143."""
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when the message is empty).
 

@@ -70,6 +70,7 @@ from geogan.errors import (
     CheckpointError,
     InputError,
     OutputError,
+    Terminated,
     TrainingError,
     first_line,
 )
@@ -924,6 +925,8 @@ def _stopped(run: _Run, stop: _StopRequest) -> None:
     if stop.reason == "Ctrl-C":
         log.warning("training interrupted: %s", where)
         raise KeyboardInterrupt
+    if stop.reason == "SIGTERM":
+        raise Terminated(f"training stopped (SIGTERM); {where}")
     raise Cancelled(f"training stopped ({stop.reason}); {where}")
 
 

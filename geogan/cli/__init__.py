@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from geogan import __version__
-from geogan.errors import GeoganError
+from geogan.errors import GeoganError, Terminated, TerminateRequest
 
 #: command name -> module under geogan.cli that defines a click command called ``command``.
 COMMANDS: dict[str, str] = {
@@ -28,7 +28,13 @@ COMMANDS: dict[str, str] = {
     "evaluate": "evaluate",
     "export": "export",
     "demo": "demo",
+    "info": "info",
 }
+
+
+#: Exit statuses of a command stopped by a signal, as shells report them (128 + signal).
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 class LazyGroup(click.Group):
@@ -44,17 +50,27 @@ class LazyGroup(click.Group):
             return None
         command = importlib.import_module(f"geogan.cli.{mod}").command
         assert isinstance(command, click.Command)
+        if not any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
+            from geogan.cli._result import json_option
+
+            command.params.append(json_option())
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Terminated as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_SIGTERM)
         except GeoganError as exc:
             logging.getLogger("geogan").debug("error", exc_info=True)
             raise click.ClickException(str(exc)) from exc
+        except TerminateRequest:
+            click.echo("Terminated.", err=True)
+            sys.exit(EXIT_SIGTERM)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_SIGINT)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:  # never a traceback: one line, details with -vv
@@ -85,8 +101,9 @@ def unexpected_error_message(exc: BaseException) -> str:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="geogan")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors, no progress bars.")
+@click.option("-v", "--verbose", count=True,
+              help="More log output: -v what geogan does, -vv debug (also GDAL's).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors, no progress bars.")
 @click.option("--progress", "progress_format", type=click.Choice(["bar", "json", "none"]),
               default="bar", show_default=True,
               help="Progress as a bar, as JSON lines on stderr (for other programs), or none.")
@@ -96,9 +113,10 @@ def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) ->
 
     tile -> train -> translate, keeping CRS, transform and nodata intact.
     """
-    level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
+    level = (logging.ERROR if quiet else logging.WARNING if verbose == 0
+             else logging.INFO if verbose == 1 else logging.DEBUG)
     # geogan's own messages at ``level``; other libraries' only from -vv on.
-    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.WARNING,
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("geogan").setLevel(level)
     ctx.obj = {"progress": "none" if quiet and progress_format == "bar" else progress_format}
@@ -108,4 +126,4 @@ def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) ->
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise TerminateRequest(f"signal {signum}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from geogan.cli._result import emit
+
 
 @click.command("demo")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("demo_output"),
@@ -31,16 +33,24 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, d
                         device=device, overwrite=overwrite)
     with reporter("train", unit="step") as rep:
         result = run_demo(config, progress=rep)
-    click.echo(f"\ngeogan demo finished in {result.seconds:.0f} s. Outputs in {result.output}/:")
-    click.echo(f"  {result.translated.name:<28} the 2009 orthophoto in the 2020 look "
-               "(GeoTIFF, same CRS and grid)")
-    click.echo(f"  {result.preview.name:<28} 2009 input | translated | 2020 reference")
-    if result.loss_plot is not None:
-        click.echo(f"  {'run/' + result.loss_plot.name:<28} training losses "
-                   "(run/losses.csv, run/previews/)")
-    model = result.checkpoint.relative_to(result.output)
-    click.echo(f"  {str(model):<28} the model (use: geogan translate "
-               f"{result.checkpoint} INPUT.tif -o OUT.tif)")
-    click.echo(f"  {result.metrics.name:<28} scores on the held-out eastern half:")
-    for name, row in result.scores.get("scores", {}).items():
-        click.echo(f"      {name:<20} RMSE {row['rmse']:6.2f}   SSIM {row['ssim']:.3f}")
+    def summary() -> str:
+        lines = [f"\ngeogan demo finished in {result.seconds:.0f} s. Outputs in "
+                 f"{result.output}/:",
+                 f"  {result.translated.name:<28} the 2009 orthophoto in the 2020 look "
+                 "(GeoTIFF, same CRS and grid)",
+                 f"  {result.preview.name:<28} 2009 input | translated | 2020 reference"]
+        if result.loss_plot is not None:
+            lines.append(f"  {'run/' + result.loss_plot.name:<28} training losses "
+                         "(run/losses.csv, run/previews/)")
+        model = result.checkpoint.relative_to(result.output)
+        lines.append(f"  {str(model):<28} the model (use: geogan translate "
+                     f"{result.checkpoint} INPUT.tif -o OUT.tif)")
+        lines.append(f"  {result.metrics.name:<28} scores on the held-out eastern half:")
+        for name, row in result.scores.get("scores", {}).items():
+            lines.append(f"      {name:<20} RMSE {row['rmse']:6.2f}   SSIM {row['ssim']:.3f}")
+        return "\n".join(lines)
+
+    emit({"output": result.output, "translated": result.translated, "preview": result.preview,
+          "metrics": result.metrics, "checkpoint": result.checkpoint,
+          "loss_plot": result.loss_plot, "seconds": round(result.seconds, 1),
+          "scores": result.scores}, summary)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from geogan.cli._result import emit
+
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
@@ -38,8 +40,10 @@ def command(checkpoint: Path, output: Path, direction: str, opset: int | None,
         from geogan.checkpoint import save_inference_checkpoint
 
         path = save_inference_checkpoint(checkpoint, output, overwrite=overwrite)
-        click.echo(f"wrote {path} and {path.with_suffix('.json')} (generators only)")
+        emit({"outputs": [path, path.with_suffix(".json")], "kind": "safetensors"},
+             f"wrote {path} and {path.with_suffix('.json')} (generators only)")
         return
     path = export_onnx(checkpoint, output, direction=direction, opset=opset,
                        overwrite=overwrite, verify=not no_verify)
-    click.echo(f"wrote {path} and {sidecar_path(path)}")
+    emit({"outputs": [path, sidecar_path(path)], "kind": "onnx"},
+         f"wrote {path} and {sidecar_path(path)}")

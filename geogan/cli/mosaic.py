@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from geogan.cli._progress import reporter
+from geogan.cli._result import emit
 from geogan.mosaic import BLENDS, MosaicConfig, mosaic_chips
 from geogan.rasterio_io import COMPRESSIONS
 
@@ -33,4 +34,4 @@ def command(inputs: tuple[Path, ...], output: Path, blend: str, cog: bool, compr
                           overwrite=overwrite)
     with reporter("mosaic", unit="window") as rep:
         out = mosaic_chips(inputs, output, config, progress=rep)
-    click.echo(f"Wrote {out}")
+    emit({"output": out}, f"Wrote {out}")

@@ -8,6 +8,7 @@ import click
 
 from geogan.cli._options import bands_option
 from geogan.cli._progress import reporter
+from geogan.cli._result import emit
 from geogan.tiling import CHIP_COMPRESSIONS, RESAMPLING, TileConfig, tile_rasters
 
 
@@ -64,6 +65,10 @@ def command(inputs: tuple[Path, ...], outdir: Path, size: int, overlap: int,
     with reporter("tile", unit="chip") as rep:
         result = tile_rasters(inputs, outdir, config, progress=rep)
     skipped = result.skipped_nodata + result.skipped_std
-    click.echo(f"Wrote {result.chips} chips to {result.outdir} ({skipped} skipped by "
-               f"--max-nodata/--min-std, {result.skipped_aoi} outside the AOI); "
-               f"index: {result.index}")
+    emit({"output": result.outdir, "index": result.index, "chips": result.chips,
+          "candidates": result.candidates, "skipped_nodata": result.skipped_nodata,
+          "skipped_std": result.skipped_std, "skipped_aoi": result.skipped_aoi,
+          "paired": result.paired, "sources": list(result.sources)},
+         f"Wrote {result.chips} chips to {result.outdir} ({skipped} skipped by "
+         f"--max-nodata/--min-std, {result.skipped_aoi} outside the AOI); "
+         f"index: {result.index}")

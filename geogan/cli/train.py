@@ -10,6 +10,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from geogan.cli._result import emit
+
 
 class RegistryChoice(click.Choice):
     """A ``click.Choice`` whose names come from a library registry, read when first needed.
@@ -149,4 +151,9 @@ def command(**params: Any) -> None:
     with reporter("train", unit="step") as rep:
         path = train(config, progress=rep)
     if os.environ.get("RANK", "0") == "0":  # one line, also under torchrun
-        click.echo(f"Model written to {path}")
+        from geogan.checkpoint import read_metadata
+
+        meta = read_metadata(path)
+        emit({"checkpoint": path, "run": path.parent, "model": meta.get("model"),
+              "step": meta.get("step"), "epoch": meta.get("epoch"),
+              "losses": meta.get("losses", {})}, f"Model written to {path}")

@@ -9,6 +9,7 @@ import click
 
 from geogan.blend import BLENDS
 from geogan.cli._options import parse_bands
+from geogan.cli._result import emit
 from geogan.translate import COMPRESSIONS, PRECISIONS
 
 
@@ -66,5 +67,4 @@ def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, direction: 
     with reporter(desc, unit="Mpx") as rep:
         paths = translate_files(checkpoint, list(inputs), output, config, progress=rep,
                                 direction=direction)
-    for path in paths:
-        click.echo(str(path))
+    emit({"outputs": paths}, lambda: "\n".join(str(p) for p in paths))

@@ -1,0 +1,158 @@
+"""What a checkpoint or a raster is, and whether a raster fits a checkpoint (``geogan info``).
+
+Reading a checkpoint needs only its safetensors header (no weights, no torch model);
+reading a raster only its header and mask flags. Both return plain dictionaries that
+the CLI prints as text or JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geogan.errors import CheckpointError, GeoganError, InputError
+
+log = logging.getLogger(__name__)
+
+#: Architectures whose generators use instance normalisation.
+_INSTANCE_NORM_ARCHES = ("resnet", "unet")
+
+
+def is_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """True for a ``.safetensors``/``.json`` checkpoint or a run folder holding one."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / "model.safetensors").is_file()
+    return p.suffix in (".safetensors",) or (p.suffix == ".json"
+                                             and p.with_suffix(".safetensors").is_file())
+
+
+def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Model, generators (bands, dtype, normalisation of each side), training figures."""
+    from geogan.checkpoint import read_metadata, resolve_checkpoint_path
+
+    p = resolve_checkpoint_path(path)
+    meta = read_metadata(p)
+    try:
+        domains = meta["domains"]
+        generators = {}
+        for direction, spec in meta.get("generators", {}).items():
+            src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
+            generators[direction] = {
+                "arch": spec["arch"], "kwargs": spec.get("kwargs", {}),
+                "input": _side(domains[src]), "output": _side(domains[dst]),
+                "norm_modes": norm_modes(spec["arch"], spec.get("kwargs", {}))}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"metadata of checkpoint {p} does not describe a geogan model "
+                              f"({type(exc).__name__}: {exc}); use a checkpoint written by "
+                              "geogan") from exc
+    return {
+        "kind": "checkpoint", "path": str(p), "model": meta.get("model"),
+        "generators": generators, "chip_size": meta.get("chip_size"),
+        "size_multiple": meta.get("size_multiple"), "step": meta.get("step"),
+        "epoch": meta.get("epoch"), "total_steps": meta.get("total_steps"),
+        "geogan_version": meta.get("geogan_version"),
+        "format_version": meta.get("format_version"),
+        "inference_only": bool(meta.get("inference_only", False)),
+        "size_bytes": p.stat().st_size,
+    }
+
+
+def norm_modes(arch: str, kwargs: dict[str, Any]) -> list[str]:
+    """Normalisation-statistics modes ``geogan translate --norm`` offers for a generator."""
+    try:
+        from geogan.normstats import NORM_MODES
+    except ImportError:  # translate offers per-window statistics only
+        NORM_MODES = ("window",)  # noqa: N806
+    if not arch.startswith(_INSTANCE_NORM_ARCHES) or kwargs.get("norm", "instance") != "instance":
+        return ["window"]
+    return list(NORM_MODES)
+
+
+def _side(domain: dict[str, Any]) -> dict[str, Any]:
+    norm = domain.get("norm", {})
+    return {"name": domain.get("name"), "bands": norm.get("bands", len(norm.get("lo", []))),
+            "dtype": norm.get("dtype"), "nodata": norm.get("nodata"),
+            "lo": norm.get("lo"), "hi": norm.get("hi")}
+
+
+def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Grid, bands, dtype, nodata, masks and band meaning of a raster."""
+    from rasterio.errors import RasterioIOError
+
+    from geogan.rasterio_io import open_raster
+    from geogan.rasterio_meta import alpha_band, data_bands
+
+    try:
+        src = open_raster(path, allow_no_crs=True)
+    except GeoganError:
+        raise
+    except RasterioIOError as exc:  # pragma: no cover - open_raster wraps these
+        raise InputError(f"{path} is not a readable raster ({exc})") from exc
+    with src:
+        t = src.transform
+        crs = src.crs
+        epsg = crs.to_epsg() if crs is not None else None
+        return {
+            "kind": "raster", "path": str(path), "driver": src.driver,
+            "width": src.width, "height": src.height, "count": src.count,
+            "dtypes": list(src.dtypes),
+            "crs": (f"EPSG:{epsg}" if epsg else crs.to_string()) if crs is not None else None,
+            "geographic": bool(crs.is_geographic) if crs is not None else None,
+            "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+            "bounds": list(src.bounds), "res": list(src.res), "nodata": src.nodata,
+            "colorinterp": [ci.name for ci in src.colorinterp],
+            "descriptions": list(src.descriptions),
+            "mask_flags": [sorted(f.name for f in flags) for flags in src.mask_flag_enums],
+            "alpha_band": alpha_band(src), "data_bands": list(data_bands(src)),
+            "block_shapes": [list(b) for b in src.block_shapes],
+            "overviews": len(src.overviews(1)) if src.count else 0,
+        }
+
+
+@dataclass(frozen=True)
+class _Side:
+    """What :func:`geogan.translate.select_input_bands` needs of a generator."""
+
+    in_norm: Any
+    direction: str
+
+
+def check_fit(raster: str | os.PathLike[str], checkpoint: str | os.PathLike[str],
+              direction: str = "a2b", bands: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Whether ``raster`` can be translated with ``checkpoint``: ``fits``, ``bands``, ``reason``.
+
+    ``bands`` is the ``--bands`` value to pass (``None`` when the default bands fit).
+    """
+    from geogan.checkpoint import read_metadata
+    from geogan.normalize import BandNorm
+    from geogan.rasterio_io import open_raster
+    from geogan.rasterio_meta import data_bands
+    from geogan.translate import select_input_bands
+
+    meta = read_metadata(checkpoint)
+    if direction not in meta.get("generators", {}):
+        raise CheckpointError(f"checkpoint {checkpoint} has no '{direction}' generator")
+    src_key = "a" if direction == "a2b" else "b"
+    side = _Side(BandNorm.from_json(meta["domains"][src_key]["norm"]), direction)
+    with open_raster(raster, allow_no_crs=True) as src:
+        count, dtypes, default = src.count, list(src.dtypes), data_bands(src)
+        georef = src.crs is not None
+    try:
+        chosen = select_input_bands(count, dtypes, Path(raster), side,  # type: ignore[arg-type]
+                                    bands, default)
+    except InputError as exc:
+        want = side.in_norm.bands
+        suggestion = None
+        if bands is None and len(default) > want \
+                and {str(dtypes[b - 1]) for b in default[:want]} == {side.in_norm.dtype}:
+            suggestion = ",".join(str(b) for b in default[:want])
+        return {"fits": False, "reason": str(exc),
+                "bands": suggestion, "option": f"--bands {suggestion}" if suggestion else None,
+                "georeferenced": georef}
+    text = ",".join(str(b) for b in chosen)
+    return {"fits": True, "reason": None, "bands": text,
+            "option": f"--bands {text}" if bands else None, "georeferenced": georef}
