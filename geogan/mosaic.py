@@ -37,6 +37,8 @@ from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import (
     COMPRESSIONS,
     atomic_raster,
+    check_creation_options,
+    gdal_env,
     open_for_write,
     open_raster,
     output_profile,
@@ -79,6 +81,8 @@ class MosaicConfig:
     compress: str = "zstd"
     allow_no_crs: bool = False
     overwrite: bool = False
+    #: GDAL creation options (``--co KEY=VALUE``), applied after geogan's own.
+    creation_options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.blend not in BLENDS:
@@ -119,7 +123,7 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
     check_output_file(output, config.overwrite)
     paths = _collect(inputs, output)
 
-    with rasterio.Env(GDAL_CACHEMAX=64):
+    with gdal_env(GDAL_CACHEMAX=64):
         chips = [_read_header(p, config.allow_no_crs) for p in paths]
         _check_compatible(chips)
         ref = chips[0]
@@ -157,7 +161,10 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
         profile = output_profile({"crs": ref.crs, "transform": transform, "width": width,
                                   "height": height, "count": ref.count, "dtype": ref.dtype,
                                   "nodata": ref.nodata}, compress=config.compress,
-                                 meta=ref.meta)
+                                 meta=ref.meta,
+                                 creation_options=() if config.cog else config.creation_options)
+        check_creation_options(profile, config.creation_options,
+                               "COG" if config.cog else "GTiff")
         if ref.crs is None:
             profile.pop("crs")
         log.info("mosaicking %d chips into %s (%d x %d px, %s blend)", len(chips), output,
@@ -168,7 +175,8 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
         check_free_space(output, width * height * int(profile["count"]) * itemsize,
                          certain=False)
         with atomic_raster(output, overwrite=config.overwrite, cog=config.cog,
-                           compress=config.compress) as target:
+                           compress=config.compress,
+                           creation_options=config.creation_options) as target:
             with open_for_write(target, profile, output) as dst:
                 if ref.meta is not None:
                     write_meta(dst, ref.meta)

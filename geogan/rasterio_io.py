@@ -11,22 +11,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.errors import RasterioIOError
 
 from geogan.errors import GeoreferenceError, InputError, first_line
 from geogan.fileio import atomic_output, gdal_errors, temp_path, verify_raster, write_error
+from geogan.formats import COMPRESSIONS, PREDICTOR_CODECS
 from geogan.rasterio_meta import RasterMeta, check_georeferencing, photometric
 
 log = logging.getLogger(__name__)
 
-#: Named creation options for the GeoTIFFs geogan writes.
-COMPRESSIONS = ("zstd", "deflate", "lzw")
+#: Creation options geogan sets itself; ``--co`` may override any of them.
+CreationOptions = tuple[tuple[str, str], ...]
 BLOCK_SIZE = 256
 
 
@@ -85,7 +87,8 @@ def output_profile(src_profile: dict[str, Any], *, count: int | None = None,
                    dtype: str | None = None, nodata: float | None | str = "same",
                    compress: str = "zstd", width: int | None = None,
                    height: int | None = None, transform: Any = None,
-                   meta: RasterMeta | None = None) -> dict[str, Any]:
+                   meta: RasterMeta | None = None,
+                   creation_options: CreationOptions = ()) -> dict[str, Any]:
     """A tiled, compressed GeoTIFF profile derived from ``src_profile``.
 
     CRS and transform are inherited; ``count``/``dtype``/``nodata`` replace the
@@ -115,28 +118,118 @@ def output_profile(src_profile: dict[str, Any], *, count: int | None = None,
         profile["transform"] = transform
     floating = np.issubdtype(np.dtype(profile["dtype"]), np.floating)
     profile.update(driver="GTiff", tiled=True, blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE,
-                   compress=compress, predictor=3 if floating else 2, bigtiff="IF_SAFER",
+                   compress=compress, bigtiff="IF_SAFER",
                    interleave="pixel" if profile["count"] > 1 else "band",
                    photometric=photometric(meta.colorinterp) if meta is not None
                    else "MINISBLACK")
+    if compress in PREDICTOR_CODECS:
+        profile["predictor"] = 3 if floating else 2
+    for key, value in creation_options:  # the user's --co last: they win
+        profile[key.lower()] = int(value) if value.isdigit() else value
     return profile
 
 
+def parse_creation_options(items: Iterable[str]) -> CreationOptions:
+    """``["COMPRESS=JPEG", "QUALITY=90"]`` -> ``(("COMPRESS", "JPEG"), ("QUALITY", "90"))``."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"--co {item!r} is not KEY=VALUE; write e.g. --co QUALITY=90")
+        pairs.append((key.strip().upper(), value.strip()))
+    return tuple(pairs)
+
+
+def check_creation_options(profile: dict[str, Any], creation_options: CreationOptions,
+                           driver: str = "GTiff") -> None:
+    """Fail with one line when GDAL's ``driver`` rejects one of ``creation_options``.
+
+    GDAL only warns about an unknown option or value and then ignores it; geogan tries
+    the options on a small in-memory raster first and turns those warnings into an error.
+    """
+    if not creation_options:
+        return
+    import uuid
+
+    rejected: list[str] = []
+
+    class _Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if "CPLE_NotSupported" in text or "CPLE_IllegalArg" in text:
+                rejected.append(text.split(" in ", 1)[-1])
+
+    probe = {**profile, "driver": "GTiff", "width": 64, "height": 64}
+    probe.pop("transform", None)
+    given = {k.lower() for k, _ in creation_options}
+    for key in ("blockxsize", "blockysize") if probe.get("tiled") else ("blockysize",):
+        if key not in given:
+            probe[key] = 16
+    if driver != "GTiff":
+        for key, _ in creation_options:
+            probe.pop(key.lower(), None)
+    handler = _Catch()
+    lg = logging.getLogger("rasterio._env")
+    lg.addHandler(handler)
+    name = f"/vsimem/geogan-co-{uuid.uuid4().hex}.tif"
+    try:
+        with rasterio.Env(CPL_DEBUG=False):
+            with rasterio.open(name, "w", **probe) as dst:
+                dst.write(np.zeros((dst.count, 64, 64), dtype=dst.dtypes[0]))
+            if driver != "GTiff":
+                from rasterio.shutil import copy as rio_copy
+
+                rio_copy(name, name + ".cog.tif", driver=driver,
+                         **{k.lower(): v for k, v in creation_options})
+    except (RasterioIOError, rasterio.errors.RasterioError, ValueError) as exc:
+        rejected.append(first_line(exc))
+    finally:
+        lg.removeHandler(handler)
+        for n in (name, name + ".cog.tif"):
+            with contextlib.suppress(Exception):
+                rasterio.shutil.delete(n)
+    if rejected:
+        given = " ".join(f"--co {k}={v}" for k, v in creation_options)
+        raise InputError(f"GDAL's {driver} driver rejects {given}: {rejected[0]}; see "
+                         f"https://gdal.org/drivers/raster/{driver.lower()}.html for its "
+                         "creation options")
+
+
+def gdal_env(**defaults: Any) -> Any:
+    """``rasterio.Env`` with geogan's defaults for options the environment does not set.
+
+    GDAL configuration given in the environment (``GDAL_CACHEMAX``, ``GDAL_NUM_THREADS``...)
+    always wins over geogan's defaults.
+    """
+    return rasterio.Env(**{k: v for k, v in defaults.items() if k not in os.environ})
+
+
+def num_threads(threads: int | None = None) -> str:
+    """GDAL's NUM_THREADS for compression: ``threads``, else $GDAL_NUM_THREADS, else all CPUs."""
+    if threads:
+        return str(threads)
+    return os.environ.get("GDAL_NUM_THREADS", "ALL_CPUS")
+
+
 def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike[str],
-                   compress: str = "zstd") -> None:
+                   compress: str = "zstd", creation_options: CreationOptions = ()) -> None:
     """Copy a GeoTIFF to a Cloud Optimized GeoTIFF with overviews (GDAL's COG driver)."""
     from rasterio.shutil import copy as rio_copy
 
     with rasterio.open(src_path) as src:
         floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
-    rio_copy(src_path, dst_path, driver="COG", compress=compress.upper(),
-             predictor="FLOATING_POINT" if floating else "YES", overviews="AUTO",
-             blocksize=512, bigtiff="IF_SAFER", resampling="average")
+    options: dict[str, Any] = dict(compress=compress.upper(), overviews="AUTO", blocksize=512,
+                                   bigtiff="IF_SAFER", resampling="average")
+    if compress in PREDICTOR_CODECS:
+        options["predictor"] = "FLOATING_POINT" if floating else "YES"
+    options.update({k.lower(): v for k, v in creation_options})
+    rio_copy(src_path, dst_path, driver="COG", **options)
 
 
 @contextlib.contextmanager
 def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog: bool = False,
-                  compress: str = "zstd") -> Iterator[Path]:
+                  compress: str = "zstd",
+                  creation_options: CreationOptions = ()) -> Iterator[Path]:
     """Yield the path to write a GeoTIFF to; it becomes ``path`` only when complete.
 
     With ``cog`` the GeoTIFF written is converted to a Cloud Optimized GeoTIFF first.
@@ -155,7 +248,7 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
             yield part
             try:
                 with gdal_errors(final):
-                    convert_to_cog(part, tmp, compress)
+                    convert_to_cog(part, tmp, compress, creation_options)
             except RasterioIOError as exc:
                 raise write_error(final, exc.__cause__ or exc) from exc
         finally:

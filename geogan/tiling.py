@@ -53,7 +53,9 @@ from geogan.grid import ChipWindow, chip_windows, intersection
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import (
     COMPRESSIONS,
+    check_creation_options,
     check_readable,
+    gdal_env,
     open_raster,
     output_profile,
 )
@@ -156,6 +158,8 @@ class TileConfig:
     allow_no_crs: bool = False
     overwrite: bool = False
     threads: int = 1
+    #: GDAL creation options for the chips (``--co KEY=VALUE``), applied after geogan's own.
+    creation_options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         # Accept str paths and band lists from callers such as the QGIS plugin.
@@ -237,7 +241,7 @@ def tile_rasters(inputs: Sequence[str | Path], outdir: str | Path, config: TileC
     _check_output_dir(outdir, config, paths)
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB))
+        stack.enter_context(gdal_env(GDAL_CACHEMAX=_GDAL_CACHE_MB))
         plans = [_plan(path, config, stack) for path in paths]
         skipped_aoi = 0
         if config.aoi is not None:
@@ -748,7 +752,8 @@ def _tile_one(plan: _Plan, outdir: Path, config: TileConfig, writer: _ChipWriter
     dirs = [outdir] if plan.pair is None else [outdir / d for d in PAIR_DIRS]
     for d in dirs:
         d.mkdir(exist_ok=True)
-    profiles = [_chip_profile(v, config.size, config.compress) for v in views]
+    profiles = [_chip_profile(v, config.size, config.compress, config.creation_options)
+                for v in views]
     grid_transform = plan.view.transform
     grid = ChipWindow(0, 0, plan.view.width, plan.view.height)
     columns = records.columns(plan.view.crs)
@@ -811,20 +816,24 @@ def _union(group: list[ChipWindow]) -> ChipWindow:
     return ChipWindow(first.col_off, first.row_off, last.col_end - first.col_off, first.height)
 
 
-def _chip_profile(view: _View, size: int, compress: str) -> dict[str, Any]:
+def _chip_profile(view: _View, size: int, compress: str,
+                  creation_options: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     base = {"crs": view.crs, "transform": view.transform, "width": size, "height": size,
             "count": len(view.bands), "dtype": view.dtype, "nodata": view.nodata}
     profile = output_profile(base, compress="zstd" if compress == "none" else compress,
                              meta=view.meta)
     if compress == "none":
         profile.pop("compress")
-        profile.pop("predictor")
+        profile.pop("predictor", None)
     if view.crs is None:
         profile.pop("crs")
     # Chips are small: one strip per band, band-interleaved (the fastest to write and read).
     profile.update(tiled=False, interleave="band")
     profile.pop("blockxsize")
     profile["blockysize"] = size
+    for key, value in creation_options:  # the user's --co last: they win
+        profile[key.lower()] = int(value) if value.isdigit() else value
+    check_creation_options(profile, creation_options)
     return profile
 
 

@@ -29,7 +29,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from geogan.blend import BLENDS, AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import CheckpointError, GeoganError, InputError, OutputError, first_line
 from geogan.fileio import check_free_space, check_output_file, is_complete_raster
+from geogan.formats import COMPRESSIONS as _COMPRESSIONS
 from geogan.normalize import BandNorm
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 
@@ -54,9 +55,7 @@ log = logging.getLogger(__name__)
 #: ``--precision`` choices: ``auto`` is bf16 on CUDA and fp32 on the CPU.
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 #: ``--compress`` choices (the same as :data:`geogan.rasterio_io.COMPRESSIONS`).
-COMPRESSIONS: tuple[str, ...] = ("zstd", "deflate", "lzw")
-#: File name endings taken from an input folder.
-RASTER_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
 #: Output file name endings that make OUTPUT a file rather than a folder.
 OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
 #: Default batch size per device type when ``batch_size`` is None.
@@ -92,8 +91,14 @@ class TranslateConfig:
     skip_existing: bool = False
     overwrite: bool = False
     compile: bool = False
+    #: GDAL creation options (``--co KEY=VALUE``), applied after geogan's own.
+    creation_options: tuple[tuple[str, str], ...] = ()
+    #: Threads for the generator on the CPU and GDAL's compression (None: all cores).
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}")
         if self.tile < 8:
             raise InputError(f"--tile must be at least 8 pixels, got {self.tile}")
         if not 0 <= 2 * self.overlap <= self.tile:
@@ -121,43 +126,12 @@ class TranslateConfig:
 # --------------------------------------------------------------------------- inputs and outputs
 
 
-def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files, folders (their rasters, not recursive) and globs -> existing files, in order.
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]],
+                  files_from: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Files, folders (their rasters, not recursive), globs and ``--files-from`` lists."""
+    from geogan.inputs import expand_inputs as expand
 
-    Hidden files (names starting with ".") in folders are ignored, which also
-    keeps geogan's own temporary outputs out.
-    """
-    import glob
-
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
-                           and f.suffix.lower() in RASTER_SUFFIXES)
-            if not found:
-                raise InputError(f"folder {p} holds no rasters ({', '.join(RASTER_SUFFIXES)}); "
-                                 "check the path")
-        elif p.exists():
-            found = [p]
-        elif any(ch in str(item) for ch in "*?["):
-            found = sorted(Path(f) for f in glob.glob(str(item), recursive=True)
-                           if Path(f).is_file())
-            if not found:
-                raise InputError(f"no files match {item}; check the pattern")
-        else:
-            raise InputError(f"{p} does not exist; check the path")
-        files.extend(found)
-    seen: set[Path] = set()
-    unique: list[Path] = []
-    for f in files:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    if not unique:
-        raise InputError("no input rasters given; pass files, folders or globs")
-    return unique
+    return [Path(f) for f in expand(inputs, files_from=files_from)]
 
 
 def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[Path]:
@@ -354,6 +328,30 @@ def translate_files(checkpoint: str | os.PathLike[str],
     if not todo:
         return [dst for _, dst in mine]
     check_cancel(cancel, "translation")
+    with _torch_threads(config.threads):
+        return _translate_todo(checkpoint, todo, mine, config, progress, cancel, direction)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``threads`` inside the block (unchanged when None)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _translate_todo(checkpoint: str | os.PathLike[str], todo: list[tuple[Path, Path]],
+                    mine: list[tuple[Path, Path]], config: TranslateConfig,
+                    progress: ProgressCallback | None, cancel: CancelCheck | None,
+                    direction: str) -> list[Path]:
     device = resolve_device(config.device)
     generator = load_generator(checkpoint, direction, device)
     check_tile(generator, config.tile)
@@ -392,9 +390,16 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     megapixels; ``cancel()`` is polled several times a second and between batches
     (raising :class:`geogan.errors.Cancelled`, with nothing left behind).
     """
-    import rasterio
 
-    from geogan.rasterio_io import atomic_raster, check_readable, open_raster, output_profile
+    from geogan.rasterio_io import (
+        atomic_raster,
+        check_creation_options,
+        check_readable,
+        gdal_env,
+        num_threads,
+        open_raster,
+        output_profile,
+    )
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
 
     config = config or TranslateConfig()
@@ -405,7 +410,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     if output_path.exists() and input_path.exists() and output_path.samefile(input_path):
         raise OutputError(f"output {output_path} would replace its input; choose another output")
     device = resolve_device(config.device)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         with open_raster(input_path) as src:
             check_readable(src)
             check_pixels(src, input_path, config.bands or data_bands(src))
@@ -420,8 +425,11 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         out_nodata = output_nodata(src_nodata, generator.out_norm)
         profile = output_profile(src_profile, count=generator.out_bands,
                                  dtype=generator.out_norm.dtype, nodata=out_nodata,
-                                 compress=config.compress, meta=meta)
-        profile["num_threads"] = "ALL_CPUS"
+                                 compress=config.compress, meta=meta,
+                                 creation_options=() if config.cog else config.creation_options)
+        check_creation_options(profile, config.creation_options,
+                               "COG" if config.cog else "GTiff")
+        profile["num_threads"] = num_threads(config.threads)
         job = _Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
                    device, progress, cancel, meta=meta, masked=masked)
         itemsize = np.dtype(profile["dtype"]).itemsize
@@ -429,7 +437,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                          certain=False)
         start = time.perf_counter()
         with atomic_raster(output_path, overwrite=config.overwrite, cog=config.cog,
-                           compress=config.compress) as target:
+                           compress=config.compress,
+                           creation_options=config.creation_options) as target:
             job.run(target, output_path)
             check_cancel(cancel, what)
         if src_nodata is not None and job.valid_pixels == 0:

@@ -132,3 +132,64 @@ def test_sigterm_exits_143_and_leaves_nothing(make_raster, tmp_path):
     rest = proc.stderr.read()
     assert proc.wait(timeout=120) == 143, rest
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_files_from_and_tile_folders_and_globs(make_raster, tmp_path):
+    a = make_raster("in/a.tif", width=32, height=32)
+    b = make_raster("in/b.tif", width=32, height=32, seed=1)
+    c = make_raster("more/c.tif", width=32, height=32, seed=2)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# a batch\n{b}\n\n{c}\n")
+    result = _cli("tile", tmp_path / "in" / "*.tif", "-o", tmp_path / "g", "--size", "32")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "g").glob("*.tif")) == [
+        "a__c000000_r000000.tif", "b__c000000_r000000.tif"]
+    result = _cli("tile", a, "--files-from", listing, "-o", tmp_path / "f", "--size", "32")
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "f").glob("*.tif"))) == 3
+    ckpt = _ckpt(tmp_path / "m.safetensors")
+    out = json.loads(_cli("translate", ckpt, "--files-from", listing, "-o", tmp_path / "t",
+                          "--json", *TILE).stdout)["outputs"]
+    assert out == [str(tmp_path / "t" / "b.tif"), str(tmp_path / "t" / "c.tif")]
+    assert _cli("mosaic", "--files-from", listing, "-o", tmp_path / "m.tif").exit_code == 0
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    result = _cli("tile", "--files-from", empty, "-o", tmp_path / "x")
+    assert result.exit_code != 0 and "lists no path" in result.stderr
+
+
+def test_creation_options_and_codecs(make_raster, tmp_path):
+    import rasterio
+
+    src = make_raster("r.tif", width=64, height=48, nodata=0)
+    ckpt = _ckpt(tmp_path / "m.safetensors")
+    out = tmp_path / "jpeg.tif"
+    result = _cli("translate", ckpt, src, "-o", out, "--compress", "jpeg", "--co", "JPEG_QUALITY=80",
+                  "--co", "BLOCKXSIZE=128", "--co", "BLOCKYSIZE=128", "-j", "1", *TILE)
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        assert ds.compression.name == "jpeg" and ds.block_shapes[0] == (128, 128)
+    result = _cli("translate", ckpt, src, "-o", tmp_path / "cog.tif", "--cog", "--co",
+                  "BLOCKSIZE=256", "--compress", "deflate", *TILE)
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "cog.tif") as ds:
+        assert ds.compression.name == "deflate" and ds.block_shapes[0] == (256, 256)
+    result = _cli("tile", src, "-o", tmp_path / "chips", "--size", "32", "--compress", "lzw",
+                  "--co", "PREDICTOR=1")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(next((tmp_path / "chips").glob("*.tif"))) as ds:
+        assert ds.compression.name == "lzw" and ds.tags(ns="IMAGE_STRUCTURE").get(
+            "PREDICTOR", "1") == "1"
+    for bad, what in ((["--co", "FOO=bar"], "FOO"), (["--co", "COMPRESS=bogus"], "bogus"),
+                      (["--co", "QUALITY"], "KEY=VALUE")):
+        result = _cli("translate", ckpt, src, "-o", tmp_path / "bad.tif", *bad, *TILE)
+        assert result.exit_code != 0 and what in result.stderr, result.output
+        assert not (tmp_path / "bad.tif").exists()
+
+
+def test_gdal_cache_from_the_environment_wins(monkeypatch):
+    from geogan.rasterio_io import gdal_env
+
+    monkeypatch.setenv("GDAL_CACHEMAX", "77")
+    env = gdal_env(GDAL_CACHEMAX=128, GDAL_NUM_THREADS=2)
+    assert "GDAL_CACHEMAX" not in env.options and env.options["GDAL_NUM_THREADS"] == 2

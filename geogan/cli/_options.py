@@ -18,6 +18,33 @@ def parse_bands(text: str | None, option: str = "--bands") -> tuple[int, ...] | 
                          "write them like 1,2,3") from exc
 
 
+def with_listed(inputs: tuple[object, ...] | list[object],
+                files_from: object | None) -> list[str]:
+    """INPUT arguments plus the paths a ``--files-from`` list names; at least one."""
+    from geogan.inputs import read_files_from
+
+    items = [str(i) for i in inputs]
+    if files_from is not None:
+        items.extend(read_files_from(str(files_from)))
+    if not items:
+        raise InputError("no input given; pass INPUT paths or --files-from LIST")
+    return items
+
+
+def _creation_options(ctx: click.Context, param: click.Parameter,
+                      value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    from geogan.rasterio_io import parse_creation_options
+
+    return parse_creation_options(value)
+
+
+#: ``--co KEY=VALUE`` (repeatable), as in gdal_translate and rio: GDAL creation options.
+co_option = click.option(
+    "--co", "creation_options", multiple=True, metavar="KEY=VALUE", callback=_creation_options,
+    help="A GDAL creation option for the output GeoTIFF (or the COG with --cog), after "
+         "geogan's defaults; repeat for more, e.g. --co COMPRESS=JPEG --co QUALITY=90.")
+
+
 def bands_option(ctx: click.Context, param: click.Parameter,
                  value: str | None) -> tuple[int, ...] | None:
     """click callback for band-list options (``--bands 1,2,3``)."""

@@ -6,14 +6,17 @@ from pathlib import Path
 
 import click
 
-from geogan.cli._options import bands_option
+from geogan.cli._options import bands_option, co_option, with_listed
 from geogan.cli._progress import reporter
 from geogan.cli._result import emit
+from geogan.inputs import expand_inputs
 from geogan.tiling import CHIP_COMPRESSIONS, RESAMPLING, TileConfig, tile_rasters
 
 
 @click.command(name="tile")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.option("--files-from", type=click.Path(path_type=Path), metavar="LIST",
+              help="A text file listing more inputs, one path per line.")
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
               help="Output folder for the chips and index.gpkg.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(min=1),
@@ -41,15 +44,17 @@ from geogan.tiling import CHIP_COMPRESSIONS, RESAMPLING, TileConfig, tile_raster
               show_default=True, help="Resampling for warped views and --pair.")
 @click.option("--compress", type=click.Choice(list(CHIP_COMPRESSIONS)), default="none",
               show_default=True, help="Chip compression.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=0),
+@co_option
+@click.option("-j", "--threads", default=1, show_default=True, type=click.IntRange(min=0),
               help="Chip-writing threads (0: write in the main thread).")
 @click.option("--allow-no-crs", is_flag=True, help="Accept rasters without a CRS.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTDIR if it exists.")
-def command(inputs: tuple[Path, ...], outdir: Path, size: int, overlap: int,
+def command(inputs: tuple[str, ...], files_from: Path | None, outdir: Path, size: int, overlap: int,
             bands: tuple[int, ...] | None, aoi: Path | None, max_nodata: float,
             min_std: float, crs: str | None, res: float | None, align_to: Path | None,
             pair: Path | None, pair_bands: tuple[int, ...] | None, resampling: str,
-            compress: str, threads: int, allow_no_crs: bool, overwrite: bool) -> None:
+            compress: str, creation_options: tuple[tuple[str, str], ...], threads: int,
+            allow_no_crs: bool, overwrite: bool) -> None:
     """Cut INPUT rasters into SIZE x SIZE GeoTIFF chips plus OUTDIR/index.gpkg.
 
     Chips are named <stem>__c<col>_r<row>.tif after their source and pixel offset.
@@ -61,9 +66,11 @@ def command(inputs: tuple[Path, ...], outdir: Path, size: int, overlap: int,
                         max_nodata=max_nodata, min_std=min_std, crs=crs, res=res,
                         align_to=align_to, pair=pair, pair_bands=pair_bands,
                         resampling=resampling, compress=compress, allow_no_crs=allow_no_crs,
-                        overwrite=overwrite, threads=threads)
+                        overwrite=overwrite, threads=threads,
+                        creation_options=creation_options)
     with reporter("tile", unit="chip") as rep:
-        result = tile_rasters(inputs, outdir, config, progress=rep)
+        result = tile_rasters(expand_inputs(with_listed(inputs, files_from)), outdir, config,
+                              progress=rep)
     skipped = result.skipped_nodata + result.skipped_std
     emit({"output": result.outdir, "index": result.index, "chips": result.chips,
           "candidates": result.candidates, "skipped_nodata": result.skipped_nodata,

@@ -8,14 +8,16 @@ from pathlib import Path
 import click
 
 from geogan.blend import BLENDS
-from geogan.cli._options import parse_bands
+from geogan.cli._options import co_option, parse_bands, with_listed
 from geogan.cli._result import emit
 from geogan.translate import COMPRESSIONS, PRECISIONS
 
 
 @click.command("translate")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.option("--files-from", type=click.Path(path_type=Path), metavar="LIST",
+              help="A text file listing more inputs, one path per line.")
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
               help="Output GeoTIFF (one input file, name ending in .tif) or folder.")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
@@ -43,10 +45,16 @@ from geogan.translate import COMPRESSIONS, PRECISIONS
 @click.option("--skip-existing", is_flag=True,
               help="Leave outputs that already exist alone (resume an interrupted batch).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
-def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, direction: str, tile: int,
+@co_option
+@click.option("-j", "--threads", type=click.IntRange(min=1), default=None,
+              help="Threads for the generator on the CPU and for GDAL's compression "
+                   "(default: all cores, or $GDAL_NUM_THREADS for GDAL).")
+def command(checkpoint: Path, inputs: tuple[str, ...], files_from: Path | None, output: Path,
+            direction: str, tile: int,
             overlap: int, blend: str, batch_size: int | None, device: str, precision: str,
             cog: bool, compress: str, bands: str | None, compile_: bool, skip_existing: bool,
-            overwrite: bool) -> None:
+            overwrite: bool, creation_options: tuple[tuple[str, str], ...],
+            threads: int | None) -> None:
     """Translate INPUT rasters (files, folders or globs) with CHECKPOINT.
 
     Outputs keep each input's CRS, transform, size and nodata mask, with the
@@ -60,11 +68,13 @@ def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, direction: 
     config = TranslateConfig(tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
                              device=device, precision=precision, cog=cog, compress=compress,
                              bands=parse_bands(bands), skip_existing=skip_existing,
-                             overwrite=overwrite, compile=compile_)
+                             overwrite=overwrite, compile=compile_,
+                             creation_options=creation_options, threads=threads)
     desc = "translate"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         desc = f"translate (rank {os.environ.get('RANK', '0')})"
     with reporter(desc, unit="Mpx") as rep:
-        paths = translate_files(checkpoint, list(inputs), output, config, progress=rep,
+        paths = translate_files(checkpoint, with_listed(inputs, files_from), output, config,
+                                progress=rep,
                                 direction=direction)
     emit({"outputs": paths}, lambda: "\n".join(str(p) for p in paths))

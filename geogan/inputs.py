@@ -1,0 +1,99 @@
+"""Input lists shared by every command: files, folders, globs, ``--files-from`` lists.
+
+``/vsi...`` paths (``/vsizip/``, ``/vsicurl/``, ``/vsis3/``...) and URLs (``https://...``)
+are passed to GDAL as they are, as strings: a ``Path`` would fold their double slashes.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from geogan.errors import InputError
+
+#: File name endings taken from an input folder.
+RASTER_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+#: An input: a local path, or a GDAL path (``/vsi...``, URL) kept as a string.
+InputPath = Path | str
+
+
+def is_gdal_path(item: str | os.PathLike[str]) -> bool:
+    """True for ``/vsi...`` paths and URLs, which only GDAL can tell exist."""
+    text = os.fspath(item)
+    return text.startswith("/vsi") or bool(_URL_RE.match(text))
+
+
+def as_input(item: str | os.PathLike[str]) -> InputPath:
+    """A GDAL path stays a string; anything else becomes a ``Path``."""
+    text = os.fspath(item)
+    if is_gdal_path(text):
+        return text.replace("http://", "/vsicurl/http://", 1) if text.startswith("http://") \
+            else text.replace("https://", "/vsicurl/https://", 1) if text.startswith("https://") \
+            else text
+    return Path(text)
+
+
+def read_files_from(path: str | os.PathLike[str]) -> list[str]:
+    """The paths listed in a text file, one per line (blank lines and ``#`` comments skipped)."""
+    p = Path(path)
+    try:
+        lines = p.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"--files-from {p} cannot be read ({exc.strerror}); give a text file "
+                         "with one path per line") from exc
+    items = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    if not items:
+        raise InputError(f"--files-from {p} lists no path; give one path per line")
+    return items
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]], *,
+                  files_from: str | os.PathLike[str] | None = None,
+                  suffixes: Sequence[str] = RASTER_SUFFIXES,
+                  what: str = "rasters") -> list[InputPath]:
+    """Files, folders (their ``suffixes`` files, not recursive), globs, ``--files-from`` lists
+    and GDAL paths -> a list without duplicates, in order.
+
+    Hidden files (names starting with ".") in folders are ignored, which also keeps
+    geogan's own temporary outputs out.
+    """
+    items = [*inputs, *(read_files_from(files_from) if files_from is not None else [])]
+    found_all: list[InputPath] = []
+    for item in items:
+        text = os.fspath(item)
+        if is_gdal_path(text):
+            found_all.append(as_input(text))
+            continue
+        p = Path(text)
+        if p.is_dir():
+            found: list[InputPath] = sorted(
+                f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                and f.suffix.lower() in suffixes)
+            if not found:
+                raise InputError(f"folder {p} holds no {what} ({', '.join(suffixes)}); "
+                                 "check the path")
+        elif p.exists():
+            found = [p]
+        elif any(ch in text for ch in "*?["):
+            found = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
+            if not found:
+                raise InputError(f"no files match {text}; check the pattern")
+        else:
+            raise InputError(f"{p} does not exist; check the path")
+        found_all.extend(found)
+    seen: set[str] = set()
+    unique: list[InputPath] = []
+    for f in found_all:
+        key = f if isinstance(f, str) else str(f.resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    if not unique:
+        raise InputError(f"no input {what} given; pass files, folders or globs")
+    return unique
