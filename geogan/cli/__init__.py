@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "demo": "demo",
     "info": "info",
+    "import": "import_",
 }
 
 
