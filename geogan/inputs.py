@@ -19,8 +19,43 @@ RASTER_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".vrt", ".img", ".jp2")
 
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
+
+
+class GdalPath(str):
+    """A ``/vsi...`` path or URL kept verbatim, with the few ``Path`` members geogan uses.
+
+    Only GDAL can tell whether it exists: it is opened as it is, and errors come from GDAL.
+    """
+
+    @property
+    def name(self) -> str:
+        return self.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
+
+    @property
+    def stem(self) -> str:
+        name = self.name
+        return name.rsplit(".", 1)[0] if "." in name else name
+
+    @property
+    def suffix(self) -> str:
+        name = self.name
+        return "." + name.rsplit(".", 1)[1] if "." in name else ""
+
+    def exists(self) -> bool:
+        return True
+
+    def is_dir(self) -> bool:
+        return False
+
+    def is_file(self) -> bool:
+        return True
+
+    def resolve(self) -> GdalPath:
+        return self
+
+
 #: An input: a local path, or a GDAL path (``/vsi...``, URL) kept as a string.
-InputPath = Path | str
+InputPath = Path | GdalPath
 
 
 def is_gdal_path(item: str | os.PathLike[str]) -> bool:
@@ -31,12 +66,14 @@ def is_gdal_path(item: str | os.PathLike[str]) -> bool:
 
 def as_input(item: str | os.PathLike[str]) -> InputPath:
     """A GDAL path stays a string; anything else becomes a ``Path``."""
+    if isinstance(item, (GdalPath, Path)):
+        return item
     text = os.fspath(item)
-    if is_gdal_path(text):
-        return text.replace("http://", "/vsicurl/http://", 1) if text.startswith("http://") \
-            else text.replace("https://", "/vsicurl/https://", 1) if text.startswith("https://") \
-            else text
-    return Path(text)
+    if not is_gdal_path(text):
+        return Path(text)
+    if text.startswith(("http://", "https://", "ftp://")):
+        text = "/vsicurl/" + text  # what GDAL needs to read a URL by ranges
+    return GdalPath(text)
 
 
 def read_files_from(path: str | os.PathLike[str]) -> list[str]:
@@ -90,7 +127,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]], *,
     seen: set[str] = set()
     unique: list[InputPath] = []
     for f in found_all:
-        key = f if isinstance(f, str) else str(f.resolve())
+        key = f if isinstance(f, GdalPath) else str(f.resolve())
         if key not in seen:
             seen.add(key)
             unique.append(f)

@@ -241,9 +241,13 @@ def _read_chip(chip: _Chip, window: Window) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _collect(inputs: Sequence[str | Path], output: Path) -> list[Path]:
+    from geogan.inputs import GdalPath, as_input
+
     paths: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
+    for item in map(as_input, inputs):
+        if isinstance(item, GdalPath):
+            paths.append(item)  # type: ignore[arg-type]
+        elif item.is_dir():
             found = sorted(p for p in item.iterdir() if p.is_file()
                            and p.suffix.lower() in _CHIP_SUFFIXES and not p.name.startswith("."))
             if not found:

@@ -41,13 +41,16 @@ def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False,
     ``allow_no_crs``; ``no_crs_option`` says the caller offers --allow-no-crs) or a
     rotated/sheared transform. Returns an open ``rasterio.DatasetReader``.
     """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p} does not exist; check the path")
-    if p.is_dir():
-        raise InputError(f"{p} is a folder, not a raster file")
+    from geogan.inputs import GdalPath, as_input
+
+    p = as_input(path)
+    if not isinstance(p, GdalPath):
+        if not p.exists():
+            raise InputError(f"{p} does not exist; check the path")
+        if p.is_dir():
+            raise InputError(f"{p} is a folder, not a raster file")
     try:
-        src = rasterio.open(p)
+        src = rasterio.open(str(p))
     except RasterioIOError as exc:
         raise InputError(f"{p} is not a readable raster ({first_line(exc)}); "
                          "check that the file is complete and is a GeoTIFF or another "

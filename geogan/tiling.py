@@ -233,7 +233,9 @@ def tile_rasters(inputs: Sequence[str | Path], outdir: str | Path, config: TileC
     for unusable inputs or when no chip passes the filters, :class:`OutputError`
     when ``outdir`` exists and is not empty without ``config.overwrite``.
     """
-    paths = [Path(p) for p in inputs]
+    from geogan.inputs import as_input
+
+    paths = [as_input(p) for p in inputs]
     outdir = Path(outdir)
     if not paths:
         raise InputError("no input raster given; pass at least one INPUT")

@@ -131,7 +131,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]],
     """Files, folders (their rasters, not recursive), globs and ``--files-from`` lists."""
     from geogan.inputs import expand_inputs as expand
 
-    return [Path(f) for f in expand(inputs, files_from=files_from)]
+    return expand(inputs, files_from=files_from)  # type: ignore[return-value]  (GdalPath too)
 
 
 def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[Path]:
@@ -403,11 +403,14 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
 
     config = config or TranslateConfig()
-    input_path, output_path = Path(input_path), Path(output_path)
+    from geogan.inputs import GdalPath, as_input
+
+    input_path, output_path = as_input(input_path), Path(output_path)
     what = f"translation of {input_path.name}"
     check_cancel(cancel, what)
     check_tile(generator, config.tile)
-    if output_path.exists() and input_path.exists() and output_path.samefile(input_path):
+    if output_path.exists() and not isinstance(input_path, GdalPath) and input_path.exists() \
+            and output_path.samefile(input_path):
         raise OutputError(f"output {output_path} would replace its input; choose another output")
     device = resolve_device(config.device)
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):

@@ -164,8 +164,9 @@ def test_creation_options_and_codecs(make_raster, tmp_path):
     src = make_raster("r.tif", width=64, height=48, nodata=0)
     ckpt = _ckpt(tmp_path / "m.safetensors")
     out = tmp_path / "jpeg.tif"
-    result = _cli("translate", ckpt, src, "-o", out, "--compress", "jpeg", "--co", "JPEG_QUALITY=80",
-                  "--co", "BLOCKXSIZE=128", "--co", "BLOCKYSIZE=128", "-j", "1", *TILE)
+    result = _cli("translate", ckpt, src, "-o", out, "--compress", "jpeg", "--co",
+                  "JPEG_QUALITY=80", "--co", "BLOCKXSIZE=128", "--co", "BLOCKYSIZE=128", "-j",
+                  "1", *TILE)
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as ds:
         assert ds.compression.name == "jpeg" and ds.block_shapes[0] == (128, 128)
@@ -193,3 +194,122 @@ def test_gdal_cache_from_the_environment_wins(monkeypatch):
     monkeypatch.setenv("GDAL_CACHEMAX", "77")
     env = gdal_env(GDAL_CACHEMAX=128, GDAL_NUM_THREADS=2)
     assert "GDAL_CACHEMAX" not in env.options and env.options["GDAL_NUM_THREADS"] == 2
+
+
+_RANGE_SERVER = """
+import http.server, sys
+from pathlib import Path
+
+folder, log = Path(sys.argv[1]), Path(sys.argv[2])
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def _serve(self, send):
+        path = folder / self.path.lstrip("/").split("?")[0]
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start, end = 0, len(data) - 1
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[6:].partition("-")
+            start, end = int(a), min(int(b), len(data) - 1) if b else len(data) - 1
+        self.send_response(206 if rng else 200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start + 1))
+        if rng:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        self.end_headers()
+        if send:
+            self.wfile.write(data[start:end + 1])
+            with open(log, "a") as fh:
+                fh.write(f"{end - start + 1}\\n")
+
+    def do_HEAD(self):
+        self._serve(False)
+
+    def do_GET(self):
+        self._serve(True)
+
+
+httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(httpd.server_address[1], flush=True)
+httpd.serve_forever()
+"""
+
+
+class _RangeServer:
+    """A tiny HTTP server with Range support on 127.0.0.1, in its own process (GDAL keeps
+    the GIL while it reads a URL), logging the bytes it sends."""
+
+    def __init__(self, folder: Path, log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-c", _RANGE_SERVER, str(folder),
+                                      str(log)], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+
+    @property
+    def sent(self) -> int:
+        if not self.log.exists():
+            return 0
+        return sum(int(x) for x in self.log.read_text().split())
+
+    def reset(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def test_urls_and_vsi_paths_are_inputs(make_raster, tmp_path, monkeypatch):
+    import zipfile
+
+    import rasterio
+    from rasterio.shutil import copy as rio_copy
+
+    monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    rng = np.random.default_rng(0)
+    plain = make_raster("plain.tif", data=rng.integers(1, 255, (3, 256, 256), dtype=np.uint8))
+    served = tmp_path / "www"
+    served.mkdir()
+    cog = served / "ortho.tif"
+    rio_copy(plain, cog, driver="COG", blocksize=128, compress="NONE", overviews="NONE")
+    ckpt = _ckpt(tmp_path / "m.safetensors")
+    server = _RangeServer(served, tmp_path / "sent.log")
+    try:
+        url = f"http://127.0.0.1:{server.port}/ortho.tif"
+        info = _cli("info", url, "--json")
+        assert info.exit_code == 0, info.output
+        item = json.loads(info.stdout)["items"][0]
+        assert (item["width"], item["height"]) == (256, 256)
+        assert server.sent < cog.stat().st_size / 4  # the header, not the pixels
+        server.reset()
+        result = _cli("tile", url, "-o", tmp_path / "chips", "--size", "128")
+        assert result.exit_code == 0, result.output
+        assert len(list((tmp_path / "chips").glob("ortho__*.tif"))) == 4
+        local = _cli("translate", ckpt, cog, "-o", tmp_path / "local.tif", "--tile", "128")
+        remote = _cli("translate", ckpt, url, "-o", tmp_path / "remote.tif", "--tile", "128")
+        assert local.exit_code == 0 and remote.exit_code == 0, remote.output
+    finally:
+        server.close()
+    with rasterio.open(tmp_path / "local.tif") as x, rasterio.open(tmp_path / "remote.tif") as y:
+        assert np.array_equal(x.read(), y.read()) and x.transform == y.transform
+    # a zip member, as GDAL names it
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as zf:
+        zf.write(plain, "inside/plain.tif")
+    member = f"/vsizip/{tmp_path / 'photos.zip'}/inside/plain.tif"
+    result = _cli("translate", ckpt, member, "-o", tmp_path / "zipped.tif", "--tile", "128")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "zipped.tif") as z, rasterio.open(tmp_path / "local.tif") as x:
+        assert z.shape == x.shape and z.crs == x.crs
+    missing = _cli("translate", ckpt, "/vsizip/nowhere.zip/a.tif", "-o", tmp_path / "n.tif")
+    assert missing.exit_code != 0 and "nowhere.zip" in missing.stderr
