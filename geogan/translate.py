@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geogan import devices
+from geogan import devices, normstats
 from geogan.blend import BLENDS, AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import CheckpointError, GeoganError, InputError, OutputError, first_line
 from geogan.fileio import atomic_output, check_output_file
 from geogan.normalize import BandNorm, valid_mask
+from geogan.normstats import DEFAULT_NORM, NORM_MODES, NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 
 if TYPE_CHECKING:
@@ -88,6 +89,10 @@ class TranslateConfig:
     skip_existing: bool = False
     overwrite: bool = False
     compile: bool = False
+    norm: str = DEFAULT_NORM
+    stats: str | None = None
+    save_stats: bool = False
+    shared_stats: bool = False
 
     def __post_init__(self) -> None:
         if self.tile < 8:
@@ -112,6 +117,14 @@ class TranslateConfig:
             object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
         if self.skip_existing and self.overwrite:
             raise InputError("--skip-existing and --overwrite contradict each other; pass one")
+        if self.norm not in NORM_MODES:
+            raise InputError(f"unknown --norm {self.norm!r}; choose one of {', '.join(NORM_MODES)}")
+        if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):
+            raise InputError("--norm window uses no statistics; drop --stats, --save-stats and "
+                             "--shared-stats or choose --norm global")
+        if self.shared_stats and (self.norm != "global" or self.stats):
+            raise InputError("--shared-stats estimates one global set over all inputs; it needs "
+                             "--norm global and no --stats")
 
 
 # --------------------------------------------------------------------------- inputs and outputs
@@ -309,6 +322,8 @@ def translate_files(checkpoint: str | os.PathLike[str],
             log.info("skipping %s: %s already exists", src, dst)
             continue
         check_output_file(dst, config.overwrite)
+        if config.save_stats:
+            check_output_file(stats_path_for(dst), config.overwrite)
         todo.append((src, dst))
     if world > 1:
         log.info("rank %d of %d: %d of %d file(s), %d to translate", rank, world, len(mine),
@@ -320,6 +335,7 @@ def translate_files(checkpoint: str | os.PathLike[str],
     generator = load_generator(checkpoint, direction, device)
     check_tile(generator, config.tile)
     sizes = [_inspect(src, generator, config) for src, _ in todo]
+    shared = _batch_stats(generator, files, config, device, cancel)
     total = sum(sizes) / 1e6
     done = 0.0
     start = time.perf_counter()
@@ -339,7 +355,8 @@ def translate_files(checkpoint: str | os.PathLike[str],
                 "mpx_s": rate}
             progress(_base + d, total, **figures)
 
-        translate_raster(generator, src, dst, config, progress=file_progress, cancel=cancel)
+        translate_raster(generator, src, dst, config, progress=file_progress, cancel=cancel,
+                         stats=shared)
         done += size / 1e6
     return [dst for _, dst in mine]
 
@@ -347,12 +364,16 @@ def translate_files(checkpoint: str | os.PathLike[str],
 def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[str],
                      output_path: str | os.PathLike[str], config: TranslateConfig | None = None,
                      progress: ProgressCallback | None = None,
-                     cancel: CancelCheck | None = None) -> Path:
+                     cancel: CancelCheck | None = None, *,
+                     stats: NormStats | None = None) -> Path:
     """Translate one raster with a loaded generator; return the output path.
 
     ``progress(done, total, mpx_s=...)`` is called from the caller's thread in
     megapixels; ``cancel()`` is polled several times a second and between batches
     (raising :class:`geogan.errors.Cancelled`, with nothing left behind).
+    With ``config.norm`` other than ``window``, ``stats`` (checked against the
+    generator by the caller) are used, else ``config.stats`` is read, else the
+    statistics are estimated from this raster first.
     """
     import rasterio
 
@@ -378,8 +399,10 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                                  dtype=generator.out_norm.dtype, nodata=out_nodata,
                                  compress=config.compress)
         profile["num_threads"] = "ALL_CPUS"
+        norm_stats = _raster_stats(generator, input_path, indexes, src_profile, config, device,
+                                   stats, cancel)
         job = _Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
-                   device, progress, cancel)
+                   device, progress, cancel, norm_stats=norm_stats)
         start = time.perf_counter()
         with atomic_output(output_path, overwrite=config.overwrite) as tmp:
             if config.cog:
@@ -392,11 +415,63 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                     part.unlink(missing_ok=True)
             else:
                 job.run(tmp)
+            if config.save_stats and norm_stats is not None:
+                norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)
     elapsed = time.perf_counter() - start
     mpx = profile["width"] * profile["height"] / 1e6
     log.info("translated %s -> %s: %.1f Mpx in %.1f s (%.2f Mpx/s)", input_path, output_path,
              mpx, elapsed, mpx / elapsed if elapsed else 0.0)
     return output_path
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``--precision auto`` -> ``bf16`` on CUDA, ``fp32`` on the CPU; others as given."""
+    if precision != "auto":
+        return precision
+    return "bf16" if device.startswith("cuda") else "fp32"
+
+
+def _batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: TranslateConfig,
+                 device: str, cancel: CancelCheck | None) -> NormStats | None:
+    """Statistics shared by every input: ``config.stats`` read and checked, or ``shared_stats``."""
+    from geogan.normstats import check_stats, estimate_stats, load_stats
+    from geogan.rasterio_io import open_raster
+
+    if config.norm == "window":
+        return None
+    if config.stats:
+        stats = load_stats(config.stats)
+        check_stats(stats, generator, config.norm, f"statistics file {config.stats}")
+        return stats
+    if not config.shared_stats:
+        return None
+    indexes = []
+    for path in files:
+        with open_raster(path) as src:
+            indexes.append(select_input_bands(src.count, src.dtypes, path, generator,
+                                              config.bands))
+    return estimate_stats(generator, files, "global", indexes, device=device,
+                          precision=resolve_precision(config.precision, device), cancel=cancel)
+
+
+def _raster_stats(generator: LoadedGenerator, path: Path, indexes: list[int],
+                  src_profile: dict[str, Any], config: TranslateConfig, device: str,
+                  given: NormStats | None, cancel: CancelCheck | None) -> NormStats | None:
+    """The statistics one raster is translated with (None for ``--norm window``)."""
+    from geogan.normstats import check_dense_fits, estimate_stats
+
+    if config.norm == "window" or not normstats.norm_layers(generator.module):
+        return None  # a generator without instance norm: nothing depends on the windows
+    stats = given if given is not None else _batch_stats(generator, [path], config, device,
+                                                         cancel)
+    if stats is None:
+        stats = estimate_stats(generator, [path], config.norm, [indexes], device=device,
+                               precision=resolve_precision(config.precision, device),
+                               cancel=cancel)
+    if stats.mode == "dense":
+        check_dense_fits(stats, int(src_profile["width"]), int(src_profile["height"]),
+                         f"statistics file {config.stats}" if config.stats else str(path))
+    return stats
 
 
 def _inspect(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
@@ -455,8 +530,9 @@ class _Job:
     def __init__(self, generator: LoadedGenerator, input_path: Path, indexes: list[int],
                  src_nodata: float | None, out_nodata: float | None, profile: dict[str, Any],
                  config: TranslateConfig, device: str, progress: ProgressCallback | None,
-                 cancel: CancelCheck | None) -> None:
+                 cancel: CancelCheck | None, norm_stats: NormStats | None = None) -> None:
         self.gen = generator
+        self.norm_stats = norm_stats
         self.input_path = input_path
         self.indexes = indexes
         self.src_nodata = src_nodata
@@ -472,10 +548,7 @@ class _Job:
         self.ay = AxisLayout(self.height, config.tile, config.overlap)
         kind = "cuda" if device.startswith("cuda") else "cpu"
         self.batch_size = config.batch_size or AUTO_BATCH[kind]
-        precision = config.precision
-        if precision == "auto":
-            precision = "bf16" if kind == "cuda" else "fp32"
-        self.precision = precision
+        self.precision = resolve_precision(config.precision, device)
         self.what = f"translation of {input_path.name}"
 
     # ---------------------------------------------------------------- reader thread
@@ -653,7 +726,12 @@ class _Job:
 
         ax, ay, t, dev = self.ax, self.ay, self.config.tile, self.device
         gen = self.gen
-        module = _prepare_module(gen.module, dev, self.config.compile)
+        norm = None  # instance norm with given statistics (--norm global|dense)
+        if self.norm_stats is not None:
+            norm = normstats.prepared_for(gen.module)
+            norm.load(self.norm_stats, dev)
+        dense = norm is not None and self.norm_stats is not None and self.norm_stats.mode == "dense"
+        module = _prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
         w1 = blend_weights(t, self.config.overlap, self.config.blend)
         w2 = torch.from_numpy(np.outer(w1, w1).astype(np.float32)).to(dev)  # (T, T)
         inv_wx = torch.from_numpy((1.0 / ax.weight_totals(w1)).astype(np.float32)).to(dev)
@@ -708,6 +786,10 @@ class _Job:
             x = torch.nan_to_num_(x, nan=0.0)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
+            if dense:
+                assert norm is not None
+                origins = [(ay.start(r), ax.start(c)) for r, c in keys]
+                norm.set_windows(origins + origins[-1:] * (x.shape[0] - n), t)
             with autocast:
                 y = module(x)
             y = y[:n].float()
