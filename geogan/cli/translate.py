@@ -9,6 +9,7 @@ import click
 
 from geogan.blend import BLENDS
 from geogan.cli._options import parse_bands
+from geogan.normstats import DEFAULT_NORM, NORM_MODES
 from geogan.translate import COMPRESSIONS, PRECISIONS
 
 
@@ -26,6 +27,20 @@ from geogan.translate import COMPRESSIONS, PRECISIONS
 @click.option("--blend", type=click.Choice(list(BLENDS)), default="cosine", show_default=True,
               help="How overlapping windows are merged: cosine or linear cross-fade, or none "
                    "(hard crop).")
+@click.option("--norm", type=click.Choice(list(NORM_MODES)), default=DEFAULT_NORM,
+              show_default=True,
+              help="Instance-norm statistics: global (the whole raster's, so the result does "
+                   "not depend on the tiling), dense (a smooth grid over the raster) or window "
+                   "(each window its own).")
+@click.option("--stats", "stats", type=click.Path(path_type=Path), default=None,
+              metavar="FILE",
+              help="Use these statistics (from --save-stats) for every input instead of "
+                   "estimating them.")
+@click.option("--save-stats", is_flag=True,
+              help="Write each output's statistics beside it as <output>.stats.json.")
+@click.option("--shared-stats", is_flag=True,
+              help="Estimate one set of global statistics over all inputs together (one look "
+                   "for a whole batch).")
 @click.option("--batch-size", type=int, default=None,
               help="Windows per generator call. Default: 8 on CUDA, 1 on the CPU.")
 @click.option("--device", default="auto", show_default=True,
@@ -43,7 +58,8 @@ from geogan.translate import COMPRESSIONS, PRECISIONS
               help="Leave outputs that already exist alone (resume an interrupted batch).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
 def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, direction: str, tile: int,
-            overlap: int, blend: str, batch_size: int | None, device: str, precision: str,
+            overlap: int, blend: str, norm: str, stats: Path | None, save_stats: bool,
+            shared_stats: bool, batch_size: int | None, device: str, precision: str,
             cog: bool, compress: str, bands: str | None, compile_: bool, skip_existing: bool,
             overwrite: bool) -> None:
     """Translate INPUT rasters (files, folders or globs) with CHECKPOINT.
@@ -59,7 +75,9 @@ def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, direction: 
     config = TranslateConfig(tile=tile, overlap=overlap, blend=blend, batch_size=batch_size,
                              device=device, precision=precision, cog=cog, compress=compress,
                              bands=parse_bands(bands), skip_existing=skip_existing,
-                             overwrite=overwrite, compile=compile_)
+                             overwrite=overwrite, compile=compile_, norm=norm,
+                             stats=str(stats) if stats else None, save_stats=save_stats,
+                             shared_stats=shared_stats)
     desc = "translate"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         desc = f"translate (rank {os.environ.get('RANK', '0')})"
