@@ -72,7 +72,7 @@ def checkpoint(path: Path, seed: int) -> Path:
 
 
 def global_stats(gen: LoadedGenerator, src: Path) -> NormStats:
-    return estimate_stats(gen, [src], "global", [[1, 2, 3]], device="cpu")
+    return estimate_stats(gen, [src], "global", [[1, 2, 3]], device="cpu", precision="fp32")
 
 
 # --------------------------------------------------------------------------- exactness
@@ -87,11 +87,11 @@ def test_global_small_windows_equal_one_window_exactly(make_raster, tmp_path):
     src = make_raster("in.tif", data=contrasted(200, 152))
     stats = global_stats(gen, src)
     one = translate_raster(gen, src, tmp_path / "one.tif",
-                           TranslateConfig(tile=320, overlap=64, blend="none", norm="global"),
-                           stats=stats)
+                           TranslateConfig(tile=320, overlap=64, blend="none", norm="global",
+                                           precision="fp32"), stats=stats)
     many = translate_raster(gen, src, tmp_path / "many.tif",
                             TranslateConfig(tile=128, overlap=64, blend="none", batch_size=5,
-                                            norm="global"), stats=stats)
+                                            norm="global", precision="fp32"), stats=stats)
     a, b = read(one), read(many)
     assert a.std() > 0.05  # a real signal
     np.testing.assert_allclose(b, a, rtol=0, atol=2e-5)
@@ -113,11 +113,13 @@ def test_global_small_windows_reproduce_the_whole_raster_window(make_raster, tmp
     gen = loaded(resnet(n_blocks=1))
     src = make_raster("in.tif", data=contrasted(184, 184))
     ref = read(translate_raster(gen, src, tmp_path / "ref.tif",
-                                TranslateConfig(tile=192, overlap=8, norm="window"))).astype(float)
+                                TranslateConfig(tile=192, overlap=8, norm="window",
+                                                precision="fp32"))).astype(float)
     diffs = {}
     for mode in ("window", "global"):
         out = translate_raster(gen, src, tmp_path / f"{mode}.tif",
-                               TranslateConfig(tile=64, overlap=32, batch_size=4, norm=mode))
+                               TranslateConfig(tile=64, overlap=32, batch_size=4, norm=mode,
+                                               precision="fp32"))
         diffs[mode] = np.abs(read(out) - ref)
     assert diffs["window"].mean() > 10.0, diffs["window"].mean()  # window mode depends on it
     assert diffs["global"].mean() < diffs["window"].mean() / 3
@@ -136,7 +138,8 @@ def test_window_mode_is_plain_instance_norm_on_each_window(make_raster, tmp_path
 
     monkeypatch.setattr(normstats, "prepared_for", boom)
     out = read(translate_raster(gen, src, tmp_path / "w.tif",
-                                TranslateConfig(tile=128, overlap=0, norm="window")))
+                                TranslateConfig(tile=128, overlap=0, norm="window",
+                                                precision="fp32")))
     win = data[:, reflect_index(0, 128, 70)][:, :, reflect_index(0, 128, 90)]
     x = torch.from_numpy(win[None].astype(np.float32) / 255 * 2 - 1)
     with torch.inference_mode():
@@ -269,7 +272,7 @@ def test_dense_with_a_constant_grid_is_global(make_raster, tmp_path):
                   np.broadcast_to(v[:, None, None], (v.size, 3, 2)).copy())
               for k, (m, v) in g.layers.items()}
     dense = NormStats("dense", g.model, layers, g.sample, grid)
-    cfg = {"tile": 64, "overlap": 16, "batch_size": 3}
+    cfg = {"tile": 64, "overlap": 16, "batch_size": 3, "precision": "fp32"}
     a = read(translate_raster(gen, src, tmp_path / "g.tif", TranslateConfig(**cfg, norm="global"),
                               stats=g))
     b = read(translate_raster(gen, src, tmp_path / "d.tif", TranslateConfig(**cfg, norm="dense"),
@@ -311,6 +314,17 @@ def test_modes_keep_georeference_and_mask(make_raster, tmp_path, crs, norm):
         assert b.read()[:, a.dataset_mask() > 0].std() > 0
 
 
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    from geogan import devices
+    from geogan.translate import resolve_precision
+
+    for native, expect in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda native=native: native)
+        assert resolve_precision("auto", "cpu") == expect
+        assert resolve_precision("auto", "cuda:0") == "bf16"
+        assert resolve_precision("fp32", "cuda:0") == "fp32"
+
+
 def test_bf16_global_is_close_to_fp32(make_raster, tmp_path):
     gen = loaded(resnet(n_blocks=2, ngf=8))
     src = make_raster("in.tif", data=contrasted(96, 80))
@@ -327,7 +341,7 @@ def test_bf16_global_is_close_to_fp32(make_raster, tmp_path):
 def test_stats_file_round_trip(make_raster, tmp_path):
     ckpt = checkpoint(tmp_path / "m.safetensors", 0)
     src = make_raster("in.tif", data=contrasted(90, 70))
-    cfg = {"tile": 32, "overlap": 8, "batch_size": 4}
+    cfg = {"tile": 32, "overlap": 8, "batch_size": 4, "precision": "fp32"}
     out = translate_files(ckpt, [src], tmp_path / "a.tif",
                           TranslateConfig(**cfg, save_stats=True))[0]
     saved = tmp_path / "a.stats.json"

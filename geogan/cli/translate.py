@@ -46,7 +46,9 @@ from geogan.translate import COMPRESSIONS, PRECISIONS
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
-              show_default=True, help="auto is bf16 on CUDA and fp32 on the CPU.")
+              show_default=True,
+              help="auto is bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), "
+                   "fp32 on other CPUs.")
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs with overviews.")
 @click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="zstd",
               show_default=True, help="GeoTIFF compression.")
