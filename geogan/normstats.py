@@ -262,24 +262,39 @@ def _stats_norm_class() -> type:
                 if self.dense:
                     assert self.context is not None
                     mean, var = self.context.interpolate(self.mean, self.var, xf.shape[-2:])
+                    y = torch.sub(xf, mean).mul_(torch.rsqrt(var + self.eps))
                 else:
-                    mean, var = self.mean.view(1, -1, 1, 1), self.var.view(1, -1, 1, 1)
+                    y = torch.sub(xf, self.mean.view(1, -1, 1, 1)).mul_(
+                        torch.rsqrt(self.var + self.eps).view(1, -1, 1, 1))
             else:
-                assert self.context is not None
-                w = self.context.weights(xf.shape[-2:])  # (B, 1, h, w)
-                dims = (0, 2, 3) if self.mode == "estimate" else (2, 3)
-                total = w.sum(dims, keepdim=True)
-                mean = (xf * w).sum(dims, keepdim=True) / total
-                var = ((xf - mean).square_() * w).sum(dims, keepdim=True) / total
-                if self.mode == "estimate":
-                    self.mean.copy_(mean.flatten())
-                    self.var.copy_(var.flatten())
-                else:
-                    self.measured.append((mean.flatten(1), var.flatten(1)))  # (B, C) each
-            y = (xf - mean) * torch.rsqrt(var + self.eps)
+                y = self._measure(xf)
             if self.weight is not None and self.bias is not None:
                 y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
             return y.to(x.dtype)
+
+        def _measure(self, xf: torch.Tensor) -> torch.Tensor:
+            """Weighted mean and variance (two passes), kept; ``xf`` normalised with them."""
+            assert self.context is not None
+            w = self.context.weights(xf.shape[-2:])[:, 0]  # (B, h, w)
+            if self.mode == "estimate":  # over the whole batch: (C,)
+                total = w.sum()
+                mean = torch.einsum("bchw,bhw->c", xf, w) / total
+                d = torch.sub(xf, mean.view(1, -1, 1, 1))
+                var = torch.einsum("bchw,bhw->c", d * d, w) / total
+                self.mean.copy_(mean)
+                self.var.copy_(var)
+                rstd = torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
+            else:  # per window: (B, C)
+                total = w.sum((1, 2))[:, None]
+                mean = torch.einsum("bchw,bhw->bc", xf, w) / total
+                d = torch.sub(xf, mean[:, :, None, None])
+                var = torch.einsum("bchw,bhw->bc", d * d, w) / total
+                self.measured.append((mean, var))
+                rstd = torch.rsqrt(var + self.eps)[:, :, None, None]
+            self.context.pending -= 1
+            if self.context.pending == 0:  # every layer measured: the rest is not needed
+                raise SampleDone
+            return d.mul_(rstd)
 
     class _Context:
         """What the layers share during one call: pixel weights or window positions."""
@@ -291,6 +306,7 @@ def _stats_norm_class() -> type:
             self.tile = 0
             self.grid_y: torch.Tensor | None = None  # (rows,) raster rows of the cell centres
             self.grid_x: torch.Tensor | None = None
+            self.pending = 0  # layers still to measure in this estimation call
 
         def set_weights(self, full: torch.Tensor) -> None:
             self.full = full
@@ -339,6 +355,10 @@ def _stats_norm_class() -> type:
 _CLASS: list[type] = []
 
 
+class SampleDone(Exception):
+    """Raised by the last layer to measure, so an estimation pass skips the layers after it."""
+
+
 def stats_norm_class() -> type:
     """The :class:`StatsNorm` module class (built on first use, so importing needs no torch)."""
     if not _CLASS:
@@ -377,6 +397,15 @@ class PreparedModule:
             layer.mode = mode
             layer.dense = False
             layer.measured = []
+
+    def measure(self, x: torch.Tensor, weights: torch.Tensor) -> None:
+        """One estimation pass (``estimate`` or ``measure`` mode) over ``x`` with pixel weights."""
+        self.context.set_weights(weights)
+        self.context.pending = len(self.layers)
+        try:
+            self.module(x)
+        except SampleDone:
+            pass
 
     def set_windows(self, origins: Sequence[tuple[int, int]], tile: int) -> None:
         """Raster ``(row, col)`` of each window's first pixel, for ``dense`` statistics."""
@@ -671,8 +700,7 @@ def _estimate_global(generator: LoadedGenerator, paths: Sequence[Path],
     prepared = prepare(module)
     prepared.set_mode("estimate")
     with torch.inference_mode(), _autocast(precision, device):
-        prepared.context.set_weights(torch.from_numpy(w).to(device))
-        prepared.module(torch.from_numpy(x).to(device))
+        prepared.measure(torch.from_numpy(x).to(device), torch.from_numpy(w).to(device))
     layers = {name: (layer.mean.double().cpu().numpy(), layer.var.double().cpu().numpy())
               for name, layer in prepared.layers.items()}
     return NormStats("global", model_identity(generator), layers,
@@ -707,8 +735,8 @@ def _estimate_dense(generator: LoadedGenerator, path: Path, size_wh: tuple[int, 
         w = np.where(w.reshape(len(part.windows), -1).any(axis=1)[:, None, None, None], w, 1.0)
         prepared.set_mode("measure")
         with torch.inference_mode(), _autocast(precision, device):
-            prepared.context.set_weights(torch.from_numpy(w).float().to(device))
-            prepared.module(torch.from_numpy(x).to(device))
+            prepared.measure(torch.from_numpy(x).to(device),
+                             torch.from_numpy(w).float().to(device))
         for name, layer in prepared.layers.items():
             mean, var = layer.measured[0]
             means[name].append(mean.double().cpu().numpy())
