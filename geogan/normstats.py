@@ -75,11 +75,15 @@ SAMPLE_FULL_MARGIN = 16
 #: cores (``SAMPLE_WINDOW - 2 * SAMPLE_BORDER`` px) tile the raster.
 SAMPLE_WINDOW = 256
 SAMPLE_BORDER = 32
-#: Sample windows cover at most this fraction of the raster's pixels, and this many pixels.
+#: The estimation's generator work stays within this fraction of the raster's pixels (a
+#: translation's work is 1.3x them or more), and within this many pixels (about a fifth of
+#: a 16,000 x 16,000 px translation).
 SAMPLE_FRACTION = 0.4
-SAMPLE_MAX_PX = 4_000_000
-#: The sample's activations stay within about this many bytes (it is one batch).
-SAMPLE_MEMORY = 512 * 2 ** 20
+SAMPLE_MAX_WORK = 64_000_000
+#: The sample's activations stay within about this many bytes (it is one batch), as
+#: estimated by :func:`activation_bytes_per_px` with this factor (measured peaks agree).
+SAMPLE_MEMORY = 384 * 2 ** 20
+PROBE_FACTOR = 4
 #: ``dense``: side of the window measured for each grid cell, and the cell spacing (px).
 DENSE_WINDOW = 512
 DENSE_SPACING = 768
@@ -235,8 +239,10 @@ def _stats_norm_class() -> type:
         ``mode`` is ``frozen`` (use the ``mean``/``var`` buffers, ``(C,)``, or the
         ``(C, rows, cols)`` grid interpolated at each pixel for ``dense``),
         ``estimate`` (weighted statistics over the whole batch, stored and used:
-        the global estimation pass) or ``measure`` (weighted statistics of each
-        window, used and kept per window: the dense estimation pass). Computed in
+        the global estimation in one pass), ``accumulate`` (weighted sums of a
+        chunk added up, then stop: the global estimation layer by layer) or
+        ``measure`` (weighted statistics of each window, used and kept per window:
+        the dense estimation pass). Computed in
         float32 also under autocast; buffers only, so ``torch.compile`` traces it.
         """
 
@@ -255,6 +261,8 @@ def _stats_norm_class() -> type:
                                                                requires_grad=False)
             self.context: _Context | None = None
             self.measured: list[tuple[torch.Tensor, torch.Tensor]] = []
+            self.shift: torch.Tensor | None = None
+            self.sums: list[torch.Tensor] = []
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             xf = x.float()  # (B, C, h, w)
@@ -266,35 +274,69 @@ def _stats_norm_class() -> type:
                 else:
                     y = torch.sub(xf, self.mean.view(1, -1, 1, 1)).mul_(
                         torch.rsqrt(self.var + self.eps).view(1, -1, 1, 1))
+            elif self.mode == "accumulate":
+                self._accumulate(xf)
+                raise SampleDone
             else:
                 y = self._measure(xf)
             if self.weight is not None and self.bias is not None:
                 y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
             return y.to(x.dtype)
 
-        def _measure(self, xf: torch.Tensor) -> torch.Tensor:
-            """Weighted mean and variance (two passes), kept; ``xf`` normalised with them."""
+        def _accumulate(self, xf: torch.Tensor) -> None:
+            """Add a chunk's weighted sums, shifted by the first chunk's mean, in float64."""
             assert self.context is not None
             w = self.context.weights(xf.shape[-2:])[:, 0]  # (B, h, w)
-            if self.mode == "estimate":  # over the whole batch: (C,)
-                total = w.sum()
-                mean = torch.einsum("bchw,bhw->c", xf, w) / total
-                d = torch.sub(xf, mean.view(1, -1, 1, 1))
-                var = torch.einsum("bchw,bhw->c", d * d, w) / total
-                self.mean.copy_(mean)
-                self.var.copy_(var)
-                rstd = torch.rsqrt(var + self.eps).view(1, -1, 1, 1)
-            else:  # per window: (B, C)
-                total = w.sum((1, 2))[:, None]
-                mean = torch.einsum("bchw,bhw->bc", xf, w) / total
-                d = torch.sub(xf, mean[:, :, None, None])
-                var = torch.einsum("bchw,bhw->bc", d * d, w) / total
+            if self.shift is None:
+                self.shift = (torch.einsum("bchw,bhw->c", xf, w) / w.sum().clamp_min(1e-12))
+                self.sums = [torch.zeros((), dtype=torch.float64, device=xf.device),
+                             torch.zeros_like(self.shift, dtype=torch.float64),
+                             torch.zeros_like(self.shift, dtype=torch.float64)]
+            for b in range(xf.shape[0]):
+                d = xf[b] - self.shift[:, None, None]  # (C, h, w)
+                self.sums[0] += w[b].sum().double()
+                self.sums[1] += torch.einsum("chw,hw->c", d, w[b]).double()
+                self.sums[2] += torch.einsum("chw,hw->c", d * d, w[b]).double()
+
+        def finish(self) -> None:
+            """Accumulated sums -> this layer's statistics; freeze it."""
+            assert self.shift is not None
+            total, s1, s2 = self.sums
+            m = s1 / total
+            self.mean.copy_(self.shift.double() + m)
+            self.var.copy_((s2 / total - m * m).clamp_min(0))
+            self.shift = None
+            self.mode = "frozen"
+
+        def _measure(self, xf: torch.Tensor) -> torch.Tensor:
+            """Weighted mean and variance (two passes), kept; ``xf`` normalised with them.
+
+            Works in place on ``xf`` (the output of the convolution before, used by
+            nothing else) and one window at a time for the variance, so that the
+            estimation batch needs no temporaries of its own size.
+            """
+            assert self.context is not None
+            w = self.context.weights(xf.shape[-2:])[:, 0]  # (B, h, w)
+            total = w.sum((1, 2))  # (B,)
+            s1 = torch.einsum("bchw,bhw->bc", xf, w)  # (B, C)
+            if self.mode == "estimate":  # over the whole batch
+                mean = (s1.sum(0) / total.sum()).expand_as(s1)
+            else:  # per window
+                mean = s1 / total[:, None]
+            s2 = torch.stack([torch.einsum("chw,hw->c", (xf[b] - mean[b, :, None, None]) ** 2,
+                                           w[b]) for b in range(xf.shape[0])])  # (B, C)
+            if self.mode == "estimate":
+                var = (s2.sum(0) / total.sum()).expand_as(s2)
+                self.mean.copy_(mean[0])
+                self.var.copy_(var[0])
+            else:
+                var = s2 / total[:, None]
                 self.measured.append((mean, var))
-                rstd = torch.rsqrt(var + self.eps)[:, :, None, None]
             self.context.pending -= 1
             if self.context.pending == 0:  # every layer measured: the rest is not needed
                 raise SampleDone
-            return d.mul_(rstd)
+            return xf.sub_(mean[:, :, None, None]).mul_(
+                torch.rsqrt(var + self.eps)[:, :, None, None])
 
     class _Context:
         """What the layers share during one call: pixel weights or window positions."""
@@ -399,9 +441,10 @@ class PreparedModule:
             layer.measured = []
 
     def measure(self, x: torch.Tensor, weights: torch.Tensor) -> None:
-        """One estimation pass (``estimate`` or ``measure`` mode) over ``x`` with pixel weights."""
+        """One estimation pass over ``x`` with pixel weights (stops after the last measurement)."""
         self.context.set_weights(weights)
-        self.context.pending = len(self.layers)
+        self.context.pending = sum(layer.mode in ("estimate", "measure")
+                                   for layer in self.layers.values())
         try:
             self.module(x)
         except SampleDone:
@@ -468,16 +511,22 @@ class SampleWindow:
 
 @dataclass(frozen=True)
 class SamplePlan:
-    """Windows of ``height x width`` px whose pixels ``border`` px inside their edges count."""
+    """Windows of ``height x width`` px whose pixels ``border`` px inside their edges count.
+
+    ``chunk`` 0: the windows go through the network as one batch, whose normalisation
+    layers use statistics over all of it (one pass). Otherwise they go in batches of
+    ``chunk``, once per normalisation layer (layer by layer, with bounded memory).
+    """
 
     windows: list[SampleWindow]
     height: int
     width: int
     border: int
+    chunk: int = 0
 
 
 def plan_global_sample(sizes: Sequence[tuple[int, int]], per_px_bytes: float,
-                       multiple: int = 1) -> SamplePlan:
+                       multiple: int = 1, passes: float = 1.0) -> SamplePlan:
     """Where the ``global`` statistics of rasters of ``(width, height)`` px are measured.
 
     One raster of at most :data:`SAMPLE_FULL_PX` pixels (and whose activations fit
@@ -486,10 +535,12 @@ def plan_global_sample(sizes: Sequence[tuple[int, int]], per_px_bytes: float,
     those of every pixel. Otherwise :data:`SAMPLE_WINDOW` px
     windows, whose cores (less :data:`SAMPLE_BORDER` px on each side,
     :class:`~geogan.blend.AxisLayout` with ``overlap = 2 * border``) tile each raster,
-    are taken on an even sub-grid, shared out across rasters by area:
-    :data:`SAMPLE_FRACTION` of the pixels, at most :data:`SAMPLE_MAX_PX`, within
-    :data:`SAMPLE_MEMORY`. The plan depends on the rasters and the model only, never on
-    the translation's tile, so every tiling gets the same statistics.
+    are taken on an even sub-grid, shared out across rasters by area. The estimation
+    may cost :data:`SAMPLE_FRACTION` of the rasters' pixels in forward-pass pixels, at
+    most :data:`SAMPLE_MAX_WORK`: as one batch within :data:`SAMPLE_MEMORY`, or, when
+    that gives more windows, in chunks once per layer (``passes`` forward passes, see
+    :class:`Probe`). The plan depends on the rasters and the model only, never on the
+    translation's tile, so every tiling gets the same statistics.
     """
     def up(n: int) -> int:
         return -(-n // multiple) * multiple
@@ -504,8 +555,11 @@ def plan_global_sample(sizes: Sequence[tuple[int, int]], per_px_bytes: float,
     size = max(multiple, up(min(SAMPLE_WINDOW, max(max(wh) for wh in sizes) + 2 * border)))
     border = min(border, size // 4)
     total_px = sum(w * h for w, h in sizes)
-    budget = int(min(SAMPLE_FRACTION * total_px, SAMPLE_MAX_PX,
-                     SAMPLE_MEMORY / per_px_bytes) // size ** 2)
+    work = min(SAMPLE_FRACTION * total_px, SAMPLE_MAX_WORK)  # in forward-pass pixels
+    one_batch = int(min(work, SAMPLE_MEMORY / per_px_bytes) // size ** 2)
+    layered = int(work / passes // size ** 2)
+    budget, chunk = (one_batch, 0) if one_batch >= layered else (layered, max(
+        1, int(SAMPLE_MEMORY / per_px_bytes // size ** 2)))
     layouts = [(AxisLayout(w, size, 2 * border), AxisLayout(h, size, 2 * border))
                for w, h in sizes]
     totals = [ax.count * ay.count for ax, ay in layouts]
@@ -520,7 +574,7 @@ def plan_global_sample(sizes: Sequence[tuple[int, int]], per_px_bytes: float,
     for i, ((ax, ay), n) in enumerate(zip(layouts, shares, strict=True)):
         for r, c in _even_subgrid(ay.count, ax.count, n):
             out.append(SampleWindow(i, ay.start(r), ax.start(c)))
-    return SamplePlan(out, size, size, border)
+    return SamplePlan(out, size, size, border, chunk)
 
 
 def _even_subgrid(rows: int, cols: int, n: int) -> list[tuple[int, int]]:
@@ -564,34 +618,69 @@ def core_weights(row: int, col: int, height: int, width: int, border: int, raste
     return w
 
 
-_ACT_CACHE: dict[tuple[int, int], float] = {}
+@dataclass(frozen=True)
+class Probe:
+    """What a small forward pass tells about a generator.
 
-
-def activation_bytes_per_px(module: nn.Module, in_bands: int, device: str) -> float:
-    """Bytes of activations a forward pass keeps alive per input pixel (a probe on 64 px).
-
-    Three times the largest layer output (its input, its output and a temporary),
-    plus the mean layer output for skip connections kept alive meanwhile, roughly.
+    ``bytes_per_px``: memory an estimation pass needs per input pixel
+    (:data:`PROBE_FACTOR` times the largest layer output, for its input, its output
+    and the convolution's workspace, plus the mean layer output, for skip connections
+    kept alive). ``order``: the instance-norm layers in the order the forward pass
+    reaches them. ``passes``: the work of measuring them one after the other (a forward
+    pass up to each layer in turn), in whole forward passes, from the convolutions'
+    multiply-adds.
     """
+
+    bytes_per_px: float
+    order: tuple[str, ...]
+    passes: float
+
+
+_PROBES: dict[tuple[int, int], Probe] = {}
+
+
+def probe(module: nn.Module, in_bands: int, device: str) -> Probe:
+    """:class:`Probe` of ``module`` (a forward pass on one 64 px window, cached)."""
     import torch
+    from torch import nn
 
     key = (id(module), in_bands)
-    if key in _ACT_CACHE:
-        return _ACT_CACHE[key]
+    if key in _PROBES:
+        return _PROBES[key]
     side = max(64, int(getattr(module, "size_multiple", 1)))
     sizes: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: sizes.append(o.numel()))
-             for m in module.modules() if not list(m.children())]
+    macs = [0.0]
+    reached: list[tuple[str, float]] = []
+    names = {id(m): n for n, m in norm_layers(module)}
+
+    def leaf(m: nn.Module, inputs: tuple[Any, ...], out: torch.Tensor) -> None:
+        sizes.append(out.numel())
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            k = math.prod(m.kernel_size) * m.in_channels // m.groups
+            macs[0] += k * (out.numel() if isinstance(m, nn.Conv2d)
+                            else inputs[0].numel() * m.out_channels / m.in_channels)
+        if id(m) in names:
+            reached.append((names[id(m)], macs[0]))
+
+    hooks = [m.register_forward_hook(leaf) for m in module.modules() if not list(m.children())]
     try:
         with torch.inference_mode():
             module(torch.zeros(1, in_bands, side, side, device=device))
     finally:
         for h in hooks:
             h.remove()
-    per_px = 4.0 * (3 * max(sizes) + 0.5 * sum(sizes) / max(1, len(sizes))) / side ** 2
-    _ACT_CACHE.clear()
-    _ACT_CACHE[key] = per_px
-    return per_px
+    per_px = 4.0 * (PROBE_FACTOR * max(sizes) + sum(sizes) / max(1, len(sizes))) / side ** 2
+    order = tuple(dict.fromkeys(n for n, _ in reached))
+    passes = sum(c for _, c in reached) / macs[0] if macs[0] else float(len(order))
+    result = Probe(per_px, order, max(passes, 1.0))
+    _PROBES.clear()
+    _PROBES[key] = result
+    return result
+
+
+def activation_bytes_per_px(module: nn.Module, in_bands: int, device: str) -> float:
+    """Memory an estimation pass needs per input pixel (see :class:`Probe`)."""
+    return probe(module, in_bands, device).bytes_per_px
 
 
 # --------------------------------------------------------------------------- estimation
@@ -690,21 +779,33 @@ def _estimate_global(generator: LoadedGenerator, paths: Sequence[Path],
     import torch
 
     module = generator.module.eval().to(device)
-    per_px = activation_bytes_per_px(module, generator.in_bands, device)
-    plan = plan_global_sample(sizes, per_px / 2 if precision == "bf16" else per_px,
-                              int(getattr(module, "size_multiple", 1)))
+    info = probe(module, generator.in_bands, device)
+    plan = plan_global_sample(sizes, info.bytes_per_px, int(getattr(module, "size_multiple", 1)),
+                              info.passes)
     x, w = _read_sample(paths, nodatas, indexes, plan, generator, cancel)
     if not w.any():
         raise InputError(f"{', '.join(p.name for p in paths)}: the statistics sample holds no "
                          "valid pixels (all nodata); use --norm window")
     prepared = prepare(module)
-    prepared.set_mode("estimate")
     with torch.inference_mode(), _autocast(precision, device):
-        prepared.measure(torch.from_numpy(x).to(device), torch.from_numpy(w).to(device))
+        if plan.chunk == 0:  # one batch: every layer's statistics over all of it, in one pass
+            prepared.set_mode("estimate")
+            prepared.measure(torch.from_numpy(x).to(device), torch.from_numpy(w).to(device))
+        else:  # layer after layer, chunk by chunk, the layers before frozen
+            prepared.set_mode("frozen")
+            for name in info.order:
+                layer = prepared.layers[name]
+                layer.mode = "accumulate"
+                for k in range(0, len(x), plan.chunk):
+                    check_cancel(cancel, "estimating normalisation statistics")
+                    prepared.measure(torch.from_numpy(x[k:k + plan.chunk]).to(device),
+                                     torch.from_numpy(w[k:k + plan.chunk]).to(device))
+                layer.finish()
     layers = {name: (layer.mean.double().cpu().numpy(), layer.var.double().cpu().numpy())
               for name, layer in prepared.layers.items()}
-    return NormStats("global", model_identity(generator), layers,
-                     _sample_info(paths, plan, float(w.sum())))
+    sample = _sample_info(paths, plan, float(w.sum()))
+    sample["passes"] = 1 if plan.chunk == 0 else len(info.order)
+    return NormStats("global", model_identity(generator), layers, sample)
 
 
 def _estimate_dense(generator: LoadedGenerator, path: Path, size_wh: tuple[int, int],

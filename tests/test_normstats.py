@@ -214,21 +214,57 @@ def test_sampled_windows_tile_the_raster(make_raster, tmp_path, monkeypatch):
 
 
 def test_sample_plan_is_bounded_spread_and_tile_independent():
-    per_px = 200.0
-    plan = plan_global_sample([(16000, 16000)], per_px, 4)
+    per_px, passes = 200.0, 8.5
+    plan = plan_global_sample([(16000, 16000)], per_px, 4, passes)
     n = len(plan.windows)
-    assert 1 <= n <= normstats.SAMPLE_MAX_PX // 256 ** 2
-    assert n * 256 ** 2 * per_px <= normstats.SAMPLE_MEMORY
+    assert plan.chunk > 0  # layer by layer: more windows than one batch would hold
+    assert n > normstats.SAMPLE_MEMORY / per_px / 256 ** 2
+    assert n * passes * 256 ** 2 <= normstats.SAMPLE_MAX_WORK
+    assert plan.chunk * 256 ** 2 * per_px <= normstats.SAMPLE_MEMORY
     rows = sorted({w.row for w in plan.windows})
     cols = sorted({w.col for w in plan.windows})
     assert len(rows) > 3 and len(cols) > 3
     assert rows[0] < 16000 * 0.2 and rows[-1] > 16000 * 0.8  # spread over the raster
     assert cols[0] < 16000 * 0.2 and cols[-1] > 16000 * 0.8
-    small = plan_global_sample([(934, 724)], per_px, 4)
+    mid = plan_global_sample([(3000, 3000)], per_px, 4, passes)
+    assert mid.chunk == 0 and len(mid.windows) * 256 ** 2 * per_px <= normstats.SAMPLE_MEMORY
+    small = plan_global_sample([(934, 724)], per_px, 4, passes)
     assert len(small.windows) == 1 and (small.height, small.width) == (756, 968)
-    shared = plan_global_sample([(3000, 3000), (1000, 1000)], per_px, 4)
+    shared = plan_global_sample([(3000, 3000), (1000, 1000)], per_px, 4, passes)
     by_raster = [sum(w.index == i for w in shared.windows) for i in (0, 1)]
     assert by_raster[0] > 4 * by_raster[1] >= 4  # shared out by area
+
+
+def test_layer_by_layer_in_chunks_equals_one_batch(make_raster, tmp_path, monkeypatch):
+    """The bounded-memory estimation (chunks of 2 windows, once per layer, the layers
+    before frozen) gives the one-batch statistics, to float rounding."""
+    import dataclasses
+
+    gen = loaded(resnet(n_blocks=2))
+    src = make_raster("in.tif", data=contrasted(150, 110))
+    monkeypatch.setattr(normstats, "SAMPLE_FULL_PX", 0)
+    monkeypatch.setattr(normstats, "SAMPLE_WINDOW", 64)
+    monkeypatch.setattr(normstats, "SAMPLE_BORDER", 8)
+    monkeypatch.setattr(normstats, "SAMPLE_FRACTION", 2.0)
+    planner = normstats.plan_global_sample
+    plans = {}
+    for chunk in (0, 2):
+        monkeypatch.setattr(normstats, "plan_global_sample", lambda *a, c=chunk, **k:
+                            dataclasses.replace(planner(*a, **k), chunk=c))
+        plans[chunk] = global_stats(gen, src)
+    assert plans[0].sample["windows"] == plans[2].sample["windows"] >= 5
+    assert plans[2].sample["passes"] == len(plans[2].layers) == 3 + 2 * 2 + 2
+    for name, (mean, var) in plans[0].layers.items():
+        np.testing.assert_allclose(plans[2].layers[name][0], mean, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(plans[2].layers[name][1], var, rtol=1e-3, atol=1e-8)
+
+
+def test_probe_finds_layers_in_forward_order():
+    info = normstats.probe(resnet(n_blocks=2), 3, "cpu")
+    assert info.order[:2] == ("model.1", "model.4") and info.order[-1] == "model.15"
+    assert len(info.order) == 9
+    assert len(info.order) > info.passes > 2  # a pass up to each layer, not whole passes
+    assert info.bytes_per_px > 4 * 4  # at least a full-resolution 4-channel float tensor
 
 
 def test_all_nodata_raster_is_refused(make_raster, tmp_path):
