@@ -148,6 +148,10 @@ def precision(args: argparse.Namespace, workdir: Path) -> None:
 
 
 def large(args: argparse.Namespace, workdir: Path) -> None:
+    import logging
+
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("geogan.normstats").setLevel(logging.INFO)  # the estimation's figures
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from translate_speed import build_orthophoto, peak_rss_mb
 
@@ -164,11 +168,20 @@ def large(args: argparse.Namespace, workdir: Path) -> None:
     mode = args.modes[-1] if len(args.modes) == 1 else None
     config = TranslateConfig(overwrite=True, precision=args.precision,
                              **({"norm": mode} if mode else {}))
+    last = [0.0]
+
+    def progress(done: float, total: float, **info: float | str) -> None:
+        if done - last[0] >= total / 10 or done >= total:
+            last[0] = done
+            print(f"  {100 * done / total:5.1f}%  {info.get('mpx_s', 0.0):.3f} Mpx/s  "
+                  f"peak RSS {peak_rss_mb():.0f} MB", flush=True)
+
     t0 = time.perf_counter()
-    translate_files(args.checkpoint, [src], workdir / "out.tif", config)
+    translate_files(args.checkpoint, [src], workdir / "out.tif", config, progress=progress)
     seconds = time.perf_counter() - t0
     mpx = args.size ** 2 / 1e6
-    print(f"{args.size} x {args.size} px, --norm {config.norm}, tile {config.tile}: "
+    print(f"{args.size} x {args.size} px, --norm {config.norm}, tile {config.tile}, "
+          f"--precision {config.precision}: "
           f"{seconds:.0f} s, {mpx / seconds:.3f} Mpx/s; peak RSS {peak_rss_mb():.0f} MB")
 
 

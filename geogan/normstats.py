@@ -704,6 +704,8 @@ def estimate_stats(generator: LoadedGenerator, paths: Sequence[Path], mode: str,
             sizes.append((int(src.width), int(src.height)))
             nodatas.append(src.nodata)
     start = time.perf_counter()
+    log.info("estimating %s normalisation statistics of %s", mode,
+             ", ".join(p.name for p in paths))
     if mode == "global":
         stats = _estimate_global(generator, paths, sizes, nodatas, indexes, device, precision,
                                  cancel)

@@ -466,6 +466,13 @@ def _cli(*args: object):
     return CliRunner().invoke(main, ["--progress", "none", "translate", *map(str, args)])
 
 
+def test_cli_norm_choices_come_from_the_library():
+    result = CliRunner().invoke(main, ["translate", "--help"])
+    flat = result.output.replace("\n", "").replace(" ", "")
+    assert f"--norm[{'|'.join(normstats.NORM_MODES)}]" in flat
+    assert f"[default:{normstats.DEFAULT_NORM}]" in flat
+
+
 def test_cli_norm_options(make_raster, tmp_path):
     a = checkpoint(tmp_path / "a.safetensors", 0)
     b = checkpoint(tmp_path / "b.safetensors", 1)
