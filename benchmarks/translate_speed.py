@@ -97,13 +97,12 @@ def model_only(checkpoint: Path, config, windows: int, limit: int | None) -> tup
     import torch
 
     from geogan.checkpoint import load_generator
-    from geogan.translate import AUTO_BATCH, _prepare_module, resolve_device
+    from geogan.translate import AUTO_BATCH, _prepare_module, resolve_device, resolve_precision
 
     device = resolve_device(config.device)
     kind = "cuda" if device.startswith("cuda") else "cpu"
     batch = config.batch_size or AUTO_BATCH[kind]
-    precision = config.precision if config.precision != "auto" else (
-        "bf16" if kind == "cuda" else "fp32")
+    precision = resolve_precision(config.precision, device)
     gen = load_generator(checkpoint, "a2b", device)
     module = _prepare_module(gen.module, device, config.compile)
     x = torch.rand(batch, 4, config.tile, config.tile, device=device) * 2 - 1

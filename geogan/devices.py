@@ -37,3 +37,28 @@ def resolve_device(spec: str, local_rank: int | None = None) -> Any:
                              f"{torch.cuda.device_count()}); pick another device")
         return torch.device("cuda", index)
     raise InputError(f"unknown --device {spec!r}; use auto, cpu, cuda or cuda:N")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (x86 AVX512-BF16 or AMX-BF16).
+
+    Without it, bf16 autocast on the CPU is emulated and slower than fp32.
+    """
+    import torch
+
+    caps = getattr(torch.cpu, "get_capabilities", None)
+    if caps is not None:
+        try:
+            found = caps()
+            return bool(found.get("avx512_bf16") or found.get("amx_bf16"))
+        except Exception:  # an unusual torch build: fall back to the kernel's CPU flags
+            pass
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False

@@ -143,6 +143,11 @@ def sidecar_metadata(gen: Any, checkpoint: Path, onnx_name: str, opset: int,
                           "output": side(dst, gen.out_norm, FROM_MODEL_FORMULA)},
         "nodata": "pixels where every input band equals the input nodata (or any is NaN) "
                   "should be written as the output nodata",
+        "norm_statistics": {
+            "modes": ["window"],
+            "note": "instance norm uses each input window's own statistics (geogan translate "
+                    "--norm window); the global and dense modes of geogan translate are not "
+                    "in this graph, so results depend on the window size"},
         "checkpoint": {"file": checkpoint.name, "epoch": meta.get("epoch"),
                        "step": meta.get("step"), "geogan_version": meta.get("geogan_version")},
     }

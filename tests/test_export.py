@@ -104,6 +104,7 @@ def test_sidecar_describes_bands_normalisation_direction_and_architecture(resnet
                                     "kwargs": {"in_channels": 4, "out_channels": 3, "ngf": 8}}
     assert meta["bands"] == {"input": 4, "output": 3}
     assert meta["size_multiple"] == 4
+    assert meta["norm_statistics"]["modes"] == ["window"]
     inp, out = meta["normalisation"]["input"], meta["normalisation"]["output"]
     assert (inp["name"], inp["dtype"], inp["lo"], inp["hi"]) == (
         "2020", "uint16", list(NORM_B.lo), list(NORM_B.hi))

@@ -420,8 +420,9 @@ def test_skip_existing_redoes_nothing_but_refuses_a_broken_output(make_raster, t
 def test_nan_generator_writes_nothing(make_raster, tmp_path):
     ckpt = _tiny_checkpoint(tmp_path / "m.safetensors", broken=True)
     src = make_raster("r.tif", width=40, height=30)
-    msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "out.tif", *TILE))
-    assert "NaN" in msg and "--precision fp32" not in msg
+    msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "out.tif", "--precision",
+                      "fp32", *TILE))
+    assert "NaN" in msg and "--precision fp32" not in msg  # not offered on an fp32 run
     assert not (tmp_path / "out.tif").exists()
 
 
@@ -490,7 +491,10 @@ def test_crs_at_the_antimeridian_is_refused(make_raster, tmp_path):
 def test_all_nodata_input_is_warned_about(make_raster, tmp_path, caplog):
     ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
     src = make_raster("r.tif", data=np.zeros((3, 30, 40), np.uint8), nodata=0)
-    result = _cli("translate", ckpt, src, "-o", tmp_path / "o.tif", *TILE)
+    # with whole-raster statistics (the default) there is nothing to estimate them from
+    msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "o.tif", *TILE))
+    assert "no valid pixels" in msg and not (tmp_path / "o.tif").exists()
+    result = _cli("translate", ckpt, src, "-o", tmp_path / "o.tif", "--norm", "window", *TILE)
     assert result.exit_code == 0
     assert "only nodata" in caplog.text
 

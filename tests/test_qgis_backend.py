@@ -493,6 +493,37 @@ def test_translate_job_in_process_reports_the_library_message(make_raster, tmp_p
     assert not (tmp_path / "o.tif").exists()
 
 
+def test_translate_job_norm_choices_and_stats_file(make_raster, tmp_path, one_thread):
+    """The plugin's NORM choices are geogan's (default first); a statistics file is passed on
+    and one made for another model is refused with geogan's message."""
+    pytest.importorskip("torch")
+    from geogan.normstats import DEFAULT_NORM, NORM_MODES
+
+    assert set(jobs.NORMS) == set(NORM_MODES) and jobs.NORMS[0] == DEFAULT_NORM
+    src = make_raster("in.tif", width=45, height=37, count=4)
+    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    stats = tmp_path / "s.stats.json"
+    stats.write_text(json.dumps({"format": "geogan-norm-stats", "format_version": 1,
+                                 "mode": "global", "model": {"sha256": "0" * 64},
+                                 "layers": {}}))
+    job = jobs.translate_job(ckpt, src, tmp_path / "o.tif", tile=32, overlap=4, device="cpu",
+                             norm="global", stats=stats)
+    assert ("--stats", str(stats)) == job.args[job.args.index("--stats"):][:2]
+    with pytest.raises(BackendError, match="made for another model"):
+        backend.run_job(job, RecordingFeedback(), backend="python")
+    assert not (tmp_path / "o.tif").exists()
+    outs = {}
+    for norm in ("window", "global"):
+        job = jobs.translate_job(ckpt, src, tmp_path / f"{norm}.tif", tile=32, overlap=4,
+                                 device="cpu", norm=norm)
+        assert ("--norm", norm) == job.args[job.args.index("--norm"):][:2]
+        outs[norm] = backend.run_job(job, RecordingFeedback(), backend="python")[0]
+    import rasterio
+
+    with rasterio.open(outs["window"]) as a, rasterio.open(outs["global"]) as b:
+        assert (a.read() != b.read()).any()
+
+
 def test_tile_job_in_process_writes_chips_and_index(make_raster, tmp_path):
     pytest.importorskip("geopandas")
     src = make_raster("in.tif", width=70, height=40, count=3)

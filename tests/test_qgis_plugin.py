@@ -163,8 +163,8 @@ def test_help_describes_the_translate_parameters(qgis_process, env):
     proc = subprocess.run([qgis_process, "help", "geogan:translate"], capture_output=True,
                           text=True, env=env, timeout=TIMEOUT_S)
     assert proc.returncode == 0, explain(proc)
-    for key in ("INPUT", "CHECKPOINT", "DIRECTION", "TILE", "OVERLAP", "BATCH_SIZE", "DEVICE",
-                "OUTPUT"):
+    for key in ("INPUT", "CHECKPOINT", "DIRECTION", "TILE", "OVERLAP", "NORM", "STATS",
+                "BATCH_SIZE", "DEVICE", "OUTPUT"):
         assert f"\n{key}: " in proc.stdout
 
 

@@ -10,6 +10,7 @@ import click
 from geogan.blend import BLENDS
 from geogan.cli._options import co_option, parse_bands, with_listed
 from geogan.cli._result import emit
+from geogan.normstats import DEFAULT_NORM, NORM_MODES
 from geogan.translate import COMPRESSIONS, PRECISIONS
 
 
@@ -29,12 +30,28 @@ from geogan.translate import COMPRESSIONS, PRECISIONS
 @click.option("--blend", type=click.Choice(list(BLENDS)), default="cosine", show_default=True,
               help="How overlapping windows are merged: cosine or linear cross-fade, or none "
                    "(hard crop).")
+@click.option("--norm", type=click.Choice(list(NORM_MODES)), default=DEFAULT_NORM,
+              show_default=True,
+              help="Instance-norm statistics: global (the whole raster's, so the result does "
+                   "not depend on the tiling), dense (a smooth grid over the raster) or window "
+                   "(each window its own).")
+@click.option("--stats", "stats", type=click.Path(path_type=Path), default=None,
+              metavar="FILE",
+              help="Use these statistics (from --save-stats) for every input instead of "
+                   "estimating them.")
+@click.option("--save-stats", is_flag=True,
+              help="Write each output's statistics beside it as <output>.stats.json.")
+@click.option("--shared-stats", is_flag=True,
+              help="Estimate one set of global statistics over all inputs together (one look "
+                   "for a whole batch).")
 @click.option("--batch-size", type=int, default=None,
               help="Windows per generator call. Default: 8 on CUDA, 1 on the CPU.")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto",
-              show_default=True, help="auto is bf16 on CUDA and fp32 on the CPU.")
+              show_default=True,
+              help="auto is bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), "
+                   "fp32 on other CPUs.")
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs with overviews.")
 @click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="zstd",
               show_default=True, help="GeoTIFF compression.")
@@ -50,8 +67,9 @@ from geogan.translate import COMPRESSIONS, PRECISIONS
               help="Threads for the generator on the CPU and for GDAL's compression "
                    "(default: all cores, or $GDAL_NUM_THREADS for GDAL).")
 def command(checkpoint: Path, inputs: tuple[str, ...], files_from: Path | None, output: Path,
-            direction: str, tile: int,
-            overlap: int, blend: str, batch_size: int | None, device: str, precision: str,
+            direction: str, tile: int, overlap: int, blend: str, norm: str, stats: Path | None,
+            save_stats: bool, shared_stats: bool, batch_size: int | None, device: str,
+            precision: str,
             cog: bool, compress: str, bands: str | None, compile_: bool, skip_existing: bool,
             overwrite: bool, creation_options: tuple[tuple[str, str], ...],
             threads: int | None) -> None:
@@ -69,7 +87,9 @@ def command(checkpoint: Path, inputs: tuple[str, ...], files_from: Path | None, 
                              device=device, precision=precision, cog=cog, compress=compress,
                              bands=parse_bands(bands), skip_existing=skip_existing,
                              overwrite=overwrite, compile=compile_,
-                             creation_options=creation_options, threads=threads)
+                             creation_options=creation_options, threads=threads, norm=norm,
+                             stats=str(stats) if stats else None, save_stats=save_stats,
+                             shared_stats=shared_stats)
     desc = "translate"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         desc = f"translate (rank {os.environ.get('RANK', '0')})"

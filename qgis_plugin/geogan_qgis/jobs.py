@@ -31,6 +31,9 @@ INDEX_NAME = "index.gpkg"
 TRAIN_STOP_GRACE_S = 60.0
 #: Generator architectures (geogan.models.GENERATORS; listed here so QGIS starts without torch).
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
+#: Instance-norm statistics (geogan.normstats.NORM_MODES, the default first; listed here so
+#: QGIS starts without geogan).
+NORMS = ("global", "dense", "window")
 _HEADER_KEY = "geogan"
 _MAX_HEADER = 100 * 1024 * 1024
 
@@ -129,14 +132,18 @@ def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
 
 def translate_job(checkpoint: Path, source: Path, output: Path, *, direction: str = "a2b",
                   tile: int = 512, overlap: int = 64, batch_size: int | None = None,
-                  device: str = "auto", overwrite: bool = True) -> Job:
+                  device: str = "auto", overwrite: bool = True, norm: str = NORMS[0],
+                  stats: Path | None = None) -> Job:
     """Translate one raster into ``output`` (a GeoTIFF with the input's georeference).
 
-    ``batch_size`` None lets geogan choose for the device.
+    ``batch_size`` None lets geogan choose for the device; ``norm`` picks the
+    instance-norm statistics and ``stats`` a statistics file to use.
     """
     args = ["translate", str(checkpoint), str(source), "-o", str(output),
             "--direction", direction, "--tile", str(tile), "--overlap", str(overlap),
-            "--device", device]
+            "--device", device, "--norm", norm]
+    if stats:
+        args += ["--stats", str(stats)]
     if batch_size:
         args += ["--batch-size", str(batch_size)]
     if overwrite:
@@ -146,7 +153,8 @@ def translate_job(checkpoint: Path, source: Path, output: Path, *, direction: st
         from geogan.translate import TranslateConfig, translate_files
 
         config = TranslateConfig(tile=tile, overlap=overlap, batch_size=batch_size or None,
-                                 device=device, overwrite=overwrite)
+                                 device=device, overwrite=overwrite, norm=norm,
+                                 stats=str(stats) if stats else None)
         return translate_files(checkpoint, [source], output, config, progress=progress,
                                cancel=cancel, direction=direction)
 

@@ -15,7 +15,7 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .jobs import DEVICES, DIRECTIONS, check_translate_input, translate_job
+from .jobs import DEVICES, DIRECTIONS, NORMS, check_translate_input, translate_job
 
 
 class TranslateRasterAlgorithm(GeoganAlgorithm):
@@ -26,6 +26,8 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
     DIRECTION = "DIRECTION"
     TILE = "TILE"
     OVERLAP = "OVERLAP"
+    NORM = "NORM"
+    STATS = "STATS"
     BATCH_SIZE = "BATCH_SIZE"
     DEVICE = "DEVICE"
     OUTPUT = "OUTPUT"
@@ -45,6 +47,11 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "The input must have the band count of the checkpoint's source domain.\n"
             "Direction: a2b translates domain A to B; b2a the reverse (CycleGAN only).\n"
             "Tile and overlap: window size and overlap in pixels; larger overlap hides seams.\n"
+            "Normalisation statistics: global (the whole raster's, so the result does not "
+            "depend on the tile size), dense (a smooth grid over the raster) or window (each "
+            "window its own, as in training).\n"
+            "Statistics file: optional .stats.json written by 'geogan translate --save-stats', "
+            "to give several rasters the same look.\n"
             "Device: auto uses a GPU when the geogan environment has one.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
@@ -62,6 +69,12 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.OVERLAP, self.tr("Tile overlap (pixels)"), QgsProcessingParameterNumber.Integer,
             64, minValue=0, maxValue=4096))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.NORM, self.tr("Normalisation statistics"), list(NORMS), defaultValue=NORMS[0],
+            usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.STATS, self.tr("Statistics file (optional)"), QgsProcessingParameterFile.File,
+            fileFilter=self.tr("geogan statistics (*.json);;All files (*.*)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.BATCH_SIZE, self.tr("Batch size (0: automatic for the device)"),
             QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=1024))
@@ -84,10 +97,13 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
                           f"{info.output_bands(direction)} out")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        stats = self.parameterAsFile(parameters, self.STATS, context)
         job = translate_job(
             info.path, as_path(source), as_path(output), direction=direction, tile=tile,
             overlap=overlap,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,
-            device=self.parameterAsEnumString(parameters, self.DEVICE, context), overwrite=True)
+            device=self.parameterAsEnumString(parameters, self.DEVICE, context), overwrite=True,
+            norm=self.parameterAsEnumString(parameters, self.NORM, context),
+            stats=as_path(stats) if stats else None)
         self.run_job(job, feedback)
         return {self.OUTPUT: output}
