@@ -478,7 +478,7 @@ def _open_scenes(paths: Sequence[Path], option: str, windows: WindowConfig, aoi:
     """Open every raster of a domain, check they agree, put the AOI on each grid."""
     import shapely
 
-    from geogan.tiling import aoi_area, open_view, read_aoi
+    from geogan.tiling import open_view, read_aoi
 
     cfg = windows.tile_config()
     scenes = []
@@ -500,11 +500,45 @@ def _open_scenes(paths: Sequence[Path], option: str, windows: WindowConfig, aoi:
     if aoi is not None:
         gdf = read_aoi(aoi, aoi_option)
         for s in scenes:
-            area = aoi_area(gdf, aoi, s.view, aoi_option)
+            area = _aoi_on_grid(gdf, aoi, s.view, aoi_option)
             inv = ~s.view.transform
             s.aoi_px = shapely.affinity.affine_transform(
                 area, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
     return scenes
+
+
+def _aoi_on_grid(gdf: Any, aoi: Path, view: Any, option: str) -> Any:
+    """The AOI in ``view``'s CRS, cut first to the raster's footprint in the AOI's CRS.
+
+    Cutting first keeps polygons far from the raster (outside the area of a UTM zone,
+    say) from projecting to infinities.
+    """
+    import geopandas as gpd
+    import shapely
+    from rasterio.warp import transform_bounds
+
+    from geogan.tiling import aoi_area
+
+    if gdf.crs is None or view.crs is None:
+        return aoi_area(gdf, aoi, view, option)
+    left, top = view.transform * (0, 0)
+    right, bottom = view.transform * (view.width, view.height)
+    try:
+        bounds = transform_bounds(view.crs, gdf.crs.to_wkt(), min(left, right),
+                                  min(top, bottom), max(left, right), max(top, bottom),
+                                  densify_pts=21)
+    except Exception as exc:  # PROJ errors come as several types
+        raise InputError(f"{option} {aoi}: {view.path}'s footprint cannot be projected to the "
+                         f"AOI's CRS ({first_line(exc)}); give the AOI in the raster's CRS") \
+            from exc
+    area = shapely.union_all(gdf.geometry.values).intersection(shapely.box(*bounds))
+    if area.is_empty:
+        return area
+    area = gpd.GeoSeries([area], crs=gdf.crs).to_crs(view.crs.to_wkt()).iloc[0]
+    if not np.isfinite(shapely.get_coordinates(area)).all():
+        raise InputError(f"{option} {aoi} cannot be projected onto {view.path}'s CRS; give the "
+                         "AOI in the raster's CRS")
+    return area
 
 
 def _region(scene: _Scene, bounds: tuple[int, int, int, int] | None
