@@ -388,3 +388,42 @@ def test_chip_folders_still_train_as_before(tmp_path: Path, make_raster) -> None
     (tmp_path / "list.txt").write_text("x.tif\na\n")
     with pytest.raises(InputError, match="is a folder, which is read as chips"):
         open_inputs("cyclegan", Path(f"@{tmp_path / 'list.txt'}"), tmp_path / "z.tif", 32)
+
+
+def test_each_ddp_rank_draws_its_own_windows(make_raster) -> None:
+    from geogan.datasets import EpochSampler
+
+    a = make_raster("a.tif", width=90, height=70)
+    b = make_raster("b.tif", width=60, height=60, seed=9)
+    ds = dataset(a, b, crop=16)
+    per_rank = [[ds.windows(seed)[0] for _, seed in EpochSampler(len(ds), 0, rank, 2)]
+                for rank in (0, 1)]
+    assert len(per_rank[0]) == len(per_rank[1]) == len(ds) // 2
+    assert not set(per_rank[0]) & set(per_rank[1])  # no window drawn by both ranks
+
+
+def test_statistics_come_from_windows_and_ignore_nodata(make_raster) -> None:
+    data = np.full((2, 64, 64), 65535, dtype=np.uint16)  # nodata, except a textured block
+    rng = np.random.default_rng(0)
+    data[:, 8:56, 8:56] = rng.integers(1000, 3000, (2, 48, 48))
+    a = make_raster("a.tif", data=data, nodata=65535)
+    b = make_raster("b.tif", width=40, height=40, seed=2)
+    data_ = open_inputs("cyclegan", a, b, 16, windows=WindowConfig(max_nodata=0.6))
+    norm = data_.a.norm
+    assert norm.dtype == "uint16" and norm.nodata == 65535
+    assert all(1000 <= lo < hi <= 3000 for lo, hi in zip(norm.lo, norm.hi, strict=True))
+    assert data_.b.norm.lo == (0.0,) * 3 and data_.b.norm.hi == (255.0,) * 3  # uint8
+
+
+def test_res_reads_both_domains_on_one_ground_resolution(make_raster) -> None:
+    a = make_raster("a.tif", width=120, height=80)  # 5 m pixels
+    b = make_raster("b.tif", width=60, height=40, seed=3,
+                    transform=from_origin(485900.0, 5209247.0, 10.0, 10.0))  # 10 m pixels
+    ds = dataset(a, b, crop=16, res=10.0)
+    view_a, view_b = ds.a._views().views[0][0], ds.b._views().views[0][0]
+    # both on tile's --res grid: 10 m pixels snapped to multiples of 10 m
+    assert view_a.transform == view_b.transform and view_a.transform.a == 10.0
+    assert view_a.transform.c % 10 == 0 and view_a.transform.f % 10 == 0
+    assert ds.a.sources[0].region == ds.b.sources[0].region == (0, 0, 60, 41)
+    chip = ds.a.read(ds.windows(0)[0])[0][0]
+    assert chip.shape == (3, 16, 16)
