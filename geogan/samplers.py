@@ -248,32 +248,39 @@ class Window:
 
 
 class _Opened:
-    """The views of a sampler's sources, opened in one process."""
+    """The views of a sampler's sources, opened in one process, each on first use."""
 
     def __init__(self, sampler: WindowSampler) -> None:
-        import shapely
-
-        from geogan.tiling import open_view, pair_view
-
         self.pid = os.getpid()
+        self.sampler = sampler
         self.stack = contextlib.ExitStack()
-        self.views: list[tuple[Any, Any]] = []
-        self.aois: list[Any] = []
-        cfg = sampler.tile_config
-        try:
-            for src in sampler.sources:
-                view, _ = open_view(src.path, cfg, self.stack)
+        self.views: dict[int, tuple[Any, Any]] = {}
+        self.aois: dict[int, Any] = {}
+
+    def view(self, i: int) -> tuple[Any, Any]:
+        """``(view, pair view or None)`` of source ``i``."""
+        if i not in self.views:
+            import shapely
+
+            from geogan.tiling import open_view, pair_view
+
+            src = self.sampler.sources[i]
+            cfg = self.sampler.tile_config
+            with contextlib.ExitStack() as stack:
+                view, _ = open_view(src.path, cfg, stack)
                 pview = None
                 if src.pair is not None:
-                    pview, _ = pair_view(view, src.pair, cfg, self.stack)
-                self.views.append((view, pview))
-                area = None if src.aoi_wkb is None else shapely.from_wkb(src.aoi_wkb)
-                if area is not None:
-                    shapely.prepare(area)
-                self.aois.append(area)
-        except BaseException:
-            self.stack.close()
-            raise
+                    pview, _ = pair_view(view, src.pair, cfg, stack)
+                self.stack.enter_context(stack.pop_all())
+            area = None if src.aoi_wkb is None else shapely.from_wkb(src.aoi_wkb)
+            if area is not None:
+                shapely.prepare(area)
+            self.views[i], self.aois[i] = (view, pview), area
+        return self.views[i]
+
+    def aoi(self, i: int) -> Any:
+        self.view(i)
+        return self.aois[i]
 
     def close(self) -> None:
         self.stack.close()
@@ -348,7 +355,7 @@ class WindowSampler:
 
         opened = self._views()
         cw = ChipWindow(win.col, win.row, self.crop, self.crop)
-        views = [v for v in opened.views[win.source] if v is not None]
+        views = [v for v in opened.view(win.source) if v is not None]
         chips = [v.read(cw) for v in views]
         valids = [v.valid(cw, ch) for v, ch in zip(views, chips, strict=True)]
         return chips, valids
@@ -356,7 +363,7 @@ class WindowSampler:
     def inside_aoi(self, win: Window) -> bool:
         import shapely
 
-        area = self._views().aois[win.source]
+        area = self._views().aoi(win.source)
         if area is None:
             return True
         box = shapely.box(win.col + _EDGE, win.row + _EDGE, win.col + self.crop - _EDGE,

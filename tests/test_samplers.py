@@ -420,7 +420,7 @@ def test_res_reads_both_domains_on_one_ground_resolution(make_raster) -> None:
     b = make_raster("b.tif", width=60, height=40, seed=3,
                     transform=from_origin(485900.0, 5209247.0, 10.0, 10.0))  # 10 m pixels
     ds = dataset(a, b, crop=16, res=10.0)
-    view_a, view_b = ds.a._views().views[0][0], ds.b._views().views[0][0]
+    view_a, view_b = ds.a._views().view(0)[0], ds.b._views().view(0)[0]
     # both on tile's --res grid: 10 m pixels snapped to multiples of 10 m
     assert view_a.transform == view_b.transform and view_a.transform.a == 10.0
     assert view_a.transform.c % 10 == 0 and view_a.transform.f % 10 == 0

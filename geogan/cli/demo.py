@@ -21,8 +21,9 @@ import click
 def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, device: str,
             overwrite: bool) -> None:
     """Train a small CycleGAN straight from the western halves of the 2009 and 2020 NAIP
-    orthophotos (random windows, no chips), translate the whole 2009 orthophoto to the 2020 look, and score it on the
-    held-out eastern half against 2020 and against histogram matching.
+    orthophotos (random windows, no chips), translate the whole 2009 orthophoto to the
+    2020 look, and score it on the held-out eastern half against 2020 and against
+    histogram matching.
     """
     from geogan.cli._progress import reporter
     from geogan.demo import DemoConfig, run_demo
