@@ -1,11 +1,12 @@
 """The end-to-end demo on the bundled NAIP orthophotos of 2009 and 2020.
 
-tile (western half of each date) -> train a small CycleGAN -> translate the whole
-2009 orthophoto to the 2020 look -> side-by-side preview PNG -> evaluate on the
-held-out eastern half against 2020, with histogram matching as the baseline.
+train a small CycleGAN straight from the two orthophotos (random windows inside
+their western half, no chips) -> translate the whole 2009 orthophoto to the 2020
+look -> side-by-side preview PNG -> evaluate on the held-out eastern half against
+2020, with histogram matching as the baseline.
 
-With ``pretrained=True`` the tiling and training are skipped and the model shipped
-in ``sample_data/pretrained/`` translates instead.
+With ``pretrained=True`` the training is skipped and the model shipped in
+``sample_data/pretrained/`` translates instead.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ DEMO_FILES = frozenset({TRANSLATED_NAME, METRICS_NAME, "preview.png", "model.saf
 
 
 def _owned_by_demo(rel: PurePosixPath) -> bool:
-    """Files geogan writes in a demo folder (chips/a, chips/b and run/ are geogan's too)."""
+    """Files geogan writes in a demo folder (run/ is geogan's too, and chips/a, chips/b of
+    the demo's earlier versions, which tiled first)."""
     from geogan.tiling import CHIP_FOLDER
     from geogan.train import RUN_FOLDER
 
@@ -118,7 +120,7 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
     start = time.perf_counter()
     out = Path(config.output)
     with atomic_directory(out, DEMO_FOLDER, overwrite=config.overwrite, inputs=[data]) as tmp:
-        west, east = _halves(source, tmp / "aoi", margin=config.chip)
+        west, east = _halves(source, tmp / "aoi")
         if config.pretrained:
             checkpoint = tmp / "model.safetensors"
             shutil.copy2(pretrained, checkpoint)
@@ -148,8 +150,9 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
 def _halves(source: Path, folder: Path, margin: int = 0) -> tuple[Path, Path]:
     """GeoJSON polygons of the western and eastern halves of ``source`` (in its CRS).
 
-    The western polygon stops ``margin`` pixels short of the middle, so chips that
-    touch it (as ``geogan tile --aoi`` keeps them) never reach the eastern half.
+    The western polygon stops ``margin`` pixels short of the middle (training windows lie
+    wholly inside it, so with no margin they still never reach the eastern half; chips
+    that only touch it, as ``geogan tile --aoi`` keeps them, need a margin of a chip).
     """
     import rasterio
 
@@ -174,25 +177,29 @@ def _halves(source: Path, folder: Path, margin: int = 0) -> tuple[Path, Path]:
 
 def _train(config: DemoConfig, source: Path, reference: Path, west: Path, tmp: Path,
            progress: ProgressCallback | None, cancel: CancelCheck | None) -> Path:
-    from geogan.tiling import TileConfig, tile_rasters
-    from geogan.train import TrainConfig, train
+    from geogan.train import train
 
-    tile_cfg = TileConfig(size=config.chip, overlap=config.chip // 2, aoi=west,
-                          max_nodata=0.01, min_std=1.0)
-    for raster, domain in ((source, "a"), (reference, "b")):
-        result = tile_rasters([raster], tmp / "chips" / domain, tile_cfg, cancel=cancel)
-        log.info("tiled %s: %d chips of %d px from its western half", raster.name,
-                 result.chips, config.chip)
-    train_cfg = TrainConfig(
-        a=tmp / "chips" / "a", b=tmp / "chips" / "b", output=tmp / "run", model="cyclegan",
+    train_cfg = train_config(config, source, reference, west, tmp / "run")
+    log.info("training a CycleGAN (%s, ngf %d) for %d steps of batch %d on random %d px "
+             "windows of the western half", config.generator, config.ngf, config.steps,
+             config.batch_size, config.chip)
+    return train(train_cfg, progress=progress, cancel=cancel)
+
+
+def train_config(config: DemoConfig, source: Path, reference: Path, west: Path,
+                 run: Path) -> Any:
+    """The demo's :class:`geogan.train.TrainConfig`: random windows inside ``west`` only."""
+    from geogan.samplers import WindowConfig
+    from geogan.train import TrainConfig
+
+    return TrainConfig(
+        a=source, b=reference, output=run, model="cyclegan",
+        windows=WindowConfig(aoi=west, max_nodata=0.01, min_std=1.0),
         max_steps=config.steps, batch_size=config.batch_size, crop=config.chip,
         generator=config.generator, ngf=config.ngf, ndf=config.ndf, name_a="2009",
         name_b="2020", device=config.device, seed=config.seed,
         log_every=max(1, min(50, config.steps // 20)),
         preview_every=max(1, config.steps // 4), save_every=max(1, config.steps // 2))
-    log.info("training a CycleGAN (%s, ngf %d) for %d steps of batch %d", config.generator,
-             config.ngf, config.steps, config.batch_size)
-    return train(train_cfg, progress=progress, cancel=cancel)
 
 
 def _translate(config: DemoConfig, checkpoint: Path, source: Path, output: Path,

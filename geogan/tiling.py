@@ -380,13 +380,26 @@ class _Plan:
     files: tuple[str, ...] = ()  # the files GDAL reads for this input (a VRT's sources too)
 
 
-def _plan(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> _Plan:
+def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
+              option: str = "--bands") -> tuple[_View, Any]:
+    """``path`` opened, checked and seen on the grid ``config`` asks for; -> (view, source).
+
+    The one way tiling and training from rasters (:mod:`geogan.samplers`) open an
+    input: georeference and pixels checked, ``config.bands`` (default: all but an
+    alpha band), and a warped view for ``--crs/--res/--align-to``. Datasets are
+    entered into ``stack``.
+    """
     src = stack.enter_context(open_raster(path, allow_no_crs=config.allow_no_crs,
                                                 no_crs_option=True))
     check_readable(src)
-    bands = _check_bands(src, path, config.bands, "--bands")
+    bands = _check_bands(src, path, config.bands, option)
     view = _view_for(src, path, bands, config, stack)
     view.meta = read_meta(src).pick(bands)
+    return view, src
+
+
+def _plan(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> _Plan:
+    view, src = open_view(path, config, stack)
 
     region = ChipWindow(0, 0, view.width, view.height)
     pair_view = None
@@ -532,7 +545,21 @@ def _pair_view(view: _View, config: TileConfig,
     """B on A's grid (shifted when already on the same pixel grid, warped otherwise) and
     the region of A's grid both cover."""
     assert config.pair is not None
-    pair_path = config.pair
+    pview, region = pair_view(view, config.pair, config, stack)
+    if region is None:
+        raise InputError(f"--pair {config.pair} does not overlap {view.path}; pair two rasters "
+                         "that cover the same ground")
+    return pview, region
+
+
+def pair_view(view: _View, pair_path: Path, config: TileConfig,
+              stack: contextlib.ExitStack) -> tuple[_View, ChipWindow | None]:
+    """Raster ``pair_path`` on ``view``'s grid, as ``tile --pair`` reads it, and the region
+    of the grid both cover (None when they do not overlap).
+
+    B is shifted when it already shares A's pixel grid, resampled (``config.resampling``)
+    through a WarpedVRT otherwise; ``config.pair_bands`` picks its bands.
+    """
     src = stack.enter_context(open_raster(pair_path))
     check_readable(src)
     if view.crs is None:
@@ -564,9 +591,6 @@ def _pair_view(view: _View, config: TileConfig,
         region = None
         if col1 > col0 and row1 > row0:
             region = intersection(grid, ChipWindow(col0, row0, col1 - col0, row1 - row0))
-    if region is None:
-        raise InputError(f"--pair {pair_path} does not overlap {view.path}; pair two rasters "
-                         "that cover the same ground")
     return pview, region
 
 
@@ -604,33 +628,48 @@ def _check_bands(src: Any, path: Path, bands: tuple[int, ...] | None,
 # --------------------------------------------------------------------------- AOI
 
 
-def _apply_aoi(aoi: Path, plans: list[_Plan]) -> int:
-    """Keep only windows whose footprint intersects the AOI; return how many were dropped."""
+def read_aoi(aoi: Path, option: str = "--aoi") -> Any:
+    """The non-empty geometries of vector file ``aoi`` as a GeoDataFrame (one-line errors)."""
     import geopandas as gpd
-    import shapely
 
     if not aoi.exists():
-        raise InputError(f"--aoi {aoi} does not exist; check the path")
+        raise InputError(f"{option} {aoi} does not exist; check the path")
     try:
         gdf = gpd.read_file(aoi)
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise InputError(f"--aoi {aoi} is not a vector file GDAL reads "
+        raise InputError(f"{option} {aoi} is not a vector file GDAL reads "
                          f"({first_line(exc)}); pass a GeoPackage, shapefile or GeoJSON") from exc
     gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
     if gdf.empty:
-        raise InputError(f"--aoi {aoi} has no geometries; pass a file with polygons")
+        raise InputError(f"{option} {aoi} has no geometries; pass a file with polygons")
+    return gdf
+
+
+def aoi_area(gdf: Any, aoi: Path, view: _View, option: str = "--aoi") -> Any:
+    """The union of the AOI's geometries in ``view``'s CRS (a shapely geometry)."""
+    import shapely
+
+    shapes = gdf
+    if gdf.crs is None:
+        log.warning("%s %s has no CRS; assuming the CRS of %s", option, aoi, view.path)
+    elif view.crs is not None:
+        shapes = gdf.to_crs(view.crs.to_wkt())
+    else:
+        log.warning("%s has no CRS; using %s %s coordinates as they are", view.path, option,
+                    aoi)
+    return shapely.union_all(shapes.geometry.values)
+
+
+def _apply_aoi(aoi: Path, plans: list[_Plan]) -> int:
+    """Keep only windows whose footprint intersects the AOI; return how many were dropped."""
+    import shapely
+
+    gdf = read_aoi(aoi)
     dropped = 0
     hit_any = False
     for plan in plans:
         view = plan.view
-        shapes = gdf
-        if gdf.crs is None:
-            log.warning("--aoi %s has no CRS; assuming the CRS of %s", aoi, view.path)
-        elif view.crs is not None:
-            shapes = gdf.to_crs(view.crs.to_wkt())
-        else:
-            log.warning("%s has no CRS; using --aoi %s coordinates as they are", view.path, aoi)
-        area = shapely.union_all(shapes.geometry.values)
+        area = aoi_area(gdf, aoi, view)
         shapely.prepare(area)
         bounds = np.array([_window_bounds(view.transform, w) for w in plan.windows])
         boxes = shapely.box(bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3])
@@ -769,11 +808,11 @@ def _tile_one(plan: _Plan, outdir: Path, config: TileConfig, writer: _ChipWriter
             c = win.col_off - union.col_off
             chips = [d[:, :, c:c + size] for d in data]
             valids = [v.valid(win, ch) for v, ch in zip(views, chips, strict=True)]
-            fractions = [1.0 - float(np.count_nonzero(ok)) / ok.size for ok in valids]
-            if any(f > config.max_nodata for f in fractions):
+            fractions = [nodata_fraction(ok) for ok in valids]
+            rejected = rejection(chips, valids, config.max_nodata, config.min_std)
+            if rejected == "nodata":
                 stats.skipped_nodata += 1
-            elif config.min_std > 0 and any(_chip_std(ch, ok) < config.min_std
-                                            for ch, ok in zip(chips, valids, strict=True)):
+            elif rejected == "std":
                 stats.skipped_std += 1
             else:
                 name = chip_name(stem, win.col_off, win.row_off)
@@ -884,6 +923,27 @@ def _window_bounds(transform: Any, win: ChipWindow) -> tuple[float, float, float
     x0, x1 = t.c, t.c + t.a * win.width
     y0, y1 = t.f + t.e * win.height, t.f
     return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+def nodata_fraction(valid: np.ndarray) -> float:
+    """The fraction of a chip's pixels that hold no data (``valid`` from :meth:`_View.valid`)."""
+    return 1.0 - float(np.count_nonzero(valid)) / valid.size
+
+
+def rejection(chips: Sequence[np.ndarray], valids: Sequence[np.ndarray], max_nodata: float,
+              min_std: float) -> str | None:
+    """Why a chip (and its pair) is dropped: ``"nodata"``, ``"std"`` or None (kept).
+
+    The ``--max-nodata``/``--min-std`` rule of ``geogan tile``, shared with the random
+    windows of :mod:`geogan.samplers`: every side must have a nodata fraction of at
+    most ``max_nodata`` and, when ``min_std`` > 0, a band whose std reaches it.
+    """
+    if any(nodata_fraction(ok) > max_nodata for ok in valids):
+        return "nodata"
+    if min_std > 0 and any(_chip_std(ch, ok) < min_std
+                           for ch, ok in zip(chips, valids, strict=True)):
+        return "std"
+    return None
 
 
 def _chip_std(chip: np.ndarray, valid: np.ndarray) -> float:

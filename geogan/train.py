@@ -60,7 +60,6 @@ from geogan.datasets import (
     DEFAULT_CACHE_MB,
     EpochSampler,
     TrainingData,
-    open_training_data,
     seed_for,
     steps_per_epoch,
 )
@@ -93,6 +92,7 @@ from geogan.models.gan import (
 )
 from geogan.normalize import BandNorm
 from geogan.progress import CancelCheck, ProgressCallback
+from geogan.samplers import WindowConfig, as_inputs, open_inputs
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +133,13 @@ class TrainConfig:
     ``generator=None`` picks the paper's default for the model (ResNet-9 for
     CycleGAN, U-Net 256 for pix2pix). ``max_steps`` replaces ``epochs`` as the
     length of the run (the learning-rate schedule spans it). ``workers=None``
-    uses loader worker processes on CUDA and none on the CPU.
+    uses loader worker processes on CUDA and none on the CPU. ``a``/``b`` are a chip
+    folder each, or rasters (one path or several: files, globs, VRTs, ``@LIST``) that
+    are sampled in random windows as ``windows`` says (:mod:`geogan.samplers`).
     """
 
-    a: Path | None
-    b: Path | None
+    a: Path | tuple[Path, ...] | None
+    b: Path | tuple[Path, ...] | None
     output: Path
     model: str = "cyclegan"
     epochs: int = 200
@@ -172,11 +174,17 @@ class TrainConfig:
     cache_mb: float = DEFAULT_CACHE_MB
     resume: bool = False
     overwrite: bool = False
+    windows: WindowConfig = WindowConfig()
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         for key in ("a", "b", "output"):  # absolute, so --resume works from any folder
-            out[key] = None if out[key] is None else str(Path(out[key]).absolute())
+            value = getattr(self, key)
+            if isinstance(value, tuple):
+                out[key] = [str(Path(v).absolute()) for v in value]
+            else:
+                out[key] = None if value is None else str(Path(value).absolute())
+        out["windows"] = self.windows.to_json()
         return out
 
     @classmethod
@@ -184,9 +192,17 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         for key in ("a", "b", "output"):
-            if kwargs.get(key) is not None:
+            if isinstance(kwargs.get(key), list):
+                kwargs[key] = tuple(Path(v) for v in kwargs[key])
+            elif kwargs.get(key) is not None:
                 kwargs[key] = Path(kwargs[key])
+        kwargs["windows"] = WindowConfig.from_json(kwargs.get("windows"))
         return cls(**kwargs)
+
+    @property
+    def inputs(self) -> list[Path]:
+        """The paths given as ``a`` and ``b``."""
+        return [*as_inputs(self.a), *as_inputs(self.b)]
 
     def settings(self) -> GANSettings:
         """The architecture and loss part of the config."""
@@ -363,8 +379,7 @@ def _check_run_dir(config: TrainConfig) -> None:
         return
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder; choose another -o")
-    inputs = [Path(p) for p in (config.a, config.b) if p is not None]
-    check_replaceable(out, RUN_FOLDER, config.overwrite, inputs)
+    check_replaceable(out, RUN_FOLDER, config.overwrite, config.inputs)
     check_output_file(out / RUN_CHECKPOINT_NAME, overwrite=True)
 
 
@@ -497,8 +512,6 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
 def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, precision: str,
            progress: ProgressCallback | None, cancel: CancelCheck | None) -> Path:
     out = Path(config.output)
-    if config.a is None:
-        raise InputError("--a is required: the folder of domain A chips")
     state_tensors: dict[str, torch.Tensor] = {}
     state_meta: dict[str, Any] = {}
     model_tensors: dict[str, torch.Tensor] = {}
@@ -508,10 +521,10 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
         state_tensors, state_meta = load_checkpoint(_resume_state(out, model_meta))
         doms = model_meta["domains"]
         norms = (BandNorm.from_json(doms["a"]["norm"]), BandNorm.from_json(doms["b"]["norm"]))
-    data = open_training_data(config.model, Path(config.a),
-                              None if config.b is None else Path(config.b), config.crop,
-                              augment=config.augment, name_a=config.name_a,
-                              name_b=config.name_b, norms=norms, cache_mb=config.cache_mb)
+    data = open_inputs(config.model, config.a, config.b, config.crop, windows=config.windows,
+                       augment=config.augment, name_a=config.name_a, name_b=config.name_b,
+                       norms=norms, cache_mb=config.cache_mb,
+                       min_length=config.batch_size * dist_info.world_size)
     spe = steps_per_epoch(len(data.dataset), config.batch_size, dist_info.world_size)
     if spe == 0:
         raise InputError(f"{len(data.dataset)} training samples are fewer than one batch of "
@@ -610,8 +623,7 @@ def _open_run_dir(run: _Run) -> None:
     out = run.out
     if not run.config.resume:
         if out.exists() and any(out.iterdir()):  # --overwrite, checked by _check_run_dir
-            inputs = [Path(p) for p in (run.config.a, run.config.b) if p is not None]
-            check_replaceable(out, RUN_FOLDER, True, inputs)  # nothing new appeared meanwhile
+            check_replaceable(out, RUN_FOLDER, True, run.config.inputs)  # nothing new appeared
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
         run.created_dir = True
@@ -708,7 +720,12 @@ def _save(run: _Run, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
     state_meta = {"kind": "train_state", "config": run.config.to_json(), "step": run.step,
                   "epoch": run.epoch, "epoch_step": run.epoch_step,
                   "total_steps": run.total_steps, "steps_per_epoch": run.steps_per_epoch,
-                  "opt_G": g_meta, "opt_D": d_meta, "scaler": scaler.state_dict()}
+                  "opt_G": g_meta, "opt_D": d_meta, "scaler": scaler.state_dict(),
+                  # the samples (windows, crops, flips) of step N come from seeds of (seed,
+                  # epoch, position): resuming at this position continues the same sequence
+                  "sampler": {"seed": run.config.seed, "epoch": run.epoch,
+                              "position": run.epoch_step * run.config.batch_size
+                              * run.dist.world_size}}
     # Three steps, so that a kill at any point leaves a model and a training state of the
     # same step: the pending state first, then the model (the commit), then the state is
     # renamed into place. _resume_state finishes a commit a kill interrupted.

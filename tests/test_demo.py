@@ -72,15 +72,30 @@ def test_demo_metrics_score_held_out_half(demo_run) -> None:
     assert demo_run.loss_plot is not None and demo_run.loss_plot.is_file()
 
 
-def test_demo_training_chips_stay_west_of_the_held_out_half(demo_run) -> None:
-    import geopandas as gpd
+def test_demo_training_windows_stay_west_of_the_held_out_half(demo_run, tmp_path) -> None:
+    from rasterio.windows import Window, bounds
 
+    from geogan.demo import train_config
+    from geogan.samplers import open_inputs
+
+    assert not (demo_run.output / "chips").exists()  # trained from the rasters, no chips
     east = json.loads((demo_run.output / "aoi" / "east.geojson").read_text())
     east_x0 = min(x for x, _ in east["features"][0]["geometry"]["coordinates"][0])
-    for domain in ("a", "b"):
-        index = gpd.read_file(demo_run.output / "chips" / domain / "index.gpkg")
-        assert len(index) > 0
-        assert index.total_bounds[2] <= east_x0
+    state = json.loads((demo_run.output / "run" / "train_state.json").read_text())
+    assert Path(state["config"]["windows"]["aoi"]).name == "west.geojson"
+    # the windows the demo's settings draw, in both orthophotos (whose grids differ)
+    cfg = train_config(DemoConfig(chip=64), SAMPLE / "naip_2009.tif", SAMPLE / "naip_2020.tif",
+                       demo_run.output / "aoi" / "west.geojson", tmp_path / "run")
+    data = open_inputs(cfg.model, cfg.a, cfg.b, cfg.crop, windows=cfg.windows)
+    right = {"a": [], "b": []}
+    for seed in range(400):
+        win_a, win_b = data.dataset.windows(seed)
+        for key, sampler, win in (("a", data.dataset.a, win_a), ("b", data.dataset.b, win_b)):
+            with rasterio.open(sampler.sources[win.source].path) as src:
+                right[key].append(bounds(Window(win.col, win.row, 64, 64), src.transform)[2])
+    for key in ("a", "b"):
+        assert max(right[key]) <= east_x0 + 1e-6
+        assert max(right[key]) > east_x0 - 64 * 5.0  # windows do reach the middle
 
 
 def test_demo_refuses_to_replace_existing_output(demo_run) -> None:

@@ -555,6 +555,32 @@ def test_train_job_in_process_writes_a_checkpoint_and_resumes(make_raster, tmp_p
     assert json.loads(ckpt.with_suffix(".json").read_text())["step"] == 2
 
 
+def test_train_job_from_rasters_in_process_and_as_arguments(make_raster, tmp_path, one_thread):
+    pytest.importorskip("torch")
+    a = [make_raster(f"A/a{i}.tif", width=48, height=40, count=3, seed=i) for i in range(2)]
+    b = make_raster("B/b.tif", width=64, height=64, count=3, seed=5)
+    aoi = tmp_path / "aoi.geojson"
+    ring = [[485900.0, 5209247.0], [486100.0, 5209247.0], [486100.0, 5209000.0],
+            [485900.0, 5209000.0], [485900.0, 5209247.0]]  # the rasters' north-west corner
+    aoi.write_text(json.dumps({
+        "type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:26914"}},
+        "features": [{"type": "Feature", "properties": {},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    run_dir = tmp_path / "run"
+    job = jobs.train_job(a, [b], run_dir, epochs=1, max_steps=1, crop=32,
+                         generator="resnet_6blocks", ngf=8, device="cpu", aoi=aoi,
+                         max_nodata=0.25)
+    args = list(job.args)
+    assert args[args.index("--a") + 1:args.index("--a") + 3] == [str(p) for p in a]
+    assert args[args.index("--aoi") + 1] == str(aoi) and "--max-nodata" in args
+    ckpt = backend.run_job(job, RecordingFeedback(), backend="python")
+    meta = json.loads(Path(ckpt).with_suffix(".json").read_text())
+    assert meta["training"]["layout"] == "raster_windows"
+    state = json.loads((run_dir / "train_state.json").read_text())
+    assert state["config"]["windows"]["max_nodata"] == 0.25
+    assert Path(state["config"]["windows"]["aoi"]) == aoi.absolute()
+
+
 def test_plugin_zip_holds_the_plugin(tmp_path):
     sys.path.insert(0, str(PLUGIN_DIR))
     import zipfile

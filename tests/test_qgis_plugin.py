@@ -102,7 +102,8 @@ def run_alg(qgis_process: str, env: dict[str, str], alg: str,
             **params: object) -> tuple[subprocess.CompletedProcess[str], dict]:
     """``qgis_process --json run ALG -- K=V ...``; returns the process and its JSON results."""
     args = [qgis_process, "--json", "run", alg, "--"]
-    args += [f"{k}={v}" for k, v in params.items()]
+    args += [f"{k}={item}" for k, v in params.items()  # a list: the parameter repeated
+             for item in (v if isinstance(v, list) else [v])]
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=TIMEOUT_S,
                           cwd=ROOT)
     results: dict = {}
@@ -410,6 +411,29 @@ def test_train_writes_a_checkpoint(qgis_process, env, make_raster, tmp_path):
     assert meta["generators"]["a2b"]["arch"] == "resnet_6blocks"
     assert meta["generators"]["a2b"]["kwargs"]["ngf"] == 8
     assert len(meta["domains"]["a"]["norm"]["lo"]) == 3
+
+
+def test_train_from_rasters_writes_a_checkpoint(qgis_process, env, make_raster, tmp_path):
+    a1 = make_raster("2009/a1.tif", width=64, height=48, count=3, seed=1)
+    a2 = make_raster("2009/a2.tif", width=50, height=60, count=3, seed=2)
+    b = make_raster("2020/b.tif", width=64, height=64, count=4, seed=3)
+    run_dir = tmp_path / "run"
+    proc, results = run_alg(qgis_process, env, "geogan:train", A_RASTERS=[a1, a2],
+                            B_RASTERS=[b], MODEL="cyclegan", EPOCHS=1, MAX_STEPS=1, CROP=32,
+                            GENERATOR="resnet_6blocks", NGF=8, DEVICE="cpu", OUTPUT=run_dir)
+    assert proc.returncode == 0, explain(proc)
+    ckpt = Path(results["CHECKPOINT"])
+    meta = json.loads(ckpt.with_suffix(".json").read_text())
+    assert meta["training"]["layout"] == "raster_windows"
+    assert (meta["domains"]["a"]["bands"], meta["domains"]["b"]["bands"]) == (3, 4)
+    state = json.loads((run_dir / "train_state.json").read_text())
+    assert sorted(Path(p).name for p in state["config"]["a"]) == ["a1.tif", "a2.tif"]
+    # rasters and a chip folder for one domain at once is refused
+    proc, _ = run_alg(qgis_process, env, "geogan:train", A_RASTERS=[a1], A=tmp_path / "2009",
+                      B_RASTERS=[b], MAX_STEPS=1, CROP=32, DEVICE="cpu",
+                      OUTPUT=tmp_path / "run2")
+    assert proc.returncode != 0
+    assert "not both" in proc.stdout + proc.stderr, explain(proc)
 
 
 # -- cancel from QGIS ----------------------------------------------------------------------------

@@ -112,7 +112,8 @@ def unexpected_error_message(exc: BaseException) -> str:
 def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) -> None:
     """Translate georeferenced imagery from one look to another with GANs.
 
-    tile -> train -> translate, keeping CRS, transform and nodata intact.
+    train (from rasters, or from chips cut by tile) -> translate, keeping CRS, transform
+    and nodata intact.
     """
     level = (logging.ERROR if quiet else logging.WARNING if verbose == 0
              else logging.INFO if verbose == 1 else logging.DEBUG)

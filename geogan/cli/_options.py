@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from geogan.errors import InputError
@@ -49,3 +51,30 @@ def bands_option(ctx: click.Context, param: click.Parameter,
                  value: str | None) -> tuple[int, ...] | None:
     """click callback for band-list options (``--bands 1,2,3``)."""
     return parse_bands(value, param.opts[0] if param.opts else "--bands")
+
+
+class ManyValues(click.Option):
+    """An option that takes every value up to the next option, and may be repeated.
+
+    ``--a 2009/*.tif --b 2020/*.tif`` works after the shell expanded the globs into many
+    file names; the values of all uses arrive as one tuple.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["multiple"] = True
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            option = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if option is None:
+                continue
+            store = option.process
+
+            def process(value: Any, state: Any, store: Any = store) -> None:
+                store(value, state)
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    store(state.rargs.pop(0), state)
+
+            option.process = process

@@ -15,16 +15,17 @@ from geogan.cli._result import emit
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="geogan's sample_data folder (default: the one beside the geogan package).")
 @click.option("--pretrained", is_flag=True,
-              help="Skip tiling and training; translate with the model shipped in sample_data.")
+              help="Skip training; translate with the model shipped in sample_data.")
 @click.option("--steps", type=int, default=150, show_default=True,
               help="Training steps (batches); fewer is faster and worse.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace the output folder if it exists.")
 def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, device: str,
             overwrite: bool) -> None:
-    """Tile the 2009 and 2020 NAIP orthophotos, train a small CycleGAN on their western
-    halves, translate the whole 2009 orthophoto to the 2020 look, and score it on the
-    held-out eastern half against 2020 and against histogram matching.
+    """Train a small CycleGAN straight from the western halves of the 2009 and 2020 NAIP
+    orthophotos (random windows, no chips), translate the whole 2009 orthophoto to the
+    2020 look, and score it on the held-out eastern half against 2020 and against
+    histogram matching.
     """
     from geogan.cli._progress import reporter
     from geogan.demo import DemoConfig, run_demo

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from geogan.cli._options import ManyValues
 from geogan.cli._result import emit
 
 
@@ -55,17 +56,32 @@ def _discriminators() -> Sequence[str]:
 
 #: CLI parameter name -> TrainConfig field, where they differ.
 _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augment"}
+#: Options of the random windows drawn from rasters (geogan.samplers.WindowConfig).
+_WINDOW_OPTIONS = ("aoi", "aoi_a", "aoi_b", "max_nodata", "min_std", "crs", "res", "align_to",
+                   "resampling")
+#: The resampling methods of tile's warped views (geogan.tiling.RESAMPLING; no rasterio here).
+_RESAMPLING = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode")
+
+
+def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
+    """``--a`` values: None, one path, or several (files, globs, @LIST)."""
+    if not values:
+        return None
+    return Path(values[0]) if len(values) == 1 else tuple(Path(v) for v in values)
 
 
 @click.command("train")
 @click.option("--model", type=RegistryChoice(_gan_models), default="cyclegan",
               show_default=True,
               help="cyclegan: unpaired chips of two domains; pix2pix: co-registered pairs.")
-@click.option("--a", "a_dir", type=click.Path(path_type=Path),
-              help="Domain A chips: a folder of GeoTIFF/PNG/JPEG (pix2pix: also the folder "
-                   "of 'geogan tile --pair' with A/ and B/, or of side-by-side A|B images).")
-@click.option("--b", "b_dir", type=click.Path(path_type=Path),
-              help="Domain B chips (pix2pix: paired with A by file name).")
+@click.option("--a", "a_dir", cls=ManyValues, metavar="RASTERS|CHIPS",
+              help="Domain A: rasters (files, globs, VRTs, @LIST of paths), sampled in random "
+                   "windows; or one folder of chips (GeoTIFF/PNG/JPEG; pix2pix: also the "
+                   "folder of 'geogan tile --pair' with A/ and B/, or of side-by-side A|B "
+                   "images).")
+@click.option("--b", "b_dir", cls=ManyValues, metavar="RASTERS|CHIPS",
+              help="Domain B: rasters or one folder of chips (pix2pix: B rasters are read "
+                   "over A's windows; B chips are paired with A by file name).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: model.safetensors, losses.csv, loss_plot.png, previews/.")
 @click.option("--epochs", type=int, default=200, show_default=True,
@@ -74,7 +90,25 @@ _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augm
               help="Length of the run in optimiser steps instead of --epochs.")
 @click.option("--batch-size", type=int, default=1, show_default=True)
 @click.option("--crop", type=int, default=256, show_default=True,
-              help="Side of the random square crop taken from each chip (px).")
+              help="Side of the random square crop taken from each chip, or of the random "
+                   "windows read from rasters (px).")
+@click.option("--aoi", type=click.Path(path_type=Path), metavar="VECTOR_FILE",
+              help="Rasters: draw windows only inside these polygons (any CRS), both domains.")
+@click.option("--aoi-a", type=click.Path(path_type=Path), metavar="VECTOR_FILE",
+              help="Rasters: polygons limiting the windows of domain A.")
+@click.option("--aoi-b", type=click.Path(path_type=Path), metavar="VECTOR_FILE",
+              help="Rasters: polygons limiting the windows of domain B.")
+@click.option("--max-nodata", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Rasters: reject windows with a larger fraction of nodata pixels.")
+@click.option("--min-std", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="Rasters: reject near-constant windows (every band's std under this).")
+@click.option("--crs", metavar="EPSG:XXXX", help="Rasters: read both domains warped to this CRS.")
+@click.option("--res", type=float, metavar="R",
+              help="Rasters: read both domains warped to this pixel size.")
+@click.option("--align-to", type=click.Path(path_type=Path), metavar="REF.tif",
+              help="Rasters: read both domains on the CRS and pixel grid of this raster.")
+@click.option("--resampling", type=click.Choice(_RESAMPLING), default="bilinear",
+              show_default=True, help="Rasters: resampling of warped views and of pix2pix B.")
 @click.option("--generator", type=RegistryChoice(_generators), default=None,
               help="Generator architecture [default: resnet_9blocks for cyclegan, unet_256 "
                    "for pix2pix; resnet_6blocks is faster at 128 px].")
@@ -123,26 +157,41 @@ _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augm
               help="Continue the run in -o where it stopped (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def command(**params: Any) -> None:
-    """Train a CycleGAN or pix2pix translator on chips from 'geogan tile'.
+    """Train a CycleGAN or pix2pix translator, from rasters or from chip folders.
+
+    Rasters (files, globs, VRTs, @LIST) are sampled in random --crop windows over their
+    valid ground, weighted by area; an epoch is (valid pixels / crop^2) windows. One
+    folder per domain is read as chips from 'geogan tile'.
 
     \b
     Examples:
+      geogan train --a naip_2009.tif --b naip_2020.tif -o run --max-steps 2000
+      geogan train --a 2009/*.tif --b 2020/*.tif -o run --aoi west.gpkg --max-nodata 0.1
+      geogan train --model pix2pix --a sat/*.tif --b map/*.tif -o run_p2p
       geogan train --a chips_2009 --b chips_2020 -o run --epochs 50
       geogan train --model pix2pix --a pairs -o run_p2p   (pairs/A, pairs/B)
       torchrun --nproc_per_node 4 -m geogan train --a A --b B -o run   (4 GPUs)
     """
     from geogan.cli._progress import reporter
+    from geogan.samplers import WindowConfig
     from geogan.train import TrainConfig, resume_config, train
 
     ctx = click.get_current_context()
+    windows = WindowConfig(**{k: params.pop(k) for k in _WINDOW_OPTIONS})
+    params["a_dir"], params["b_dir"] = _inputs(params["a_dir"]), _inputs(params["b_dir"])
     values = {_FIELD.get(k, k): v for k, v in params.items()}
     values["augment"] = not params["no_augment"]
+    values["windows"] = windows
     if params["resume"]:
         given = {_FIELD.get(k, k): v for k, v in params.items()
                  if ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT,
                                                         ParameterSource.DEFAULT_MAP)}
         if "augment" in given:
             given["augment"] = not params["no_augment"]
+        if any(ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT,
+                                                    ParameterSource.DEFAULT_MAP)
+               for k in _WINDOW_OPTIONS):
+            given["windows"] = windows
         given.pop("resume", None)
         given.pop("output", None)
         config = resume_config(params["output"], **given)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,20 +183,35 @@ def tile_job(source: Path, outdir: Path, *, size: int = 256, overlap: int = 0,
     return Job(tuple(args), (Path(outdir),), run, desc="tiling")
 
 
-def train_job(a: Path, b: Path | None, run_dir: Path, *, model: str = "cyclegan",
-              epochs: int = 200, max_steps: int | None = None, batch_size: int = 1,
-              crop: int = 256, generator: str | None = None, ngf: int = 64,
-              lr: float = 2e-4, device: str = "auto", resume: bool = False,
-              overwrite: bool = False) -> Job:
-    """Train on chip folders ``a`` and ``b``; the checkpoint lands in ``run_dir``.
+def _train_inputs(value: Path | Sequence[Path] | None) -> Path | tuple[Path, ...] | None:
+    """One chip folder (or raster) as a path, several rasters as a tuple."""
+    if value is None or isinstance(value, Path):
+        return value
+    paths = tuple(Path(v) for v in value)
+    return paths[0] if len(paths) == 1 else paths
 
-    With ``resume`` the run in ``run_dir`` continues with its stored settings; only
-    the data folders, the length of the run and the device are taken from here.
-    A cancelled or failed run keeps its folder (the last checkpoint can be resumed).
+
+def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None, run_dir: Path, *,
+              model: str = "cyclegan", epochs: int = 200, max_steps: int | None = None,
+              batch_size: int = 1, crop: int = 256, generator: str | None = None,
+              ngf: int = 64, lr: float = 2e-4, device: str = "auto", resume: bool = False,
+              overwrite: bool = False, aoi: Path | None = None, max_nodata: float = 0.0,
+              min_std: float = 0.0) -> Job:
+    """Train on chip folders or rasters ``a`` and ``b``; the checkpoint lands in ``run_dir``.
+
+    ``a``/``b`` are one chip folder each, or raster files (one or several) that geogan
+    samples in random windows; ``aoi``, ``max_nodata`` and ``min_std`` limit those
+    windows (rasters only). With ``resume`` the run in ``run_dir`` continues with its
+    stored settings; only the data (when given), the length of the run and the device
+    are taken from here. A cancelled or failed run keeps its folder (the last checkpoint can be
+    resumed).
     """
-    args = ["train", "-o", str(run_dir), "--a", str(a)]
-    if b is not None:
-        args += ["--b", str(b)]
+    a_in, b_in = _train_inputs(a), _train_inputs(b)
+    args = ["train", "-o", str(run_dir)]
+    if a_in is not None:
+        args += ["--a", *(str(p) for p in _as_tuple(a_in))]
+    if b_in is not None:
+        args += ["--b", *(str(p) for p in _as_tuple(b_in))]
     args += ["--epochs", str(epochs), "--device", device]
     if max_steps:
         args += ["--max-steps", str(max_steps)]
@@ -207,25 +222,39 @@ def train_job(a: Path, b: Path | None, run_dir: Path, *, model: str = "cyclegan"
                  "--ngf", str(ngf), "--lr", repr(float(lr))]
         if generator:
             args += ["--generator", generator]
+        if aoi is not None:
+            args += ["--aoi", str(aoi)]
+        if max_nodata:
+            args += ["--max-nodata", repr(float(max_nodata))]
+        if min_std:
+            args += ["--min-std", repr(float(min_std))]
         if overwrite:
             args.append("--overwrite")
 
     def run(progress: Progress, cancel: Cancel) -> Any:
+        from geogan.samplers import WindowConfig
         from geogan.train import TrainConfig, resume_config, train
 
         if resume:
-            overrides: dict[str, Any] = {"a": a, "epochs": epochs, "device": device}
-            if b is not None:
-                overrides["b"] = b
+            overrides: dict[str, Any] = {"epochs": epochs, "device": device}
+            if a_in is not None:
+                overrides["a"] = a_in
+            if b_in is not None:
+                overrides["b"] = b_in
             if max_steps:
                 overrides["max_steps"] = max_steps
             config = resume_config(run_dir, **overrides)
         else:
-            config = TrainConfig(a=a, b=b, output=run_dir, model=model, epochs=epochs,
+            windows = WindowConfig(aoi=aoi, max_nodata=max_nodata, min_std=min_std)
+            config = TrainConfig(a=a_in, b=b_in, output=run_dir, model=model, epochs=epochs,
                                  max_steps=max_steps or None, batch_size=batch_size, crop=crop,
                                  generator=generator or None, ngf=ngf, lr=lr, device=device,
-                                 overwrite=overwrite)
+                                 overwrite=overwrite, windows=windows)
         return train(config, progress=progress, cancel=cancel)
 
     return Job(tuple(args), (Path(run_dir), Path(run_dir) / RUN_CHECKPOINT_NAME), run,
                desc="training", keep_partial=True, stop_grace_s=TRAIN_STOP_GRACE_S)
+
+
+def _as_tuple(value: Path | tuple[Path, ...]) -> tuple[Path, ...]:
+    return value if isinstance(value, tuple) else (value,)

@@ -1,18 +1,23 @@
-"""Processing algorithm: train a CycleGAN or pix2pix model from two chip folders."""
+"""Processing algorithm: train a CycleGAN or pix2pix model from rasters or chip folders."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
 )
 
@@ -23,10 +28,15 @@ _DEFAULT_GENERATOR = "model default"
 
 
 class TrainAlgorithm(GeoganAlgorithm):
-    """Chip folders -> a run folder with a self-describing checkpoint."""
+    """Rasters or chip folders -> a run folder with a self-describing checkpoint."""
 
     A = "A"
     B = "B"
+    A_RASTERS = "A_RASTERS"
+    B_RASTERS = "B_RASTERS"
+    AOI = "AOI"
+    MAX_NODATA = "MAX_NODATA"
+    MIN_STD = "MIN_STD"
     MODEL = "MODEL"
     EPOCHS = "EPOCHS"
     BATCH_SIZE = "BATCH_SIZE"
@@ -49,10 +59,16 @@ class TrainAlgorithm(GeoganAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Trains a generator that translates chips of domain A into domain B, from "
-            "folders written by 'Tile raster'. CycleGAN learns from unpaired chip folders "
-            "(and also gives B to A); pix2pix needs chips paired by file name (or one "
-            "folder with A/ and B/ from 'geogan tile --pair', given as domain A).\n\n"
+            "Trains a generator that translates domain A into domain B, straight from "
+            "rasters or from chip folders written by 'Tile raster'.\n\n"
+            "Rasters: pick the rasters of each domain; training reads random windows of the "
+            "crop size spread over their valid ground (no chips are written), optionally "
+            "only inside the area-of-interest polygons, skipping windows with too much "
+            "nodata or too little contrast. For pix2pix each A window is read from the B "
+            "rasters over the same ground.\n\n"
+            "Chip folders: CycleGAN learns from unpaired chip folders (and also gives B to "
+            "A); pix2pix needs chips paired by file name (or one folder with A/ and B/ from "
+            "'geogan tile --pair', given as domain A).\n\n"
             "The run folder receives model.safetensors (the checkpoint for 'Translate "
             "raster', with its JSON metadata), losses.csv, a loss plot and previews.\n\n"
             "Training is long: follow the progress bar and log. Cancel stops it after the "
@@ -60,11 +76,21 @@ class TrainAlgorithm(GeoganAlgorithm):
             "resume it.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.A_RASTERS, self.tr("Domain A rasters (or give a chip folder below)"),
+            QgsProcessing.TypeRaster, optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.B_RASTERS, self.tr("Domain B rasters"), QgsProcessing.TypeRaster,
+            optional=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.A, self.tr("Domain A chip folder"), QgsProcessingParameterFile.Folder))
+            self.A, self.tr("Domain A chip folder"), QgsProcessingParameterFile.Folder,
+            optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.B, self.tr("Domain B chip folder"), QgsProcessingParameterFile.Folder,
             optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.AOI, self.tr("Area of interest for the raster windows (polygons)"),
+            [QgsProcessing.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.MODEL, self.tr("Model"), list(MODELS), defaultValue=MODELS[0],
             usesStaticStrings=True))
@@ -98,6 +124,12 @@ class TrainAlgorithm(GeoganAlgorithm):
             QgsProcessingParameterNumber(
                 self.LR, self.tr("Learning rate"), QgsProcessingParameterNumber.Double, 2e-4,
                 minValue=0.0),
+            QgsProcessingParameterNumber(
+                self.MAX_NODATA, self.tr("Rasters: largest nodata fraction of a window (0 to 1)"),
+                QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=1.0),
+            QgsProcessingParameterNumber(
+                self.MIN_STD, self.tr("Rasters: smallest band standard deviation of a window"),
+                QgsProcessingParameterNumber.Double, 0.0, minValue=0.0),
         ]
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -109,11 +141,20 @@ class TrainAlgorithm(GeoganAlgorithm):
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         run_dir = as_path(self.parameterAsString(parameters, self.OUTPUT, context))
-        b = self.parameterAsFile(parameters, self.B, context)
+        a, b = self._domain(parameters, context, "A"), self._domain(parameters, context, "B")
+        resume = self.parameterAsBoolean(parameters, self.RESUME, context)
+        if a is None and not resume:
+            raise QgsProcessingException("domain A: choose its rasters or its chip folder")
+        aoi = None
+        if parameters.get(self.AOI) is not None:
+            aoi_path = self.parameterAsCompatibleSourceLayerPath(
+                parameters, self.AOI, context, ["gpkg", "shp", "geojson", "fgb"], "gpkg",
+                feedback)
+            aoi = as_path(aoi_path) if aoi_path else None
         generator = self.parameterAsEnumString(parameters, self.GENERATOR, context)
         job = train_job(
-            as_path(self.parameterAsFile(parameters, self.A, context)),
-            as_path(b) if b else None,
+            a,  # None when resuming: the run's stored data
+            b,
             run_dir,
             model=self.parameterAsEnumString(parameters, self.MODEL, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
@@ -124,9 +165,26 @@ class TrainAlgorithm(GeoganAlgorithm):
             ngf=self.parameterAsInt(parameters, self.NGF, context),
             lr=self.parameterAsDouble(parameters, self.LR, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
-            resume=self.parameterAsBoolean(parameters, self.RESUME, context),
-            overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context))
+            resume=resume,
+            overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
+            aoi=aoi,
+            max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
+            min_std=self.parameterAsDouble(parameters, self.MIN_STD, context))
         result = self.run_job(job, feedback)
         checkpoint = str(result) if result is not None else str(run_dir / RUN_CHECKPOINT_NAME)
         feedback.pushInfo(f"checkpoint: {checkpoint}")
         return {self.OUTPUT: str(run_dir), self.CHECKPOINT: checkpoint}
+
+    def _domain(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                key: str) -> Path | tuple[Path, ...] | None:
+        """A domain's rasters (files behind the layers) or its chip folder; not both."""
+        layers = self.parameterAsLayerList(parameters, f"{key}_RASTERS", context) or []
+        folder = self.parameterAsFile(parameters, key, context)
+        if layers and folder:
+            raise QgsProcessingException(f"domain {key}: give its rasters or its chip folder, "
+                                         "not both")
+        if layers:
+            paths = tuple(as_path(self.raster_path(layer, f"{key}_RASTERS"))
+                          for layer in layers)
+            return paths[0] if len(paths) == 1 else paths
+        return as_path(folder) if folder else None
