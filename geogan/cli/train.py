@@ -45,6 +45,12 @@ def _generators() -> Sequence[str]:
     return list(GENERATORS)
 
 
+def _upsamples() -> Sequence[str]:
+    from geogan.models import UPSAMPLES
+
+    return list(UPSAMPLES)
+
+
 def _discriminators() -> Sequence[str]:
     from geogan.models import DISCRIMINATORS
 
@@ -58,7 +64,9 @@ _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augm
 @click.command("train")
 @click.option("--model", type=RegistryChoice(_gan_models), default="cyclegan",
               show_default=True,
-              help="cyclegan: unpaired chips of two domains; pix2pix: co-registered pairs.")
+              help="cyclegan: unpaired chips of two domains; pix2pix: co-registered pairs; "
+                   "cut / fastcut: unpaired, one generator and a contrastive patch loss "
+                   "(faster than cyclegan, A -> B only).")
 @click.option("--a", "a_dir", type=click.Path(path_type=Path),
               help="Domain A chips: a folder of GeoTIFF/PNG/JPEG (pix2pix: also the folder "
                    "of 'geogan tile --pair' with A/ and B/, or of side-by-side A|B images).")
@@ -78,6 +86,9 @@ _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augm
                    "for pix2pix; resnet_6blocks is faster at 128 px].")
 @click.option("--ngf", type=int, default=64, show_default=True,
               help="Filters in the generator's first layer (width of the network).")
+@click.option("--upsample", type=RegistryChoice(_upsamples), default="deconv", show_default=True,
+              help="Generator upsampling: deconv (transposed convolutions, as in the papers) "
+                   "or resize (bilinear x2 then a 3x3 convolution: no checkerboard).")
 @click.option("--discriminator", type=RegistryChoice(_discriminators), default="patchgan",
               show_default=True)
 @click.option("--ndf", type=int, default=64, show_default=True,
@@ -96,6 +107,10 @@ _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augm
               help="Weight of the L1 to the target (pix2pix).")
 @click.option("--pool-size", type=int, default=50, show_default=True,
               help="Generated images kept for the discriminators (CycleGAN; 0 = none).")
+@click.option("--lambda-nce", type=float, default=None,
+              help="Weight of the PatchNCE loss (CUT) [default: 1 for cut, 10 for fastcut].")
+@click.option("--nce-patches", type=int, default=256, show_default=True,
+              help="Locations sampled per encoder layer for PatchNCE (CUT).")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate.")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N.")
@@ -121,12 +136,13 @@ _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augm
               help="Continue the run in -o where it stopped (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def command(**params: Any) -> None:
-    """Train a CycleGAN or pix2pix translator on chips from 'geogan tile'.
+    """Train a CycleGAN, pix2pix or CUT translator on chips from 'geogan tile'.
 
     \b
     Examples:
       geogan train --a chips_2009 --b chips_2020 -o run --epochs 50
       geogan train --model pix2pix --a pairs -o run_p2p   (pairs/A, pairs/B)
+      geogan train --model cut --upsample resize --a chips_2009 --b chips_2020 -o run_cut
       torchrun --nproc_per_node 4 -m geogan train --a A --b B -o run   (4 GPUs)
     """
     from geogan.cli._progress import reporter

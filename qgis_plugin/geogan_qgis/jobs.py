@@ -22,7 +22,9 @@ from .backend import BackendError, Job
 
 DIRECTIONS = ("a2b", "b2a")
 DEVICES = ("auto", "cpu", "cuda")
-MODELS = ("cyclegan", "pix2pix")
+MODELS = ("cyclegan", "pix2pix", "cut", "fastcut")
+#: Generator upsampling choices (geogan.models.UPSAMPLES).
+UPSAMPLES = ("deconv", "resize")
 #: File name of the checkpoint inside a training run folder (as in geogan.checkpoint).
 RUN_CHECKPOINT_NAME = "model.safetensors"
 #: File name of the tile index inside a chip folder (as in geogan.tiling).
@@ -179,7 +181,7 @@ def train_job(a: Path, b: Path | None, run_dir: Path, *, model: str = "cyclegan"
               epochs: int = 200, max_steps: int | None = None, batch_size: int = 1,
               crop: int = 256, generator: str | None = None, ngf: int = 64,
               lr: float = 2e-4, device: str = "auto", resume: bool = False,
-              overwrite: bool = False) -> Job:
+              overwrite: bool = False, upsample: str = "deconv") -> Job:
     """Train on chip folders ``a`` and ``b``; the checkpoint lands in ``run_dir``.
 
     With ``resume`` the run in ``run_dir`` continues with its stored settings; only
@@ -196,7 +198,7 @@ def train_job(a: Path, b: Path | None, run_dir: Path, *, model: str = "cyclegan"
         args.append("--resume")
     else:
         args += ["--model", model, "--batch-size", str(batch_size), "--crop", str(crop),
-                 "--ngf", str(ngf), "--lr", repr(float(lr))]
+                 "--ngf", str(ngf), "--lr", repr(float(lr)), "--upsample", upsample]
         if generator:
             args += ["--generator", generator]
         if overwrite:
@@ -216,7 +218,7 @@ def train_job(a: Path, b: Path | None, run_dir: Path, *, model: str = "cyclegan"
             config = TrainConfig(a=a, b=b, output=run_dir, model=model, epochs=epochs,
                                  max_steps=max_steps or None, batch_size=batch_size, crop=crop,
                                  generator=generator or None, ngf=ngf, lr=lr, device=device,
-                                 overwrite=overwrite)
+                                 overwrite=overwrite, upsample=upsample)
         return train(config, progress=progress, cancel=cancel)
 
     return Job(tuple(args), (Path(run_dir), Path(run_dir) / RUN_CHECKPOINT_NAME), run,
