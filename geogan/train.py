@@ -82,7 +82,14 @@ from geogan.fileio import (
     fault_point,
     write_error,
 )
-from geogan.models import DISCRIMINATORS, GAN_MODES, GENERATORS, NORMS, UPSAMPLES
+from geogan.models import (
+    DEFAULT_UPSAMPLE,
+    DISCRIMINATORS,
+    GAN_MODES,
+    GENERATORS,
+    NORMS,
+    UPSAMPLES,
+)
 from geogan.models.gan import (
     DATA_LAYOUT,
     DEFAULT_GENERATOR,
@@ -157,7 +164,7 @@ class TrainConfig:
     lambda_identity: float = 0.5
     lambda_l1: float = 100.0
     pool_size: int = 50
-    upsample: str = "deconv"
+    upsample: str = DEFAULT_UPSAMPLE
     lambda_nce: float | None = None
     nce_patches: int = NUM_PATCHES
     lr: float = 2e-4
@@ -187,7 +194,7 @@ class TrainConfig:
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs.setdefault("upsample", "deconv")  # runs from before the choice existed
+        kwargs.setdefault("upsample", "deconv")  # runs from before the choice: deconv
         for key in ("a", "b", "output"):
             if kwargs.get(key) is not None:
                 kwargs[key] = Path(kwargs[key])

@@ -135,10 +135,11 @@ def test_training_code_imports_without_geopandas() -> None:
 
 def test_cli_trains_cut_with_resize_upsampling(tmp_path: Path, make_raster) -> None:
     from geogan.cli.train import command
-    from geogan.models import UPSAMPLES
+    from geogan.models import DEFAULT_UPSAMPLE, UPSAMPLES
 
     params = {p.name: p for p in command.params}
     assert list(params["upsample"].type.choices) == list(UPSAMPLES)
+    assert params["upsample"].default == DEFAULT_UPSAMPLE == "resize"
     a, b = chips(make_raster, "a"), chips(make_raster, "b", seed=7)
     out = tmp_path / "run"
     res = run_cli("--model", "cut", "--upsample", "resize", "--lambda-nce", "2",

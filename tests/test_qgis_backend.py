@@ -565,11 +565,15 @@ def test_plugin_modules_without_qgis_import_nothing_heavy():
 
 def test_train_choices_match_the_library_registries():
     pytest.importorskip("torch")
-    from geogan.models import GENERATORS, UPSAMPLES
+    import inspect
+
+    from geogan.models import DEFAULT_UPSAMPLE, GENERATORS, UPSAMPLES
     from geogan.models.gan import GAN_MODELS
 
     assert jobs.MODELS == tuple(GAN_MODELS)
     assert jobs.UPSAMPLES == UPSAMPLES
+    upsample = inspect.signature(jobs.train_job).parameters["upsample"].default
+    assert upsample == DEFAULT_UPSAMPLE
     assert jobs.GENERATORS == tuple(GENERATORS)
 
 

@@ -109,18 +109,23 @@ def test_old_checkpoint_without_upsample_loads_as_deconv() -> None:
 
 
 def test_a_stored_run_config_without_upsample_resumes_as_deconv(tmp_path: Path) -> None:
-    stored = TrainConfig(a=tmp_path, b=tmp_path, output=tmp_path, upsample="resize").to_json()
-    del stored["upsample"]
+    fresh = TrainConfig(a=tmp_path, b=tmp_path, output=tmp_path)
+    assert fresh.upsample == "resize"  # new runs
+    stored = fresh.to_json()
+    del stored["upsample"]  # as written before the choice existed
     assert TrainConfig.from_json(stored).upsample == "deconv"
 
 
 def test_new_checkpoints_name_their_upsampling(tmp_path: Path, make_raster) -> None:
     a, b = make_chips(make_raster, "a", 2), make_chips(make_raster, "b", 2, seed=9)
-    out = train(TrainConfig(a=a, b=b, output=tmp_path / "run", max_steps=1, upsample="resize",
-                            **TINY))
+    out = train(TrainConfig(a=a, b=b, output=tmp_path / "run", max_steps=1, **TINY))
     gens = read_metadata(out)["generators"]
-    assert {d["kwargs"]["upsample"] for d in gens.values()} == {"resize"}
+    assert {d["kwargs"]["upsample"] for d in gens.values()} == {"resize"}  # the default
     assert _count(load_generator(out, "b2a").module, torch.nn.ConvTranspose2d) == 0
+    deconv = train(TrainConfig(a=a, b=b, output=tmp_path / "run_deconv", max_steps=1,
+                               upsample="deconv", **TINY))
+    assert read_metadata(deconv)["generators"]["a2b"]["kwargs"]["upsample"] == "deconv"
+    assert _count(load_generator(deconv).module, torch.nn.ConvTranspose2d) == 2
 
 
 def test_bad_upsample_and_cut_options_are_one_line_errors(tmp_path: Path) -> None:

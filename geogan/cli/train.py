@@ -86,9 +86,9 @@ _FIELD = {"a_dir": "a", "b_dir": "b", "compile_": "compile", "no_augment": "augm
                    "for pix2pix; resnet_6blocks is faster at 128 px].")
 @click.option("--ngf", type=int, default=64, show_default=True,
               help="Filters in the generator's first layer (width of the network).")
-@click.option("--upsample", type=RegistryChoice(_upsamples), default="deconv", show_default=True,
-              help="Generator upsampling: deconv (transposed convolutions, as in the papers) "
-                   "or resize (bilinear x2 then a 3x3 convolution: no checkerboard).")
+@click.option("--upsample", type=RegistryChoice(_upsamples), default="resize", show_default=True,
+              help="Generator upsampling: resize (bilinear x2 then a 3x3 convolution: no "
+                   "checkerboard) or deconv (transposed convolutions, as in the papers).")
 @click.option("--discriminator", type=RegistryChoice(_discriminators), default="patchgan",
               show_default=True)
 @click.option("--ndf", type=int, default=64, show_default=True,

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from geogan.models import (
+    DEFAULT_UPSAMPLE,
     build_discriminator,
     build_generator,
     init_weights,
@@ -61,7 +62,7 @@ class GANSettings:
     lambda_identity: float = 0.5
     lambda_l1: float = 100.0
     pool_size: int = 50
-    upsample: str = "deconv"
+    upsample: str = DEFAULT_UPSAMPLE
     #: Weight of PatchNCE (CUT); ``None`` takes the model's default (CUT 1, FastCUT 10).
     lambda_nce: float | None = None
     nce_patches: int = NUM_PATCHES

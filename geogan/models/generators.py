@@ -23,8 +23,9 @@ Upsampling (``upsample``):
   article proposes; CUT's generators use a blur-then-convolve variant of it).
   Every output pixel sees the same number of input pixels, so no checkerboard.
 
-Checkpoints written before the choice existed have no ``upsample`` argument and
-rebuild as ``deconv``, the architecture they were trained with.
+New training runs use ``resize`` (:data:`DEFAULT_UPSAMPLE`). Checkpoints written
+before the choice existed have no ``upsample`` argument and rebuild as ``deconv``,
+the architecture they were trained with.
 
 Encoder features for CUT's PatchNCE loss: ``encode(x)`` returns the activations of
 the layers named by ``nce_channels`` (one channel count per layer), so the patch
@@ -43,6 +44,9 @@ NORMS: tuple[str, ...] = ("instance", "batch", "none")
 UpsampleKind = Literal["deconv", "resize"]
 #: Upsampling choices of the generators (the CLI's --upsample choices).
 UPSAMPLES: tuple[str, ...] = ("deconv", "resize")
+#: Upsampling of new training runs (chosen with benchmarks/quality.py). The constructors'
+#: own default stays ``deconv``: what checkpoints without an ``upsample`` argument hold.
+DEFAULT_UPSAMPLE = "resize"
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):

@@ -181,7 +181,7 @@ def train_job(a: Path, b: Path | None, run_dir: Path, *, model: str = "cyclegan"
               epochs: int = 200, max_steps: int | None = None, batch_size: int = 1,
               crop: int = 256, generator: str | None = None, ngf: int = 64,
               lr: float = 2e-4, device: str = "auto", resume: bool = False,
-              overwrite: bool = False, upsample: str = "deconv") -> Job:
+              overwrite: bool = False, upsample: str = "resize") -> Job:
     """Train on chip folders ``a`` and ``b``; the checkpoint lands in ``run_dir``.
 
     With ``resume`` the run in ``run_dir`` continues with its stored settings; only

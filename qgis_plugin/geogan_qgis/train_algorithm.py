@@ -100,7 +100,7 @@ class TrainAlgorithm(GeoganAlgorithm):
                 QgsProcessingParameterNumber.Integer, 64, minValue=1, maxValue=1024),
             QgsProcessingParameterEnum(
                 self.UPSAMPLE, self.tr("Generator upsampling"), list(UPSAMPLES),
-                defaultValue=UPSAMPLES[0], usesStaticStrings=True),
+                defaultValue="resize", usesStaticStrings=True),
             QgsProcessingParameterNumber(
                 self.LR, self.tr("Learning rate"), QgsProcessingParameterNumber.Double, 2e-4,
                 minValue=0.0),
@@ -128,7 +128,7 @@ class TrainAlgorithm(GeoganAlgorithm):
             crop=self.parameterAsInt(parameters, self.CROP, context),
             generator=None if generator in ("", _DEFAULT_GENERATOR) else generator,
             ngf=self.parameterAsInt(parameters, self.NGF, context),
-            upsample=self.parameterAsEnumString(parameters, self.UPSAMPLE, context) or "deconv",
+            upsample=self.parameterAsEnumString(parameters, self.UPSAMPLE, context) or "resize",
             lr=self.parameterAsDouble(parameters, self.LR, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             resume=self.parameterAsBoolean(parameters, self.RESUME, context),
