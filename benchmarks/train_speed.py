@@ -1,10 +1,12 @@
-"""Training speed of one full CycleGAN step, printed as one JSON line.
+"""Training speed of one full training step (CycleGAN by default), printed as one JSON line.
 
 The step is exactly the one ``geogan train`` runs (:func:`geogan.train.optimisation_step`):
 two generators, two PatchGANs, identity loss, image pools, Adam (fused on CUDA), in
 the chosen precision, with channels_last on CUDA, on synthetic data already on the
 device (so it measures the networks, not the data loader). Defaults are the paper's:
 ResNet-9 generators with ngf 64, 70x70 PatchGANs with ndf 64, 256 x 256 crops.
+``--model cut|fastcut`` times a CUT step instead (one generator, one PatchGAN, PatchNCE),
+``--upsample resize`` the resize-convolution generators.
 
 Printed: images/s (training pairs per second), ms/step, peak GPU memory (MB; null
 on the CPU) and the settings.
@@ -33,6 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--size", type=int, default=256, help="crop side in px")
     parser.add_argument("--bands", type=int, default=3)
     parser.add_argument("--generator", default="resnet_9blocks")
+    parser.add_argument("--model", default="cyclegan", choices=["cyclegan", "cut", "fastcut"])
+    parser.add_argument("--upsample", default="deconv", choices=["deconv", "resize"])
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--ndf", type=int, default=64)
     parser.add_argument("--steps", type=int, default=30, help="timed steps")
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from geogan.devices import resolve_device
-    from geogan.models.gan import CycleGAN, GANSettings
+    from geogan.models.gan import GAN_MODELS, GANSettings
     from geogan.train import autocast_context, optimisation_step, resolve_precision
 
     if args.threads:
@@ -55,8 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
     torch.manual_seed(0)
-    gan = CycleGAN(args.bands, args.bands, GANSettings(generator=args.generator, ngf=args.ngf,
-                                                       ndf=args.ndf))
+    gan = GAN_MODELS[args.model](args.bands, args.bands, GANSettings(
+        generator=args.generator, ngf=args.ngf, ndf=args.ndf, upsample=args.upsample))
     fmt = torch.channels_last if cuda else torch.contiguous_format
     gan.networks.to(device=device, memory_format=fmt)
     g_params = [p for k in gan.generator_keys for p in gan.networks[k].parameters()]
@@ -67,8 +71,9 @@ def main(argv: list[str] | None = None) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if args.compile:
         gan.g_net.compile()
-        gan.networks["D_A"].compile()
-        gan.networks["D_B"].compile()
+        for key in gan.networks:
+            if key not in gan.generator_keys:
+                gan.networks[key].compile()
     amp = autocast_context(device, precision)
     shape = (args.batch_size, args.bands, args.size, args.size)
     real_a = (torch.rand(shape, device=device) * 2 - 1).contiguous(memory_format=fmt)
@@ -102,7 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "cpu_threads": torch.get_num_threads(),
         "precision": precision, "compile": args.compile, "batch_size": args.batch_size,
-        "size": args.size, "bands": args.bands, "generator": args.generator, "ngf": args.ngf,
+        "size": args.size, "bands": args.bands, "model": args.model,
+        "upsample": args.upsample, "generator": args.generator, "ngf": args.ngf,
         "ndf": args.ndf, "steps": args.steps, "warmup_s": round(warmup_s, 2),
         "final_G_total": round(final, 4), "torch": torch.__version__,
     }

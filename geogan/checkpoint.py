@@ -11,10 +11,10 @@ Metadata schema (``format_version`` 1)::
 
     {
       "format": "geogan-checkpoint", "format_version": 1, "geogan_version": "0.1.0",
-      "model": "cyclegan" | "pix2pix",
+      "model": "cyclegan" | "pix2pix" | "cut" | "fastcut",
       "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_9blocks",
                               "kwargs": {"in_channels": 4, "out_channels": 4, "ngf": 64, ...}},
-                     "b2a": {...}},                # pix2pix has a2b only
+                     "b2a": {...}},                # pix2pix and CUT have a2b only
       "discriminators": {"D_A": {"arch": "patchgan", "kwargs": {...}}, ...},
       "domains": {"a": {"name": "2009", "norm": BandNorm.to_json()},
                   "b": {"name": "2020", "norm": {...}}},

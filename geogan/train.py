@@ -1,4 +1,4 @@
-"""The training loop: CycleGAN or pix2pix on chips, resumable, fast on CUDA, DDP-ready.
+"""The training loop: CycleGAN, pix2pix or CUT on chips, resumable, fast on CUDA, DDP-ready.
 
 One explicit loop (no framework): each step freezes D, steps G, unfreezes D and
 steps D, inside one autocast context chosen once. On CUDA it trains in bf16
@@ -82,14 +82,23 @@ from geogan.fileio import (
     fault_point,
     write_error,
 )
-from geogan.models import DISCRIMINATORS, GAN_MODES, GENERATORS, NORMS
+from geogan.models import (
+    DEFAULT_UPSAMPLE,
+    DISCRIMINATORS,
+    GAN_MODES,
+    GENERATORS,
+    NORMS,
+    UPSAMPLES,
+)
 from geogan.models.gan import (
+    DATA_LAYOUT,
     DEFAULT_GENERATOR,
     GAN_MODELS,
     GANModel,
     GANSettings,
     set_requires_grad,
 )
+from geogan.models.patchnce import NUM_PATCHES
 from geogan.normalize import BandNorm
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.samplers import WindowConfig, as_inputs, open_inputs
@@ -158,6 +167,9 @@ class TrainConfig:
     lambda_identity: float = 0.5
     lambda_l1: float = 100.0
     pool_size: int = 50
+    upsample: str = DEFAULT_UPSAMPLE
+    lambda_nce: float | None = None
+    nce_patches: int = NUM_PATCHES
     lr: float = 2e-4
     beta1: float = 0.5
     seed: int = 0
@@ -191,6 +203,7 @@ class TrainConfig:
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs.setdefault("upsample", "deconv")  # runs from before the choice: deconv
         for key in ("a", "b", "output"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(Path(v) for v in kwargs[key])
@@ -211,7 +224,8 @@ class TrainConfig:
             discriminator=self.discriminator, ndf=self.ndf, n_layers=self.n_layers,
             norm=self.norm, use_dropout=self.use_dropout, gan_mode=self.gan_mode,
             lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
-            lambda_l1=self.lambda_l1, pool_size=self.pool_size)
+            lambda_l1=self.lambda_l1, pool_size=self.pool_size, upsample=self.upsample,
+            lambda_nce=self.lambda_nce, nce_patches=self.nce_patches)
 
 
 #: Fields a resumed run may change; all others define the run and must stay as they were.
@@ -235,13 +249,15 @@ def validate_config(config: TrainConfig) -> None:
             ("generator", config.generator or DEFAULT_GENERATOR[config.model], GENERATORS),
             ("discriminator", config.discriminator, DISCRIMINATORS),
             ("norm", config.norm, NORMS), ("gan-mode", config.gan_mode, GAN_MODES),
+            ("upsample", config.upsample, UPSAMPLES),
             ("precision", config.precision, PRECISIONS)):
         if value not in choices:
             raise InputError(f"unknown --{name} {value!r}; choose one of {', '.join(choices)}")
     for name in ("epochs", "batch_size", "crop", "ngf", "ndf", "n_layers", "lr",
-                 "log_every", "preview_every", "save_every"):
+                 "log_every", "preview_every", "save_every", "nce_patches"):
         positive(name, getattr(config, name))
     positive("max_steps", config.max_steps, allow_none=True)
+    positive("lambda_nce", config.lambda_nce, allow_none=True)
     if config.workers is not None and config.workers < 0:
         raise InputError(f"--workers must be 0 or more, got {config.workers}")
     for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
@@ -521,9 +537,9 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
         state_tensors, state_meta = load_checkpoint(_resume_state(out, model_meta))
         doms = model_meta["domains"]
         norms = (BandNorm.from_json(doms["a"]["norm"]), BandNorm.from_json(doms["b"]["norm"]))
-    data = open_inputs(config.model, config.a, config.b, config.crop, windows=config.windows,
-                       augment=config.augment, name_a=config.name_a, name_b=config.name_b,
-                       norms=norms, cache_mb=config.cache_mb,
+    data = open_inputs(DATA_LAYOUT[config.model], config.a, config.b, config.crop,
+                       windows=config.windows, augment=config.augment, name_a=config.name_a,
+                       name_b=config.name_b, norms=norms, cache_mb=config.cache_mb,
                        min_length=config.batch_size * dist_info.world_size)
     spe = steps_per_epoch(len(data.dataset), config.batch_size, dist_info.world_size)
     if spe == 0:

@@ -131,3 +131,27 @@ def test_training_code_imports_without_geopandas() -> None:
             "geogan.checkpoint, geogan.datasets")
     subprocess.run([sys.executable, "-c", code], check=True)
     assert np  # numpy used by the fixtures
+
+
+def test_cli_trains_cut_with_resize_upsampling(tmp_path: Path, make_raster) -> None:
+    from geogan.cli.train import command
+    from geogan.models import DEFAULT_UPSAMPLE, UPSAMPLES
+
+    params = {p.name: p for p in command.params}
+    assert list(params["upsample"].type.choices) == list(UPSAMPLES)
+    assert params["upsample"].default == DEFAULT_UPSAMPLE == "resize"
+    a, b = chips(make_raster, "a"), chips(make_raster, "b", seed=7)
+    out = tmp_path / "run"
+    res = run_cli("--model", "cut", "--upsample", "resize", "--lambda-nce", "2",
+                  "--nce-patches", "32", "--a", str(a), "--b", str(b), "-o", str(out),
+                  "--max-steps", "2", *TINY)
+    assert res.exit_code == 0, res.output
+    meta = read_metadata(out)
+    assert meta["model"] == "cut" and list(meta["generators"]) == ["a2b"]
+    assert meta["generators"]["a2b"]["kwargs"]["upsample"] == "resize"
+    res = run_cli("-o", str(out), "--resume", "--lambda-nce", "5")
+    assert_clean_error(res, "--lambda-nce 5.0 differs")
+    res = run_cli("--model", "cut", "--a", str(a), "-o", str(tmp_path / "x"), *TINY)
+    assert_clean_error(res, "--b")
+    res = run_cli("--upsample", "nearest", "-o", "x")
+    assert res.exit_code == 2 and "deconv" in res.output

@@ -27,7 +27,7 @@ NORM_A = BandNorm.full_range("uint8", 3, 0.0)
 NORM_B = BandNorm("uint16", (10.0, 20.0, 30.0, 40.0), (1000.0, 2000.0, 3000.0, 4000.0), None)
 
 
-def _checkpoint(path: Path, arch: str, both: bool = True) -> Path:
+def _checkpoint(path: Path, arch: str, both: bool = True, **extra: str) -> Path:
     """A tiny CycleGAN-like checkpoint: a2b maps 3 uint8 bands to 4 uint16 bands."""
     torch.manual_seed(0)
     specs = {"a2b": ("G_A2B", 3, 4)}
@@ -35,7 +35,7 @@ def _checkpoint(path: Path, arch: str, both: bool = True) -> Path:
         specs["b2a"] = ("G_B2A", 4, 3)
     tensors, generators = {}, {}
     for direction, (key, c_in, c_out) in specs.items():
-        kwargs = {"in_channels": c_in, "out_channels": c_out, "ngf": 8}
+        kwargs = {"in_channels": c_in, "out_channels": c_out, "ngf": 8, **extra}
         net = build_generator(arch, **kwargs)
         with torch.no_grad():  # break the init's symmetry a little more than N(0, 0.02)
             for p in net.parameters():
@@ -209,3 +209,17 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     assert result.exit_code != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+
+
+@pytest.mark.parametrize("arch", ["resnet_6blocks", "unet_128"])
+def test_resize_upsampling_exports_and_matches_torch(tmp_path, arch):
+    torch.set_num_threads(1)
+    ckpt = _checkpoint(tmp_path / "model.safetensors", arch, both=False, upsample="resize")
+    onnx_path = export_onnx(ckpt, tmp_path / "g.onnx")
+    ops = {n.op_type for n in onnx.load(str(onnx_path)).graph.node}
+    assert "ConvTranspose" not in ops and "Resize" in ops
+    module = load_generator(ckpt).module
+    side = 128 if arch == "unet_128" else 36
+    assert _compare(_session(onnx_path), module, (1, 3, side, side)) < 1e-4
+    meta = json.loads(sidecar_path(onnx_path).read_text())
+    assert meta["architecture"]["kwargs"]["upsample"] == "resize"

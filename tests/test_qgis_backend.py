@@ -618,3 +618,34 @@ def test_plugin_modules_without_qgis_import_nothing_heavy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_train_choices_match_the_library_registries():
+    pytest.importorskip("torch")
+    import inspect
+
+    from geogan.models import DEFAULT_UPSAMPLE, GENERATORS, UPSAMPLES
+    from geogan.models.gan import GAN_MODELS
+
+    assert jobs.MODELS == tuple(GAN_MODELS)
+    assert jobs.UPSAMPLES == UPSAMPLES
+    upsample = inspect.signature(jobs.train_job).parameters["upsample"].default
+    assert upsample == DEFAULT_UPSAMPLE
+    assert jobs.GENERATORS == tuple(GENERATORS)
+
+
+def test_train_job_trains_cut_with_one_direction(make_raster, tmp_path, one_thread):
+    pytest.importorskip("torch")
+    for domain in ("A", "B"):
+        for i in range(2):
+            make_raster(f"{domain}/chip_{i}.tif", width=32, height=32, count=3, seed=i)
+    run_dir = tmp_path / "run"
+    job = jobs.train_job(tmp_path / "A", tmp_path / "B", run_dir, model="cut", epochs=1,
+                         max_steps=1, crop=32, generator="resnet_6blocks", ngf=8,
+                         device="cpu", upsample="resize")
+    assert job.args[job.args.index("--upsample") + 1] == "resize"
+    ckpt = backend.run_job(job, RecordingFeedback(), backend="python")
+    info = jobs.checkpoint_info(ckpt)
+    assert info.directions == ("a2b",)
+    meta = json.loads(Path(ckpt).with_suffix(".json").read_text())
+    assert meta["model"] == "cut" and meta["generators"]["a2b"]["kwargs"]["upsample"] == "resize"

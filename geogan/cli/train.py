@@ -48,6 +48,12 @@ def _generators() -> Sequence[str]:
     return list(GENERATORS)
 
 
+def _upsamples() -> Sequence[str]:
+    from geogan.models import UPSAMPLES
+
+    return list(UPSAMPLES)
+
+
 def _discriminators() -> Sequence[str]:
     from geogan.models import DISCRIMINATORS
 
@@ -73,7 +79,9 @@ def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
 @click.command("train")
 @click.option("--model", type=RegistryChoice(_gan_models), default="cyclegan",
               show_default=True,
-              help="cyclegan: unpaired chips of two domains; pix2pix: co-registered pairs.")
+              help="cyclegan: unpaired images of two domains; pix2pix: co-registered pairs; "
+                   "cut / fastcut: unpaired, one generator and a contrastive patch loss "
+                   "(faster than cyclegan, A -> B only).")
 @click.option("--a", "a_dir", cls=ManyValues, metavar="RASTERS|CHIPS",
               help="Domain A: rasters (files, globs, VRTs, @LIST of paths), sampled in random "
                    "windows; or one folder of chips (GeoTIFF/PNG/JPEG; pix2pix: also the "
@@ -114,6 +122,9 @@ def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
                    "for pix2pix; resnet_6blocks is faster at 128 px].")
 @click.option("--ngf", type=int, default=64, show_default=True,
               help="Filters in the generator's first layer (width of the network).")
+@click.option("--upsample", type=RegistryChoice(_upsamples), default="resize", show_default=True,
+              help="Generator upsampling: resize (bilinear x2 then a 3x3 convolution: no "
+                   "checkerboard) or deconv (transposed convolutions, as in the papers).")
 @click.option("--discriminator", type=RegistryChoice(_discriminators), default="patchgan",
               show_default=True)
 @click.option("--ndf", type=int, default=64, show_default=True,
@@ -132,6 +143,10 @@ def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
               help="Weight of the L1 to the target (pix2pix).")
 @click.option("--pool-size", type=int, default=50, show_default=True,
               help="Generated images kept for the discriminators (CycleGAN; 0 = none).")
+@click.option("--lambda-nce", type=float, default=None,
+              help="Weight of the PatchNCE loss (CUT) [default: 1 for cut, 10 for fastcut].")
+@click.option("--nce-patches", type=int, default=256, show_default=True,
+              help="Locations sampled per encoder layer for PatchNCE (CUT).")
 @click.option("--lr", type=float, default=2e-4, show_default=True, help="Adam learning rate.")
 @click.option("--device", default="auto", show_default=True,
               help="auto, cpu, cuda or cuda:N.")
@@ -157,7 +172,7 @@ def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
               help="Continue the run in -o where it stopped (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 def command(**params: Any) -> None:
-    """Train a CycleGAN or pix2pix translator, from rasters or from chip folders.
+    """Train a CycleGAN, pix2pix or CUT translator, from rasters or from chip folders.
 
     Rasters (files, globs, VRTs, @LIST) are sampled in random --crop windows over their
     valid ground, weighted by area; an epoch is (valid pixels / crop^2) windows. One
@@ -170,6 +185,7 @@ def command(**params: Any) -> None:
       geogan train --model pix2pix --a sat/*.tif --b map/*.tif -o run_p2p
       geogan train --a chips_2009 --b chips_2020 -o run --epochs 50
       geogan train --model pix2pix --a pairs -o run_p2p   (pairs/A, pairs/B)
+      geogan train --model cut --upsample resize --a chips_2009 --b chips_2020 -o run_cut
       torchrun --nproc_per_node 4 -m geogan train --a A --b B -o run   (4 GPUs)
     """
     from geogan.cli._progress import reporter

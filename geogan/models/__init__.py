@@ -16,10 +16,17 @@ from typing import Any
 from torch import nn
 
 from geogan.models.discriminators import PatchGANDiscriminator, PixelDiscriminator
-from geogan.models.generators import NORMS, ResnetGenerator, UnetGenerator
+from geogan.models.generators import (
+    DEFAULT_UPSAMPLE,
+    NORMS,
+    UPSAMPLES,
+    ResnetGenerator,
+    UnetGenerator,
+)
 from geogan.models.losses import GAN_MODES, GANLoss
 
-#: Generator architectures; each takes in_channels, out_channels, ngf, norm, use_dropout.
+#: Generator architectures; each takes in_channels, out_channels, ngf, norm, use_dropout,
+#: upsample.
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),
     "resnet_6blocks": partial(ResnetGenerator, n_blocks=6),
@@ -77,6 +84,6 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["DISCRIMINATORS", "GAN_MODES", "GENERATORS", "GANLoss", "INIT_GAIN", "NORMS",
-           "build_discriminator", "build_generator", "count_parameters", "init_weights",
-           "size_multiple"]
+__all__ = ["DEFAULT_UPSAMPLE", "DISCRIMINATORS", "GAN_MODES", "GENERATORS", "GANLoss",
+           "INIT_GAIN", "NORMS", "UPSAMPLES", "build_discriminator", "build_generator",
+           "count_parameters", "init_weights", "size_multiple"]

@@ -12,6 +12,24 @@ Paper-to-code names:
 Every generator maps ``(B, in_channels, H, W)`` in ``[-1, 1]`` to
 ``(B, out_channels, H, W)`` in ``[-1, 1]`` (tanh) and has a ``size_multiple``
 attribute: the input height and width must be multiples of it.
+
+Upsampling (``upsample``):
+
+- ``deconv``: the papers' fractionally strided (transposed) convolutions. Where the
+  kernel size is not divisible by the stride they overlap unevenly and paint a
+  2-pixel checkerboard into the output (Odena, Dumoulin and Olah, "Deconvolution
+  and Checkerboard Artifacts", Distill 2016).
+- ``resize``: bilinear x2 resize followed by a 3x3 convolution (the cure the same
+  article proposes; CUT's generators use a blur-then-convolve variant of it).
+  Every output pixel sees the same number of input pixels, so no checkerboard.
+
+New training runs use ``resize`` (:data:`DEFAULT_UPSAMPLE`). Checkpoints written
+before the choice existed have no ``upsample`` argument and rebuild as ``deconv``,
+the architecture they were trained with.
+
+Encoder features for CUT's PatchNCE loss: ``encode(x)`` returns the activations of
+the layers named by ``nce_channels`` (one channel count per layer), so the patch
+head that reads them can be built before the first forward.
 """
 
 from __future__ import annotations
@@ -23,6 +41,12 @@ from torch import nn
 
 NormKind = Literal["instance", "batch", "none"]
 NORMS: tuple[str, ...] = ("instance", "batch", "none")
+UpsampleKind = Literal["deconv", "resize"]
+#: Upsampling choices of the generators (the CLI's --upsample choices).
+UPSAMPLES: tuple[str, ...] = ("deconv", "resize")
+#: Upsampling of new training runs (chosen with benchmarks/quality.py). The constructors'
+#: own default stays ``deconv``: what checkpoints without an ``upsample`` argument hold.
+DEFAULT_UPSAMPLE = "resize"
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):
@@ -50,6 +74,30 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 def _conv_bias(norm: str) -> bool:
     # Batch norm has its own affine shift, so the convolution before it needs no bias.
     return norm != "batch"
+
+
+def _check_upsample(upsample: str) -> None:
+    if upsample not in UPSAMPLES:
+        raise ValueError(f"unknown upsample {upsample!r}; choose one of {', '.join(UPSAMPLES)}")
+
+
+class ResizeConv2d(nn.Module):
+    """x2 bilinear resize, then a 3x3 convolution: ``(B, C_in, H, W) -> (B, C_out, 2H, 2W)``.
+
+    One module in place of a ``ConvTranspose2d``, so both choices keep the same layer
+    positions in a network.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True,
+                 padding_mode: str = "zeros") -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias,
+                              padding_mode=padding_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear",
+                                      align_corners=False)  # (B, C_in, 2H, 2W)
+        return self.conv(x)
 
 
 class ResnetBlock(nn.Module):
@@ -83,10 +131,11 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,
                  n_blocks: int = 9, norm: str = "instance", use_dropout: bool = False,
-                 padding: str = "reflect") -> None:
+                 padding: str = "reflect", upsample: str = "deconv") -> None:
         super().__init__()
         if n_blocks < 0:
             raise ValueError("n_blocks must be >= 0")
+        _check_upsample(upsample)
         bias = _conv_bias(norm)
         # c7s1-ngf: 7x7 conv, stride 1, reflection padding 3
         layers: list[nn.Module] = [
@@ -105,23 +154,45 @@ class ResnetGenerator(nn.Module):
         # R4ngf x n_blocks
         layers += [ResnetBlock(ngf * 4, norm, use_dropout, padding) for _ in range(n_blocks)]
         # u2ngf, ungf: 3x3 fractional-strided conv, stride 1/2  (B, ngf, H, W)
+        # (or a x2 resize and a 3x3 conv with upsample="resize")
         for i in range(2):
             mult = 2 ** (2 - i)
-            layers += [
-                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
-                                   output_padding=1, bias=bias),
-                norm_layer(norm, ngf * mult // 2),
-                nn.ReLU(True),
-            ]
+            up: nn.Module
+            if upsample == "resize":
+                up = ResizeConv2d(ngf * mult, ngf * mult // 2, bias=bias, padding_mode=padding)
+            else:
+                up = nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
+                                        output_padding=1, bias=bias)
+            layers += [up, norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
         # c7s1-out with tanh                                    (B, out, H, W)
         layers += [
             nn.Conv2d(ngf, out_channels, 7, padding=3, padding_mode=padding),
             nn.Tanh(),
         ]
         self.model = nn.Sequential(*layers)
+        # PatchNCE layers (CUT section 4): the input pixels, the first and second
+        # downsampling convolutions, the first and the fifth residual block
+        # (the last one when there are fewer). Indices into self.model; -1 is the input.
+        points = [-1, 3, 6]
+        channels = [in_channels, ngf * 2, ngf * 4]
+        if n_blocks:
+            points += sorted({9, 9 + min(4, n_blocks - 1)})
+            channels += [ngf * 4] * (len(points) - 3)
+        self.nce_points = tuple(points)
+        self.nce_channels = tuple(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The PatchNCE features of ``x``: one ``(B, nce_channels[i], h, w)`` per layer."""
+        feats = [x] if self.nce_points[0] == -1 else []
+        h = x
+        for i, layer in enumerate(self.model[:self.nce_points[-1] + 1]):
+            h = layer(h)
+            if i in self.nce_points:
+                feats.append(h)
+        return feats
 
 
 class UnetGenerator(nn.Module):
@@ -133,10 +204,18 @@ class UnetGenerator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8,
-                 ngf: int = 64, norm: str = "instance", use_dropout: bool = False) -> None:
+                 ngf: int = 64, norm: str = "instance", use_dropout: bool = False,
+                 upsample: str = "deconv") -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError("a U-Net needs num_downs >= 5")
+        _check_upsample(upsample)
+
+        def up(c_in: int, c_out: int, up_bias: bool) -> nn.Module:  # (B, c_in, h, w) -> 2h, 2w
+            if upsample == "resize":
+                return ResizeConv2d(c_in, c_out, bias=up_bias)
+            return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=up_bias)
+
         self.size_multiple = 2 ** num_downs
         bias = _conv_bias(norm)
         ch = [ngf * min(2 ** i, 8) for i in range(num_downs)]  # encoder widths C64..C512
@@ -156,17 +235,16 @@ class UnetGenerator(nn.Module):
             c_in = ch[i] if innermost else 2 * ch[i]  # skip concatenation doubles the width
             layers = [nn.ReLU(True)]
             if i == 0:
-                layers += [nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1),
-                           nn.Tanh()]
+                layers += [up(c_in, out_channels, True), nn.Tanh()]
             else:
-                layers += [nn.ConvTranspose2d(c_in, ch[i - 1], 4, stride=2, padding=1,
-                                              bias=bias),
-                           norm_layer(norm, ch[i - 1])]
+                layers += [up(c_in, ch[i - 1], bias), norm_layer(norm, ch[i - 1])]
                 if use_dropout and 4 <= i < num_downs - 1:
                     layers.append(nn.Dropout(0.5))
             ups.append(nn.Sequential(*layers))
         self.downs = nn.ModuleList(downs)
         self.ups = nn.ModuleList(ups)
+        # PatchNCE layers: the input pixels and the first four encoder levels
+        self.nce_channels = (in_channels, *ch[:4])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips: list[torch.Tensor] = []
@@ -178,3 +256,12 @@ class UnetGenerator(nn.Module):
         for i in range(len(self.ups) - 2, -1, -1):
             h = self.ups[i](torch.cat([skips[i], h], dim=1))
         return h  # (B, out_channels, H, W)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The PatchNCE features of ``x``: one ``(B, nce_channels[i], h, w)`` per layer."""
+        feats = [x]
+        h = x
+        for down in self.downs[:len(self.nce_channels) - 1]:
+            h = down(h)
+            feats.append(h)
+        return feats

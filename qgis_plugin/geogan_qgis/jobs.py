@@ -22,7 +22,9 @@ from .backend import BackendError, Job
 
 DIRECTIONS = ("a2b", "b2a")
 DEVICES = ("auto", "cpu", "cuda")
-MODELS = ("cyclegan", "pix2pix")
+MODELS = ("cyclegan", "pix2pix", "cut", "fastcut")
+#: Generator upsampling choices (geogan.models.UPSAMPLES).
+UPSAMPLES = ("deconv", "resize")
 #: File name of the checkpoint inside a training run folder (as in geogan.checkpoint).
 RUN_CHECKPOINT_NAME = "model.safetensors"
 #: File name of the tile index inside a chip folder (as in geogan.tiling).
@@ -191,12 +193,13 @@ def _train_inputs(value: Path | Sequence[Path] | None) -> Path | tuple[Path, ...
     return paths[0] if len(paths) == 1 else paths
 
 
-def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None, run_dir: Path, *,
+def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
+              run_dir: Path, *,
               model: str = "cyclegan", epochs: int = 200, max_steps: int | None = None,
               batch_size: int = 1, crop: int = 256, generator: str | None = None,
               ngf: int = 64, lr: float = 2e-4, device: str = "auto", resume: bool = False,
               overwrite: bool = False, aoi: Path | None = None, max_nodata: float = 0.0,
-              min_std: float = 0.0) -> Job:
+              min_std: float = 0.0, upsample: str = "resize") -> Job:
     """Train on chip folders or rasters ``a`` and ``b``; the checkpoint lands in ``run_dir``.
 
     ``a``/``b`` are one chip folder each, or raster files (one or several) that geogan
@@ -219,7 +222,7 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None, 
         args.append("--resume")
     else:
         args += ["--model", model, "--batch-size", str(batch_size), "--crop", str(crop),
-                 "--ngf", str(ngf), "--lr", repr(float(lr))]
+                 "--ngf", str(ngf), "--lr", repr(float(lr)), "--upsample", upsample]
         if generator:
             args += ["--generator", generator]
         if aoi is not None:
@@ -249,7 +252,7 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None, 
             config = TrainConfig(a=a_in, b=b_in, output=run_dir, model=model, epochs=epochs,
                                  max_steps=max_steps or None, batch_size=batch_size, crop=crop,
                                  generator=generator or None, ngf=ngf, lr=lr, device=device,
-                                 overwrite=overwrite, windows=windows)
+                                 overwrite=overwrite, windows=windows, upsample=upsample)
         return train(config, progress=progress, cancel=cancel)
 
     return Job(tuple(args), (Path(run_dir), Path(run_dir) / RUN_CHECKPOINT_NAME), run,

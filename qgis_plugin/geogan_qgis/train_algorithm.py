@@ -1,4 +1,4 @@
-"""Processing algorithm: train a CycleGAN or pix2pix model from rasters or chip folders."""
+"""Processing algorithm: train a CycleGAN, pix2pix or CUT model from rasters or chip folders."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .jobs import DEVICES, GENERATORS, MODELS, RUN_CHECKPOINT_NAME, train_job
+from .jobs import DEVICES, GENERATORS, MODELS, RUN_CHECKPOINT_NAME, UPSAMPLES, train_job
 
 _DEFAULT_GENERATOR = "model default"
 
@@ -47,6 +47,7 @@ class TrainAlgorithm(GeoganAlgorithm):
     MAX_STEPS = "MAX_STEPS"
     GENERATOR = "GENERATOR"
     NGF = "NGF"
+    UPSAMPLE = "UPSAMPLE"
     LR = "LR"
     OUTPUT = "OUTPUT"
     CHECKPOINT = "CHECKPOINT"
@@ -68,7 +69,9 @@ class TrainAlgorithm(GeoganAlgorithm):
             "rasters over the same ground.\n\n"
             "Chip folders: CycleGAN learns from unpaired chip folders (and also gives B to "
             "A); pix2pix needs chips paired by file name (or one folder with A/ and B/ from "
-            "'geogan tile --pair', given as domain A).\n\n"
+            "'geogan tile --pair', given as domain A); CUT and FastCUT learn from unpaired "
+            "data with one generator (A to B only) and train faster than CycleGAN. "
+            "Upsampling 'resize' avoids checkerboard artefacts.\n\n"
             "The run folder receives model.safetensors (the checkpoint for 'Translate "
             "raster', with its JSON metadata), losses.csv, a loss plot and previews.\n\n"
             "Training is long: follow the progress bar and log. Cancel stops it after the "
@@ -121,6 +124,9 @@ class TrainAlgorithm(GeoganAlgorithm):
             QgsProcessingParameterNumber(
                 self.NGF, self.tr("Generator width (filters in the first layer)"),
                 QgsProcessingParameterNumber.Integer, 64, minValue=1, maxValue=1024),
+            QgsProcessingParameterEnum(
+                self.UPSAMPLE, self.tr("Generator upsampling"), list(UPSAMPLES),
+                defaultValue="resize", usesStaticStrings=True),
             QgsProcessingParameterNumber(
                 self.LR, self.tr("Learning rate"), QgsProcessingParameterNumber.Double, 2e-4,
                 minValue=0.0),
@@ -163,6 +169,7 @@ class TrainAlgorithm(GeoganAlgorithm):
             crop=self.parameterAsInt(parameters, self.CROP, context),
             generator=None if generator in ("", _DEFAULT_GENERATOR) else generator,
             ngf=self.parameterAsInt(parameters, self.NGF, context),
+            upsample=self.parameterAsEnumString(parameters, self.UPSAMPLE, context) or "resize",
             lr=self.parameterAsDouble(parameters, self.LR, context),
             device=self.parameterAsEnumString(parameters, self.DEVICE, context),
             resume=resume,

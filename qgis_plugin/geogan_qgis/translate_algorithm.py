@@ -40,7 +40,7 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
         return self.tr(
-            "Translates a whole raster through a geogan checkpoint (CycleGAN or pix2pix "
+            "Translates a whole raster through a geogan checkpoint (CycleGAN, CUT or pix2pix "
             "generator), in overlapping windows blended without seams. The output GeoTIFF "
             "has the input's CRS, transform, size and nodata mask.\n\n"
             "Checkpoint: a .safetensors file written by 'geogan train' (or its run folder). "

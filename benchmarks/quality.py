@@ -1,0 +1,245 @@
+"""Translation quality of the models at the same training-time budget, printed as one table.
+
+Each model (default: CycleGAN with transposed-convolution upsampling, CycleGAN with
+resize-convolution upsampling, CUT with resize-convolution upsampling) trains for the
+same wall-clock budget on the western half of the bundled NAIP orthophotos (2009 ->
+2020, chips that stay 128 px clear of the middle, as ``geogan demo``), translates the
+whole 2009 orthophoto with the default translate settings, and is scored on the held-out
+eastern half against the 2020 orthophoto, beside per-band histogram matching and the
+untranslated 2009 image.
+
+Columns:
+
+- steps, img/s: optimiser steps done within the budget and training images per second
+  (steps x batch / time in the training loop, from the run's losses.csv).
+- RMSE, PSNR, SSIM: :func:`geogan.evaluate.evaluate` on bands 1-4 of the eastern half
+  (the 2020 reference resampled onto the 2009 grid, bilinear), as ``geogan demo`` reports.
+- checker: the checker-energy ratio. The 2x2 checker energy of a raster is the mean, over
+  the non-overlapping 2x2 pixel blocks of its eastern half whose four pixels are valid and
+  over the R, G, B bands, of ``|x[2i,2j] - x[2i+1,2j] - x[2i,2j+1] + x[2i+1,2j+1]| / 4``
+  (in 8-bit units, on the raster's own pixel grid): the amplitude of the finest
+  checkerboard pattern, which transposed convolutions paint. The ratio divides it by the
+  same energy of the real 2020 orthophoto, so 1.0 is "as crisp as a real photo" and the
+  pattern of a deconvolution artefact pushes it above. Histogram matching maps each pixel
+  through a tone curve and adds no spatial pattern; its column is left empty.
+
+Limits: the two dates differ for real (fields, water, haze), so no model can reach
+RMSE 0 or SSIM 1 and the untranslated image is a strong baseline on SSIM; one seed and a
+short budget give noisy numbers (train longer and repeat seeds before concluding); the
+budget counts only the training loop, not tiling, translation or evaluation.
+
+Examples::
+
+    OMP_NUM_THREADS=1 python benchmarks/quality.py --budget-s 120 --threads 1     # quick
+    python benchmarks/quality.py --budget-s 600 --models cyclegan:deconv,cut:resize,fastcut:resize
+    python benchmarks/quality.py --device cuda --generator resnet_9blocks --ngf 64 --ndf 64 \\
+        --chip 256 --batch-size 8 --budget-s 300                                  # GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Bands scored (as geogan demo) and bands of the checker energy.
+SCORE_BANDS = (1, 2, 3, 4)
+CHECKER_BANDS = (1, 2, 3)
+DEFAULT_MODELS = "cyclegan:deconv,cyclegan:resize,cut:resize"
+
+
+def checker_energy(path: Path, bounds: tuple[float, float, float, float],
+                   bands: tuple[int, ...] = CHECKER_BANDS) -> float:
+    """Mean 2x2 checker energy of ``bands`` of ``path`` inside ``bounds`` (see the docstring)."""
+    import rasterio
+    from rasterio.windows import Window, from_bounds
+
+    with rasterio.open(path) as ds:
+        win = from_bounds(*bounds, transform=ds.transform).round_offsets().round_lengths()
+        win = win.intersection(Window(0, 0, ds.width, ds.height))
+        x = ds.read(list(bands), window=win).astype(np.float64)  # (C, H, W)
+        valid = ds.dataset_mask(window=win) > 0  # GDAL's validity: nodata, masks, alpha
+    h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
+    x, valid = x[:, :h, :w], valid[:h, :w]
+    c = x[:, 0::2, 0::2] - x[:, 1::2, 0::2] - x[:, 0::2, 1::2] + x[:, 1::2, 1::2]
+    ok = valid[0::2, 0::2] & valid[1::2, 0::2] & valid[0::2, 1::2] & valid[1::2, 1::2]
+    return float(np.abs(c[:, ok]).mean() / 4)
+
+
+def _polygon_bounds(geojson: Path) -> tuple[float, float, float, float]:
+    ring = np.asarray(json.loads(geojson.read_text())["features"][0]["geometry"]
+                      ["coordinates"][0])
+    return (float(ring[:, 0].min()), float(ring[:, 1].min()), float(ring[:, 0].max()),
+            float(ring[:, 1].max()))
+
+
+def _loop_rate(run: Path, batch_size: int) -> tuple[int, float, float]:
+    """(steps, seconds in the loop, seconds per step after the first) from losses.csv."""
+    with open(run / "losses.csv", newline="") as fh:
+        rows = [{k: float(v) for k, v in r.items() if v} for r in csv.DictReader(fh)]
+    steps, elapsed = int(rows[-1]["step"]), rows[-1]["elapsed_s"]
+    if len(rows) > 1:
+        per_step = (rows[-1]["elapsed_s"] - rows[0]["elapsed_s"]) / (
+            rows[-1]["step"] - rows[0]["step"])
+    else:
+        per_step = elapsed / max(steps, 1)
+    return steps, elapsed, per_step
+
+
+def _train_for(budget_s: float, base: dict[str, Any], run: Path, probe_steps: int) -> Path:
+    """Train for about ``budget_s`` seconds of loop time; the LR schedule spans the estimate."""
+    from geogan.errors import Cancelled
+    from geogan.train import TrainConfig, train
+
+    probe = run.with_name(run.name + "_probe")
+    train(TrainConfig(output=probe, max_steps=probe_steps, log_every=1,
+                      preview_every=probe_steps, save_every=probe_steps, **base))
+    per_step = _loop_rate(probe, base["batch_size"])[2]
+    steps = max(1, int(budget_s / max(per_step, 1e-6)))
+    started: list[float] = []
+
+    def progress(done: float, total: float, **info: Any) -> None:
+        if not started:
+            started.append(time.perf_counter() - per_step)  # the first step is done
+
+    def over_budget() -> bool:
+        return bool(started) and time.perf_counter() - started[0] > budget_s
+
+    config = TrainConfig(output=run, max_steps=steps, log_every=max(1, steps // 20),
+                         preview_every=steps, save_every=steps, **base)
+    try:
+        return train(config, progress=progress, cancel=over_budget)
+    except Cancelled:  # the budget ran out before the estimate: a checkpoint was saved
+        return run / "model.safetensors"
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-s", type=float, default=600.0,
+                        help="training-loop seconds per model")
+    parser.add_argument("--models", default=DEFAULT_MODELS,
+                        help="comma-separated MODEL:UPSAMPLE (models: cyclegan, cut, fastcut)")
+    parser.add_argument("--data", type=Path, default=ROOT / "sample_data")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="new folder for chips, runs and translations "
+                             "[default: a temporary one]")
+    parser.add_argument("--chip", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--generator", default="resnet_6blocks")
+    parser.add_argument("--ngf", type=int, default=16)
+    parser.add_argument("--ndf", type=int, default=32)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-steps", type=int, default=4,
+                        help="steps of the untimed run that estimates the step time")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if not args.models.strip():
+        parser.error("--models is empty")
+
+    import torch
+
+    from geogan.demo import _halves  # the demo's split, so the numbers compare with it
+    from geogan.evaluate import EvaluateConfig, evaluate
+    from geogan.tiling import TileConfig, tile_rasters
+    from geogan.translate import TranslateConfig, translate_files
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    source, reference = args.data / "naip_2009.tif", args.data / "naip_2020.tif"
+    tmp = None
+    if args.work is None:
+        tmp = tempfile.TemporaryDirectory(prefix="geogan_quality_")
+        work = Path(tmp.name)
+    else:
+        work = args.work
+        work.mkdir(parents=True, exist_ok=True)
+    west, east = _halves(source, work / "aoi", margin=args.chip)
+    east_bounds = _polygon_bounds(east)
+    tile_cfg = TileConfig(size=args.chip, overlap=args.chip // 2, aoi=west, max_nodata=0.01,
+                          min_std=1.0)
+    for raster, domain in ((source, "a"), (reference, "b")):
+        tile_rasters([raster], work / "chips" / domain, tile_cfg)
+
+    ref_energy = checker_energy(reference, east_bounds)
+    eval_cfg = EvaluateConfig(bands=SCORE_BANDS, aoi=east, baseline="histogram-match",
+                              source=source)
+    rows: list[dict[str, Any]] = []
+    for spec in args.models.split(","):
+        model, _, upsample = spec.strip().partition(":")
+        upsample = upsample or "deconv"
+        name = f"{model} {upsample}"
+        base = {"a": work / "chips" / "a", "b": work / "chips" / "b", "model": model,
+                "upsample": upsample, "batch_size": args.batch_size, "crop": args.chip,
+                "generator": args.generator, "ngf": args.ngf, "ndf": args.ndf,
+                "name_a": "2009", "name_b": "2020", "device": args.device,
+                "precision": args.precision, "seed": args.seed}
+        run = work / "runs" / f"{model}_{upsample}"
+        checkpoint = _train_for(args.budget_s, base, run, args.probe_steps)
+        steps, loop_s, _ = _loop_rate(run, args.batch_size)
+        out = work / f"{model}_{upsample}.tif"
+        t0 = time.perf_counter()
+        translate_files(checkpoint, [source], out, TranslateConfig(device=args.device))
+        translate_s = time.perf_counter() - t0
+        report = evaluate(out, reference, eval_cfg)
+        s = report.scores[0]
+        rows.append({"candidate": name, "steps": steps,
+                     "img_s": steps * args.batch_size / loop_s, "translate_s": translate_s,
+                     "rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim,
+                     "checker": checker_energy(out, east_bounds) / ref_energy})
+        if len(rows) == 1:
+            h = report.scores[1]
+            baseline = {"candidate": "histogram matching", "rmse": h.rmse, "psnr": h.psnr,
+                        "ssim": h.ssim, "checker": None}
+    none = evaluate(source, reference, EvaluateConfig(bands=SCORE_BANDS, aoi=east)).scores[0]
+    rows.append(baseline)
+    rows.append({"candidate": "untranslated 2009", "rmse": none.rmse, "psnr": none.psnr,
+                 "ssim": none.ssim, "checker": checker_energy(source, east_bounds) / ref_energy})
+
+    device = "cuda: " + torch.cuda.get_device_name() if (
+        args.device != "cpu" and torch.cuda.is_available()) else (
+        f"cpu: {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)")
+    print(f"geogan quality benchmark: {args.budget_s:g} s of training per model on "
+          f"{platform.machine()} {device}")
+    print(f"settings: {args.generator}, ngf {args.ngf}, ndf {args.ndf}, {args.chip} px chips, "
+          f"batch {args.batch_size}, seed {args.seed}; scored on the eastern half vs 2020 "
+          f"(bands 1-4), 2020 checker energy {ref_energy:.3f}")
+    header = (f"{'candidate':<20} {'steps':>6} {'img/s':>7} {'RMSE':>7} {'PSNR dB':>8} "
+              f"{'SSIM':>6} {'checker':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        steps = f"{r['steps']:>6d}" if "steps" in r else f"{'':>6}"
+        rate = f"{r['img_s']:>7.2f}" if "img_s" in r else f"{'':>7}"
+        checker = f"{r['checker']:>7.2f}x" if r["checker"] is not None else f"{'-':>8}"
+        print(f"{r['candidate']:<20} {steps} {rate} {r['rmse']:>7.2f} {r['psnr']:>8.2f} "
+              f"{r['ssim']:>6.3f} {checker}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"budget_s": args.budget_s, "device": device,
+                                         "reference_checker_energy": ref_energy,
+                                         "rows": rows}, indent=2) + "\n")
+    if tmp is not None:
+        tmp.cleanup()
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    from geogan.errors import GeoganError
+
+    try:
+        main()
+    except GeoganError as exc:
+        sys.exit(f"error: {exc}")
