@@ -649,3 +649,25 @@ def test_train_job_trains_cut_with_one_direction(make_raster, tmp_path, one_thre
     assert info.directions == ("a2b",)
     meta = json.loads(Path(ckpt).with_suffix(".json").read_text())
     assert meta["model"] == "cut" and meta["generators"]["a2b"]["kwargs"]["upsample"] == "resize"
+
+
+def test_translate_job_with_bands(make_raster, tmp_path, one_thread):
+    pytest.importorskip("torch")
+    import rasterio
+
+    src = make_raster("naip.tif", width=40, height=32, count=4, nodata=0)
+    ckpt = tiny_checkpoint(tmp_path / "rgb.safetensors", bands_a=3, bands_b=3)
+    out = tmp_path / "out.tif"
+    bands = jobs.parse_bands("3, 2,1")
+    assert bands == (3, 2, 1)
+    info = jobs.check_translate_input(ckpt, "a2b", str(src), len(bands))
+    assert info.input_bands("a2b") == 3
+    job = jobs.translate_job(ckpt, src, out, tile=32, overlap=4, device="cpu", bands=bands)
+    assert "--bands" in job.args and job.args[job.args.index("--bands") + 1] == "3,2,1"
+    assert backend.run_job(job, RecordingFeedback(), backend="python") == [out]
+    with rasterio.open(out) as b:
+        assert b.count == 3
+    for bad in ("1,x", "0,1,2"):
+        with pytest.raises(backend.BackendError, match="Input bands"):
+            jobs.parse_bands(bad)
+    assert jobs.parse_bands(" ") is None

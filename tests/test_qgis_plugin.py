@@ -302,6 +302,24 @@ def test_wrong_band_count_fails_with_a_clear_message(qgis_process, env, make_ras
     assert not out.exists()
 
 
+def test_bands_parameter_feeds_a_four_band_raster_to_an_rgb_checkpoint(
+        qgis_process, env, make_raster, checkpoint, tmp_path):
+    import rasterio
+
+    src = make_raster("naip.tif", count=4)
+    ckpt = checkpoint(3, 3)
+    out = tmp_path / "rgb_of_naip.tif"
+    proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src, CHECKPOINT=ckpt,
+                      DIRECTION="a2b", BANDS="1,2,3", TILE=32, OVERLAP=4, OUTPUT=out)
+    assert proc.returncode == 0, explain(proc)
+    with rasterio.open(src) as a, rasterio.open(out) as b:
+        assert (b.count, b.crs, b.transform) == (3, a.crs, a.transform)
+    proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src, CHECKPOINT=ckpt,
+                      DIRECTION="a2b", BANDS="1,x", OUTPUT=tmp_path / "never.tif")
+    assert proc.returncode != 0 and "Input bands '1,x'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "never.tif").exists()
+
+
 def test_in_process_backend_inside_qgis_matches_the_executable(qgis_process, env, make_raster,
                                                                checkpoint, tmp_path):
     """When QGIS's Python can import geogan and torch, the library runs inside QGIS."""

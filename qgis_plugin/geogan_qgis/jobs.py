@@ -115,6 +115,21 @@ def checkpoint_info(path: str | Path) -> CheckpointInfo:
     return CheckpointInfo(p, directions, bands)
 
 
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    """``"1,2,3"`` -> ``(1, 2, 3)``; empty -> None (all bands but an alpha band)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        bands = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError as exc:
+        raise BackendError(f"Input bands {text!r} is not a list of band numbers; write them "
+                           "like 1,2,3") from exc
+    if not bands or min(bands) < 1:
+        raise BackendError(f"Input bands {text!r}: band numbers start at 1; write them like "
+                           "1,2,3")
+    return bands
+
+
 def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
                           bands: int) -> CheckpointInfo:
     """Fail early, with a clear message, when a checkpoint cannot translate ``raster``."""
@@ -135,17 +150,20 @@ def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
 def translate_job(checkpoint: Path, source: Path, output: Path, *, direction: str = "a2b",
                   tile: int = 512, overlap: int = 64, batch_size: int | None = None,
                   device: str = "auto", overwrite: bool = True, norm: str = NORMS[0],
-                  stats: Path | None = None) -> Job:
+                  stats: Path | None = None, bands: tuple[int, ...] | None = None) -> Job:
     """Translate one raster into ``output`` (a GeoTIFF with the input's georeference).
 
     ``batch_size`` None lets geogan choose for the device; ``norm`` picks the
-    instance-norm statistics and ``stats`` a statistics file to use.
+    instance-norm statistics and ``stats`` a statistics file to use; ``bands`` the
+    1-based input bands (None: all but an alpha band).
     """
     args = ["translate", str(checkpoint), str(source), "-o", str(output),
             "--direction", direction, "--tile", str(tile), "--overlap", str(overlap),
             "--device", device, "--norm", norm]
     if stats:
         args += ["--stats", str(stats)]
+    if bands:
+        args += ["--bands", ",".join(str(b) for b in bands)]
     if batch_size:
         args += ["--batch-size", str(batch_size)]
     if overwrite:
@@ -156,7 +174,7 @@ def translate_job(checkpoint: Path, source: Path, output: Path, *, direction: st
 
         config = TranslateConfig(tile=tile, overlap=overlap, batch_size=batch_size or None,
                                  device=device, overwrite=overwrite, norm=norm,
-                                 stats=str(stats) if stats else None)
+                                 stats=str(stats) if stats else None, bands=bands or None)
         return translate_files(checkpoint, [source], output, config, progress=progress,
                                cancel=cancel, direction=direction)
 

@@ -12,10 +12,11 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .jobs import DEVICES, DIRECTIONS, NORMS, check_translate_input, translate_job
+from .jobs import DEVICES, DIRECTIONS, NORMS, check_translate_input, parse_bands, translate_job
 
 
 class TranslateRasterAlgorithm(GeoganAlgorithm):
@@ -26,6 +27,7 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
     DIRECTION = "DIRECTION"
     TILE = "TILE"
     OVERLAP = "OVERLAP"
+    BANDS = "BANDS"
     NORM = "NORM"
     STATS = "STATS"
     BATCH_SIZE = "BATCH_SIZE"
@@ -81,6 +83,9 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=DEVICES[0],
             usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.BANDS, self.tr("Input bands, e.g. 1,2,3 (empty: all but an alpha band)"),
+            defaultValue="", optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Translated")))
 
@@ -92,8 +97,10 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         direction = self.parameterAsEnumString(parameters, self.DIRECTION, context)
         tile = self.parameterAsInt(parameters, self.TILE, context)
         overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        bands = self.checked(parse_bands,
+                             self.parameterAsString(parameters, self.BANDS, context))
         info = self.checked(check_translate_input, checkpoint, direction, source,
-                            layer.bandCount())
+                            len(bands) if bands else layer.bandCount())
         feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
                           f"{info.output_bands(direction)} out")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
@@ -104,6 +111,6 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,
             device=self.parameterAsEnumString(parameters, self.DEVICE, context), overwrite=True,
             norm=self.parameterAsEnumString(parameters, self.NORM, context),
-            stats=as_path(stats) if stats else None)
+            stats=as_path(stats) if stats else None, bands=bands)
         self.run_job(job, feedback)
         return {self.OUTPUT: output}
