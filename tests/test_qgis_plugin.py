@@ -320,6 +320,22 @@ def test_bands_parameter_feeds_a_four_band_raster_to_an_rgb_checkpoint(
     assert not (tmp_path / "never.tif").exists()
 
 
+def test_a_run_folder_is_a_checkpoint(qgis_process, env, make_raster, checkpoint, tmp_path):
+    import shutil
+
+    src = make_raster("rgb.tif", count=3)
+    ckpt = checkpoint(3, 3)
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(ckpt, run / "model.safetensors")
+    shutil.copy(ckpt.with_suffix(".json"), run / "model.json")
+    out = tmp_path / "from_run.tif"
+    proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src, CHECKPOINT=run,
+                      DIRECTION="a2b", TILE=32, OVERLAP=4, OUTPUT=out)
+    assert proc.returncode == 0, explain(proc)
+    assert out.is_file()
+
+
 def test_in_process_backend_inside_qgis_matches_the_executable(qgis_process, env, make_raster,
                                                                checkpoint, tmp_path):
     """When QGIS's Python can import geogan and torch, the library runs inside QGIS."""

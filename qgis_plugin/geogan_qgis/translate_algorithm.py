@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from qgis.core import (
@@ -17,6 +18,28 @@ from qgis.core import (
 
 from .algorithm import GeoganAlgorithm, as_path
 from .jobs import DEVICES, DIRECTIONS, NORMS, check_translate_input, parse_bands, translate_job
+
+
+class CheckpointParameter(QgsProcessingParameterFile):
+    """A checkpoint file, or a training run folder that holds ``model.safetensors``.
+
+    QGIS's file parameter takes files or folders, not both; a run folder works wherever
+    geogan takes a checkpoint, so this one accepts both.
+    """
+
+    def __init__(self, name: str, description: str) -> None:
+        super().__init__(name, description, QgsProcessingParameterFile.File,
+                         fileFilter="geogan checkpoints (*.safetensors);;All files (*.*)")
+
+    def clone(self) -> CheckpointParameter:
+        copy = CheckpointParameter(self.name(), self.description())
+        copy.setFlags(self.flags())
+        return copy
+
+    def checkValueIsAcceptable(self, value: Any, context: Any = None) -> bool:  # noqa: N802
+        if isinstance(value, str) and os.path.isdir(value):
+            return os.path.isfile(os.path.join(value, "model.safetensors"))
+        return super().checkValueIsAcceptable(value, context)
 
 
 class TranslateRasterAlgorithm(GeoganAlgorithm):
@@ -59,9 +82,8 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT, self.tr("Input raster")))
-        self.addParameter(QgsProcessingParameterFile(
-            self.CHECKPOINT, self.tr("Checkpoint"), QgsProcessingParameterFile.File,
-            fileFilter=self.tr("geogan checkpoints (*.safetensors);;All files (*.*)")))
+        self.addParameter(CheckpointParameter(
+            self.CHECKPOINT, self.tr("Checkpoint (.safetensors or a training run folder)")))
         self.addParameter(QgsProcessingParameterEnum(
             self.DIRECTION, self.tr("Direction"), list(DIRECTIONS), defaultValue=DIRECTIONS[0],
             usesStaticStrings=True))
