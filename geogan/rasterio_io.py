@@ -231,7 +231,7 @@ def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike
 
 @contextlib.contextmanager
 def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog: bool = False,
-                  compress: str = "zstd",
+                  compress: str = "zstd", driver: str = "GTiff",
                   creation_options: CreationOptions = ()) -> Iterator[Path]:
     """Yield the path to write a GeoTIFF to; it becomes ``path`` only when complete.
 
@@ -243,7 +243,7 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
     final = Path(path)
     with atomic_output(final, overwrite=overwrite,
                        verify=lambda tmp: verify_raster(tmp, final)) as tmp:
-        if not cog:
+        if not cog and driver == "GTiff":
             yield tmp
             return
         part = temp_path(final, suffix=".part.tif")
@@ -251,7 +251,13 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
             yield part
             try:
                 with gdal_errors(final):
-                    convert_to_cog(part, tmp, compress, creation_options)
+                    if cog:
+                        convert_to_cog(part, tmp, compress, creation_options)
+                    else:  # PNG, JPEG...: GDAL writes them by copy only
+                        from rasterio.shutil import copy as rio_copy
+
+                        rio_copy(part, tmp, driver=driver,
+                                 **{k.lower(): v for k, v in creation_options})
             except RasterioIOError as exc:
                 raise write_error(final, exc.__cause__ or exc) from exc
         finally:

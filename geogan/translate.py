@@ -59,7 +59,9 @@ PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 #: ``--compress`` choices (the same as :data:`geogan.rasterio_io.COMPRESSIONS`).
 COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
 #: Output file name endings that make OUTPUT a file rather than a folder.
-OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
+OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+#: Plain pictures (no georeference): read with a warning, written by GDAL's drivers.
+PICTURE_DRIVERS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 #: Default batch size per device type when ``batch_size`` is None.
 AUTO_BATCH: dict[str, int] = {"cuda": 8, "cpu": 1}
 #: GDAL block cache (MB) while translating, so cached blocks do not grow with the raster.
@@ -158,8 +160,9 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
     out = Path(output)
     if (not out.is_dir() and out.suffix.lower() not in OUTPUT_SUFFIXES
             and re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{1,4}", out.suffix)):
-        raise OutputError(f"-o {out}: geogan translate writes GeoTIFF; give a .tif file name "
-                          "or a folder (to use a folder of that name, create it first)")
+        raise OutputError(f"-o {out}: geogan translate writes GeoTIFF (or PNG/JPEG for "
+                          "pictures); give a .tif file name or a folder (to use a folder of "
+                          "that name, create it first)")
     single = (len(files) == 1 and not out.is_dir()
               and out.suffix.lower() in OUTPUT_SUFFIXES)
     if single:
@@ -265,6 +268,14 @@ def _fits(value: float, dtype: np.dtype) -> bool:
         return False
     info = np.iinfo(dtype)
     return info.min <= value <= info.max
+
+
+def _open_input(path: str | os.PathLike[str]) -> Any:
+    """Open an input raster; a plain picture (PNG/JPEG) may lack a georeference."""
+    from geogan.rasterio_io import open_raster
+
+    return open_raster(path, allow_no_crs=Path(os.fspath(path)).suffix.lower()
+                       in PICTURE_DRIVERS)
 
 
 def fit_tile(config: TranslateConfig, width: int, height: int, multiple: int) -> TranslateConfig:
@@ -421,7 +432,6 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         check_readable,
         gdal_env,
         num_threads,
-        open_raster,
         output_profile,
     )
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
@@ -438,7 +448,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         raise OutputError(f"output {output_path} would replace its input; choose another output")
     device = resolve_device(config.device)
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        with open_raster(input_path) as src:
+        with _open_input(input_path) as src:
             check_readable(src)
             check_pixels(src, input_path, config.bands or data_bands(src))
             indexes = select_input_bands(src.count, src.dtypes, input_path, generator,
@@ -450,12 +460,17 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         config = fit_tile(config, int(src_profile["width"]), int(src_profile["height"]),
                           int(getattr(generator.module, "size_multiple", 1)))
         out_nodata = output_nodata(src_nodata, generator.out_norm)
+        driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
+        if driver != "GTiff" and config.cog:
+            raise InputError(f"--cog writes GeoTIFF; give -o {output_path.stem}.tif or drop "
+                             "--cog")
         profile = output_profile(src_profile, count=generator.out_bands,
                                  dtype=generator.out_norm.dtype, nodata=out_nodata,
                                  compress=config.compress, meta=meta,
-                                 creation_options=() if config.cog else config.creation_options)
+                                 creation_options=config.creation_options
+                                 if driver == "GTiff" and not config.cog else ())
         check_creation_options(profile, config.creation_options,
-                               "COG" if config.cog else "GTiff")
+                               "COG" if config.cog else driver)
         profile["num_threads"] = num_threads(config.threads)
         norm_stats = _raster_stats(generator, input_path, indexes, src_profile, config, device,
                                    stats, cancel)
@@ -465,8 +480,10 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         check_free_space(output_path, job.width * job.height * generator.out_bands * itemsize,
                          certain=False)
         start = time.perf_counter()
+        if src_profile.get("crs") is None:
+            log.warning("%s has no georeference: %s has none either", input_path, output_path)
         with atomic_raster(output_path, overwrite=config.overwrite, cog=config.cog,
-                           compress=config.compress,
+                           compress=config.compress, driver=driver,
                            creation_options=config.creation_options) as target:
             job.run(target, output_path)
             check_cancel(cancel, what)
@@ -499,7 +516,6 @@ def _batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: Tran
                  device: str, cancel: CancelCheck | None) -> NormStats | None:
     """Statistics shared by every input: ``config.stats`` read and checked, or ``shared_stats``."""
     from geogan.normstats import check_stats, estimate_stats, load_stats
-    from geogan.rasterio_io import open_raster
 
     if config.norm == "window":
         return None
@@ -511,7 +527,7 @@ def _batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: Tran
         return None
     indexes = []
     for path in files:
-        with open_raster(path) as src:
+        with _open_input(path) as src:
             indexes.append(select_input_bands(src.count, src.dtypes, path, generator,
                                               config.bands))
     return estimate_stats(generator, files, "global", indexes, device=device,
@@ -540,10 +556,10 @@ def _raster_stats(generator: LoadedGenerator, path: Path, indexes: list[int],
 
 def _inspect(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
     """Check an input against the generator before a batch starts; return its pixel count."""
-    from geogan.rasterio_io import check_readable, open_raster
+    from geogan.rasterio_io import check_readable
     from geogan.rasterio_meta import check_pixels, data_bands
 
-    with open_raster(path) as src:
+    with _open_input(path) as src:
         check_readable(src)
         check_pixels(src, path, config.bands or data_bands(src))
         select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
@@ -655,7 +671,6 @@ class _Job:
         from rasterio.errors import RasterioIOError
         from rasterio.windows import Window
 
-        from geogan.rasterio_io import open_raster
         from geogan.rasterio_meta import read_valid
 
         ax, ay, t = self.ax, self.ay, self.config.tile
@@ -675,7 +690,7 @@ class _Job:
 
         cols = [ax.source_index(c) for c in range(ax.count)]  # raster column of each pixel
         plain = [bool(np.array_equal(cx, np.arange(cx[0], cx[0] + t))) for cx in cols]
-        with open_raster(self.input_path) as src:
+        with _open_input(self.input_path) as src:
             for r in range(ay.count):
                 if stop.is_set():
                     raise _Stop

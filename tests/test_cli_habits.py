@@ -313,3 +313,25 @@ def test_urls_and_vsi_paths_are_inputs(make_raster, tmp_path, monkeypatch):
         assert z.shape == x.shape and z.crs == x.crs
     missing = _cli("translate", ckpt, "/vsizip/nowhere.zip/a.tif", "-o", tmp_path / "n.tif")
     assert missing.exit_code != 0 and "nowhere.zip" in missing.stderr
+
+
+def test_translate_reads_and_writes_plain_pictures(tmp_path, caplog):
+    import rasterio
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    picture = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(1, 255, (40, 52, 3), dtype=np.uint8)).save(picture)
+    ckpt = _ckpt(tmp_path / "m.safetensors")
+    for name, driver in (("out.png", "PNG"), ("out.jpg", "JPEG"), ("out.tif", "GTiff")):
+        result = _cli("translate", ckpt, picture, "-o", tmp_path / name, *TILE)
+        assert result.exit_code == 0, result.output
+        with rasterio.open(tmp_path / name) as ds:
+            assert (ds.driver, ds.width, ds.height, ds.count) == (driver, 52, 40, 3)
+            assert ds.crs is None
+    assert "has no georeference" in caplog.text
+    with rasterio.open(tmp_path / "out.png") as a, rasterio.open(tmp_path / "out.tif") as b:
+        assert np.array_equal(a.read(), b.read())  # PNG is lossless: the same pixels
+    result = _cli("translate", ckpt, picture, "-o", tmp_path / "x.png", "--cog", *TILE)
+    assert result.exit_code != 0 and "--cog writes GeoTIFF" in result.stderr
+    assert not (tmp_path / "x.png").exists()
