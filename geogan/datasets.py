@@ -453,6 +453,21 @@ def _pair_files(a_folder: Path, a_files: list[Path], b_folder: Path,
     return a_files, [b_by_name[n] for n in names]
 
 
+#: Sub-folders of a data set root as pytorch-CycleGAN-and-pix2pix's data sets have them.
+_SPLITS = ("train", "val", "test")
+
+
+def _train_split(folder: Path, option: str) -> Path:
+    """``root/train`` for a data set root holding train/ and val/ or test/ (pix2pix's maps)."""
+    if folder.is_dir() and (folder / "train").is_dir() \
+            and any((folder / s).is_dir() for s in _SPLITS[1:]):
+        log.warning("%s %s holds %s; training on %s only", option, folder,
+                    "/, ".join(s for s in _SPLITS if (folder / s).is_dir()) + "/",
+                    folder / "train")
+        return folder / "train"
+    return folder
+
+
 def open_training_data(model: str, a: Path, b: Path | None, crop: int, *,
                        augment: bool = True, name_a: str | None = None,
                        name_b: str | None = None,
@@ -464,8 +479,8 @@ def open_training_data(model: str, a: Path, b: Path | None, crop: int, *,
     and checks the chips still match them. Raises :class:`InputError` naming the
     file or folder at fault.
     """
-    a = Path(a)
-    b = Path(b) if b is not None else None
+    a = _train_split(Path(a), "--a")
+    b = _train_split(Path(b), "--b") if b is not None else None
     if crop < 1:
         raise InputError(f"--crop must be positive, got {crop}")
     if model == "cyclegan":

@@ -137,3 +137,16 @@ def test_unreadable_chip_is_named(tmp_path: Path, make_raster) -> None:
         open_training_data("cyclegan", a, b, 32)
     with pytest.raises(InputError, match="unreadable"):
         read_image(tmp_path / "missing.png")
+
+
+def test_a_data_set_root_trains_on_its_train_split(tmp_path: Path, caplog) -> None:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("val", 2)):
+        (tmp_path / "maps" / split).mkdir(parents=True)
+        for i in range(n):
+            left = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(np.concatenate([left, left // 2], axis=1)).save(
+                tmp_path / "maps" / split / f"{i}.png")
+    data = open_training_data("pix2pix", tmp_path / "maps", None, 32, augment=False)
+    assert len(data.dataset) == 3  # train/ only, val/ is left out
+    assert "training on" in caplog.text and "train" in caplog.text
