@@ -76,17 +76,25 @@ def as_input(item: str | os.PathLike[str]) -> InputPath:
     return GdalPath(text)
 
 
-def read_files_from(path: str | os.PathLike[str]) -> list[str]:
-    """The paths listed in a text file, one per line (blank lines and ``#`` comments skipped)."""
+def read_files_from(path: str | os.PathLike[str], option: str = "--files-from",
+                    relative_to_list: bool = False) -> list[str]:
+    """The paths listed in a text file, one per line (blank lines and ``#`` comments skipped).
+
+    Relative paths are taken from the current folder, or from the list's own folder with
+    ``relative_to_list``.
+    """
     p = Path(path)
     try:
         lines = p.read_text().splitlines()
     except OSError as exc:
-        raise InputError(f"--files-from {p} cannot be read ({exc.strerror}); give a text file "
+        raise InputError(f"{option} {p} cannot be read ({exc.strerror}); give a text file "
                          "with one path per line") from exc
     items = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
     if not items:
-        raise InputError(f"--files-from {p} lists no path; give one path per line")
+        raise InputError(f"{option} {p} lists no path; give one path per line")
+    if relative_to_list:
+        items = [i if Path(i).is_absolute() or is_gdal_path(i) else str(p.parent / i)
+                 for i in items]
     return items
 
 

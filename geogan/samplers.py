@@ -199,16 +199,9 @@ def expand_rasters(items: Iterable[str | os.PathLike[str]], option: str) -> list
 
 
 def _read_list(path: Path, option: str) -> list[str]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"{option} list {path} cannot be read ({exc.strerror}); check the "
-                         "path") from exc
-    items = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
-    if not items:
-        raise InputError(f"{option} list {path} names no rasters; write one path per line")
-    base = path.parent
-    return [i if Path(i).is_absolute() else str(base / i) for i in items]
+    from geogan.inputs import read_files_from
+
+    return read_files_from(path, f"{option} list", relative_to_list=True)
 
 
 def as_inputs(value: Path | str | Sequence[Path | str] | None) -> tuple[Path, ...]:
