@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -173,10 +174,14 @@ def check_creation_options(profile: dict[str, Any], creation_options: CreationOp
             probe.pop(key.lower(), None)
     handler = _Catch()
     lg = logging.getLogger("rasterio._env")
+    level, propagate = lg.level, lg.propagate
     lg.addHandler(handler)
+    lg.setLevel(logging.WARNING)  # GDAL's warnings must reach the handler whatever -v says
+    lg.propagate = False
     name = f"/vsimem/geogan-co-{uuid.uuid4().hex}.tif"
     try:
-        with rasterio.Env(CPL_DEBUG=False):
+        with rasterio.Env(CPL_DEBUG=False), warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(name, "w", **probe) as dst:
                 dst.write(np.zeros((dst.count, 64, 64), dtype=dst.dtypes[0]))
             if driver != "GTiff":
@@ -188,6 +193,8 @@ def check_creation_options(profile: dict[str, Any], creation_options: CreationOp
         rejected.append(first_line(exc))
     finally:
         lg.removeHandler(handler)
+        lg.setLevel(level)
+        lg.propagate = propagate
         for n in (name, name + ".cog.tif"):
             with contextlib.suppress(Exception):
                 rasterio.shutil.delete(n)

@@ -335,3 +335,16 @@ def test_translate_reads_and_writes_plain_pictures(tmp_path, caplog):
     result = _cli("translate", ckpt, picture, "-o", tmp_path / "x.png", "--cog", *TILE)
     assert result.exit_code != 0 and "--cog writes GeoTIFF" in result.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_rejected_creation_option_fails_in_the_real_command(make_raster, tmp_path):
+    """Outside the test runner's log capture too (GDAL only warns about such options)."""
+    src = make_raster("r.tif", width=40, height=30)
+    ckpt = _ckpt(tmp_path / "m.safetensors")
+    out = tmp_path / "o.tif"
+    done = subprocess.run([sys.executable, "-m", "geogan", "--progress", "none", "translate",
+                           str(ckpt), str(src), "-o", str(out), "--co", "FOO=bar", *TILE],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "rejects --co FOO=bar" in done.stderr and not out.exists()
+    assert "Traceback" not in done.stderr and "Warning" not in done.stderr
