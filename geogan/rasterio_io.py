@@ -128,9 +128,14 @@ def output_profile(src_profile: dict[str, Any], *, count: int | None = None,
                    else "MINISBLACK")
     if compress in PREDICTOR_CODECS:
         profile["predictor"] = 3 if floating else 2
-    for key, value in creation_options:  # the user's --co last: they win
-        profile[key.lower()] = int(value) if value.isdigit() else value
+    profile.update(creation_kwargs(creation_options))  # the user's --co last: they win
     return profile
+
+
+def creation_kwargs(creation_options: CreationOptions) -> dict[str, Any]:
+    """``--co`` pairs as rasterio keyword arguments (``BLOCKXSIZE=512`` -> ``blockxsize=512``)."""
+    return {key.lower(): int(value) if value.isdigit() else value
+            for key, value in creation_options}
 
 
 def parse_creation_options(items: Iterable[str]) -> CreationOptions:
@@ -188,7 +193,7 @@ def check_creation_options(profile: dict[str, Any], creation_options: CreationOp
                 from rasterio.shutil import copy as rio_copy
 
                 rio_copy(name, name + ".cog.tif", driver=driver,
-                         **{k.lower(): v for k, v in creation_options})
+                         **creation_kwargs(creation_options))
     except (RasterioIOError, rasterio.errors.RasterioError, ValueError) as exc:
         rejected.append(first_line(exc))
     finally:
@@ -232,7 +237,7 @@ def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike
                                    bigtiff="IF_SAFER", resampling="average")
     if compress in PREDICTOR_CODECS:
         options["predictor"] = "FLOATING_POINT" if floating else "YES"
-    options.update({k.lower(): v for k, v in creation_options})
+    options.update(creation_kwargs(creation_options))
     rio_copy(src_path, dst_path, driver="COG", **options)
 
 
@@ -264,7 +269,7 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
                         from rasterio.shutil import copy as rio_copy
 
                         rio_copy(part, tmp, driver=driver,
-                                 **{k.lower(): v for k, v in creation_options})
+                                 **creation_kwargs(creation_options))
             except RasterioIOError as exc:
                 raise write_error(final, exc.__cause__ or exc) from exc
         finally:

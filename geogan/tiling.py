@@ -55,6 +55,7 @@ from geogan.rasterio_io import (
     COMPRESSIONS,
     check_creation_options,
     check_readable,
+    creation_kwargs,
     gdal_env,
     open_raster,
     output_profile,
@@ -872,8 +873,7 @@ def _chip_profile(view: _View, size: int, compress: str,
     profile.update(tiled=False, interleave="band")
     profile.pop("blockxsize")
     profile["blockysize"] = size
-    for key, value in creation_options:  # the user's --co last: they win
-        profile[key.lower()] = int(value) if value.isdigit() else value
+    profile.update(creation_kwargs(creation_options))  # the user's --co last: they win
     check_creation_options(profile, creation_options)
     return profile
 
