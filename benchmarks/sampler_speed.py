@@ -64,7 +64,12 @@ def step_time(batch_size: int, crop: int, bands: int, device_name: str, steps: i
 
     from geogan.devices import resolve_device
     from geogan.models.gan import CycleGAN, GANSettings
-    from geogan.train import autocast_context, optimisation_step, resolve_precision
+    from geogan.train import (
+        autocast_context,
+        make_optimizers,
+        optimisation_step,
+        resolve_precision,
+    )
 
     device = resolve_device(device_name)
     precision = resolve_precision(precision, device)
@@ -73,11 +78,7 @@ def step_time(batch_size: int, crop: int, bands: int, device_name: str, steps: i
     gan = CycleGAN(bands, bands, GANSettings(generator="resnet_6blocks", ngf=16, ndf=32))
     fmt = torch.channels_last if cuda else torch.contiguous_format
     gan.networks.to(device=device, memory_format=fmt)
-    g_params = [p for k in gan.generator_keys for p in gan.networks[k].parameters()]
-    d_params = [p for k, n in gan.networks.items() if k not in gan.generator_keys
-                for p in n.parameters()]
-    opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999), fused=cuda)
-    opt_d = torch.optim.Adam(d_params, lr=2e-4, betas=(0.5, 0.999), fused=cuda)
+    opt_g, opt_d = make_optimizers(gan, 2e-4, 0.5, fused=cuda)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     amp = autocast_context(device, precision)
     shape = (batch_size, bands, crop, crop)

@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     from geogan.devices import resolve_device
     from geogan.models.gan import GAN_MODELS, GANSettings
-    from geogan.train import autocast_context, optimisation_step, resolve_precision
+    from geogan.train import (
+        autocast_context,
+        make_optimizers,
+        optimisation_step,
+        resolve_precision,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,11 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         generator=args.generator, ngf=args.ngf, ndf=args.ndf, upsample=args.upsample))
     fmt = torch.channels_last if cuda else torch.contiguous_format
     gan.networks.to(device=device, memory_format=fmt)
-    g_params = [p for k in gan.generator_keys for p in gan.networks[k].parameters()]
-    d_params = [p for k, n in gan.networks.items() if k not in gan.generator_keys
-                for p in n.parameters()]
-    opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999), fused=cuda)
-    opt_d = torch.optim.Adam(d_params, lr=2e-4, betas=(0.5, 0.999), fused=cuda)
+    opt_g, opt_d = make_optimizers(gan, 2e-4, 0.5, fused=cuda)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     if args.compile:
         gan.g_net.compile()

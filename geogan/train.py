@@ -525,6 +525,16 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
             torch.distributed.destroy_process_group()
 
 
+def make_optimizers(gan: GANModel, lr: float, beta1: float,
+                    fused: bool) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for the generators (and any head they train with) and Adam for the rest."""
+    g_params = [p for k in gan.generator_keys for p in gan.networks[k].parameters()]
+    d_params = [p for k, n in gan.networks.items() if k not in gan.generator_keys
+                for p in n.parameters()]
+    return (torch.optim.Adam(g_params, lr=lr, betas=(beta1, 0.999), fused=fused),
+            torch.optim.Adam(d_params, lr=lr, betas=(beta1, 0.999), fused=fused))
+
+
 def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, precision: str,
            progress: ProgressCallback | None, cancel: CancelCheck | None) -> Path:
     out = Path(config.output)
@@ -566,11 +576,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     gan.networks.to(device=device, memory_format=memory_format)
     fused = device.type == "cuda"
-    g_params = [p for k in gan.generator_keys for p in gan.networks[k].parameters()]
-    d_params = [p for k, n in gan.networks.items() if k not in gan.generator_keys
-                for p in n.parameters()]
-    opt_g = torch.optim.Adam(g_params, lr=config.lr, betas=(config.beta1, 0.999), fused=fused)
-    opt_d = torch.optim.Adam(d_params, lr=config.lr, betas=(config.beta1, 0.999), fused=fused)
+    opt_g, opt_d = make_optimizers(gan, config.lr, config.beta1, fused)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     if config.resume:
