@@ -2,7 +2,8 @@
 
 Usage: ``python qgis_plugin/build_zip.py [-o dist/geogan_qgis.zip]``
 
-The zip holds one folder, ``geogan_qgis/``, as QGIS expects. The plugin version
+The zip holds one folder, ``geogan_qgis/``, as QGIS expects, with geogan's torch-free
+ground floor (``geogan/spec``) copied in as ``geogan_qgis/spec``. The plugin version
 in metadata.txt is set to geogan's version so both always match. The archive
 is reproducible: sorted entries with a fixed timestamp.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "geogan_qgis"
 ROOT = HERE.parent
+SPEC = ROOT / "geogan" / "spec"
 DEFAULT_OUTPUT = ROOT / "dist" / "geogan_qgis.zip"
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej", ".swp"}
@@ -33,17 +35,24 @@ def geogan_version() -> str:
     return match.group(1)
 
 
-def plugin_files() -> list[Path]:
-    """The files that belong in the zip, relative to the plugin folder's parent."""
+def _files(folder: Path) -> list[Path]:
     files = []
-    for path in sorted(PLUGIN.rglob("*")):
-        rel = path.relative_to(PLUGIN)
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
         if path.is_dir() or any(part in _SKIP_DIRS or part.startswith(".") for part in rel.parts):
             continue
         if path.suffix in _SKIP_SUFFIXES:
             continue
         files.append(path)
     return files
+
+
+def plugin_files() -> list[tuple[Path, str]]:
+    """``(file, name in the zip)`` of everything that belongs in the zip."""
+    entries = [(p, f"{PLUGIN.name}/{p.relative_to(PLUGIN).as_posix()}") for p in _files(PLUGIN)]
+    entries += [(p, f"{PLUGIN.name}/spec/{p.relative_to(SPEC).as_posix()}")
+                for p in _files(SPEC)]
+    return sorted(entries, key=lambda e: e[1])
 
 
 def build(output: Path = DEFAULT_OUTPUT) -> Path:
@@ -54,8 +63,7 @@ def build(output: Path = DEFAULT_OUTPUT) -> Path:
     tmp = output.with_name(f".{output.name}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for path in plugin_files():
-                arcname = f"{PLUGIN.name}/{path.relative_to(PLUGIN).as_posix()}"
+            for path, arcname in plugin_files():
                 data = path.read_bytes()
                 if path.name == "metadata.txt":
                     data = re.sub(rb"(?m)^version=.*$", b"version=" + version.encode(), data)

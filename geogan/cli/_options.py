@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from geogan.errors import InputError
+from geogan.spec.options import Command, Option
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def parse_bands(text: str | None, option: str = "--bands") -> tuple[int, ...] | None:
@@ -78,3 +83,68 @@ class ManyValues(click.Option):
                     store(state.rargs.pop(0), state)
 
             option.process = process
+
+
+def spec_option(opt: Option, *, required: bool = False, **overrides: Any) -> Callable[[F], F]:
+    """The click option of one entry of :mod:`geogan.spec.options`.
+
+    The Python parameter is the option's library name (``max_nodata``); its flag,
+    type, default, choices and help come from the entry.
+    """
+    decls = [d for d in (opt.short, opt.cli_flag) if d]
+    kwargs: dict[str, Any] = {"help": opt.help or None, "default": opt.default,
+                              "required": required}
+    if opt.kind == "flag":
+        if opt.negatable:
+            decls = [f"{opt.cli_flag}/--no-{opt.cli_flag[2:]}"]
+            kwargs["show_default"] = True
+        elif opt.default is True:  # ``--no-augment`` sets augment False
+            kwargs.update(is_flag=True, flag_value=False)
+        else:
+            kwargs["is_flag"] = True
+    elif opt.kind == "int":
+        kwargs["type"] = (click.IntRange(min=_int(opt.minimum), max=_int(opt.maximum))
+                          if opt.minimum is not None or opt.maximum is not None else int)
+    elif opt.kind == "float":
+        kwargs["type"] = (click.FloatRange(min=opt.minimum, max=opt.maximum)
+                          if opt.minimum is not None or opt.maximum is not None else float)
+    elif opt.kind == "choice":
+        kwargs["type"] = click.Choice(list(opt.choices))
+    elif opt.kind == "path":
+        kwargs["type"] = click.Path(path_type=Path)
+    elif opt.kind == "bands":
+        kwargs["callback"] = bands_option
+    if opt.metavar:
+        kwargs["metavar"] = opt.metavar
+    if opt.default is not None and opt.kind != "flag" and not required:
+        kwargs.setdefault("show_default", True)
+    kwargs.update(overrides)
+    return click.option(*decls, opt.name, **kwargs)
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def spec_options(command: Command, *, skip: tuple[str, ...] = (),
+                 required: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """All options of ``command`` (but ``skip``), in the spec's order."""
+
+    def decorate(func: F) -> F:
+        for opt in reversed(list(command.values())):
+            if opt.name not in skip:
+                func = spec_option(opt, required=opt.name in required)(func)
+        return func
+
+    return decorate
+
+
+def config_values(command: Command, params: dict[str, Any],
+                  fields: Any = None) -> dict[str, Any]:
+    """The values of ``params`` that are options of ``command`` (and fields of ``fields``)."""
+    names = set(command)
+    if fields is not None:
+        import dataclasses
+
+        names &= {f.name for f in dataclasses.fields(fields)}
+    return {k: v for k, v in params.items() if k in names}

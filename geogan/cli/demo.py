@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from geogan.cli._options import spec_options
 from geogan.cli._result import emit
+from geogan.spec.options import DEMO
 
 
 @click.command("demo")
@@ -14,12 +16,7 @@ from geogan.cli._result import emit
               show_default=True, help="Folder that receives the demo's outputs.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="geogan's sample_data folder (default: the one beside the geogan package).")
-@click.option("--pretrained", is_flag=True,
-              help="Skip training; translate with the model shipped in sample_data.")
-@click.option("--steps", type=int, default=150, show_default=True,
-              help="Training steps (batches); fewer is faster and worse.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--overwrite", is_flag=True, help="Replace the output folder if it exists.")
+@spec_options(DEMO)
 def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, device: str,
             overwrite: bool) -> None:
     """Train a small CycleGAN straight from the western halves of the 2009 and 2020 NAIP

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from geogan.cli._options import spec_options
 from geogan.cli._result import emit
+from geogan.spec.options import EXPORT
 
 
 @click.command("export")
@@ -15,15 +17,9 @@ from geogan.cli._result import emit
               metavar="MODEL.onnx|MODEL.safetensors",
               help="ONNX file to write (the sidecar MODEL.json goes beside it), or a "
                    ".safetensors file for a generators-only geogan checkpoint.")
-@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
-              show_default=True, help="Which generator of a CycleGAN checkpoint to export.")
-@click.option("--opset", type=int, default=None,
-              help="ONNX opset version (default 18, for onnxruntime >= 1.14).")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-@click.option("--no-verify", "no_verify", is_flag=True,
-              help="Skip the check that onnxruntime reproduces torch's output.")
+@spec_options(EXPORT)
 def command(checkpoint: Path, output: Path, direction: str, opset: int | None,
-            overwrite: bool, no_verify: bool) -> None:
+            overwrite: bool, verify: bool) -> None:
     """Export the generator of CHECKPOINT to ONNX with dynamic batch, height and width.
 
     With an output ending in .safetensors, write instead a geogan checkpoint that
@@ -44,6 +40,6 @@ def command(checkpoint: Path, output: Path, direction: str, opset: int | None,
              f"wrote {path} and {path.with_suffix('.json')} (generators only)")
         return
     path = export_onnx(checkpoint, output, direction=direction, opset=opset,
-                       overwrite=overwrite, verify=not no_verify)
+                       overwrite=overwrite, verify=verify)
     emit({"outputs": [path, sidecar_path(path)], "kind": "onnx"},
          f"wrote {path} and {sidecar_path(path)}")

@@ -24,21 +24,28 @@ from geogan.models.generators import (
     UnetGenerator,
 )
 from geogan.models.losses import GAN_MODES, GANLoss
+from geogan.spec import choices
 
 #: Generator architectures; each takes in_channels, out_channels, ngf, norm, use_dropout,
 #: upsample.
-GENERATORS: dict[str, Callable[..., nn.Module]] = {
+#: Keyed by geogan.spec.choices.GENERATORS (what the CLI and QGIS list), in its order: a
+#: name there without a builder here fails at import.
+_GENERATOR_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),
     "resnet_6blocks": partial(ResnetGenerator, n_blocks=6),
     "unet_256": partial(UnetGenerator, num_downs=8),
     "unet_128": partial(UnetGenerator, num_downs=7),
 }
+GENERATORS: dict[str, Callable[..., nn.Module]] = {
+    name: _GENERATOR_BUILDERS[name] for name in choices.GENERATORS}
 
 #: Discriminator architectures; each takes in_channels, ndf, norm (and n_layers for PatchGAN).
-DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
+_DISCRIMINATOR_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "patchgan": PatchGANDiscriminator,
     "pixel": PixelDiscriminator,
 }
+DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
+    name: _DISCRIMINATOR_BUILDERS[name] for name in choices.DISCRIMINATORS}
 
 #: Initialisation gain of the papers' code: weights ~ N(0, 0.02).
 INIT_GAIN = 0.02

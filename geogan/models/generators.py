@@ -39,14 +39,17 @@ from typing import Literal
 import torch
 from torch import nn
 
+from geogan.spec import choices
+from geogan.spec.options import TRAIN
+
 NormKind = Literal["instance", "batch", "none"]
-NORMS: tuple[str, ...] = ("instance", "batch", "none")
+NORMS: tuple[str, ...] = choices.NET_NORMS
 UpsampleKind = Literal["deconv", "resize"]
 #: Upsampling choices of the generators (the CLI's --upsample choices).
-UPSAMPLES: tuple[str, ...] = ("deconv", "resize")
+UPSAMPLES: tuple[str, ...] = choices.UPSAMPLES
 #: Upsampling of new training runs (chosen with benchmarks/quality.py). The constructors'
 #: own default stays ``deconv``: what checkpoints without an ``upsample`` argument hold.
-DEFAULT_UPSAMPLE = "resize"
+DEFAULT_UPSAMPLE = TRAIN.default_of("upsample")
 
 
 class InstanceNorm2d(nn.InstanceNorm2d):

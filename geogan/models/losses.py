@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-GAN_MODES: tuple[str, ...] = ("lsgan", "vanilla")
+from geogan.spec import choices
+
+GAN_MODES: tuple[str, ...] = choices.GAN_MODES
 
 
 class GANLoss(nn.Module):

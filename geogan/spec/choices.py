@@ -1,0 +1,53 @@
+"""The names of every registry and choice list, so the CLI and QGIS list them without torch.
+
+The library's registries (dicts of builders) are keyed by these tuples: a name
+added here without a builder fails at import, and a builder cannot be reached
+without its name here. Defaults live with the options
+(:mod:`.options`), not in the order of these tuples.
+"""
+
+from __future__ import annotations
+
+#: Translation directions of a checkpoint's generators.
+DIRECTIONS: tuple[str, ...] = ("a2b", "b2a")
+#: Device names a user types; "cuda:N" is also accepted where a device is asked for.
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+#: GAN models (geogan.models.gan.GAN_MODELS).
+MODELS: tuple[str, ...] = ("cyclegan", "pix2pix", "cut", "fastcut")
+#: Generator architectures (geogan.models.GENERATORS).
+GENERATORS: tuple[str, ...] = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
+#: Discriminator architectures (geogan.models.DISCRIMINATORS).
+DISCRIMINATORS: tuple[str, ...] = ("patchgan", "pixel")
+#: Generator upsampling (geogan.models.UPSAMPLES); resize is the default of new runs.
+UPSAMPLES: tuple[str, ...] = ("deconv", "resize")
+#: Normalisation layers of the networks.
+NET_NORMS: tuple[str, ...] = ("instance", "batch", "none")
+#: Adversarial losses.
+GAN_MODES: tuple[str, ...] = ("lsgan", "vanilla")
+#: Instance-norm statistics at translation (geogan.normstats); global is the default.
+NORM_MODES: tuple[str, ...] = ("window", "global", "dense")
+#: Weight profiles of overlapping translate windows (geogan.blend.WINDOW_BLENDS).
+WINDOW_BLENDS: tuple[str, ...] = ("cosine", "linear", "none")
+#: How mosaic combines overlapping chips (geogan.mosaic.CHIP_BLENDS).
+CHIP_BLENDS: tuple[str, ...] = ("mean", "feather")
+#: Numeric precision of translation.
+TRANSLATE_PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+#: Numeric precision of training.
+TRAIN_PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
+#: ``--compress`` codecs for the GeoTIFFs geogan writes (GDAL's names, lower case). JPEG and
+#: WEBP are lossy and take 8-bit data; the LERC codecs take ``--co MAX_Z_ERROR=...``.
+COMPRESSIONS: tuple[str, ...] = ("zstd", "deflate", "lzw", "lzma", "packbits", "jpeg", "webp",
+                                 "lerc", "lerc_deflate", "lerc_zstd")
+#: Chip compression: the codecs above or none (the default: fastest to read in training).
+CHIP_COMPRESSIONS: tuple[str, ...] = ("none", *COMPRESSIONS)
+#: Codecs that take a PREDICTOR.
+PREDICTOR_CODECS = frozenset({"zstd", "deflate", "lzw", "lzma"})
+#: Resampling of warped views (tile, train from rasters) and of tile's --pair raster.
+RESAMPLINGS: tuple[str, ...] = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos",
+                                "average", "mode")
+#: Resampling of evaluate's reference when its grid differs from the prediction's.
+EVALUATE_RESAMPLINGS: tuple[str, ...] = ("nearest", "bilinear", "cubic", "average")
+#: Classical baselines evaluate can score beside a prediction.
+BASELINES: tuple[str, ...] = ("histogram-match",)
+#: Progress formats of ``geogan --progress``.
+PROGRESS_FORMATS: tuple[str, ...] = ("bar", "json", "none")

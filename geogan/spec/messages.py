@@ -1,0 +1,72 @@
+"""How a library message names the parameter it is about, and how each front end renders it.
+
+The library writes a parameter in a message as its name between backticks,
+```tile` must be a multiple of 4``; the CLI renders it as its flag (``--tile``) and
+the QGIS plugin as the dialog's label ("Tile size (pixels)"). A name no option
+table knows is left as it is, without the backticks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from .options import COMMANDS, Command, Option
+
+#: A parameter reference in a message: its name between backticks.
+PARAM_RE = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+#: Flags of the CLI that are not options of one command (global flags, arguments).
+_CLI_ONLY: dict[str, str] = {"output": "-o", "json": "--json", "verbose": "-vv",
+                             "a": "--a", "b": "--b", "progress": "--progress"}
+#: QGIS words for the parameters every algorithm has under another name.
+_QGIS_ONLY: dict[str, str] = {"output": "output", "a": "Domain A", "b": "Domain B",
+                              "checkpoint": "Checkpoint", "input": "Input raster"}
+
+
+def params_of(message: str) -> list[str]:
+    """The parameter names a message refers to, in order."""
+    return PARAM_RE.findall(message)
+
+
+def _lookup(name: str, commands: Iterable[Command]) -> Option | None:
+    for command in commands:
+        if name in command:
+            return command[name]
+    return None
+
+
+def _search_order(command: str | None) -> list[Command]:
+    first = [COMMANDS[command]] if command in COMMANDS else []
+    return first + [c for c in COMMANDS.values() if c not in first]
+
+
+def render(message: str, word: Callable[[str], str]) -> str:
+    """``message`` with each `name` replaced by ``word(name)``."""
+    return PARAM_RE.sub(lambda m: word(m.group(1)), message)
+
+
+def cli_word(name: str, command: str | None = None) -> str:
+    """The CLI's flag for parameter ``name`` (``--tile``)."""
+    option = _lookup(name, _search_order(command))
+    if option is not None:
+        return option.cli_flag
+    return _CLI_ONLY.get(name, "--" + name.replace("_", "-"))
+
+
+def qgis_word(name: str, command: str | None = None) -> str:
+    """The QGIS dialog's words for parameter ``name`` ("Tile size (pixels)"), quoted."""
+    if name in _QGIS_ONLY:
+        return f"'{_QGIS_ONLY[name]}'"
+    option = _lookup(name, _search_order(command))
+    if option is not None and option.label:
+        return f"'{option.label}'"
+    return cli_word(name, command)
+
+
+def for_cli(message: str, command: str | None = None) -> str:
+    return render(message, lambda name: cli_word(name, command))
+
+
+def for_qgis(message: str, command: str | None = None) -> str:
+    return render(message, lambda name: qgis_word(name, command))

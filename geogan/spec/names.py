@@ -1,0 +1,92 @@
+"""File and folder names geogan writes: run folders, chips and their index, temporaries.
+
+The library writes these names and the QGIS plugin looks for them (a run folder
+as a checkpoint, a chip folder's index, the hidden temporaries of a cancelled job).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePath
+
+# -- training run folders ------------------------------------------------------------------
+
+#: The model checkpoint inside a training run folder (a run folder works as a checkpoint).
+RUN_CHECKPOINT_NAME = "model.safetensors"
+#: The training state (optimisers, image pools, RNG, step) in a run folder.
+TRAIN_STATE_NAME = "train_state.safetensors"
+#: The state of a checkpoint being committed (renamed to TRAIN_STATE_NAME once complete).
+TRAIN_STATE_PENDING = "train_state.pending.safetensors"
+LOSSES_CSV = "losses.csv"
+LOSS_PLOT = "loss_plot.png"
+PREVIEW_DIR = "previews"
+TENSORBOARD_DIR = "tensorboard"
+#: A checkpoint's JSON sidecar sits beside it with this suffix.
+SIDECAR_SUFFIX = ".json"
+
+
+def sidecar_name(name: str) -> str:
+    """``model.safetensors`` -> ``model.json``."""
+    return str(PurePath(name).with_suffix(SIDECAR_SUFFIX))
+
+
+#: The files of a run folder besides previews/ and tensorboard/.
+RUN_FILES = frozenset({
+    RUN_CHECKPOINT_NAME, sidecar_name(RUN_CHECKPOINT_NAME),
+    TRAIN_STATE_NAME, sidecar_name(TRAIN_STATE_NAME),
+    TRAIN_STATE_PENDING, sidecar_name(TRAIN_STATE_PENDING),
+    LOSSES_CSV, LOSS_PLOT})
+
+# -- chip folders --------------------------------------------------------------------------
+
+#: The tile index of a chip folder, and its layer.
+INDEX_NAME = "index.gpkg"
+INDEX_LAYER = "chips"
+#: Sub-folders of a paired chip folder (``geogan tile --pair``).
+PAIR_DIRS = ("A", "B")
+#: GeoTIFF tag of a chip: the window of it that holds source pixels (edge chips are padded).
+VALID_WINDOW_TAG = "GEOGAN_VALID_WINDOW"
+
+_CHIP_RE = re.compile(r"^(?P<stem>.+)__c(?P<col>\d+)_r(?P<row>\d+)\.tif$")
+
+
+def chip_name(stem: str, col_off: int, row_off: int) -> str:
+    """``<stem>__c<col>_r<row>.tif``: a chip named after its source and pixel offset."""
+    return f"{stem}__c{col_off}_r{row_off}.tif"
+
+
+def parse_chip_name(name: str) -> tuple[str, int, int]:
+    """``(stem, col_off, row_off)`` of a chip name; ValueError if it is not one."""
+    m = _CHIP_RE.match(name)
+    if m is None:
+        raise ValueError(f"{name!r} is not a geogan chip name (<stem>__c<col>_r<row>.tif)")
+    return m.group("stem"), int(m.group("col")), int(m.group("row"))
+
+
+# -- translate outputs ---------------------------------------------------------------------
+
+#: Normalisation statistics saved beside an output: ``<output>.stats.json``.
+STATS_SUFFIX = ".stats.json"
+
+# -- temporaries ---------------------------------------------------------------------------
+
+#: ``.<name>.<pid>.<random>.tmp<suffix>`` (or ``.old``): hidden temporaries beside an output.
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(tmp|old)(\..*)?$")
+
+
+def temp_name(final_name: str, pid: int, token: str, kind: str = "tmp",
+              suffix: str = "") -> str:
+    """The hidden temporary name of ``final_name`` for process ``pid`` (token: 8 hex digits)."""
+    return f".{final_name}.{pid}.{token}.{kind}{suffix}"
+
+
+def temp_of(name: str) -> str | None:
+    """The final name a hidden temporary belongs to, or None if ``name`` is not one."""
+    m = TEMP_RE.match(name)
+    return m.group("name") if m else None
+
+
+def temp_pid(name: str) -> int | None:
+    """The id of the process that made temporary ``name``, or None if it is not one."""
+    m = TEMP_RE.match(name)
+    return int(m.group("pid")) if m else None

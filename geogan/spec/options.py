@@ -1,0 +1,341 @@
+"""Each command's options, stated once: name, type, default, choices, help, CLI flag, QGIS label.
+
+The CLI builds its click options from these (:func:`geogan.cli._options.spec_option`),
+the QGIS plugin its Processing parameters (``geogan_qgis.params``), and the library
+its config defaults (``TranslateConfig.tile`` is ``TRANSLATE["tile"].default``). An
+option's ``name`` is the library's word for it (the config field); its ``flag`` is
+the CLI's and its ``label`` the QGIS dialog's (each QGIS algorithm lists the options
+its dialog shows).
+
+To add an option to a command: one entry here, one field in the library's config
+(defaulting to ``default_of``), one decorator on the CLI command; QGIS algorithms
+that list it pick it up from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import choices
+
+#: What an option holds: a number, a name out of ``choices``, a flag, a path, a band list...
+KINDS = ("int", "float", "str", "choice", "flag", "path", "bands")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of one command, in the three vocabularies that use it."""
+
+    name: str                          # the library's word (config field), e.g. "max_nodata"
+    kind: str                          # one of KINDS
+    default: Any = None
+    help: str = ""
+    label: str = ""                    # the QGIS dialog's words; "" = not in the dialog
+    flag: str = ""                     # the CLI flag; "" = "--" + name with dashes
+    short: str = ""                    # a one-letter CLI alias, e.g. "-j"
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    metavar: str = ""
+    optional: bool = False             # in QGIS: may be left empty (None)
+    none_choice: str = ""              # in QGIS: the entry of a choice that means None
+    negatable: bool = False            # a flag with a --no- form (``--compile/--no-compile``)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"option {self.name}: unknown kind {self.kind!r}")
+        if self.kind == "choice" and self.default is not None \
+                and self.default not in self.choices:
+            raise ValueError(f"option {self.name}: default {self.default!r} not in choices")
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def qgis_key(self) -> str:
+        """The Processing parameter name (``TILE`` for ``tile``)."""
+        return self.name.upper()
+
+    def but(self, **changes: Any) -> Option:
+        """This option with some fields changed (the same option in another command)."""
+        return replace(self, **changes)
+
+
+class Command(Mapping[str, Option]):
+    """The options of one command, by name, in the order the help lists them."""
+
+    def __init__(self, name: str, *options: Option) -> None:
+        self.name = name
+        self._options = {o.name: o for o in options}
+        if len(self._options) != len(options):
+            raise ValueError(f"command {name}: an option is listed twice")
+
+    def __getitem__(self, key: str) -> Option:
+        return self._options[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._options)
+
+    def __len__(self) -> int:
+        return len(self._options)
+
+    def default_of(self, name: str) -> Any:
+        """The default of option ``name`` (for the library's config dataclasses)."""
+        return self._options[name].default
+
+
+# -- options several commands share --------------------------------------------------------
+
+OVERWRITE = Option("overwrite", "flag", False, "Replace outputs that already exist.")
+DEVICE = Option("device", "str", "auto", "auto, cpu, cuda or cuda:N.", label="Device",
+                choices=choices.DEVICES)
+BANDS = Option("bands", "bands", None, "Bands to use, numbered from 1 (default: all).",
+               label="Bands, e.g. 1,2,3 (empty: all)", metavar="1,2,3", optional=True)
+FILES_FROM = Option("files_from", "path", None,
+                    "A text file listing more inputs, one path per line.", metavar="LIST")
+COMPRESS = Option("compress", "choice", "zstd", "GeoTIFF compression.",
+                  choices=choices.COMPRESSIONS)
+COG = Option("cog", "flag", False, "Write Cloud Optimized GeoTIFFs with overviews.")
+ALLOW_NO_CRS = Option("allow_no_crs", "flag", False, "Accept rasters without a CRS.")
+DIRECTION = Option("direction", "choice", "a2b", "Which generator of the checkpoint to use.",
+                   label="Direction", choices=choices.DIRECTIONS)
+AOI = Option("aoi", "path", None, "Keep only what intersects these polygons (any CRS).",
+             label="Area of interest (optional)", metavar="VECTOR_FILE", optional=True)
+MAX_NODATA = Option("max_nodata", "float", 0.0,
+                    "Skip chips with a larger fraction of nodata pixels.",
+                    label="Maximum nodata fraction", minimum=0.0, maximum=1.0)
+MIN_STD = Option("min_std", "float", 0.0,
+                 "Skip near-constant chips: every band's std under this value.",
+                 label="Minimum standard deviation", minimum=0.0)
+CRS = Option("crs", "str", None, "Warp the inputs to this CRS.", metavar="EPSG:XXXX")
+RES = Option("res", "float", None, "Warp the inputs to this pixel size.", metavar="R")
+ALIGN_TO = Option("align_to", "path", None,
+                  "Warp the inputs onto the CRS and pixel grid of this raster.",
+                  metavar="REF.tif")
+RESAMPLING = Option("resampling", "choice", "bilinear", "Resampling for warped views and --pair.",
+                    choices=choices.RESAMPLINGS)
+
+# -- translate -----------------------------------------------------------------------------
+
+TRANSLATE = Command(
+    "translate",
+    FILES_FROM,
+    DIRECTION,
+    Option("tile", "int", 512,
+           "Window size in pixels (a multiple of the generator's, e.g. 4 for ResNet).",
+           label="Tile size (pixels)"),
+    Option("overlap", "int", 64,
+           "Pixels shared by neighbouring windows and blended (at most tile/2).",
+           label="Tile overlap (pixels)"),
+    Option("blend", "choice", "cosine",
+           "How overlapping windows are merged: cosine or linear cross-fade, or none "
+           "(hard crop).", label="Blending of overlapping windows",
+           choices=choices.WINDOW_BLENDS),
+    Option("norm", "choice", "global",
+           "Instance-norm statistics: global (the whole raster's, so the result does not "
+           "depend on the tiling), dense (a smooth grid over the raster) or window (each "
+           "window its own).", label="Normalisation statistics", choices=choices.NORM_MODES),
+    Option("stats", "path", None,
+           "Use these statistics (from --save-stats) for every input instead of estimating "
+           "them.", label="Statistics file (optional)", metavar="FILE", optional=True),
+    Option("save_stats", "flag", False,
+           "Write each output's statistics beside it as <output>.stats.json."),
+    Option("shared_stats", "flag", False,
+           "Estimate one set of global statistics over all inputs together (one look for a "
+           "whole batch)."),
+    Option("batch_size", "int", None,
+           "Windows per generator call. Default: 8 on CUDA, 1 on the CPU.",
+           label="Batch size (0: automatic for the device)"),
+    DEVICE,
+    Option("precision", "choice", "auto",
+           "auto is bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), fp32 on "
+           "other CPUs.", choices=choices.TRANSLATE_PRECISIONS),
+    COG,
+    COMPRESS,
+    BANDS.but(help="Input bands to feed the generator (1-based). Default: all.",
+              label="Input bands, e.g. 1,2,3 (empty: all but an alpha band)"),
+    Option("compile", "flag", False,
+           "torch.compile the generator (faster on GPUs after a warm-up)."),
+    Option("skip_existing", "flag", False,
+           "Leave outputs that already exist alone (resume an interrupted batch)."),
+    OVERWRITE,
+    Option("threads", "int", None,
+           "Threads for the generator on the CPU and for GDAL's compression (default: all "
+           "cores, or $GDAL_NUM_THREADS for GDAL).", short="-j", minimum=1),
+)
+
+# -- tile ----------------------------------------------------------------------------------
+
+TILE = Command(
+    "tile",
+    FILES_FROM,
+    Option("size", "int", 256, "Chip width and height in pixels.",
+           label="Chip size (pixels)", minimum=1),
+    Option("overlap", "int", 0, "Pixels shared by neighbouring chips.",
+           label="Chip overlap (pixels)", minimum=0),
+    BANDS.but(help="Bands to keep, numbered from 1 (default: all).",
+              label="Bands to keep, e.g. 1,2,3 (empty: all)"),
+    AOI.but(help="Keep only chips that intersect these polygons (any CRS).",
+            label="Area of interest (polygons)"),
+    MAX_NODATA.but(label="Largest nodata fraction of a kept chip (0 to 1)"),
+    MIN_STD.but(label="Smallest band standard deviation of a kept chip"),
+    CRS,
+    RES,
+    ALIGN_TO,
+    Option("pair", "path", None,
+           "Write A/B chip pairs with this raster resampled onto the input's grid.",
+           metavar="B.tif"),
+    BANDS.but(name="pair_bands", help="Bands of the --pair raster to keep (default: all).",
+              label=""),
+    RESAMPLING,
+    COMPRESS.but(default="none", help="Chip compression.", choices=choices.CHIP_COMPRESSIONS),
+    Option("threads", "int", 1, "Chip-writing threads (0: write in the main thread).",
+           short="-j", minimum=0),
+    ALLOW_NO_CRS,
+    OVERWRITE.but(help="Replace OUTDIR if it exists.", label="Replace a non-empty output folder"),
+)
+
+# -- mosaic --------------------------------------------------------------------------------
+
+MOSAIC = Command(
+    "mosaic",
+    FILES_FROM,
+    Option("blend", "choice", choices.CHIP_BLENDS[0], "How overlapping chips are combined.",
+           choices=choices.CHIP_BLENDS),
+    COG.but(help="Write a Cloud Optimized GeoTIFF with overviews."),
+    COMPRESS.but(help="Output compression."),
+    ALLOW_NO_CRS.but(help="Accept chips without a CRS."),
+    OVERWRITE.but(help="Replace OUTPUT if it exists."),
+)
+
+# -- evaluate ------------------------------------------------------------------------------
+
+EVALUATE = Command(
+    "evaluate",
+    BANDS.but(help="Bands to compare (1-based, the same in both rasters). Default: all."),
+    AOI.but(help="Only score pixels inside these polygons (any CRS; reprojected).",
+            metavar="VECTOR"),
+    Option("baseline", "choice", None, "Also score a classical baseline (needs --source).",
+           choices=choices.BASELINES),
+    Option("source", "path", None,
+           "The raster that was translated into PREDICTION (for --baseline).",
+           metavar="SOURCE"),
+    Option("delta", "float", None,
+           "Accuracy threshold in raster units. Default: 5 on 8-bit data."),
+    Option("data_range", "float", None,
+           "Value range L for PSNR and SSIM. Default: 255 on 8-bit data, else the "
+           "reference's range per band."),
+    Option("resampling", "choice", "bilinear",
+           "How REFERENCE (and SOURCE) are resampled when their grid differs.",
+           choices=choices.EVALUATE_RESAMPLINGS),
+)
+
+# -- train ---------------------------------------------------------------------------------
+
+TRAIN = Command(
+    "train",
+    Option("model", "choice", choices.MODELS[0],
+           "cyclegan: unpaired images of two domains; pix2pix: co-registered pairs; cut / "
+           "fastcut: unpaired, one generator and a contrastive patch loss (faster than "
+           "cyclegan, A -> B only).", label="Model", choices=choices.MODELS),
+    Option("epochs", "int", 200,
+           "Passes over the chips; the learning rate decays to 0 over the second half.",
+           label="Epochs"),
+    Option("max_steps", "int", None,
+           "Length of the run in optimiser steps instead of --epochs.",
+           label="Length in optimiser steps instead of epochs (0: off)"),
+    Option("batch_size", "int", 1, "", label="Batch size"),
+    Option("crop", "int", 256,
+           "Side of the random square crop taken from each chip, or of the random windows "
+           "read from rasters (px).", label="Training crop (pixels)"),
+    AOI.but(help="Rasters: draw windows only inside these polygons (any CRS), both domains.",
+            label="Area of interest for the raster windows (polygons)"),
+    AOI.but(name="aoi_a", help="Rasters: polygons limiting the windows of domain A.", label=""),
+    AOI.but(name="aoi_b", help="Rasters: polygons limiting the windows of domain B.", label=""),
+    MAX_NODATA.but(help="Rasters: reject windows with a larger fraction of nodata pixels.",
+                   label="Rasters: largest nodata fraction of a window (0 to 1)"),
+    MIN_STD.but(help="Rasters: reject near-constant windows (every band's std under this).",
+                label="Rasters: smallest band standard deviation of a window"),
+    CRS.but(help="Rasters: read both domains warped to this CRS."),
+    RES.but(help="Rasters: read both domains warped to this pixel size."),
+    ALIGN_TO.but(help="Rasters: read both domains on the CRS and pixel grid of this raster."),
+    RESAMPLING.but(help="Rasters: resampling of warped views and of pix2pix B."),
+    Option("generator", "choice", None,
+           "Generator architecture [default: resnet_9blocks for cyclegan, unet_256 for "
+           "pix2pix; resnet_6blocks is faster at 128 px].",
+           label="Generator architecture", choices=choices.GENERATORS, optional=True,
+           none_choice="model default"),
+    Option("ngf", "int", 64, "Filters in the generator's first layer (width of the network).",
+           label="Generator width (filters in the first layer)"),
+    Option("upsample", "choice", "resize",
+           "Generator upsampling: resize (bilinear x2 then a 3x3 convolution: no "
+           "checkerboard) or deconv (transposed convolutions, as in the papers).",
+           label="Generator upsampling", choices=choices.UPSAMPLES),
+    Option("discriminator", "choice", choices.DISCRIMINATORS[0], "Discriminator architecture.",
+           choices=choices.DISCRIMINATORS),
+    Option("ndf", "int", 64, "Filters in the discriminator's first layer."),
+    Option("n_layers", "int", 3, "PatchGAN layers (3 = 70x70 patches)."),
+    Option("norm", "choice", choices.NET_NORMS[0], "Normalisation layers of the networks.",
+           choices=choices.NET_NORMS),
+    Option("gan_mode", "choice", choices.GAN_MODES[0],
+           "Adversarial loss: least squares or cross-entropy.", choices=choices.GAN_MODES),
+    Option("lambda_cycle", "float", 10.0, "Weight of the cycle-consistency L1 (CycleGAN)."),
+    Option("lambda_identity", "float", 0.5,
+           "Identity L1 weight as a fraction of --lambda-cycle (CycleGAN; 0 = off)."),
+    Option("lambda_l1", "float", 100.0, "Weight of the L1 to the target (pix2pix)."),
+    Option("pool_size", "int", 50,
+           "Generated images kept for the discriminators (CycleGAN; 0 = none)."),
+    Option("lambda_nce", "float", None,
+           "Weight of the PatchNCE loss (CUT) [default: 1 for cut, 10 for fastcut]."),
+    Option("nce_patches", "int", 256,
+           "Locations sampled per encoder layer for PatchNCE (CUT)."),
+    Option("lr", "float", 2e-4, "Adam learning rate.", label="Learning rate"),
+    DEVICE,
+    Option("precision", "choice", "auto", "auto = bf16 autocast on CUDA, fp32 on the CPU.",
+           choices=choices.TRAIN_PRECISIONS),
+    Option("compile", "flag", False,
+           "torch.compile the networks (slow first step, faster after; CUDA).", negatable=True),
+    Option("workers", "int", None,
+           "Data loader processes [default: up to 8 on CUDA, 0 on the CPU]."),
+    Option("seed", "int", 0, "Random seed."),
+    Option("augment", "flag", True,
+           "Centre crops only: no random crops, flips or rotations.",
+           flag="--no-augment"),
+    Option("name_a", "str", None, "Name of domain A [default: its folder name]."),
+    Option("name_b", "str", None, "Name of domain B [default: its folder name]."),
+    Option("log_every", "int", 50, "Steps between loss log rows (losses.csv)."),
+    Option("preview_every", "int", 500, "Steps between preview PNGs."),
+    Option("save_every", "int", 1000,
+           "Steps between checkpoints (one is also written at the end)."),
+    Option("resume", "flag", False,
+           "Continue the run in -o where it stopped (same settings).",
+           label="Continue the run in the run folder (same settings)"),
+    OVERWRITE.but(help="Replace an existing run folder.", label="Replace an existing run folder"),
+)
+
+# -- demo and export -----------------------------------------------------------------------
+
+DEMO = Command(
+    "demo",
+    Option("pretrained", "flag", False,
+           "Skip training; translate with the model shipped in sample_data."),
+    Option("steps", "int", 150, "Training steps (batches); fewer is faster and worse."),
+    DEVICE,
+    OVERWRITE.but(help="Replace the output folder if it exists."),
+)
+
+EXPORT = Command(
+    "export",
+    DIRECTION.but(help="Which generator of a CycleGAN checkpoint to export."),
+    Option("opset", "int", None, "ONNX opset version (default 18, for onnxruntime >= 1.14)."),
+    OVERWRITE.but(help="Replace existing output files."),
+    Option("verify", "flag", True, "Skip the check that onnxruntime reproduces torch's output.",
+           flag="--no-verify"),
+)
+
+#: Every command that has an option table, by name.
+COMMANDS: dict[str, Command] = {c.name: c for c in (TRANSLATE, TILE, MOSAIC, EVALUATE, TRAIN,
+                                                    DEMO, EXPORT)}
