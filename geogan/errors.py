@@ -1,15 +1,34 @@
 """Exceptions with messages a user can act on.
 
 Every message is one line that names the file or option at fault and says what
-to do. The CLI prints ``Error: <message>`` and exits non-zero; the QGIS plugin
-raises ``QgsProcessingException`` with the same text.
+to do. A message names the parameter it is about by its library name between
+backticks (```tile` must be ...``, see :mod:`geogan.spec.messages`); ``str()``
+renders it in the CLI's words (``--tile must be ...``), which the CLI prints as
+``Error: <message>`` before it exits non-zero, and the QGIS plugin renders the
+:attr:`~GeoganError.template` in its dialog's words ("'Tile size (pixels)' must be
+...") for its ``QgsProcessingException``.
 """
 
 from __future__ import annotations
 
+from geogan.spec import messages
+
 
 class GeoganError(Exception):
     """Base class of all errors geogan reports to users."""
+
+    @property
+    def template(self) -> str:
+        """The message with the parameters it names as `name` (no front end's words)."""
+        return super().__str__()
+
+    @property
+    def params(self) -> list[str]:
+        """The library names of the parameters the message is about."""
+        return messages.params_of(self.template)
+
+    def __str__(self) -> str:
+        return messages.for_cli(self.template)
 
 
 class InputError(GeoganError):

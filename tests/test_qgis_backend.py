@@ -218,8 +218,8 @@ SLOW_SCRIPT = """
 import json, signal, sys, time
 out = sys.argv[-1]
 import os
-tmp = os.path.join(os.path.dirname(out), "." + os.path.basename(out).rsplit(".", 1)[0]
-                   + ".abc.tmp.tif")
+tmp = os.path.join(os.path.dirname(out), "." + os.path.basename(out)
+                   + "." + str(os.getpid()) + ".abcdef01.tmp.tif")
 open(tmp, "w").write("partial")
 open(out, "w").write("should not survive")
 if not CLEAN:
@@ -264,7 +264,8 @@ def test_failure_keeps_an_output_that_existed_before(tmp_path):
     exe = fake_geogan(tmp_path, """
         import os, sys
         out = sys.argv[-1]
-        open(os.path.join(os.path.dirname(out), ".translated.x.tmp.tif"), "w").write("p")
+        tmp = ".translated.tif.999999.abcdef01.tmp.tif"
+        open(os.path.join(os.path.dirname(out), tmp), "w").write("p")
         sys.stderr.write("Error: model diverged\\n")
         sys.exit(1)
     """)
@@ -346,7 +347,8 @@ def test_cancelled_training_keeps_its_run_folder(tmp_path, monkeypatch):
                 sys.stderr.write('{"progress": 0.1}\\n')
                 time.sleep(0.05)
         except KeyboardInterrupt:
-            open(os.path.join(run, ".model.x.tmp"), "w").write("half-saved")
+            tmp = ".model.safetensors.999999.abcdef01.tmp.safetensors"
+            open(os.path.join(run, tmp), "w").write("half-saved")
             sys.exit(130)
     """)
     job = Job(("train", "-o", str(run_dir)), (run_dir, run_dir / "model.safetensors"),
@@ -494,12 +496,15 @@ def test_translate_job_in_process_reports_the_library_message(make_raster, tmp_p
 
 
 def test_translate_job_norm_choices_and_stats_file(make_raster, tmp_path, one_thread):
-    """The plugin's NORM choices are geogan's (default first); a statistics file is passed on
+    """The plugin's NORM choices and default are geogan's; a statistics file is passed on
     and one made for another model is refused with geogan's message."""
     pytest.importorskip("torch")
+    import inspect
+
     from geogan.normstats import DEFAULT_NORM, NORM_MODES
 
-    assert set(jobs.NORMS) == set(NORM_MODES) and jobs.NORMS[0] == DEFAULT_NORM
+    assert tuple(jobs.NORMS) == tuple(NORM_MODES)
+    assert inspect.signature(jobs.translate_job).parameters["norm"].default == DEFAULT_NORM
     src = make_raster("in.tif", width=45, height=37, count=4)
     ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
     stats = tmp_path / "s.stats.json"

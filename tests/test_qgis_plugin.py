@@ -421,8 +421,37 @@ def test_tile_refuses_a_non_empty_folder_without_overwrite(qgis_process, env, ma
     (outdir / "notes.txt").write_text("mine")
     proc, _ = run_alg(qgis_process, env, "geogan:tile", INPUT=src, SIZE=32, OUTPUT=outdir)
     assert proc.returncode != 0
-    assert "overwrite" in (proc.stdout + proc.stderr).lower(), explain(proc)
+    # in the dialog's words: its checkbox, not the CLI's --overwrite
+    assert "'Replace a non-empty output folder'" in proc.stdout + proc.stderr, explain(proc)
+    assert "--overwrite" not in proc.stdout + proc.stderr
     assert [p.name for p in outdir.iterdir()] == ["notes.txt"]
+
+
+def test_enum_parameters_take_names_and_indexes_and_errors_use_dialog_words(
+        qgis_process, env, make_raster, checkpoint, tmp_path):
+    """DIRECTION=1 (as ``qgis_process help`` documents it) and NORM=window (by name) are both
+    accepted; an error names the dialog's parameters and is not also relayed as the CLI's
+    ``Error:`` line."""
+    src = make_raster("in.tif", width=40, height=40, count=3)
+    ckpt = checkpoint(3, 3)
+    proc, results = run_alg(qgis_process, env, "geogan:translate", INPUT=src,
+                            CHECKPOINT=ckpt, DIRECTION=1, NORM="window", TILE=32, OVERLAP=8,
+                            OUTPUT=tmp_path / "ok.tif")
+    assert proc.returncode == 0, explain(proc)
+    assert Path(results["OUTPUT"]).is_file()
+    proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src, CHECKPOINT=ckpt,
+                      DIRECTION="b2a", NORM=0, TILE=32, OVERLAP=20,
+                      OUTPUT=tmp_path / "out.tif")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "Incorrect parameter value" not in text, explain(proc)
+    assert "'Tile overlap (pixels)' must be between 0 and half the tile (16)" in text, \
+        explain(proc)
+    assert "Error: " not in text and "--overlap must" not in text, explain(proc)
+    proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src, CHECKPOINT=ckpt,
+                      DIRECTION="sideways", OUTPUT=tmp_path / "out2.tif")
+    assert proc.returncode != 0 and "Incorrect parameter value for DIRECTION" in \
+        proc.stdout + proc.stderr, explain(proc)
 
 
 # -- train -------------------------------------------------------------------------------------

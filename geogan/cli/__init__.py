@@ -18,6 +18,7 @@ import click
 
 from geogan import __version__
 from geogan.errors import GeoganError, Terminated, TerminateRequest
+from geogan.spec import choices, protocol
 
 #: command name -> module under geogan.cli that defines a click command called ``command``.
 COMMANDS: dict[str, str] = {
@@ -34,8 +35,8 @@ COMMANDS: dict[str, str] = {
 
 
 #: Exit statuses of a command stopped by a signal, as shells report them (128 + signal).
-EXIT_SIGINT = 130
-EXIT_SIGTERM = 143
+EXIT_SIGINT = protocol.EXIT_SIGINT
+EXIT_SIGTERM = protocol.EXIT_SIGTERM
 
 
 class LazyGroup(click.Group):
@@ -65,6 +66,13 @@ class LazyGroup(click.Group):
             sys.exit(EXIT_SIGTERM)
         except GeoganError as exc:
             logging.getLogger("geogan").debug("error", exc_info=True)
+            if (ctx.obj or {}).get("progress") == "json":  # for programs: the message's template
+                from geogan.spec.messages import for_cli
+                from geogan.spec.protocol import error_line
+
+                command = ctx.invoked_subcommand
+                click.echo(error_line(for_cli(exc.template, command), exc.template, exc.params),
+                           err=True)
             raise click.ClickException(str(exc)) from exc
         except TerminateRequest:
             click.echo("Terminated.", err=True)
@@ -105,7 +113,7 @@ def unexpected_error_message(exc: BaseException) -> str:
 @click.option("-v", "--verbose", count=True,
               help="More log output: -v what geogan does, -vv debug (also GDAL's).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors, no progress bars.")
-@click.option("--progress", "progress_format", type=click.Choice(["bar", "json", "none"]),
+@click.option("--progress", "progress_format", type=click.Choice(list(choices.PROGRESS_FORMATS)),
               default="bar", show_default=True,
               help="Progress as a bar, as JSON lines on stderr (for other programs), or none.")
 @click.pass_context

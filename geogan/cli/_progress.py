@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -15,8 +14,7 @@ class Reporter:
     """A progress callback (see :mod:`geogan.progress`) for the CLI.
 
     ``bar``: a tqdm bar on stderr with the figures passed as ``info``.
-    ``json``: one JSON object per update on stderr:
-    ``{"progress": 0.42, "done": 42, "total": 100, "desc": "...", ...info}``.
+    ``json``: one JSON object per update on stderr (:mod:`geogan.spec.protocol`).
     ``none``: nothing.
     """
 
@@ -29,10 +27,11 @@ class Reporter:
 
     def __call__(self, done: float, total: float, **info: float | str) -> None:
         if self.mode == "json":
-            record: dict[str, Any] = {"progress": (done / total) if total else 0.0,
-                                      "done": done, "total": total, "desc": self.desc}
-            record.update(info)
-            sys.stderr.write(json.dumps(record) + "\n")
+            from geogan.spec.protocol import progress_line
+
+            fields = dict(info)
+            desc = str(fields.pop("desc", self.desc))
+            sys.stderr.write(progress_line(done, total, desc, **fields) + "\n")
             sys.stderr.flush()
         elif self.mode == "bar":
             if self._bar is None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -28,9 +28,20 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from .spec import messages, names
+from .spec.protocol import (
+    ProgressEvent,
+    parse_error_line,
+    parse_error_record,
+    parse_progress_line,
+)
+
+__all__ = ["BackendError", "Feedback", "Job", "JobCancelled", "ProgressEvent", "run_job",
+           "parse_error_line", "parse_progress_line"]
 
 #: Environment variable naming the geogan executable; used when the Processing setting is empty.
 ENV_EXECUTABLE = "GEOGAN_EXECUTABLE"
@@ -68,17 +79,6 @@ class Feedback(Protocol):
 
 
 @dataclass(frozen=True)
-class ProgressEvent:
-    """One JSON progress line of ``geogan --progress json``."""
-
-    fraction: float
-    done: float
-    total: float
-    desc: str = ""
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Job:
     """One geogan run, both as command-line arguments and as an in-process library call.
 
@@ -100,35 +100,23 @@ class Job:
 
 # -- parsing the command's output ---------------------------------------------------------
 
-def parse_progress_line(line: str) -> ProgressEvent | None:
-    """A :class:`ProgressEvent` from one stderr line, or None if it is not a progress record."""
-    text = line.strip()
-    if not (text.startswith("{") and text.endswith("}")):
-        return None
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or "progress" not in record:
-        return None
-    try:
-        fraction = float(record.pop("progress"))
-        done = float(record.pop("done", 0.0))
-        total = float(record.pop("total", 0.0))
-    except (TypeError, ValueError):
-        return None
-    if fraction != fraction:  # NaN
-        fraction = 0.0
-    desc = str(record.pop("desc", ""))
-    return ProgressEvent(min(max(fraction, 0.0), 1.0), done, total, desc, record)
+def dialog_message(template: str, command: str | None) -> str:
+    """A geogan message in the dialog's words: parameters by their labels, not CLI flags.
+
+    ``template`` names parameters as `name` (geogan.spec.messages); a CLI flag that
+    slipped into a message (``--tile``) is also rendered by its label.
+    """
+    text = messages.for_qgis(template, command)
+    return _FLAG_RE.sub(lambda m: _flag_word(m.group(1), command), text)
 
 
-def parse_error_line(line: str) -> str | None:
-    """The message of a final ``Error: <message>`` line of the geogan CLI, else None."""
-    text = line.strip()
-    if text.startswith("Error: "):
-        return text[len("Error: "):].strip()
-    return None
+_FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+
+
+def _flag_word(flag: str, command: str | None) -> str:
+    name = flag.replace("-", "_")
+    word = messages.qgis_word(name, command)
+    return word if not word.startswith("--") else "--" + flag
 
 
 def format_info(info: dict[str, Any]) -> str:
@@ -214,8 +202,8 @@ def remove_partial_outputs(states: Sequence[_OutputState],
 
     Outputs that existed before the job are left alone (geogan replaces them only
     once a new one is complete), as are all outputs with ``temporaries_only``.
-    Temporaries are the new hidden entries beside an output named
-    ``.<output name or stem>.*``, as geogan's atomic writers name them.
+    Temporaries are the new hidden entries beside an output that geogan's atomic
+    writers name after it (or after a sidecar of its stem): geogan.spec.names.TEMP_RE.
     """
     removed: list[Path] = []
     for state in states:
@@ -225,9 +213,9 @@ def remove_partial_outputs(states: Sequence[_OutputState],
             removed.append(p)
         if not p.parent.is_dir():
             continue
-        prefixes = {f".{p.name}.", f".{p.stem}."}
         for name in set(os.listdir(p.parent)) - state.siblings:
-            if any(name.startswith(pre) for pre in prefixes):
+            final = names.temp_of(name)
+            if final is not None and (final == p.name or final.startswith(p.stem + ".")):
                 _remove(p.parent / name)
                 removed.append(p.parent / name)
     return removed
@@ -259,7 +247,7 @@ def run_job(job: Job, feedback: Feedback, backend: str | None = None,
         exe = resolve_executable(executable)
         try:
             run_external([exe, "--progress", "json", *job.args], feedback,
-                         grace_s=job.stop_grace_s)
+                         grace_s=job.stop_grace_s, command=_command(job))
         except JobCancelled as exc:
             if job.keep_partial and job.outputs:
                 raise JobCancelled(f"{job.desc} was cancelled; {job.outputs[0]} keeps what "
@@ -293,12 +281,16 @@ def run_in_process(job: Job, feedback: Feedback) -> Any:
     except Cancelled as exc:
         raise JobCancelled(str(exc)) from exc
     except GeoganError as exc:
-        raise BackendError(str(exc)) from exc
+        raise BackendError(dialog_message(exc.template, _command(job))) from exc
     except Exception as exc:  # a bug or a resource error: still one line for the user
         feedback.info("".join(traceback.format_exception(exc)).rstrip())
         lines = str(exc).strip().splitlines()
         detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         raise BackendError(f"{job.desc} failed ({detail}); the traceback is in the log") from exc
+
+
+def _command(job: Job) -> str | None:
+    return job.args[0] if job.args else None
 
 
 def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -312,8 +304,12 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_external(argv: Sequence[str], feedback: Feedback, poll_s: float = 0.1,
-                 grace_s: float | None = None) -> None:
+                 grace_s: float | None = None, command: str | None = None) -> None:
     """Run a geogan command line, relaying its progress; stop it when ``feedback`` cancels.
+
+    The command's error (its JSON error record, else its ``Error:`` line) becomes the
+    exception's message, in the dialog's words for ``command``; it is not also relayed
+    to the log, so QGIS shows it once.
 
     Raises :class:`BackendError` with the command's ``Error:`` message when it fails,
     :class:`JobCancelled` when cancelled (after the child has exited).
@@ -369,9 +365,14 @@ def run_external(argv: Sequence[str], feedback: Feedback, poll_s: float = 0.1,
                 last_desc = event.desc
                 feedback.set_text(event.desc)
             continue
+        record = parse_error_record(line) if name == "stderr" else None
+        if record is not None:
+            error = dialog_message(record.template, command)
+            continue
         message = parse_error_line(line) if name == "stderr" else None
         if message is not None:
-            error = message
+            error = error or dialog_message(message, command)
+            continue
         text = line.rstrip()
         if text:
             feedback.info(text)

@@ -4,40 +4,34 @@ Each builder returns a :class:`~.backend.Job` that the backend runs either in
 process (importing geogan only then) or as ``geogan --progress json ARGS``.
 Nothing here imports QGIS, geogan or torch at import time.
 
-Also a dependency-free reader of checkpoint metadata (the JSON in the
-safetensors header), so the plugin can check an input's band count before it
-starts a run, even when QGIS's Python has no geogan.
+Checkpoint metadata is read with the torch-free reader of geogan's ground
+floor (``geogan_qgis.spec.checkpoint``), so the plugin can check an input's band
+count before it starts a run, even when QGIS's Python has no geogan. The
+defaults of the job builders are the options' defaults there.
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .backend import BackendError, Job
+from .spec import checkpoint as schema
+from .spec import choices, names
+from .spec.options import TILE, TRAIN, TRANSLATE
 
-DIRECTIONS = ("a2b", "b2a")
-DEVICES = ("auto", "cpu", "cuda")
-MODELS = ("cyclegan", "pix2pix", "cut", "fastcut")
-#: Generator upsampling choices (geogan.models.UPSAMPLES).
-UPSAMPLES = ("deconv", "resize")
-#: File name of the checkpoint inside a training run folder (as in geogan.checkpoint).
-RUN_CHECKPOINT_NAME = "model.safetensors"
-#: File name of the tile index inside a chip folder (as in geogan.tiling).
-INDEX_NAME = "index.gpkg"
+DIRECTIONS = choices.DIRECTIONS
+DEVICES = choices.DEVICES
+MODELS = choices.MODELS
+UPSAMPLES = choices.UPSAMPLES
+GENERATORS = choices.GENERATORS
+NORMS = choices.NORM_MODES
+RUN_CHECKPOINT_NAME = names.RUN_CHECKPOINT_NAME
+INDEX_NAME = names.INDEX_NAME
 #: Seconds a cancelled training run may take to save its checkpoint before it is killed.
 TRAIN_STOP_GRACE_S = 60.0
-#: Generator architectures (geogan.models.GENERATORS; listed here so QGIS starts without torch).
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
-#: Instance-norm statistics (geogan.normstats.NORM_MODES, the default first; listed here so
-#: QGIS starts without geogan).
-NORMS = ("global", "dense", "window")
-_HEADER_KEY = "geogan"
-_MAX_HEADER = 100 * 1024 * 1024
 
 Progress = Callable[..., None]
 Cancel = Callable[[], bool]
@@ -47,44 +41,19 @@ Cancel = Callable[[], bool]
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A ``.safetensors`` file, its ``.json`` sidecar, or a run folder -> the weights file."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / RUN_CHECKPOINT_NAME
-    elif p.suffix == ".json":
-        p = p.with_suffix(".safetensors")
-    if not p.is_file():
-        raise BackendError(f"checkpoint {path} not found; give a .safetensors file written "
-                           "by 'geogan train' or its run folder")
-    return p
+    try:
+        return schema.resolve_checkpoint(path)
+    except schema.MetadataError as exc:
+        raise BackendError(str(exc)) from exc
 
 
 def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
     """The geogan metadata of a checkpoint, read from the safetensors header without torch."""
     p = resolve_checkpoint(path)
-    text: str | None = None
     try:
-        with open(p, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            if not 0 < size <= _MAX_HEADER:
-                raise ValueError("bad header size")
-            header = json.loads(fh.read(size).decode("utf-8"))
-        text = (header.get("__metadata__") or {}).get(_HEADER_KEY)
-    except (OSError, ValueError, struct.error, AttributeError) as exc:
-        raise BackendError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
-                           "use another checkpoint or retrain") from exc
-    if text is None:
-        sidecar = p.with_suffix(".json")
-        if not sidecar.is_file():
-            raise BackendError(f"{p} has no geogan metadata; it was not written by geogan")
-        text = sidecar.read_text(encoding="utf-8")
-    try:
-        meta = json.loads(text)
-    except ValueError as exc:
-        raise BackendError(f"metadata of {p} is not valid JSON ({exc}); "
-                           "use another checkpoint") from exc
-    if not isinstance(meta, dict) or meta.get("format") != "geogan-checkpoint":
-        raise BackendError(f"{p} is not a geogan checkpoint")
-    return meta
+        return schema.parse_meta(p, schema.read_header_text(p))
+    except schema.MetadataError as exc:
+        raise BackendError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -92,27 +61,30 @@ class CheckpointInfo:
     """What the plugin checks before translating: directions and bands per domain."""
 
     path: Path
-    directions: tuple[str, ...]
-    bands: dict[str, int]
+    meta: schema.CheckpointMeta
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return self.meta.directions
+
+    @property
+    def bands(self) -> dict[str, int]:
+        return {name: domain.bands for name, domain in self.meta.domains.items()}
 
     def input_bands(self, direction: str) -> int:
-        return self.bands["a" if direction == "a2b" else "b"]
+        return self.meta.input_bands(direction)
 
     def output_bands(self, direction: str) -> int:
-        return self.bands["b" if direction == "a2b" else "a"]
+        return self.meta.output_bands(direction)
 
 
 def checkpoint_info(path: str | Path) -> CheckpointInfo:
     """Directions and band counts of a checkpoint, from its metadata alone."""
     p = resolve_checkpoint(path)
-    meta = read_checkpoint_metadata(p)
     try:
-        bands = {name: len(domain["norm"]["lo"]) for name, domain in meta["domains"].items()}
-        directions = tuple(sorted(meta["generators"]))
-    except (KeyError, TypeError) as exc:
-        raise BackendError(f"metadata of {p} lacks domains or generators; "
-                           "use a checkpoint written by 'geogan train'") from exc
-    return CheckpointInfo(p, directions, bands)
+        return CheckpointInfo(p, schema.read_checkpoint_meta(p))
+    except schema.MetadataError as exc:
+        raise BackendError(str(exc)) from exc
 
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:
@@ -147,9 +119,12 @@ def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
 
 # -- jobs ---------------------------------------------------------------------------------------
 
-def translate_job(checkpoint: Path, source: Path, output: Path, *, direction: str = "a2b",
-                  tile: int = 512, overlap: int = 64, batch_size: int | None = None,
-                  device: str = "auto", overwrite: bool = True, norm: str = NORMS[0],
+def translate_job(checkpoint: Path, source: Path, output: Path, *,
+                  direction: str = TRANSLATE.default_of("direction"),
+                  tile: int = TRANSLATE.default_of("tile"),
+                  overlap: int = TRANSLATE.default_of("overlap"), batch_size: int | None = None,
+                  device: str = TRANSLATE.default_of("device"), overwrite: bool = True,
+                  norm: str = TRANSLATE.default_of("norm"),
                   stats: Path | None = None, bands: tuple[int, ...] | None = None) -> Job:
     """Translate one raster into ``output`` (a GeoTIFF with the input's georeference).
 
@@ -181,15 +156,19 @@ def translate_job(checkpoint: Path, source: Path, output: Path, *, direction: st
     return Job(tuple(args), (Path(output),), run, desc="translating")
 
 
-def tile_job(source: Path, outdir: Path, *, size: int = 256, overlap: int = 0,
-             aoi: Path | None = None, max_nodata: float = 0.0, min_std: float = 0.0,
-             overwrite: bool = False) -> Job:
-    """Cut ``source`` into chips in ``outdir`` with ``outdir/index.gpkg``."""
+def tile_job(source: Path, outdir: Path, *, size: int = TILE.default_of("size"),
+             overlap: int = TILE.default_of("overlap"), aoi: Path | None = None,
+             max_nodata: float = TILE.default_of("max_nodata"),
+             min_std: float = TILE.default_of("min_std"),
+             overwrite: bool = False, bands: tuple[int, ...] | None = None) -> Job:
+    """Cut ``source`` into chips in ``outdir`` with ``outdir/index.gpkg``; ``bands``: which."""
     args = ["tile", str(source), "-o", str(outdir), "--size", str(size),
             "--overlap", str(overlap), "--max-nodata", repr(float(max_nodata)),
             "--min-std", repr(float(min_std))]
     if aoi is not None:
         args += ["--aoi", str(aoi)]
+    if bands:
+        args += ["--bands", ",".join(str(b) for b in bands)]
     if overwrite:
         args.append("--overwrite")
 
@@ -197,7 +176,7 @@ def tile_job(source: Path, outdir: Path, *, size: int = 256, overlap: int = 0,
         from geogan.tiling import TileConfig, tile_rasters
 
         config = TileConfig(size=size, overlap=overlap, aoi=aoi, max_nodata=max_nodata,
-                            min_std=min_std, overwrite=overwrite)
+                            min_std=min_std, overwrite=overwrite, bands=bands or None)
         return tile_rasters([source], outdir, config, progress=progress, cancel=cancel)
 
     return Job(tuple(args), (Path(outdir),), run, desc="tiling")
@@ -213,11 +192,15 @@ def _train_inputs(value: Path | Sequence[Path] | None) -> Path | tuple[Path, ...
 
 def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
               run_dir: Path, *,
-              model: str = "cyclegan", epochs: int = 200, max_steps: int | None = None,
-              batch_size: int = 1, crop: int = 256, generator: str | None = None,
-              ngf: int = 64, lr: float = 2e-4, device: str = "auto", resume: bool = False,
-              overwrite: bool = False, aoi: Path | None = None, max_nodata: float = 0.0,
-              min_std: float = 0.0, upsample: str = "resize") -> Job:
+              model: str = TRAIN.default_of("model"), epochs: int = TRAIN.default_of("epochs"),
+              max_steps: int | None = None, batch_size: int = TRAIN.default_of("batch_size"),
+              crop: int = TRAIN.default_of("crop"), generator: str | None = None,
+              ngf: int = TRAIN.default_of("ngf"), lr: float = TRAIN.default_of("lr"),
+              device: str = TRAIN.default_of("device"), resume: bool = False,
+              overwrite: bool = False, aoi: Path | None = None,
+              max_nodata: float = TRAIN.default_of("max_nodata"),
+              min_std: float = TRAIN.default_of("min_std"),
+              upsample: str = TRAIN.default_of("upsample")) -> Job:
     """Train on chip folders or rasters ``a`` and ``b``; the checkpoint lands in ``run_dir``.
 
     ``a``/``b`` are one chip folder each, or raster files (one or several) that geogan

@@ -11,17 +11,16 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputVectorLayer,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .jobs import INDEX_NAME, tile_job
+from .jobs import INDEX_NAME, parse_bands, tile_job
+from .params import parameter
+from .spec.options import TILE
 
 
 class TileRasterAlgorithm(GeoganAlgorithm):
@@ -29,6 +28,7 @@ class TileRasterAlgorithm(GeoganAlgorithm):
 
     INPUT = "INPUT"
     SIZE = "SIZE"
+    BANDS = "BANDS"
     OVERLAP = "OVERLAP"
     AOI = "AOI"
     MAX_NODATA = "MAX_NODATA"
@@ -49,6 +49,7 @@ class TileRasterAlgorithm(GeoganAlgorithm):
             "Cuts a raster into square georeferenced chips (GeoTIFFs keeping the CRS and "
             "exact transform) for training, and writes their footprints to index.gpkg in the "
             "chip folder, loaded as a layer.\n\n"
+            "Bands: the bands to keep, e.g. 1,2,3 (empty: all). "
             "Chips mostly nodata or flat are skipped. An optional polygon layer limits chips "
             "to an area of interest. A non-empty output folder is replaced only when "
             "'Replace a non-empty output folder' is checked.")
@@ -56,26 +57,14 @@ class TileRasterAlgorithm(GeoganAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT, self.tr("Input raster")))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.SIZE, self.tr("Chip size (pixels)"), QgsProcessingParameterNumber.Integer,
-            256, minValue=8, maxValue=8192))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.OVERLAP, self.tr("Chip overlap (pixels)"), QgsProcessingParameterNumber.Integer,
-            0, minValue=0, maxValue=4096))
+        for name in ("size", "overlap", "bands"):
+            self.addParameter(parameter(TILE[name]))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.AOI, self.tr("Area of interest (polygons)"),
-            [QgsProcessing.TypeVectorPolygon], optional=True))
-        max_nodata = QgsProcessingParameterNumber(
-            self.MAX_NODATA, self.tr("Largest nodata fraction of a kept chip (0 to 1)"),
-            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=1.0)
-        min_std = QgsProcessingParameterNumber(
-            self.MIN_STD, self.tr("Smallest band standard deviation of a kept chip"),
-            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)
-        for parameter in (max_nodata, min_std):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
-        self.addParameter(QgsProcessingParameterBoolean(
-            self.OVERWRITE, self.tr("Replace a non-empty output folder"), False))
+            self.AOI, self.tr(TILE["aoi"].label), [QgsProcessing.TypeVectorPolygon],
+            optional=True))
+        for name in ("max_nodata", "min_std"):
+            self.addParameter(parameter(TILE[name], advanced=True))
+        self.addParameter(parameter(TILE["overwrite"]))
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT, self.tr("Chip folder")))
         self.addOutput(QgsProcessingOutputVectorLayer(
@@ -99,7 +88,9 @@ class TileRasterAlgorithm(GeoganAlgorithm):
                        aoi=aoi,
                        max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
                        min_std=self.parameterAsDouble(parameters, self.MIN_STD, context),
-                       overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context))
+                       overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
+                       bands=self.checked(parse_bands, self.parameterAsString(
+                           parameters, self.BANDS, context)))
         result = self.run_job(job, feedback)
         index = outdir / INDEX_NAME
         chips = getattr(result, "chips", None)

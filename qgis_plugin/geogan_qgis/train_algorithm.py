@@ -11,20 +11,16 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterNumber,
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .jobs import DEVICES, GENERATORS, MODELS, RUN_CHECKPOINT_NAME, UPSAMPLES, train_job
-
-_DEFAULT_GENERATOR = "model default"
+from .jobs import RUN_CHECKPOINT_NAME, train_job
+from .params import choice_value, number_value, parameter
+from .spec.options import TRAIN
 
 
 class TrainAlgorithm(GeoganAlgorithm):
@@ -92,54 +88,12 @@ class TrainAlgorithm(GeoganAlgorithm):
             self.B, self.tr("Domain B chip folder"), QgsProcessingParameterFile.Folder,
             optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.AOI, self.tr("Area of interest for the raster windows (polygons)"),
+            self.AOI, self.tr(TRAIN["aoi"].label),
             [QgsProcessing.TypeVectorPolygon], optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODEL, self.tr("Model"), list(MODELS), defaultValue=MODELS[0],
-            usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.EPOCHS, self.tr("Epochs"), QgsProcessingParameterNumber.Integer, 200,
-            minValue=1, maxValue=100000))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size"), QgsProcessingParameterNumber.Integer, 1,
-            minValue=1, maxValue=1024))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.CROP, self.tr("Training crop (pixels)"), QgsProcessingParameterNumber.Integer,
-            256, minValue=8, maxValue=8192))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=DEVICES[0],
-            usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterBoolean(
-            self.RESUME, self.tr("Continue the run in the run folder (same settings)"), False))
-        self.addParameter(QgsProcessingParameterBoolean(
-            self.OVERWRITE, self.tr("Replace an existing run folder"), False))
-        advanced = [
-            QgsProcessingParameterNumber(
-                self.MAX_STEPS, self.tr("Length in optimiser steps instead of epochs (0: off)"),
-                QgsProcessingParameterNumber.Integer, 0, minValue=0),
-            QgsProcessingParameterEnum(
-                self.GENERATOR, self.tr("Generator architecture"),
-                [_DEFAULT_GENERATOR, *GENERATORS], defaultValue=_DEFAULT_GENERATOR,
-                usesStaticStrings=True),
-            QgsProcessingParameterNumber(
-                self.NGF, self.tr("Generator width (filters in the first layer)"),
-                QgsProcessingParameterNumber.Integer, 64, minValue=1, maxValue=1024),
-            QgsProcessingParameterEnum(
-                self.UPSAMPLE, self.tr("Generator upsampling"), list(UPSAMPLES),
-                defaultValue="resize", usesStaticStrings=True),
-            QgsProcessingParameterNumber(
-                self.LR, self.tr("Learning rate"), QgsProcessingParameterNumber.Double, 2e-4,
-                minValue=0.0),
-            QgsProcessingParameterNumber(
-                self.MAX_NODATA, self.tr("Rasters: largest nodata fraction of a window (0 to 1)"),
-                QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=1.0),
-            QgsProcessingParameterNumber(
-                self.MIN_STD, self.tr("Rasters: smallest band standard deviation of a window"),
-                QgsProcessingParameterNumber.Double, 0.0, minValue=0.0),
-        ]
-        for parameter in advanced:
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(parameter)
+        for name in ("model", "epochs", "batch_size", "crop", "device", "resume", "overwrite"):
+            self.addParameter(parameter(TRAIN[name]))
+        for name in ("max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std"):
+            self.addParameter(parameter(TRAIN[name], advanced=True))
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT, self.tr("Run folder")))
         self.addOutput(QgsProcessingOutputFile(self.CHECKPOINT, self.tr("Checkpoint")))
@@ -157,21 +111,20 @@ class TrainAlgorithm(GeoganAlgorithm):
                 parameters, self.AOI, context, ["gpkg", "shp", "geojson", "fgb"], "gpkg",
                 feedback)
             aoi = as_path(aoi_path) if aoi_path else None
-        generator = self.parameterAsEnumString(parameters, self.GENERATOR, context)
         job = train_job(
             a,  # None when resuming: the run's stored data
             b,
             run_dir,
-            model=self.parameterAsEnumString(parameters, self.MODEL, context),
+            model=choice_value(self, parameters, TRAIN["model"]),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
-            max_steps=self.parameterAsInt(parameters, self.MAX_STEPS, context) or None,
+            max_steps=number_value(self, parameters, TRAIN["max_steps"], context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             crop=self.parameterAsInt(parameters, self.CROP, context),
-            generator=None if generator in ("", _DEFAULT_GENERATOR) else generator,
+            generator=choice_value(self, parameters, TRAIN["generator"]),
             ngf=self.parameterAsInt(parameters, self.NGF, context),
-            upsample=self.parameterAsEnumString(parameters, self.UPSAMPLE, context) or "resize",
+            upsample=choice_value(self, parameters, TRAIN["upsample"]),
             lr=self.parameterAsDouble(parameters, self.LR, context),
-            device=self.parameterAsEnumString(parameters, self.DEVICE, context),
+            device=choice_value(self, parameters, TRAIN["device"]),
             resume=resume,
             overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
             aoi=aoi,

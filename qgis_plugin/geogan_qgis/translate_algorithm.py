@@ -8,16 +8,16 @@ from typing import Any
 from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .jobs import DEVICES, DIRECTIONS, NORMS, check_translate_input, parse_bands, translate_job
+from .jobs import check_translate_input, parse_bands, translate_job
+from .params import choice_value, number_value, parameter
+from .spec.names import RUN_CHECKPOINT_NAME
+from .spec.options import TRANSLATE
 
 
 class CheckpointParameter(QgsProcessingParameterFile):
@@ -38,7 +38,7 @@ class CheckpointParameter(QgsProcessingParameterFile):
 
     def checkValueIsAcceptable(self, value: Any, context: Any = None) -> bool:  # noqa: N802
         if isinstance(value, str) and os.path.isdir(value):
-            return os.path.isfile(os.path.join(value, "model.safetensors"))
+            return os.path.isfile(os.path.join(value, RUN_CHECKPOINT_NAME))
         return super().checkValueIsAcceptable(value, context)
 
 
@@ -70,7 +70,8 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "has the input's CRS, transform, size and nodata mask.\n\n"
             "Checkpoint: a .safetensors file written by 'geogan train' (or its run folder). "
             "The input must have the band count of the checkpoint's source domain.\n"
-            "Direction: a2b translates domain A to B; b2a the reverse (CycleGAN only).\n"
+            "Direction: a2b translates domain A to B; b2a the reverse (CycleGAN only). "
+            "Choices are given by name (a2b) or by number (0).\n"
             "Tile and overlap: window size and overlap in pixels; larger overlap hides seams.\n"
             "Normalisation statistics: global (the whole raster's, so the result does not "
             "depend on the tile size), dense (a smooth grid over the raster) or window (each "
@@ -84,30 +85,14 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             self.INPUT, self.tr("Input raster")))
         self.addParameter(CheckpointParameter(
             self.CHECKPOINT, self.tr("Checkpoint (.safetensors or a training run folder)")))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DIRECTION, self.tr("Direction"), list(DIRECTIONS), defaultValue=DIRECTIONS[0],
-            usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.TILE, self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
-            512, minValue=16, maxValue=8192))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.OVERLAP, self.tr("Tile overlap (pixels)"), QgsProcessingParameterNumber.Integer,
-            64, minValue=0, maxValue=4096))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.NORM, self.tr("Normalisation statistics"), list(NORMS), defaultValue=NORMS[0],
-            usesStaticStrings=True))
+        for name in ("direction", "tile", "overlap", "norm"):
+            self.addParameter(parameter(TRANSLATE[name]))
+        stats = TRANSLATE["stats"]
         self.addParameter(QgsProcessingParameterFile(
-            self.STATS, self.tr("Statistics file (optional)"), QgsProcessingParameterFile.File,
+            stats.qgis_key, self.tr(stats.label), QgsProcessingParameterFile.File,
             fileFilter=self.tr("geogan statistics (*.json);;All files (*.*)"), optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size (0: automatic for the device)"),
-            QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=1024))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DEVICE, self.tr("Device"), list(DEVICES), defaultValue=DEVICES[0],
-            usesStaticStrings=True))
-        self.addParameter(QgsProcessingParameterString(
-            self.BANDS, self.tr("Input bands, e.g. 1,2,3 (empty: all but an alpha band)"),
-            defaultValue="", optional=True))
+        for name in ("batch_size", "device", "bands"):
+            self.addParameter(parameter(TRANSLATE[name]))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Translated")))
 
@@ -116,9 +101,7 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         source = self.raster_path(layer, self.INPUT)
         checkpoint = as_path(self.parameterAsFile(parameters, self.CHECKPOINT, context))
-        direction = self.parameterAsEnumString(parameters, self.DIRECTION, context)
-        tile = self.parameterAsInt(parameters, self.TILE, context)
-        overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        direction = choice_value(self, parameters, TRANSLATE["direction"])
         bands = self.checked(parse_bands,
                              self.parameterAsString(parameters, self.BANDS, context))
         info = self.checked(check_translate_input, checkpoint, direction, source,
@@ -128,11 +111,12 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         stats = self.parameterAsFile(parameters, self.STATS, context)
         job = translate_job(
-            info.path, as_path(source), as_path(output), direction=direction, tile=tile,
-            overlap=overlap,
-            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context) or None,
-            device=self.parameterAsEnumString(parameters, self.DEVICE, context), overwrite=True,
-            norm=self.parameterAsEnumString(parameters, self.NORM, context),
+            info.path, as_path(source), as_path(output), direction=direction,
+            tile=self.parameterAsInt(parameters, self.TILE, context),
+            overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
+            batch_size=number_value(self, parameters, TRANSLATE["batch_size"], context),
+            device=choice_value(self, parameters, TRANSLATE["device"]), overwrite=True,
+            norm=choice_value(self, parameters, TRANSLATE["norm"]),
             stats=as_path(stats) if stats else None, bands=bands)
         self.run_job(job, feedback)
         return {self.OUTPUT: output}
