@@ -18,7 +18,14 @@ from geogan.cli import main
 from geogan.errors import InputError
 from geogan.models.generators import ResnetGenerator
 from geogan.normalize import BandNorm
-from geogan.normstats import NormStats, estimate_stats, load_stats, plan_global_sample
+from geogan.normstats import (
+    NormStats,
+    estimate,
+    estimate_stats,
+    load_stats,
+    plan_global_sample,
+    sampling,
+)
 from geogan.translate import TranslateConfig, translate_files, translate_raster
 
 PROJECTED = "EPSG:26914"
@@ -173,7 +180,7 @@ def test_layer_stats_are_those_of_every_pixel(make_raster, tmp_path):
     src = make_raster("in.tif", data=data)
     stats = global_stats(gen, src)
     model = gen.module.model
-    m = normstats.SAMPLE_FULL_MARGIN
+    m = sampling.SAMPLE_FULL_MARGIN
     rows, cols = reflect_index(-m, 50 + 2 * m + 2, 50), reflect_index(-m, 72 + 2 * m, 70)
     x = torch.from_numpy(data[:, rows][:, :, cols][None].astype(np.float32) / 255 * 2 - 1)
     with torch.inference_mode():
@@ -201,10 +208,10 @@ def test_sampled_windows_tile_the_raster(make_raster, tmp_path, monkeypatch):
     gen = loaded(resnet(n_blocks=1))
     src = make_raster("in.tif", data=contrasted(150, 110))
     whole = global_stats(gen, src)
-    monkeypatch.setattr(normstats, "SAMPLE_FULL_PX", 0)
-    monkeypatch.setattr(normstats, "SAMPLE_WINDOW", 64)
-    monkeypatch.setattr(normstats, "SAMPLE_BORDER", 8)
-    monkeypatch.setattr(normstats, "SAMPLE_FRACTION", 10.0)
+    monkeypatch.setattr(sampling, "SAMPLE_FULL_PX", 0)
+    monkeypatch.setattr(sampling, "SAMPLE_WINDOW", 64)
+    monkeypatch.setattr(sampling, "SAMPLE_BORDER", 8)
+    monkeypatch.setattr(sampling, "SAMPLE_FRACTION", 10.0)
     sampled = global_stats(gen, src)
     assert sampled.sample["windows"] == 4 * 3  # ceil(150 / 48) x ceil(110 / 48)
     assert sampled.sample["pixels"] == 150 * 110  # every pixel once
@@ -219,16 +226,16 @@ def test_sample_plan_is_bounded_spread_and_tile_independent():
     plan = plan_global_sample([(16000, 16000)], per_px, 4, passes)
     n = len(plan.windows)
     assert plan.chunk > 0  # layer by layer: more windows than one batch would hold
-    assert n > normstats.SAMPLE_MEMORY / per_px / 256 ** 2
-    assert n * passes * 256 ** 2 <= normstats.SAMPLE_MAX_WORK
-    assert plan.chunk * 256 ** 2 * per_px <= normstats.SAMPLE_MEMORY
+    assert n > sampling.SAMPLE_MEMORY / per_px / 256 ** 2
+    assert n * passes * 256 ** 2 <= sampling.SAMPLE_MAX_WORK
+    assert plan.chunk * 256 ** 2 * per_px <= sampling.SAMPLE_MEMORY
     rows = sorted({w.row for w in plan.windows})
     cols = sorted({w.col for w in plan.windows})
     assert len(rows) > 3 and len(cols) > 3
     assert rows[0] < 16000 * 0.2 and rows[-1] > 16000 * 0.8  # spread over the raster
     assert cols[0] < 16000 * 0.2 and cols[-1] > 16000 * 0.8
     mid = plan_global_sample([(3000, 3000)], per_px, 4, passes)
-    assert mid.chunk == 0 and len(mid.windows) * 256 ** 2 * per_px <= normstats.SAMPLE_MEMORY
+    assert mid.chunk == 0 and len(mid.windows) * 256 ** 2 * per_px <= sampling.SAMPLE_MEMORY
     small = plan_global_sample([(934, 724)], per_px, 4, passes)
     assert len(small.windows) == 1 and (small.height, small.width) == (756, 968)
     shared = plan_global_sample([(3000, 3000), (1000, 1000)], per_px, 4, passes)
@@ -243,14 +250,14 @@ def test_layer_by_layer_in_chunks_equals_one_batch(make_raster, tmp_path, monkey
 
     gen = loaded(resnet(n_blocks=2))
     src = make_raster("in.tif", data=contrasted(150, 110))
-    monkeypatch.setattr(normstats, "SAMPLE_FULL_PX", 0)
-    monkeypatch.setattr(normstats, "SAMPLE_WINDOW", 64)
-    monkeypatch.setattr(normstats, "SAMPLE_BORDER", 8)
-    monkeypatch.setattr(normstats, "SAMPLE_FRACTION", 2.0)
+    monkeypatch.setattr(sampling, "SAMPLE_FULL_PX", 0)
+    monkeypatch.setattr(sampling, "SAMPLE_WINDOW", 64)
+    monkeypatch.setattr(sampling, "SAMPLE_BORDER", 8)
+    monkeypatch.setattr(sampling, "SAMPLE_FRACTION", 2.0)
     planner = normstats.plan_global_sample
     plans = {}
     for chunk in (0, 2):
-        monkeypatch.setattr(normstats, "plan_global_sample", lambda *a, c=chunk, **k:
+        monkeypatch.setattr(estimate, "plan_global_sample", lambda *a, c=chunk, **k:
                             dataclasses.replace(planner(*a, **k), chunk=c))
         plans[chunk] = global_stats(gen, src)
     assert plans[0].sample["windows"] == plans[2].sample["windows"] >= 5
@@ -284,7 +291,7 @@ def test_nodata_pixels_do_not_count(make_raster, tmp_path):
     data[data == 0] = 1
     data[:, 10:30, 40:] = 0
     stats = global_stats(gen, make_raster("a.tif", data=data, nodata=0))
-    m = normstats.SAMPLE_FULL_MARGIN
+    m = sampling.SAMPLE_FULL_MARGIN
     rows, cols = reflect_index(-m, 84, 50), reflect_index(-m, 104, 70)
     x = torch.from_numpy(data[:, rows][:, :, cols][None].astype(np.float32) / 255 * 2 - 1)
     with torch.inference_mode():

@@ -1,0 +1,148 @@
+"""Chip and image files (GeoTIFF, PNG, JPEG): listing a folder of them, reading their pixels
+and masks, and inspecting them before training."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geogan.errors import InputError, first_line
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = RASTER_SUFFIXES + PICTURE_SUFFIXES
+
+Half = str  # "full", "left" or "right" (side-by-side A|B images)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What training needs to know about one chip file."""
+
+    path: Path
+    bands: int
+    dtype: str
+    height: int
+    width: int
+    nodata: float | None
+
+
+def list_images(folder: Path, option: str) -> list[Path]:
+    """Image files under ``folder`` (recursively, hidden ones skipped), sorted."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise InputError(f"{option} folder {folder} does not exist; check the path")
+    if not folder.is_dir():
+        raise InputError(f"{option} {folder} is not a folder; give the folder of chips")
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    if not files:
+        raise InputError(f"{option} folder {folder} holds no .tif, .png or .jpg images; "
+                         "point it at the chips written by 'geogan tile'")
+    return files
+
+
+def _unreadable(path: Path, exc: BaseException) -> InputError:
+    return InputError(f"chip {path} is unreadable ({first_line(exc)}); remove it or re-create "
+                      "it with 'geogan tile'")
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The pixels of a chip as ``(bands, height, width)`` in the file's dtype."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            import rasterio
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # plain TIFFs: NotGeoreferencedWarning
+                from geogan.rasterio_meta import data_bands
+
+                with rasterio.open(path) as src:
+                    return src.read(list(data_bands(src)))  # alpha is a mask, not a band
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.mode == "P":
+                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+            elif im.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "PA"):
+                im = im.convert("L" if im.mode == "1" else "RGB")
+            arr = np.asarray(im)
+    except InputError:
+        raise
+    except Exception as exc:  # rasterio, PIL and OS errors alike
+        raise _unreadable(path, exc) from exc
+    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def read_valid_pixels(path: Path) -> np.ndarray | None:
+    """``(H, W)`` booleans from a GeoTIFF chip's mask (per-dataset mask or alpha), else None.
+
+    Nodata is left to the caller (it is the domain's); None means no mask beyond it.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in RASTER_SUFFIXES:
+        return None
+    import rasterio
+
+    from geogan.rasterio_meta import data_bands, has_mask
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as src:
+                bands = data_bands(src)
+                if not has_mask(src, bands):
+                    return None
+                return (src.read_masks(list(bands)) != 0).all(axis=0)
+    except Exception as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
+    """Bands, dtype, size and nodata of a chip, checking that it reads to the end.
+
+    GeoTIFFs are checked by reading their last block; PNG/JPEG files are decoded
+    whole (returned as the second item so callers may keep them).
+    """
+    path = Path(path)
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        import rasterio
+
+        from geogan.rasterio_io import check_readable
+        from geogan.rasterio_meta import check_pixels, data_bands
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with rasterio.open(path) as src:
+                    check_readable(src)
+                    if len(set(src.dtypes)) > 1:
+                        raise InputError(f"chip {path} mixes dtypes {sorted(set(src.dtypes))} "
+                                         "across bands; convert it to one dtype")
+                    bands = data_bands(src)
+                    check_pixels(src, path, bands)
+                    return ImageInfo(path, len(bands), src.dtypes[0], src.height, src.width,
+                                     src.nodata), None
+        except InputError:
+            raise
+        except Exception as exc:
+            raise _unreadable(path, exc) from exc
+    arr = read_image(path)
+    return ImageInfo(path, arr.shape[0], str(arr.dtype), arr.shape[1], arr.shape[2], None), arr
+
+
+def _half(arr: np.ndarray, half: Half) -> np.ndarray:
+    """Left or right half of a side-by-side ``(C, H, W)`` image (or all of it)."""
+    if half == "full":
+        return arr
+    w = arr.shape[2] // 2
+    return arr[:, :, :w] if half == "left" else arr[:, :, w:2 * w]
+
+
+def _half_mask(valid: np.ndarray | None, half: Half) -> np.ndarray | None:
+    return None if valid is None else _half(valid[None], half)[0]

@@ -1,0 +1,197 @@
+"""Opening rasters (or chip folders) as training data: the domains planned, the windows
+scanned before training for statistics and previews, the epoch's length set."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geogan.datasets import DEFAULT_CACHE_MB, Domain, TrainingData, open_training_data
+from geogan.errors import InputError
+from geogan.normalize import BandNorm
+from geogan.samplers.config import WindowConfig
+from geogan.samplers.dataset import RasterWindowDataset
+from geogan.samplers.expand import as_inputs, expand_rasters, is_chip_folder
+from geogan.samplers.sampler import RASTER_ROUNDS, TRIES_PER_RASTER, Window, WindowSampler
+from geogan.samplers.scenes import _open_scenes, _pair_nodata, _pair_partners, _sources
+
+log = logging.getLogger(__name__)
+
+#: Windows per domain that feed the normalisation statistics (and the previews).
+STAT_WINDOWS = 64
+#: Seed of the windows drawn before training (statistics, previews, fallbacks).
+SCAN_SEED = 20240
+#: Layouts of raster training data, as stored in the checkpoint's ``training.layout``.
+LAYOUTS = ("raster_windows", "paired_raster_windows")
+
+
+def scan_windows(sampler: WindowSampler, option: str, windows: WindowConfig, crop: int,
+                 n: int = STAT_WINDOWS) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Draw up to ``n`` accepted windows before training (statistics, previews, fallback).
+
+    Raises :class:`InputError` when no window of the domain passes the filters.
+    """
+    rng = np.random.default_rng(SCAN_SEED)
+    found: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
+    wins: list[Window] = []
+    misses = 0
+    while len(found) < n and misses < 3:
+        got = sampler.try_draw(rng)
+        if got is None:
+            misses += 1
+            continue
+        wins.append(got[0])
+        found.append((got[1], got[2]))
+    if not found:
+        aoi, aoi_option = windows.aoi_for("a" if option == "--a" else "b")
+        where = f" inside {aoi_option} {aoi}" if aoi is not None else ""
+        raise InputError(f"{option}: no {crop} px window{where} passes --max-nodata "
+                         f"{windows.max_nodata:g} and --min-std {windows.min_std:g} (after "
+                         f"{3 * RASTER_ROUNDS * TRIES_PER_RASTER} tries); loosen them or pass "
+                         "a smaller --crop")
+    sampler.fallback = tuple(wins)
+    if len(found) < n:
+        log.warning("%s: only %d of %d windows drawn before training passed the filters; "
+                    "most of the rasters are nodata or near constant", option, len(found), n)
+    return found
+
+
+def _name(paths: Sequence[Path]) -> str:
+    if len(paths) == 1:
+        return paths[0].stem
+    parents = {p.parent.resolve() for p in paths}
+    return next(iter(parents)).name if len(parents) == 1 else paths[0].stem
+
+
+def _norm(found: Sequence[tuple[list[np.ndarray], list[np.ndarray]]], side: int, dtype: str,
+          nodata: float | None, given: BandNorm | None, option: str, bands: int) -> BandNorm:
+    if given is not None:
+        if given.bands != bands or given.dtype != dtype:
+            raise InputError(f"rasters of {option} have {bands} {dtype} bands but the run was "
+                             f"trained on {given.bands} {given.dtype} bands; give the same data")
+        return given
+    return BandNorm.from_samples(((chips[side], valids[side]) for chips, valids in found),
+                                 dtype, nodata)
+
+
+def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str], crop: int,
+                     windows: WindowConfig, *, augment: bool = True, name_a: str | None = None,
+                     name_b: str | None = None,
+                     norms: tuple[BandNorm, BandNorm] | None = None,
+                     min_length: int = 1) -> TrainingData:
+    """Plan random-window training on rasters ``a`` and ``b`` (files, globs, ``@LIST``).
+
+    Every raster is opened and checked, sources weighted, a sample of windows drawn
+    (normalisation statistics unless ``norms`` is given, previews) and the epoch
+    length set to ``ceil(valid pixels / crop**2)`` windows (of A for pix2pix, the
+    larger domain for CycleGAN), at least ``min_length``. Raises :class:`InputError`
+    for rasters of different band counts or dtypes in one domain, a domain with no
+    valid window, and pix2pix rasters that do not overlap.
+    """
+    if crop < 1:
+        raise InputError(f"--crop must be positive, got {crop}")
+    paths_a = expand_rasters(a, "--a")
+    if not b:
+        raise InputError(f"{model} needs rasters of both domains: pass --b as well")
+    paths_b = expand_rasters(b, "--b")
+    for pa in paths_a:
+        if any(pa.resolve() == pb.resolve() for pb in paths_b):
+            raise InputError(f"{pa} is given as both --a and --b; give each domain its own "
+                             "rasters")
+    tile_cfg = windows.tile_config()
+    aoi_a, opt_a = windows.aoi_for("a")
+    aoi_b, opt_b = windows.aoi_for("b")
+    with contextlib.ExitStack() as stack:
+        scenes_a = _open_scenes(paths_a, "--a", windows, aoi_a, opt_a, stack)
+        if model == "pix2pix":
+            if windows.aoi_b is not None:
+                raise InputError("pix2pix windows are read from B over A's footprint; limit "
+                                 "them with --aoi or --aoi-a, not --aoi-b")
+            partners = _pair_partners(scenes_a, paths_b, windows, stack)
+            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a, partners), crop,
+                                      tile_cfg, windows.max_nodata, windows.min_std)
+            sampler_b = None
+            view_b_nodata = _pair_nodata(paths_b, scenes_a, partners, windows, stack)
+        else:
+            scenes_b = _open_scenes(paths_b, "--b", windows, aoi_b, opt_b, stack)
+            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a), crop, tile_cfg,
+                                      windows.max_nodata, windows.min_std)
+            sampler_b = WindowSampler(_sources(scenes_b, "--b", aoi_b, opt_b), crop, tile_cfg,
+                                      windows.max_nodata, windows.min_std)
+            first_b = scenes_b[0].view
+            view_b_nodata = (len(first_b.bands), first_b.dtype, first_b.nodata)
+    first_a = scenes_a[0].view
+    bands_a, dtype_a, nodata_a = len(first_a.bands), first_a.dtype, first_a.nodata
+    bands_b, dtype_b, nodata_b = view_b_nodata
+
+    found_a = scan_windows(sampler_a, "--a", windows, crop)
+    found_b = found_a if sampler_b is None else scan_windows(sampler_b, "--b", windows, crop)
+    norm_a = _norm(found_a, 0, dtype_a, nodata_a, norms[0] if norms else None, "--a", bands_a)
+    norm_b = _norm(found_b, 1 if sampler_b is None else 0, dtype_b, nodata_b,
+                   norms[1] if norms else None, "--b", bands_b)
+
+    valid = sampler_a.valid_px if sampler_b is None else max(sampler_a.valid_px,
+                                                             sampler_b.valid_px)
+    length = max(math.ceil(valid / crop ** 2), min_length)
+    default_a, default_b = _name(paths_a), _name(paths_b)
+    if default_a == default_b:
+        default_a, default_b = "A", "B"
+    dom_a = Domain(name_a or default_a, paths_a[0].parent, tuple(paths_a), bands_a, dtype_a,
+                   nodata_a, norm_a, min_size=crop)
+    dom_b = Domain(name_b or default_b, paths_b[0].parent, tuple(paths_b), bands_b, dtype_b,
+                   nodata_b, norm_b, min_size=crop)
+    dataset = RasterWindowDataset(sampler_a, sampler_b, norm_a, norm_b, crop, length, augment)
+    for sampler in (sampler_a, sampler_b):
+        if sampler is not None:
+            sampler.close()  # reopened lazily by whichever process reads next
+    layout = LAYOUTS[1] if model == "pix2pix" else LAYOUTS[0]
+    log.info("training data: random %d px windows from %d raster(s) of %s (%d bands %s) and "
+             "%d of %s (%d bands %s), %s; an epoch is %d windows (%.3g valid Mpx / crop^2)",
+             crop, len(paths_a), dom_a.name, bands_a, dtype_a, len(paths_b), dom_b.name,
+             bands_b, dtype_b, "paired by ground" if sampler_b is None else "unpaired", length,
+             valid / 1e6)
+    return TrainingData(dataset, dom_a, dom_b, layout)  # type: ignore[arg-type]
+
+
+def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig | None = None,
+                augment: bool = True, name_a: str | None = None, name_b: str | None = None,
+                norms: tuple[BandNorm, BandNorm] | None = None,
+                cache_mb: float = DEFAULT_CACHE_MB, min_length: int = 1) -> TrainingData:
+    """Chips (folders, as :func:`geogan.datasets.open_training_data` reads them) or rasters.
+
+    The rule: ``--a``/``--b`` given as one folder each are chip folders, read exactly as
+    before; files, globs, VRTs and ``@LIST`` files are rasters sampled in random windows
+    (:func:`open_raster_data`). Mixing a folder and rasters is an error.
+    """
+    windows = windows or WindowConfig()
+    ins_a, ins_b = as_inputs(a), as_inputs(b)
+    if not ins_a:
+        raise InputError("--a is required: a folder of chips, or rasters (files or globs)")
+    for option, given in (("--a", ins_a), ("--b", ins_b)):
+        for p in given:
+            text = str(p)
+            if not p.exists() and not text.startswith("@") \
+                    and not any(ch in text for ch in "*?["):
+                raise InputError(f"{option} {p} does not exist; check the path")
+    folders = [p for p in (*ins_a, *ins_b) if is_chip_folder(p)]
+    if folders and len(folders) == len(ins_a) + len(ins_b) and len(ins_a) == 1 \
+            and len(ins_b) <= 1:
+        if not windows.is_default:
+            raise InputError(f"{', '.join(windows.given())} apply to rasters; the chip folder "
+                             f"{folders[0]} was filtered when it was tiled (pass rasters, or "
+                             "drop those options)")
+        return open_training_data(model, ins_a[0], ins_b[0] if ins_b else None, crop,
+                                  augment=augment, name_a=name_a, name_b=name_b, norms=norms,
+                                  cache_mb=cache_mb)
+    if folders:
+        raise InputError(f"{folders[0]} is a folder (read as chips) among other inputs; pass "
+                         "either one chip folder per domain or rasters (files or globs such "
+                         f"as {folders[0] / '*.tif'})")
+    return open_raster_data(model, ins_a, ins_b, crop, windows, augment=augment,
+                            name_a=name_a, name_b=name_b, norms=norms, min_length=min_length)
