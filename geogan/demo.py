@@ -87,7 +87,7 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise InputError(f"--steps must be at least 1, got {self.steps}")
+            raise InputError(f"`steps` must be at least 1, got {self.steps}")
 
 
 @dataclass(frozen=True)
@@ -111,12 +111,12 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
     source, reference = data / SOURCE_NAME, data / REFERENCE_NAME
     for p in (source, reference):
         if not p.is_file():
-            raise InputError(f"sample raster {p} not found; pass --data pointing to geogan's "
+            raise InputError(f"sample raster {p} not found; pass `data` pointing to geogan's "
                              "sample_data folder")
     pretrained = data / PRETRAINED_NAME
     if config.pretrained and not pretrained.is_file():
         raise InputError(f"pretrained model {pretrained} not found; run the demo without "
-                         "--pretrained to train one")
+                         "`pretrained` to train one")
     start = time.perf_counter()
     out = Path(config.output)
     with atomic_directory(out, DEMO_FOLDER, overwrite=config.overwrite, inputs=[data]) as tmp:

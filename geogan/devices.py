@@ -24,8 +24,8 @@ def resolve_device(spec: str, local_rank: int | None = None) -> Any:
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise InputError(f"--device {spec} asks for CUDA but this torch "
-                             f"({torch.__version__}) sees no CUDA GPU; use --device cpu "
+            raise InputError(f"`device` {spec} asks for CUDA but this torch "
+                             f"({torch.__version__}) sees no CUDA GPU; use `device` cpu "
                              "or install a CUDA build of torch")
         if spec == "cuda":
             index = local_rank if local_rank is not None else int(
@@ -33,10 +33,10 @@ def resolve_device(spec: str, local_rank: int | None = None) -> Any:
         else:
             index = int(spec.split(":", 1)[1] or 0)
         if index >= torch.cuda.device_count():
-            raise InputError(f"--device {spec}: GPU {index} does not exist (found "
+            raise InputError(f"`device` {spec}: GPU {index} does not exist (found "
                              f"{torch.cuda.device_count()}); pick another device")
         return torch.device("cuda", index)
-    raise InputError(f"unknown --device {spec!r}; use auto, cpu, cuda or cuda:N")
+    raise InputError(f"unknown `device` {spec!r}; use auto, cpu, cuda or cuda:N")
 
 
 def cpu_has_native_bf16() -> bool:

@@ -79,7 +79,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     check_output_file(sidecar, overwrite)
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if opset < 18:
-        raise GeoganError(f"--opset {opset} is too old for the torch.export-based exporter; "
+        raise GeoganError(f"`opset` {opset} is too old for the torch.export-based exporter; "
                           "use 18 or newer")
     _require_packages()
 

@@ -280,7 +280,7 @@ def check_output_file(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name for the output")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path} already exists; pass --overwrite to replace it")
+        raise OutputError(f"{path} already exists; pass `overwrite` to replace it")
     parent = path.parent if str(path.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"{parent} is not a folder; choose another output path")
@@ -323,7 +323,7 @@ def atomic_output(path: Path, overwrite: bool = False,
             raise write_error(path, exc) from exc
         fault_point("before-rename", path)
         if not overwrite and path.exists():
-            raise OutputError(f"{path} appeared while it was being written; pass --overwrite "
+            raise OutputError(f"{path} appeared while it was being written; pass `overwrite` "
                               "to replace it")
         try:
             os.replace(tmp, path)
@@ -412,18 +412,18 @@ def check_replaceable(folder: Path, kind: FolderKind, overwrite: bool,
         raise OutputError(f"{folder} is the current folder or holds it; geogan never replaces "
                           "it, choose a new output folder")
     if not overwrite:
-        raise OutputError(f"{folder} already exists and is not empty; pass --overwrite to "
+        raise OutputError(f"{folder} already exists and is not empty; pass `overwrite` to "
                           "replace it")
     rels = [PurePosixPath(p.relative_to(folder).as_posix()) for p in entries]
     if not any((folder / m).exists() for m in kind.markers):
         first = rels[0] if rels else next(iter(folder.iterdir())).name
         raise OutputError(f"{folder} is not a geogan {kind.label} (it holds {first}); "
-                          "refusing to replace it even with --overwrite, choose a new or "
+                          "refusing to replace it even with `overwrite`, choose a new or "
                           "empty folder")
     for rel in rels:
         if not kind.owned(rel) and not _TEMP_RE.match(rel.name):
             raise OutputError(f"{folder} holds {rel}, which geogan did not write; refusing to "
-                              "replace it even with --overwrite, move that file or choose "
+                              "replace it even with `overwrite`, move that file or choose "
                               "another output folder")
 
 

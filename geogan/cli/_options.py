@@ -34,7 +34,7 @@ def with_listed(inputs: tuple[object, ...] | list[object],
     if files_from is not None:
         items.extend(read_files_from(str(files_from)))
     if not items:
-        raise InputError("no input given; pass INPUT paths or --files-from LIST")
+        raise InputError("no input given; pass INPUT paths or `files_from` LIST")
     return items
 
 

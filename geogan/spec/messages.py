@@ -16,12 +16,8 @@ from .options import COMMANDS, Command, Option
 #: A parameter reference in a message: its name between backticks.
 PARAM_RE = re.compile(r"`([a-z][a-z0-9_]*)`")
 
-#: Flags of the CLI that are not options of one command (global flags, arguments).
-_CLI_ONLY: dict[str, str] = {"output": "-o", "json": "--json", "verbose": "-vv",
-                             "a": "--a", "b": "--b", "progress": "--progress"}
 #: QGIS words for the parameters every algorithm has under another name.
-_QGIS_ONLY: dict[str, str] = {"output": "output", "a": "Domain A", "b": "Domain B",
-                              "checkpoint": "Checkpoint", "input": "Input raster"}
+_QGIS_ONLY: dict[str, str] = {"a": "Domain A rasters", "b": "Domain B rasters"}
 
 
 def params_of(message: str) -> list[str]:
@@ -51,7 +47,7 @@ def cli_word(name: str, command: str | None = None) -> str:
     option = _lookup(name, _search_order(command))
     if option is not None:
         return option.cli_flag
-    return _CLI_ONLY.get(name, "--" + name.replace("_", "-"))
+    return "--" + name.replace("_", "-")  # a flag of the CLI alone (--output, --co, --json)
 
 
 def qgis_word(name: str, command: str | None = None) -> str:
