@@ -13,15 +13,17 @@ import numpy as np
 
 from geogan import __version__
 from geogan.errors import InputError, first_line
+from geogan.spec import choices, names
+from geogan.spec.options import TRANSLATE
 
 #: ``--norm`` choices, and the default (the one that wins on the sample, see the README).
-NORM_MODES: tuple[str, ...] = ("window", "global", "dense")
-DEFAULT_NORM = "global"
+NORM_MODES: tuple[str, ...] = choices.NORM_MODES
+DEFAULT_NORM: str = TRANSLATE.default_of("norm")
 #: Statistics file format.
 STATS_FORMAT = "geogan-norm-stats"
 STATS_FORMAT_VERSION = 1
 #: Name ending of the statistics file written beside an output (``out.tif`` -> ``out.stats.json``).
-STATS_SUFFIX = ".stats.json"
+STATS_SUFFIX = names.STATS_SUFFIX
 
 
 @dataclass
