@@ -44,14 +44,16 @@ from geogan.fileio import (
     write_error,
 )
 from geogan.normalize import BandNorm
+from geogan.spec import checkpoint as schema
+from geogan.spec import names
 
 log = logging.getLogger(__name__)
 
-FORMAT = "geogan-checkpoint"
-FORMAT_VERSION = 1
-_HEADER_KEY = "geogan"
+FORMAT = schema.FORMAT
+FORMAT_VERSION = schema.FORMAT_VERSION
+_HEADER_KEY = schema.HEADER_KEY
 #: File name of the model checkpoint inside a training run folder.
-RUN_CHECKPOINT_NAME = "model.safetensors"
+RUN_CHECKPOINT_NAME = names.RUN_CHECKPOINT_NAME
 
 
 @dataclass
@@ -65,6 +67,16 @@ class LoadedGenerator:
     meta: dict[str, Any]
 
     @property
+    def checkpoint(self) -> schema.CheckpointMeta:
+        """The checkpoint's metadata, typed."""
+        return schema.CheckpointMeta.from_json(self.meta)
+
+    @property
+    def generator_meta(self) -> schema.GeneratorMeta:
+        """Architecture and arguments of this generator."""
+        return self.checkpoint.generator(self.direction)
+
+    @property
     def in_bands(self) -> int:
         return self.in_norm.bands
 
@@ -75,15 +87,10 @@ class LoadedGenerator:
 
 def resolve_checkpoint_path(path: str | os.PathLike[str]) -> Path:
     """Accept a ``.safetensors`` file, its ``.json`` sidecar, or a training run folder."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / RUN_CHECKPOINT_NAME
-    elif p.suffix == ".json":
-        p = p.with_suffix(".safetensors")
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; give a .safetensors file written "
-                              "by 'geogan train' or its run folder")
-    return p
+    try:
+        return schema.resolve_checkpoint(path)
+    except schema.MetadataError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
@@ -190,22 +197,19 @@ def load_checkpoint(path: str | os.PathLike[str],
 
 
 def _parse_meta(p: Path, text: str | None) -> dict[str, Any]:
-    if text is None:
-        sidecar = p.with_suffix(".json")
-        if not sidecar.is_file():
-            raise CheckpointError(f"{p} has no geogan metadata; it was not written by geogan")
-        text = sidecar.read_text()
+    """The checked metadata JSON (geogan.spec.checkpoint.parse_meta) as a CheckpointError."""
     try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"metadata of {p} is not valid JSON ({exc}); "
-                              "use another checkpoint") from exc
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{p} is not a geogan checkpoint")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{p} was written by a newer geogan "
-                              f"({meta.get('geogan_version')}); upgrade geogan to read it")
-    return meta
+        return schema.parse_meta(p, text)
+    except schema.MetadataError as exc:
+        raise CheckpointError(str(exc)) from exc
+
+
+def read_checkpoint_meta(path: str | os.PathLike[str]) -> schema.CheckpointMeta:
+    """The typed metadata of a checkpoint (file, sidecar or run folder), without tensors."""
+    try:
+        return schema.read_checkpoint_meta(path)
+    except schema.MetadataError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def strip_prefix(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -258,9 +262,9 @@ def _build_generator(path: str | os.PathLike[str], tensors: dict[str, Any],
 # -- training state (for ``geogan train --resume``) --------------------------------------
 
 #: File name of the training state (optimisers, image pools, RNG, step) in a run folder.
-TRAIN_STATE_NAME = "train_state.safetensors"
+TRAIN_STATE_NAME = names.TRAIN_STATE_NAME
 #: The next training state, written before the model it belongs to (see geogan.train._save).
-TRAIN_STATE_PENDING = "train_state.pending.safetensors"
+TRAIN_STATE_PENDING = names.TRAIN_STATE_PENDING
 
 
 def optimizer_state_to_tensors(state_dict: dict[str, Any],

@@ -117,27 +117,28 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
 def sidecar_metadata(gen: Any, checkpoint: Path, onnx_name: str, opset: int,
                      multiple: int) -> dict[str, Any]:
     """The sidecar's content for a :class:`~geogan.checkpoint.LoadedGenerator`."""
-    meta = gen.meta
-    spec = meta["generators"][gen.direction]
+    meta = gen.checkpoint
+    spec = meta.generator(gen.direction)
     src, dst = ("a", "b") if gen.direction == "a2b" else ("b", "a")
-    domains = meta.get("domains", {})
 
     def side(key: str, norm: Any, formula: str) -> dict[str, Any]:
-        info = {k: v for k, v in domains.get(key, {}).items() if k != "norm"}
-        return {"domain": key, "name": info.get("name"), "bands": norm.bands,
-                "band_indexes": info.get("bands"), "dtype": norm.dtype, "nodata": norm.nodata,
-                "lo": list(norm.lo), "hi": list(norm.hi), "formula": formula}
+        domain = meta.domains.get(key)
+        return {"domain": key, "name": domain.name if domain else None, "bands": norm.bands,
+                "band_indexes": domain.bands if domain else None,  # as training recorded
+                "dtype": norm.dtype,
+                "nodata": norm.nodata, "lo": list(norm.lo), "hi": list(norm.hi),
+                "formula": formula}
 
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION, "geogan_version": __version__,
         "onnx_file": onnx_name, "opset": opset,
-        "direction": gen.direction, "model": meta.get("model"),
-        "architecture": {"arch": spec["arch"], "kwargs": spec.get("kwargs", {})},
+        "direction": gen.direction, "model": meta.model,
+        "architecture": {"arch": spec.arch, "kwargs": spec.kwargs},
         "input": {"name": INPUT_NAME, "shape": ["batch", gen.in_bands, "height", "width"],
                   "dtype": "float32", "range": [-1.0, 1.0]},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", gen.out_bands, "height", "width"],
                    "dtype": "float32", "range": [-1.0, 1.0]},
-        "size_multiple": multiple, "chip_size": meta.get("chip_size"),
+        "size_multiple": multiple, "chip_size": meta.chip_size,
         "bands": {"input": gen.in_bands, "output": gen.out_bands},
         "normalisation": {"input": side(src, gen.in_norm, TO_MODEL_FORMULA),
                           "output": side(dst, gen.out_norm, FROM_MODEL_FORMULA)},
@@ -148,8 +149,8 @@ def sidecar_metadata(gen: Any, checkpoint: Path, onnx_name: str, opset: int,
             "note": "instance norm uses each input window's own statistics (geogan translate "
                     "--norm window); the global and dense modes of geogan translate are not "
                     "in this graph, so results depend on the window size"},
-        "checkpoint": {"file": checkpoint.name, "epoch": meta.get("epoch"),
-                       "step": meta.get("step"), "geogan_version": meta.get("geogan_version")},
+        "checkpoint": {"file": checkpoint.name, "epoch": meta.epoch,
+                       "step": meta.step, "geogan_version": meta.geogan_version or None},
     }
 
 

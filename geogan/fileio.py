@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from geogan.errors import GeoganError, InputError, OutputError, first_line
+from geogan.spec import names
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 #: tests use it to kill a process at each boundary. None in normal use.
 _fault_hook: Callable[[str, Path], None] | None = None
 #: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
-_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(tmp|old)(\..*)?$")
+_TEMP_RE = names.TEMP_RE
 
 
 #: Free space under which a failed write is reported as a full disk (GDAL's TIFF driver
@@ -231,7 +232,8 @@ def temp_path(final: Path, suffix: str | None = None, kind: str = "tmp") -> Path
     """A hidden, unique temporary name beside ``final`` that records this process's id."""
     final = Path(final)
     ext = final.suffix if suffix is None else suffix
-    return final.with_name(f".{final.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}{ext}")
+    return final.with_name(names.temp_name(final.name, os.getpid(), secrets.token_hex(4), kind,
+                                           ext))
 
 
 def _pid_alive(pid: int) -> bool:

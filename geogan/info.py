@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from geogan.errors import CheckpointError, GeoganError, InputError
+from geogan.spec.checkpoint import DomainMeta
+from geogan.spec.names import RUN_CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -25,38 +27,31 @@ def is_checkpoint(path: str | os.PathLike[str]) -> bool:
     """True for a ``.safetensors``/``.json`` checkpoint or a run folder holding one."""
     p = Path(path)
     if p.is_dir():
-        return (p / "model.safetensors").is_file()
+        return (p / RUN_CHECKPOINT_NAME).is_file()
     return p.suffix in (".safetensors",) or (p.suffix == ".json"
                                              and p.with_suffix(".safetensors").is_file())
 
 
 def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Model, generators (bands, dtype, normalisation of each side), training figures."""
-    from geogan.checkpoint import read_metadata, resolve_checkpoint_path
+    from geogan.checkpoint import read_checkpoint_meta, resolve_checkpoint_path
 
     p = resolve_checkpoint_path(path)
-    meta = read_metadata(p)
-    try:
-        domains = meta["domains"]
-        generators = {}
-        for direction, spec in meta.get("generators", {}).items():
-            src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
-            generators[direction] = {
-                "arch": spec["arch"], "kwargs": spec.get("kwargs", {}),
-                "input": _side(domains[src]), "output": _side(domains[dst]),
-                "norm_modes": norm_modes(spec["arch"], spec.get("kwargs", {}))}
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"metadata of checkpoint {p} does not describe a geogan model "
-                              f"({type(exc).__name__}: {exc}); use a checkpoint written by "
-                              "geogan") from exc
+    meta = read_checkpoint_meta(p)
+    generators = {}
+    for direction, gen in sorted(meta.generators.items()):
+        src, dst = meta.sides(direction)
+        generators[direction] = {
+            "arch": gen.arch, "kwargs": gen.kwargs, "input": _side(src), "output": _side(dst),
+            "norm_modes": norm_modes(gen.arch, gen.kwargs)}
     return {
-        "kind": "checkpoint", "path": str(p), "model": meta.get("model"),
-        "generators": generators, "chip_size": meta.get("chip_size"),
-        "size_multiple": meta.get("size_multiple"), "step": meta.get("step"),
-        "epoch": meta.get("epoch"), "total_steps": meta.get("total_steps"),
-        "geogan_version": meta.get("geogan_version"),
-        "format_version": meta.get("format_version"),
-        "inference_only": bool(meta.get("inference_only", False)),
+        "kind": "checkpoint", "path": str(p), "model": meta.model,
+        "generators": generators, "chip_size": meta.chip_size,
+        "size_multiple": meta.size_multiple, "step": meta.step,
+        "epoch": meta.epoch, "total_steps": meta.total_steps,
+        "geogan_version": meta.geogan_version or None,
+        "format_version": meta.format_version,
+        "inference_only": meta.inference_only,
         "size_bytes": p.stat().st_size,
     }
 
@@ -72,9 +67,9 @@ def norm_modes(arch: str, kwargs: dict[str, Any]) -> list[str]:
     return list(NORM_MODES)
 
 
-def _side(domain: dict[str, Any]) -> dict[str, Any]:
-    norm = domain.get("norm", {})
-    return {"name": domain.get("name"), "bands": norm.get("bands", len(norm.get("lo", []))),
+def _side(domain: DomainMeta) -> dict[str, Any]:
+    norm = domain.norm
+    return {"name": domain.name, "bands": norm.get("bands", len(norm.get("lo", []))),
             "dtype": norm.get("dtype"), "nodata": norm.get("nodata"),
             "lo": norm.get("lo"), "hi": norm.get("hi")}
 
@@ -127,17 +122,16 @@ def check_fit(raster: str | os.PathLike[str], checkpoint: str | os.PathLike[str]
 
     ``bands`` is the ``--bands`` value to pass (``None`` when the default bands fit).
     """
-    from geogan.checkpoint import read_metadata
+    from geogan.checkpoint import read_checkpoint_meta
     from geogan.normalize import BandNorm
     from geogan.rasterio_io import open_raster
     from geogan.rasterio_meta import data_bands
     from geogan.translate import select_input_bands
 
-    meta = read_metadata(checkpoint)
-    if direction not in meta.get("generators", {}):
+    meta = read_checkpoint_meta(checkpoint)
+    if direction not in meta.generators:
         raise CheckpointError(f"checkpoint {checkpoint} has no '{direction}' generator")
-    src_key = "a" if direction == "a2b" else "b"
-    side = _Side(BandNorm.from_json(meta["domains"][src_key]["norm"]), direction)
+    side = _Side(BandNorm.from_json(meta.sides(direction)[0].norm), direction)
     with open_raster(raster, allow_no_crs=True) as src:
         count, dtypes, default = src.count, list(src.dtypes), data_bands(src)
         georef = src.crs is not None

@@ -79,9 +79,8 @@ def command(**params: Any) -> None:
     with reporter("train", unit="step") as rep:
         path = train(config, progress=rep)
     if os.environ.get("RANK", "0") == "0":  # one line, also under torchrun
-        from geogan.checkpoint import read_metadata
+        from geogan.checkpoint import read_checkpoint_meta
 
-        meta = read_metadata(path)
-        emit({"checkpoint": path, "run": path.parent, "model": meta.get("model"),
-              "step": meta.get("step"), "epoch": meta.get("epoch"),
-              "losses": meta.get("losses", {})}, f"Model written to {path}")
+        meta = read_checkpoint_meta(path)
+        emit({"checkpoint": path, "run": path.parent, "model": meta.model, "step": meta.step,
+              "epoch": meta.epoch, "losses": meta.losses}, f"Model written to {path}")

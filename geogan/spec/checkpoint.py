@@ -68,19 +68,28 @@ class GeneratorMeta:
 
 @dataclass(frozen=True)
 class DomainMeta:
-    """One side of the translation: its name, bands, dtype, nodata and normalisation."""
+    """One side of the translation: its name, bands, dtype, nodata and normalisation.
+
+    ``bands`` is what training recorded (a count, or the source's band numbers);
+    :attr:`band_count` is the number of bands the generator takes or gives.
+    """
 
     name: str
     norm: dict[str, Any]
-    bands: int
-    dtype: str
+    bands: Any = None
+    dtype: str = ""
     nodata: float | None = None
+
+    @property
+    def band_count(self) -> int:
+        return len(self.norm["lo"])
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DomainMeta:
         norm = dict(d["norm"])
-        return cls(name=str(d.get("name", "")), norm=norm,
-                   bands=int(d.get("bands", len(norm["lo"]))),
+        if not isinstance(norm.get("lo"), list):
+            raise TypeError("a domain's 'norm' has no 'lo' list")
+        return cls(name=str(d.get("name", "")), norm=norm, bands=d.get("bands"),
                    dtype=str(d.get("dtype", norm.get("dtype", ""))), nodata=d.get("nodata"))
 
 
@@ -126,10 +135,10 @@ class CheckpointMeta:
         return self.domains[src], self.domains[dst]
 
     def input_bands(self, direction: str) -> int:
-        return self.sides(direction)[0].bands
+        return self.sides(direction)[0].band_count
 
     def output_bands(self, direction: str) -> int:
-        return self.sides(direction)[1].bands
+        return self.sides(direction)[1].band_count
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT, **self.extra}
@@ -138,7 +147,9 @@ class CheckpointMeta:
             if name == "generators":
                 value = {k: asdict(g) for k, g in value.items()}
             elif name == "domains":
-                value = {k: asdict(d) for k, d in value.items()}
+                value = {k: {f: v for f, v in asdict(d).items()
+                             if v is not None or f in ("nodata",)}
+                         for k, d in value.items()}
             elif name == "discriminators" and not value:
                 continue  # inference-only checkpoints have none
             out[name] = value

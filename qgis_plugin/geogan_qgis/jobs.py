@@ -69,7 +69,7 @@ class CheckpointInfo:
 
     @property
     def bands(self) -> dict[str, int]:
-        return {name: domain.bands for name, domain in self.meta.domains.items()}
+        return {name: domain.band_count for name, domain in self.meta.domains.items()}
 
     def input_bands(self, direction: str) -> int:
         return self.meta.input_bands(direction)
