@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geogan import devices, normstats
-from geogan.blend import BLENDS, AxisLayout, blend_weights
+from geogan.blend import BLEND_PROFILES, AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import CheckpointError, GeoganError, InputError, OutputError, first_line
 from geogan.fileio import check_free_space, check_output_file, is_complete_raster
@@ -78,7 +78,7 @@ class TranslateConfig:
     """How to translate: windowing, blending, device and output options.
 
     ``tile``/``overlap`` are in pixels (``0 <= 2 * overlap <= tile``); ``blend`` is
-    one of :data:`geogan.blend.BLENDS`; ``batch_size`` None picks
+    one of :data:`geogan.blend.BLEND_PROFILES`; ``batch_size`` None picks
     :data:`AUTO_BATCH` for the device; ``device`` is ``auto``, ``cpu``, ``cuda`` or
     ``cuda:N``; ``bands`` are 1-based input bands to use (all when None).
     """
@@ -112,8 +112,9 @@ class TranslateConfig:
         if not 0 <= 2 * self.overlap <= self.tile:
             raise InputError(f"--overlap must be between 0 and half the tile ({self.tile // 2}), "
                              f"got {self.overlap}")
-        if self.blend not in BLENDS:
-            raise InputError(f"unknown --blend {self.blend!r}; choose one of {', '.join(BLENDS)}")
+        if self.blend not in BLEND_PROFILES:
+            raise InputError(f"unknown --blend {self.blend!r}; choose one of "
+                             f"{', '.join(BLEND_PROFILES)}")
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.precision not in PRECISIONS:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from geogan.blend import BLENDS
+from geogan.blend import BLEND_PROFILES
 from geogan.cli._options import co_option, parse_bands, with_listed
 from geogan.cli._result import emit
 from geogan.normstats import DEFAULT_NORM, NORM_MODES
@@ -27,7 +27,8 @@ from geogan.translate import COMPRESSIONS, PRECISIONS
               help="Window size in pixels (a multiple of the generator's, e.g. 4 for ResNet).")
 @click.option("--overlap", type=int, default=64, show_default=True,
               help="Pixels shared by neighbouring windows and blended (at most tile/2).")
-@click.option("--blend", type=click.Choice(list(BLENDS)), default="cosine", show_default=True,
+@click.option("--blend", type=click.Choice(list(BLEND_PROFILES)), default="cosine",
+              show_default=True,
               help="How overlapping windows are merged: cosine or linear cross-fade, or none "
                    "(hard crop).")
 @click.option("--norm", type=click.Choice(list(NORM_MODES)), default=DEFAULT_NORM,
