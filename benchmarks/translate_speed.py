@@ -97,7 +97,12 @@ def model_only(checkpoint: Path, config, windows: int, limit: int | None) -> tup
     import torch
 
     from geogan.checkpoint import load_generator
-    from geogan.translate import AUTO_BATCH, _prepare_module, resolve_device, resolve_precision
+    from geogan.translate.engine import (
+        AUTO_BATCH,
+        _prepare_module,
+        resolve_device,
+        resolve_precision,
+    )
 
     device = resolve_device(config.device)
     kind = "cuda" if device.startswith("cuda") else "cpu"
