@@ -1,8 +1,16 @@
-"""Translate whole rasters with a trained generator: the library entry points.
+"""Translate whole rasters with a trained generator, window by window, writing as it goes.
 
-:func:`translate_files` translates files, folders or globs with a checkpoint;
-:func:`translate_raster` one raster with a loaded generator. The windowed engine
-and its checks live in :mod:`geogan.translate.engine`.
+The package follows the pipeline: :mod:`~geogan.translate.config` (the options),
+:mod:`~geogan.translate.planning` (which inputs go to which outputs, on which rank),
+:mod:`~geogan.translate.compat` (does a raster suit the checkpoint; the output's band
+meaning), :mod:`~geogan.translate.nodata` (the output's nodata),
+:mod:`~geogan.translate.stats` (the normalisation statistics used),
+:mod:`~geogan.translate.runtime` (device, precision, module placement and compile),
+:mod:`~geogan.translate.engine` (the threaded read / infer / write of one raster) with
+:mod:`~geogan.translate.workers` (its thread plumbing),
+:mod:`~geogan.translate.stitch` (blending windows into rows) and
+:mod:`~geogan.translate.tensors` (raster values to model values and back). This module
+holds the library entry points, :func:`translate_files` and :func:`translate_raster`.
 
 Outputs keep the input's CRS, transform, size and nodata mask; they have the
 band count and dtype of the generator's target domain and are written to a
@@ -21,35 +29,37 @@ import numpy as np
 
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import InputError, OutputError
-from geogan.fileio import check_free_space, check_output_file, is_complete_raster
+from geogan.fileio import check_free_space
 from geogan.normstats import NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
-from geogan.translate.engine import (
+from geogan.translate.compat import (
+    check_tile,
+    fit_tile,
+    inspect_input,
+    open_input,
+    output_meta,
+    select_input_bands,
+)
+from geogan.translate.config import (
     AUTO_BATCH,
     COMPRESSIONS,
     GDAL_CACHE_MB,
     OUTPUT_SUFFIXES,
     PICTURE_DRIVERS,
     PRECISIONS,
-    QUEUE_DEPTH,
     TranslateConfig,
-    _batch_stats,
-    _inspect,
-    _Job,
-    _open_input,
-    _raster_stats,
-    _torch_threads,
-    check_tile,
-    expand_inputs,
-    fit_tile,
-    map_outputs,
-    output_meta,
-    output_nodata,
-    rank_share,
+)
+from geogan.translate.engine import QUEUE_DEPTH, Job
+from geogan.translate.nodata import output_nodata
+from geogan.translate.planning import expand_inputs, files_to_translate, map_outputs, rank_share
+from geogan.translate.runtime import (
+    prepare_module,
+    resolve_batch_size,
     resolve_device,
     resolve_precision,
-    select_input_bands,
+    torch_threads,
 )
+from geogan.translate.stats import batch_stats, raster_stats
 
 __all__ = [
     "AUTO_BATCH",
@@ -66,7 +76,9 @@ __all__ = [
     "map_outputs",
     "output_meta",
     "output_nodata",
+    "prepare_module",
     "rank_share",
+    "resolve_batch_size",
     "resolve_device",
     "resolve_precision",
     "select_input_bands",
@@ -105,25 +117,14 @@ def translate_files(checkpoint: str | os.PathLike[str],
     outs = map_outputs(files, output)
     rank, world = rank_share()
     mine = list(zip(files, outs, strict=True))[rank::world]
-    todo: list[tuple[Path, Path]] = []
-    for src, dst in mine:
-        if config.skip_existing and dst.exists():
-            if not is_complete_raster(dst):
-                raise OutputError(f"{dst} exists but is not a complete raster (left by an "
-                                  "interrupted or failed write); delete it and run again")
-            log.info("skipping %s: %s already exists", src, dst)
-            continue
-        check_output_file(dst, config.overwrite)
-        if config.save_stats:
-            check_output_file(stats_path_for(dst), config.overwrite)
-        todo.append((src, dst))
+    todo = files_to_translate(mine, config)
     if world > 1:
         log.info("rank %d of %d: %d of %d file(s), %d to translate", rank, world, len(mine),
                  len(files), len(todo))
     if not todo:
         return [dst for _, dst in mine]
     check_cancel(cancel, "translation")
-    with _torch_threads(config.threads):
+    with torch_threads(config.threads):
         return _translate_todo(checkpoint, files, todo, mine, config, progress, cancel,
                                direction)
 
@@ -136,8 +137,8 @@ def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
     device = resolve_device(config.device)
     generator = load_generator(checkpoint, direction, device)
     check_tile(generator, config.tile)
-    sizes = [_inspect(src, generator, config) for src, _ in todo]
-    shared = _batch_stats(generator, files, config, device, cancel)
+    sizes = [inspect_input(src, generator, config) for src, _ in todo]
+    shared = batch_stats(generator, files, config, device, cancel)
     total = sum(sizes) / 1e6
     done = 0.0
     start = time.perf_counter()
@@ -200,7 +201,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         raise OutputError(f"output {output_path} would replace its input; choose another output")
     device = resolve_device(config.device)
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        with _open_input(input_path) as src:
+        with open_input(input_path) as src:
             check_readable(src)
             check_pixels(src, input_path, config.bands or data_bands(src))
             indexes = select_input_bands(src.count, src.dtypes, input_path, generator,
@@ -224,10 +225,10 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         check_creation_options(profile, config.creation_options,
                                "COG" if config.cog else driver)
         profile["num_threads"] = num_threads(config.threads)
-        norm_stats = _raster_stats(generator, input_path, indexes, src_profile, config, device,
-                                   stats, cancel)
-        job = _Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
-                   device, progress, cancel, meta=meta, masked=masked, norm_stats=norm_stats)
+        norm_stats = raster_stats(generator, input_path, indexes, src_profile, config, device,
+                                  stats, cancel)
+        job = Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
+                  device, progress, cancel, meta=meta, masked=masked, norm_stats=norm_stats)
         itemsize = np.dtype(profile["dtype"]).itemsize
         check_free_space(output_path, job.width * job.height * generator.out_bands * itemsize,
                          certain=False)

@@ -1,4 +1,4 @@
-"""Translate whole rasters with a trained generator, window by window, writing as it goes.
+"""The threaded pipeline that translates one raster: reader thread, generator, writer thread.
 
 The raster is cut into overlapping windows (see :mod:`geogan.blend` for the
 layout); windows reaching past the raster edge are filled by reflection. Each
@@ -12,38 +12,36 @@ Peak memory therefore depends on ``tile`` and the raster width, not its height.
 Three threads overlap the work: a reader (GDAL reads, reflection padding,
 batching), the caller's thread (device transfer, normalisation, the generator,
 blending on the device) and a writer (nodata, GDAL writes and compression).
-
-Outputs keep the input's CRS, transform, size and nodata mask; they have the
-band count and dtype of the generator's target domain and are written to a
-temporary file that is renamed only when complete.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
-import math
-import os
 import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geogan import devices, normstats
-from geogan.blend import BLEND_PROFILES, AxisLayout, blend_weights
+from geogan import normstats
+from geogan.blend import AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator
-from geogan.errors import CheckpointError, GeoganError, InputError, OutputError, first_line
-from geogan.formats import COMPRESSIONS as _COMPRESSIONS
+from geogan.errors import CheckpointError, GeoganError, InputError, first_line
 from geogan.normalize import BandNorm
-from geogan.normstats import DEFAULT_NORM, NORM_MODES, NormStats
+from geogan.normstats import NormStats
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.translate.compat import open_input
+from geogan.translate.config import TranslateConfig
+from geogan.translate.nodata import apply_nodata
+from geogan.translate.runtime import (
+    autocast,
+    prepare_module,
+    resolve_batch_size,
+    resolve_precision,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -52,365 +50,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
-#: (AVX512-BF16, AMX), fp32 on other CPUs.
-PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
-#: ``--compress`` choices (the same as :data:`geogan.rasterio_io.COMPRESSIONS`).
-COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
-#: Output file name endings that make OUTPUT a file rather than a folder.
-OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
-#: Plain pictures (no georeference): read with a warning, written by GDAL's drivers.
-PICTURE_DRIVERS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
-#: Default batch size per device type when ``batch_size`` is None.
-AUTO_BATCH: dict[str, int] = {"cuda": 8, "cpu": 1}
-#: GDAL block cache (MB) while translating, so cached blocks do not grow with the raster.
-GDAL_CACHE_MB = 128
 #: Items waiting between threads (each a batch of windows or a block of output rows).
 QUEUE_DEPTH = 2
 _POLL_S = 0.1
 #: Columns de-normalised at a time when a block of rows is finished.
 _FINISH_COLUMNS = 2048
-
-
-@dataclass(frozen=True)
-class TranslateConfig:
-    """How to translate: windowing, blending, device and output options.
-
-    ``tile``/``overlap`` are in pixels (``0 <= 2 * overlap <= tile``); ``blend`` is
-    one of :data:`geogan.blend.BLEND_PROFILES`; ``batch_size`` None picks
-    :data:`AUTO_BATCH` for the device; ``device`` is ``auto``, ``cpu``, ``cuda`` or
-    ``cuda:N``; ``bands`` are 1-based input bands to use (all when None).
-    """
-
-    tile: int = 512
-    overlap: int = 64
-    blend: str = "cosine"
-    batch_size: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    cog: bool = False
-    compress: str = "zstd"
-    bands: tuple[int, ...] | None = None
-    skip_existing: bool = False
-    overwrite: bool = False
-    compile: bool = False
-    #: GDAL creation options (``--co KEY=VALUE``), applied after geogan's own.
-    creation_options: tuple[tuple[str, str], ...] = ()
-    #: Threads for the generator on the CPU and GDAL's compression (None: all cores).
-    threads: int | None = None
-    norm: str = DEFAULT_NORM
-    stats: str | None = None
-    save_stats: bool = False
-    shared_stats: bool = False
-
-    def __post_init__(self) -> None:
-        if self.threads is not None and self.threads < 1:
-            raise InputError(f"--threads must be at least 1, got {self.threads}")
-        if self.tile < 8:
-            raise InputError(f"--tile must be at least 8 pixels, got {self.tile}")
-        if not 0 <= 2 * self.overlap <= self.tile:
-            raise InputError(f"--overlap must be between 0 and half the tile ({self.tile // 2}), "
-                             f"got {self.overlap}")
-        if self.blend not in BLEND_PROFILES:
-            raise InputError(f"unknown --blend {self.blend!r}; choose one of "
-                             f"{', '.join(BLEND_PROFILES)}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"unknown --precision {self.precision!r}; choose one of "
-                             f"{', '.join(PRECISIONS)}")
-        if self.compress not in COMPRESSIONS:
-            raise InputError(f"unknown --compress {self.compress!r}; choose one of "
-                             f"{', '.join(COMPRESSIONS)}")
-        if self.bands is not None:
-            if not self.bands or any(int(b) < 1 for b in self.bands):
-                raise InputError(f"--bands must list 1-based band numbers such as 1,2,3; "
-                                 f"got {self.bands}")
-            object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
-        if self.skip_existing and self.overwrite:
-            raise InputError("--skip-existing and --overwrite contradict each other; pass one")
-        if self.norm not in NORM_MODES:
-            raise InputError(f"unknown --norm {self.norm!r}; choose one of {', '.join(NORM_MODES)}")
-        if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):
-            raise InputError("--norm window uses no statistics; drop --stats, --save-stats and "
-                             "--shared-stats or choose --norm global")
-        if self.shared_stats and (self.norm != "global" or self.stats):
-            raise InputError("--shared-stats estimates one global set over all inputs; it needs "
-                             "--norm global and no --stats")
-
-
-# --------------------------------------------------------------------------- inputs and outputs
-
-
-def expand_inputs(inputs: Iterable[str | os.PathLike[str]],
-                  files_from: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Files, folders (their rasters, not recursive), globs and ``--files-from`` lists."""
-    from geogan.inputs import expand_inputs as expand
-
-    return expand(inputs, files_from=files_from)  # type: ignore[return-value]  (GdalPath too)
-
-
-def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[Path]:
-    """Output path of each input file.
-
-    OUTPUT is a file when the inputs name a single raster and OUTPUT ends in .tif
-    or .tiff and is not an existing folder; otherwise it is a folder that receives
-    ``<input stem>.tif`` for each input.
-    """
-    out = Path(output)
-    if (not out.is_dir() and out.suffix.lower() not in OUTPUT_SUFFIXES
-            and re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{1,4}", out.suffix)):
-        raise OutputError(f"-o {out}: geogan translate writes GeoTIFF (or PNG/JPEG for "
-                          "pictures); give a .tif file name or a folder (to use a folder of "
-                          "that name, create it first)")
-    single = (len(files) == 1 and not out.is_dir()
-              and out.suffix.lower() in OUTPUT_SUFFIXES)
-    if single:
-        outs = [out]
-    else:
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"{out} is a file but {len(files)} input(s) need an output folder; "
-                              "give a folder with -o")
-        outs = [out / f"{f.stem}.tif" for f in files]
-        by_name: dict[Path, Path] = {}
-        for f, o in zip(files, outs, strict=True):
-            if o in by_name:
-                raise InputError(f"{by_name[o]} and {f} would both be written to {o}; "
-                                 "rename one or translate them into different folders")
-            by_name[o] = f
-    for f, o in zip(files, outs, strict=True):
-        if o.exists() and o.resolve() == f.resolve():
-            raise OutputError(f"output {o} would replace its input; choose another output")
-    return outs
-
-
-def rank_share() -> tuple[int, int]:
-    """``(rank, world_size)`` from torchrun's RANK/WORLD_SIZE variables (``(0, 1)`` alone)."""
-    try:
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError as exc:
-        raise InputError(f"RANK/WORLD_SIZE must be integers ({exc}); launch with torchrun") from exc
-    if world < 1 or not 0 <= rank < world:
-        raise InputError(f"RANK={rank} does not fit WORLD_SIZE={world}; launch with torchrun")
-    return rank, world
-
-
-def resolve_device(name: str) -> str:
-    """``--device`` -> a device string (``cuda:LOCAL_RANK`` under torchrun, else ``cpu``)."""
-    return str(devices.resolve_device(name))
-
-
-def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
-                       generator: LoadedGenerator, bands: tuple[int, ...] | None,
-                       default: Sequence[int] | None = None) -> list[int]:
-    """1-based bands to read, checked against the generator's input band count and dtype.
-
-    Without ``bands`` the ``default`` bands are read (all bands when None; callers
-    pass :func:`geogan.rasterio_meta.data_bands`, which leaves an alpha band out).
-    """
-    if bands:
-        indexes = list(bands)
-    else:
-        indexes = list(default) if default is not None else list(range(1, count + 1))
-    for b in indexes:
-        if b > count:
-            raise InputError(f"--bands {b} is out of range: {path} has {count} band(s)")
-    want = generator.in_norm.bands
-    if len(indexes) != want:
-        extra = " besides its alpha band" if not bands and len(indexes) < count else ""
-        hint = f"; use a {want}-band raster or a checkpoint trained on {len(indexes)} band(s)"
-        if bands:
-            hint = f"; list {want} bands in --bands"
-        elif len(indexes) > want:
-            hint = (f"; pick {want} of them with --bands, e.g. --bands "
-                    f"{','.join(str(i) for i in indexes[:want])}")
-        elif extra and count == want:
-            hint += (f", or pass --bands {','.join(str(i) for i in range(1, count + 1))} to "
-                     "feed the alpha band as data")
-        raise InputError(f"{path} has {len(indexes)} band(s){extra} but the checkpoint's "
-                         f"{generator.direction} generator expects {want}{hint}")
-    kinds = {str(np.dtype(dtypes[b - 1])) for b in indexes}
-    if len(kinds) > 1:
-        raise InputError(f"{path} mixes band dtypes ({', '.join(sorted(kinds))}); "
-                         "convert it to one dtype first")
-    dtype = kinds.pop()
-    expected = str(np.dtype(generator.in_norm.dtype))
-    if dtype != expected:
-        raise InputError(f"{path} is {dtype} but the checkpoint's {generator.direction} generator "
-                         f"was trained on {expected} rasters; convert it (e.g. gdal_translate "
-                         f"-ot {_GDAL_TYPE_NAMES.get(expected, expected)} -scale) or use a "
-                         "matching checkpoint")
-    return indexes
-
-
-def output_nodata(src_nodata: float | None, out_norm: BandNorm) -> float | None:
-    """Nodata value of the output: None when the input has none, else one the dtype holds.
-
-    The target domain's nodata is preferred, then the input's, then 0 / the
-    dtype's minimum for integers and NaN for floats.
-    """
-    if src_nodata is None:
-        return None
-    dtype = np.dtype(out_norm.dtype)
-    for candidate in (out_norm.nodata, src_nodata):
-        if candidate is not None and _fits(float(candidate), dtype):
-            return float(candidate)
-    if np.issubdtype(dtype, np.floating):
-        return float("nan")
-    return float(np.iinfo(dtype).min)
-
-
-def _fits(value: float, dtype: np.dtype) -> bool:
-    if np.issubdtype(dtype, np.floating):
-        return True
-    if not math.isfinite(value) or value != int(value):
-        return False
-    info = np.iinfo(dtype)
-    return info.min <= value <= info.max
-
-
-def _open_input(path: str | os.PathLike[str]) -> Any:
-    """Open an input raster; a plain picture (PNG/JPEG) may lack a georeference."""
-    from geogan.rasterio_io import open_raster
-
-    return open_raster(path, allow_no_crs=Path(os.fspath(path)).suffix.lower()
-                       in PICTURE_DRIVERS)
-
-
-def fit_tile(config: TranslateConfig, width: int, height: int, multiple: int) -> TranslateConfig:
-    """``config`` with ``tile`` clamped to the raster (rounded up to ``multiple``).
-
-    A window larger than the raster only adds mirrored padding: it costs time and memory
-    and changes nothing for the better.
-    """
-    need = -(-max(width, height, 8) // multiple) * multiple
-    if config.tile <= need:
-        return config
-    log.info("--tile %d is larger than the %dx%d px raster; using %d", config.tile, width,
-             height, need)
-    return dataclasses.replace(config, tile=need, overlap=min(config.overlap, need // 2))
-
-
-def check_tile(generator: LoadedGenerator, tile: int) -> None:
-    """Fail early when the generator cannot take ``tile``-pixel windows.
-
-    Generators carry a ``size_multiple`` attribute (4 for ResNet, 256 for U-Net 256).
-    """
-    multiple = int(getattr(generator.module, "size_multiple", 1))
-    if tile % multiple:
-        spec = generator.meta.get("generators", {}).get(generator.direction, {})
-        arch = spec.get("arch", "this") if isinstance(spec, dict) else "this"
-        suggestion = max(multiple, round(tile / multiple) * multiple)
-        raise InputError(f"--tile {tile} does not suit the {arch} generator; use a multiple of "
-                         f"{multiple}, e.g. --tile {suggestion}")
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """torch's CPU threads set to ``threads`` inside the block (unchanged when None)."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``--precision auto`` -> ``bf16`` on CUDA and on CPUs with native bf16, else ``fp32``.
-
-    On the shipped NAIP model, bf16 stays within 0.2 DN (mean) of fp32 and runs 1.2x
-    faster on an AVX512-BF16 CPU; without native bf16 it would be emulated and slower.
-    """
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda") or devices.cpu_has_native_bf16():
-        return "bf16"
-    return "fp32"
-
-
-def _batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: TranslateConfig,
-                 device: str, cancel: CancelCheck | None) -> NormStats | None:
-    """Statistics shared by every input: ``config.stats`` read and checked, or ``shared_stats``."""
-    from geogan.normstats import check_stats, estimate_stats, load_stats
-
-    if config.norm == "window":
-        return None
-    if config.stats:
-        stats = load_stats(config.stats)
-        check_stats(stats, generator, config.norm, f"statistics file {config.stats}")
-        return stats
-    if not config.shared_stats:
-        return None
-    indexes = []
-    for path in files:
-        with _open_input(path) as src:
-            indexes.append(select_input_bands(src.count, src.dtypes, path, generator,
-                                              config.bands))
-    return estimate_stats(generator, files, "global", indexes, device=device,
-                          precision=resolve_precision(config.precision, device), cancel=cancel)
-
-
-def _raster_stats(generator: LoadedGenerator, path: Path, indexes: list[int],
-                  src_profile: dict[str, Any], config: TranslateConfig, device: str,
-                  given: NormStats | None, cancel: CancelCheck | None) -> NormStats | None:
-    """The statistics one raster is translated with (None for ``--norm window``)."""
-    from geogan.normstats import check_dense_fits, estimate_stats
-
-    if config.norm == "window" or not normstats.norm_layers(generator.module):
-        return None  # a generator without instance norm: nothing depends on the windows
-    stats = given if given is not None else _batch_stats(generator, [path], config, device,
-                                                         cancel)
-    if stats is None:
-        stats = estimate_stats(generator, [path], config.norm, [indexes], device=device,
-                               precision=resolve_precision(config.precision, device),
-                               cancel=cancel)
-    if stats.mode == "dense":
-        check_dense_fits(stats, int(src_profile["width"]), int(src_profile["height"]),
-                         f"statistics file {config.stats}" if config.stats else str(path))
-    return stats
-
-
-def _inspect(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
-    """Check an input against the generator before a batch starts; return its pixel count."""
-    from geogan.rasterio_io import check_readable
-    from geogan.rasterio_meta import check_pixels, data_bands
-
-    with _open_input(path) as src:
-        check_readable(src)
-        check_pixels(src, path, config.bands or data_bands(src))
-        select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
-        return int(src.width) * int(src.height)
-
-
-def output_meta(src_meta: RasterMeta, indexes: Sequence[int], in_dtype: str,
-                generator: LoadedGenerator) -> RasterMeta:
-    """Band meaning of a translation: the fed bands' when the band count is kept.
-
-    A generator that keeps the number of bands (NAIP 2009 -> NAIP 2020, RGB -> RGB)
-    keeps each band's colour interpretation, description and tags; scale, offset
-    and units too when the dtype is also kept (the values are in the same units).
-    Otherwise the bands are new: RGB for three, gray then undefined for other
-    counts. Dataset tags are kept either way.
-    """
-    from geogan.rasterio_meta import BandMeta, RasterMeta
-
-    fed = src_meta.pick(indexes)
-    if generator.out_bands != len(indexes):
-        return RasterMeta.plain(generator.out_bands, fed.tags)
-    if str(np.dtype(generator.out_norm.dtype)) == str(np.dtype(in_dtype)):
-        return fed
-    return RasterMeta(tuple(BandMeta(b.colorinterp, b.description, b.tags)
-                            for b in fed.bands), fed.tags)
-
-
-# --------------------------------------------------------------------------- the windowed engine
 
 
 class _Stop(Exception):
@@ -445,17 +89,12 @@ def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
             continue
 
 
-#: numpy dtype -> GDAL's type name (for gdal_translate -ot).
-_GDAL_TYPE_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
-                    "uint32": "UInt32", "int32": "Int32", "float32": "Float32",
-                    "float64": "Float64"}
-
 _TORCH_DTYPES = {"uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32",
                  "float32": "float32", "float64": "float64", "uint16": "int32",
                  "uint32": "int64"}
 
 
-class _Job:
+class Job:
     """One raster through reader thread -> generator (caller's thread) -> writer thread."""
 
     def __init__(self, generator: LoadedGenerator, input_path: Path, indexes: list[int],
@@ -480,8 +119,7 @@ class _Job:
         self.height = int(profile["height"])
         self.ax = AxisLayout(self.width, config.tile, config.overlap)
         self.ay = AxisLayout(self.height, config.tile, config.overlap)
-        kind = "cuda" if device.startswith("cuda") else "cpu"
-        self.batch_size = config.batch_size or AUTO_BATCH[kind]
+        self.batch_size = resolve_batch_size(config.batch_size, device)
         self.precision = resolve_precision(config.precision, device)
         self.what = f"translation of {input_path.name}"
         self.valid_pixels = 0  # counted by the reader where the input has nodata
@@ -513,7 +151,7 @@ class _Job:
 
         cols = [ax.source_index(c) for c in range(ax.count)]  # raster column of each pixel
         plain = [bool(np.array_equal(cx, np.arange(cx[0], cx[0] + t))) for cx in cols]
-        with _open_input(self.input_path) as src:
+        with open_input(self.input_path) as src:
             for r in range(ay.count):
                 if stop.is_set():
                     raise _Stop
@@ -613,7 +251,7 @@ class _Job:
                     buf = np.empty((rows.shape[0], BLOCK_SIZE + self.config.tile,
                                     self.width), dtype=rows.dtype)
                 n = rows.shape[1]
-                buf[:, filled:filled + n] = self._apply_nodata(rows, mask)
+                buf[:, filled:filled + n] = apply_nodata(rows, mask, self.out_nodata)
                 if mask is not None and self.out_nodata is None:  # masked in -> masked out
                     if valid_buf is None:
                         valid_buf = np.empty(buf.shape[1:], dtype=np.uint8)
@@ -622,18 +260,6 @@ class _Job:
                 flush(dst, final=False)
                 if stop.is_set():
                     raise _Stop
-
-    def _apply_nodata(self, rows: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """Output nodata where the input is nodata; nudge valid pixels that would read as nodata."""
-        nd = self.out_nodata
-        if mask is None or nd is None:
-            return rows
-        if not math.isnan(nd):
-            clash = mask & (rows == rows.dtype.type(nd)).all(axis=0)
-            if clash.any():
-                rows[0][clash] = _nudge(nd, rows.dtype)
-        rows[:, ~mask] = nd
-        return rows
 
     # ---------------------------------------------------------------- caller's thread
 
@@ -679,7 +305,7 @@ class _Job:
             norm = normstats.prepared_for(gen.module)
             norm.load(self.norm_stats, dev)
         dense = norm is not None and self.norm_stats is not None and self.norm_stats.mode == "dense"
-        module = _prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
+        module = prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
         w1 = blend_weights(t, self.config.overlap, self.config.blend)
         w2 = torch.from_numpy(np.outer(w1, w1).astype(np.float32)).to(dev)  # (T, T)
         inv_wx = torch.from_numpy((1.0 / ax.weight_totals(w1)).astype(np.float32)).to(dev)
@@ -689,9 +315,7 @@ class _Job:
         out_dtype = np.dtype(gen.out_norm.dtype)
         c_out = gen.out_bands
         acc = torch.zeros((c_out, t, self.width), dtype=torch.float32, device=dev)  # (C, T, W)
-        autocast = (torch.autocast(device_type="cuda" if dev.startswith("cuda") else "cpu",
-                                   dtype=torch.bfloat16)
-                    if self.precision == "bf16" else contextlib.nullcontext())
+        amp = autocast(self.precision, dev)
         channels_last = dev.startswith("cuda")
         masks: dict[int, np.ndarray | None] = {}
         total_windows = ax.count * ay.count
@@ -738,7 +362,7 @@ class _Job:
                 assert norm is not None
                 origins = [(ay.start(r), ax.start(c)) for r, c in keys]
                 norm.set_windows(origins + origins[-1:] * (x.shape[0] - n), t)
-            with autocast:
+            with amp:
                 y = module(x)
             y = y[:n].float()
             if tuple(y.shape) != (n, c_out, t, t):
@@ -798,26 +422,6 @@ def _put_checked(q: queue.Queue[Any], item: Any, worker: _Worker, cancel: Cancel
             continue
 
 
-_COMPILED: dict[int, Any] = {}
-
-
-def _prepare_module(module: Any, device: str, compile_: bool) -> Any:
-    """Put the generator on ``device`` in eval mode; optionally ``torch.compile`` it once."""
-    import torch
-
-    module.eval()
-    module.to(device)
-    if device.startswith("cuda"):
-        module.to(memory_format=torch.channels_last)
-    if not compile_:
-        return module
-    key = id(module)
-    if key not in _COMPILED:
-        _COMPILED.clear()
-        _COMPILED[key] = torch.compile(module)
-    return _COMPILED[key]
-
-
 def _norm_tensors(norm: BandNorm, device: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``lo`` and ``hi - lo`` shaped ``(1, C, 1, 1)`` on ``device`` (float32)."""
     import torch
@@ -845,11 +449,3 @@ def _from_model(y: torch.Tensor, lo: torch.Tensor, span: torch.Tensor,
         x = x.to(torch.float64)
     out = x.cpu().numpy()
     return out if out.dtype == dtype else out.astype(dtype)
-
-
-def _nudge(nodata: float, dtype: np.dtype) -> Any:
-    """The nearest value to ``nodata`` that is not ``nodata``, in ``dtype``."""
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return dtype.type(nodata + 1 if nodata < info.max else nodata - 1)
-    return np.nextafter(dtype.type(nodata), dtype.type(np.inf))
