@@ -2,12 +2,10 @@
 
 The raster is cut into overlapping windows (see :mod:`geogan.blend` for the
 layout); windows reaching past the raster edge are filled by reflection. Each
-window goes through the generator, its output is weighted by a smooth blend
-profile and added into an accumulator that holds only the rows of the current
-window row (``tile`` rows by the raster width). As soon as a window row is done,
-the rows no later window touches are divided by the summed weight, mapped back to
-raster values with the checkpoint's normalisation, and handed to the writer.
-Peak memory therefore depends on ``tile`` and the raster width, not its height.
+window goes through the generator and is blended into the current window row by a
+:class:`~geogan.translate.stitch.Stitcher`; as soon as a window row is done, the
+rows no later window touches are handed to the writer. Peak memory therefore
+depends on ``tile`` and the raster width, not its height.
 
 Three threads overlap the work: a reader (GDAL reads, reflection padding,
 batching), the caller's thread (device transfer, normalisation, the generator,
@@ -20,17 +18,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from geogan import normstats
-from geogan.blend import AxisLayout, blend_weights
+from geogan.blend import AxisLayout
 from geogan.checkpoint import LoadedGenerator
-from geogan.errors import CheckpointError, GeoganError, InputError, first_line
-from geogan.normalize import BandNorm
+from geogan.errors import CheckpointError, InputError, first_line
 from geogan.normstats import NormStats
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.translate.compat import open_input
@@ -42,56 +38,17 @@ from geogan.translate.runtime import (
     resolve_batch_size,
     resolve_precision,
 )
+from geogan.translate.stitch import Stitcher
+from geogan.translate.tensors import TORCH_DTYPES, norm_tensors, to_model
+from geogan.translate.workers import POLL_S, Stop, Worker, get_checked, put, put_checked
 
 if TYPE_CHECKING:
-    import torch
-
     from geogan.rasterio_meta import RasterMeta
 
 log = logging.getLogger(__name__)
 
 #: Items waiting between threads (each a batch of windows or a block of output rows).
 QUEUE_DEPTH = 2
-_POLL_S = 0.1
-#: Columns de-normalised at a time when a block of rows is finished.
-_FINISH_COLUMNS = 2048
-
-
-class _Stop(Exception):
-    """A worker thread was told to stop because the job failed or was cancelled."""
-
-
-class _Worker(threading.Thread):
-    """A daemon thread that keeps the exception that ended it."""
-
-    def __init__(self, name: str, target: Callable[[], None]) -> None:
-        super().__init__(name=name, daemon=True)
-        self._fn = target
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._fn()
-        except _Stop:
-            pass
-        except BaseException as exc:  # handed to the caller's thread
-            self.error = exc
-
-
-def _put(q: queue.Queue[Any], item: Any, stop: threading.Event) -> None:
-    while True:
-        if stop.is_set():
-            raise _Stop
-        try:
-            q.put(item, timeout=_POLL_S)
-            return
-        except queue.Full:
-            continue
-
-
-_TORCH_DTYPES = {"uint8": "uint8", "int8": "int8", "int16": "int16", "int32": "int32",
-                 "float32": "float32", "float64": "float64", "uint16": "int32",
-                 "uint32": "int64"}
 
 
 class Job:
@@ -145,7 +102,7 @@ class Job:
                 arr = np.concatenate([arr, np.zeros((self.batch_size - len(batch),)
                                                     + arr.shape[1:], arr.dtype)])
             tensor = torch.from_numpy(arr)
-            _put(q, ("batch", list(keys), tensor.pin_memory() if pin else tensor), stop)
+            put(q, ("batch", list(keys), tensor.pin_memory() if pin else tensor), stop)
             batch.clear()
             keys.clear()
 
@@ -154,7 +111,7 @@ class Job:
         with open_input(self.input_path) as src:
             for r in range(ay.count):
                 if stop.is_set():
-                    raise _Stop
+                    raise Stop
                 rows = ay.source_index(r)  # raster row of each window row, mirrored at edges
                 f0 = 0 if r == 0 else ay.start(r)  # rows finished once this row is done
                 f1 = ay.final_end(r)
@@ -177,8 +134,8 @@ class Job:
                                          "file is complete") from exc
                     if mask is not None:
                         self.valid_pixels += int(np.count_nonzero(mask))
-                _put(q, ("rows", r, mask), stop)
-                cast = _TORCH_DTYPES.get(str(data.dtype), "float32")
+                put(q, ("rows", r, mask), stop)
+                cast = TORCH_DTYPES.get(str(data.dtype), "float32")
                 if cast != str(data.dtype):
                     data = data.astype(cast)
                 ry = rows - a
@@ -197,7 +154,7 @@ class Job:
                 del data, strip
         if batch:
             emit()
-        _put(q, ("end",), stop)
+        put(q, ("end",), stop)
 
     # ---------------------------------------------------------------- writer thread
 
@@ -235,10 +192,10 @@ class Job:
                 write_meta(dst, self.meta)
             while True:
                 try:
-                    item = q.get(timeout=_POLL_S)
+                    item = q.get(timeout=POLL_S)
                 except queue.Empty:
                     if stop.is_set():
-                        raise _Stop from None
+                        raise Stop from None
                     continue
                 if item[0] == "end":
                     if buf is not None:
@@ -259,7 +216,7 @@ class Job:
                 filled += n
                 flush(dst, final=False)
                 if stop.is_set():
-                    raise _Stop
+                    raise Stop
 
     # ---------------------------------------------------------------- caller's thread
 
@@ -270,8 +227,8 @@ class Job:
         stop = threading.Event()
         in_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         out_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
-        reader = _Worker("geogan-reader", lambda: self._read(in_q, stop))
-        writer = _Worker("geogan-writer", lambda: self._write(path, final or path, out_q, stop))
+        reader = Worker("geogan-reader", lambda: self._read(in_q, stop))
+        writer = Worker("geogan-writer", lambda: self._write(path, final or path, out_q, stop))
         log.debug("%s: %dx%d px, %dx%d windows of %d px, overlap %d, batch %d, %s %s",
                   self.input_path, self.width, self.height, self.ax.count, self.ay.count,
                   self.config.tile, self.config.overlap, self.batch_size, self.device,
@@ -281,9 +238,9 @@ class Job:
         try:
             with torch.inference_mode():
                 self._infer(in_q, out_q, reader, writer)
-            _put_checked(out_q, ("end",), writer, self.cancel, self.what)
+            put_checked(out_q, ("end",), writer, self.cancel, self.what)
             while writer.is_alive():
-                writer.join(_POLL_S)
+                writer.join(POLL_S)
             if writer.error is not None:
                 raise writer.error
         except BaseException:
@@ -294,8 +251,8 @@ class Job:
             reader.join()
             writer.join()
 
-    def _infer(self, in_q: queue.Queue[Any], out_q: queue.Queue[Any], reader: _Worker,
-               writer: _Worker) -> None:
+    def _infer(self, in_q: queue.Queue[Any], out_q: queue.Queue[Any], reader: Worker,
+               writer: Worker) -> None:
         import torch
 
         ax, ay, t, dev = self.ax, self.ay, self.config.tile, self.device
@@ -306,56 +263,32 @@ class Job:
             norm.load(self.norm_stats, dev)
         dense = norm is not None and self.norm_stats is not None and self.norm_stats.mode == "dense"
         module = prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
-        w1 = blend_weights(t, self.config.overlap, self.config.blend)
-        w2 = torch.from_numpy(np.outer(w1, w1).astype(np.float32)).to(dev)  # (T, T)
-        inv_wx = torch.from_numpy((1.0 / ax.weight_totals(w1)).astype(np.float32)).to(dev)
-        inv_wy = (1.0 / ay.weight_totals(w1)).astype(np.float32)  # (H,)
-        in_lo, in_span = _norm_tensors(gen.in_norm, dev)
-        out_lo, out_span = _norm_tensors(gen.out_norm, dev)
-        out_dtype = np.dtype(gen.out_norm.dtype)
+        stitch = Stitcher(ax, ay, self.config.blend, gen.out_norm, dev)
+        in_lo, in_span = norm_tensors(gen.in_norm, dev)
         c_out = gen.out_bands
-        acc = torch.zeros((c_out, t, self.width), dtype=torch.float32, device=dev)  # (C, T, W)
         amp = autocast(self.precision, dev)
         channels_last = dev.startswith("cuda")
         masks: dict[int, np.ndarray | None] = {}
         total_windows = ax.count * ay.count
         total_mpx = self.width * self.height / 1e6
         done_windows = 0
-        current = 0  # window row being accumulated
         started = time.perf_counter()
 
-        def finish_row(r: int) -> None:
-            y0 = ay.start(r)
-            f0 = 0 if r == 0 else y0
-            f1 = ay.final_end(r)
-            wy = torch.from_numpy(inv_wy[f0:f1]).to(dev)[None, :, None]  # (1, rows, 1)
-            rows = np.empty((c_out, f1 - f0, self.width), dtype=out_dtype)
-            for c0 in range(0, self.width, _FINISH_COLUMNS):  # bounded temporaries
-                c1 = min(c0 + _FINISH_COLUMNS, self.width)
-                y = acc[:, f0 - y0:f1 - y0, c0:c1] * wy  # (C, rows, cols), a new tensor
-                y.mul_(inv_wx[None, None, c0:c1])
-                rows[:, :, c0:c1] = _from_model(y, out_lo, out_span, out_dtype)
-            _put_checked(out_q, ("rows", f0, rows, masks.pop(r)), writer, self.cancel,
-                         self.what)
-            if r < ay.count - 1:
-                ov = self.config.overlap
-                if ov:
-                    acc[:, :ov] = acc[:, ay.stride:].clone()
-                acc[:, ov:] = 0.0
+        def send(r: int, f0: int, rows: np.ndarray) -> None:
+            put_checked(out_q, ("rows", f0, rows, masks.pop(r)), writer, self.cancel, self.what)
 
         while True:
-            item = _get_checked(in_q, reader, self.cancel, self.what)
+            item = get_checked(in_q, reader, self.cancel, self.what)
             if item[0] == "rows":
                 masks[item[1]] = item[2]
                 continue
             if item[0] == "end":
-                finish_row(current)
+                send(*stitch.finish())
                 return
             _, keys, raw = item
             n = len(keys)
             x = raw.to(dev, non_blocking=True).to(torch.float32)
-            x = ((x - in_lo) / in_span * 2.0 - 1.0).clamp_(-1.0, 1.0)
-            x = torch.nan_to_num_(x, nan=0.0)
+            x = to_model(x, in_lo, in_span)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if dense:
@@ -375,77 +308,14 @@ class Job:
                                       "(the checkpoint's weights may be broken: use another "
                                       "checkpoint" + ("" if self.precision == "fp32" else
                                                       ", or try --precision fp32") + ")")
-            y = y.clamp_(-1.0, 1.0).mul_(w2)  # (n, C, T, T)
+            y = stitch.weigh(y)  # (n, C, T, T)
             for i, (r, c) in enumerate(keys):
-                while r != current:
-                    finish_row(current)
-                    current += 1
-                x0 = ax.start(c)
-                a, b = max(x0, 0), min(x0 + t, self.width)
-                acc[:, :, a:b] += y[i, :, :, a - x0:b - x0]
+                while r != stitch.row:
+                    send(*stitch.finish())
+                stitch.add(c, y[i])
             done_windows += n
             check_cancel(self.cancel, self.what)
             if self.progress is not None:
                 done = total_mpx * done_windows / total_windows
                 elapsed = time.perf_counter() - started
                 self.progress(done, total_mpx, mpx_s=done / elapsed if elapsed else 0.0)
-
-
-def _get_checked(q: queue.Queue[Any], worker: _Worker, cancel: CancelCheck | None,
-                 what: str) -> Any:
-    """Next item from a worker's queue, raising its error or the caller's cancel meanwhile."""
-    while True:
-        check_cancel(cancel, what)
-        try:
-            return q.get(timeout=_POLL_S)
-        except queue.Empty:
-            if not worker.is_alive() and q.empty():
-                if worker.error is not None:
-                    raise worker.error from None
-                raise GeoganError(f"{what}: the {worker.name} thread stopped "
-                                  "unexpectedly") from None
-
-
-def _put_checked(q: queue.Queue[Any], item: Any, worker: _Worker, cancel: CancelCheck | None,
-                 what: str) -> None:
-    """Hand an item to a worker's queue, raising its error or the caller's cancel meanwhile."""
-    while True:
-        check_cancel(cancel, what)
-        if not worker.is_alive():
-            if worker.error is not None:
-                raise worker.error
-            raise GeoganError(f"{what}: the {worker.name} thread stopped unexpectedly")
-        try:
-            q.put(item, timeout=_POLL_S)
-            return
-        except queue.Full:
-            continue
-
-
-def _norm_tensors(norm: BandNorm, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``lo`` and ``hi - lo`` shaped ``(1, C, 1, 1)`` on ``device`` (float32)."""
-    import torch
-
-    lo = np.asarray(norm.lo, dtype=np.float32)
-    hi = np.asarray(norm.hi, dtype=np.float32)
-    return (torch.from_numpy(lo).view(1, -1, 1, 1).to(device),
-            torch.from_numpy(hi - lo).view(1, -1, 1, 1).to(device))
-
-
-def _from_model(y: torch.Tensor, lo: torch.Tensor, span: torch.Tensor,
-                dtype: np.dtype) -> np.ndarray:
-    """Blended ``[-1, 1]`` values ``(C, rows, W)`` -> raster values, as BandNorm.from_model.
-
-    Works in place on ``y``.
-    """
-    import torch
-
-    x = y.clamp_(-1.0, 1.0).add_(1.0).mul_(0.5).mul_(span[0]).add_(lo[0])
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        x = x.round_().clamp_(float(info.min), float(info.max))
-        x = x.to(getattr(torch, _TORCH_DTYPES.get(str(dtype), "int64")))
-    elif dtype == np.float64:
-        x = x.to(torch.float64)
-    out = x.cpu().numpy()
-    return out if out.dtype == dtype else out.astype(dtype)
