@@ -97,21 +97,25 @@ def model_only(checkpoint: Path, config, windows: int, limit: int | None) -> tup
     import torch
 
     from geogan.checkpoint import load_generator
-    from geogan.translate import AUTO_BATCH, _prepare_module, resolve_device, resolve_precision
+    from geogan.translate.runtime import (
+        autocast,
+        prepare_module,
+        resolve_batch_size,
+        resolve_device,
+        resolve_precision,
+    )
 
     device = resolve_device(config.device)
     kind = "cuda" if device.startswith("cuda") else "cpu"
-    batch = config.batch_size or AUTO_BATCH[kind]
+    batch = resolve_batch_size(config.batch_size, device)
     precision = resolve_precision(config.precision, device)
     gen = load_generator(checkpoint, "a2b", device)
-    module = _prepare_module(gen.module, device, config.compile)
+    module = prepare_module(gen.module, device, config.compile)
     x = torch.rand(batch, 4, config.tile, config.tile, device=device) * 2 - 1
     if kind == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     timed = min(windows, limit) if limit else windows
-    ctx = (torch.autocast(device_type=kind, dtype=torch.bfloat16) if precision == "bf16"
-           else torch.autocast(device_type=kind, enabled=False))
-    with torch.inference_mode(), ctx:
+    with torch.inference_mode(), autocast(precision, device):
         for _ in range(2 if kind == "cuda" else 1):  # warm-up (and compile)
             module(x)
         if kind == "cuda":

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Blend profiles accepted by :func:`blend_weights` (and ``geogan translate --blend``).
-BLENDS: tuple[str, ...] = ("cosine", "linear", "none")
+BLEND_PROFILES: tuple[str, ...] = ("cosine", "linear", "none")
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,8 @@ def reflect_index(start: int, count: int, length: int) -> np.ndarray:
 
 def blend_weights(tile: int, overlap: int, kind: str = "cosine") -> np.ndarray:
     """1-D weight profile ``(tile,)`` of one window (see the module docstring)."""
-    if kind not in BLENDS:
-        raise ValueError(f"unknown blend {kind!r}; choose one of {', '.join(BLENDS)}")
+    if kind not in BLEND_PROFILES:
+        raise ValueError(f"unknown blend {kind!r}; choose one of {', '.join(BLEND_PROFILES)}")
     if not 0 <= 2 * overlap <= tile:
         raise ValueError(f"overlap must be between 0 and tile/2, got {overlap} for tile {tile}")
     w = np.ones(tile, dtype=np.float64)

@@ -1,0 +1,252 @@
+"""Translate whole rasters with a trained generator, window by window, writing as it goes.
+
+The package follows the pipeline: :mod:`~geogan.translate.config` (the options),
+:mod:`~geogan.translate.planning` (which inputs go to which outputs, on which rank),
+:mod:`~geogan.translate.compat` (does a raster suit the checkpoint; the output's band
+meaning), :mod:`~geogan.translate.nodata` (the output's nodata),
+:mod:`~geogan.translate.stats` (the normalisation statistics used),
+:mod:`~geogan.translate.runtime` (device, precision, module placement and compile),
+:mod:`~geogan.translate.engine` (the threaded read / infer / write of one raster) with
+:mod:`~geogan.translate.workers` (its thread plumbing),
+:mod:`~geogan.translate.stitch` (blending windows into rows) and
+:mod:`~geogan.translate.tensors` (raster values to model values and back). This module
+holds the library entry points, :func:`translate_files` and :func:`translate_raster`.
+
+Outputs keep the input's CRS, transform, size and nodata mask; they have the
+band count and dtype of the generator's target domain and are written to a
+temporary file that is renamed only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from geogan.checkpoint import LoadedGenerator, load_generator
+from geogan.errors import InputError, OutputError
+from geogan.fileio import check_free_space
+from geogan.normstats import NormStats, stats_path_for
+from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.translate.compat import (
+    check_tile,
+    fit_tile,
+    inspect_input,
+    open_input,
+    output_meta,
+    select_input_bands,
+)
+from geogan.translate.config import (
+    AUTO_BATCH,
+    COMPRESSIONS,
+    GDAL_CACHE_MB,
+    OUTPUT_SUFFIXES,
+    PICTURE_DRIVERS,
+    PRECISIONS,
+    TranslateConfig,
+)
+from geogan.translate.engine import QUEUE_DEPTH, Job
+from geogan.translate.nodata import output_nodata
+from geogan.translate.planning import expand_inputs, files_to_translate, map_outputs, rank_share
+from geogan.translate.runtime import (
+    prepare_module,
+    resolve_batch_size,
+    resolve_device,
+    resolve_precision,
+    torch_threads,
+)
+from geogan.translate.stats import batch_stats, raster_stats
+
+__all__ = [
+    "AUTO_BATCH",
+    "COMPRESSIONS",
+    "GDAL_CACHE_MB",
+    "OUTPUT_SUFFIXES",
+    "PICTURE_DRIVERS",
+    "PRECISIONS",
+    "QUEUE_DEPTH",
+    "TranslateConfig",
+    "check_tile",
+    "expand_inputs",
+    "fit_tile",
+    "map_outputs",
+    "output_meta",
+    "output_nodata",
+    "prepare_module",
+    "rank_share",
+    "resolve_batch_size",
+    "resolve_device",
+    "resolve_precision",
+    "select_input_bands",
+    "translate_files",
+    "translate_raster",
+]
+
+log = logging.getLogger(__name__)
+
+
+def translate_files(checkpoint: str | os.PathLike[str],
+                    inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+                    output: str | os.PathLike[str], config: TranslateConfig | None = None,
+                    progress: ProgressCallback | None = None,
+                    cancel: CancelCheck | None = None, *, direction: str = "a2b") -> list[Path]:
+    """Translate files, folders or globs with a checkpoint; return this rank's output paths.
+
+    ``direction`` picks the checkpoint's generator (``a2b`` or ``b2a``).
+
+    With several inputs ``output`` is a folder (see :func:`map_outputs`). Under
+    torchrun the files are shared out round-robin across ranks (RANK,
+    WORLD_SIZE) and each rank uses ``cuda:LOCAL_RANK``. Outputs that exist are an
+    error unless ``config.overwrite``; with ``config.skip_existing`` they are left
+    alone (and still returned), so an interrupted batch can be resumed. All
+    outputs are checked before any work starts. ``progress`` gets megapixels done
+    of the batch total, with ``file``, ``files`` (``i/n``), ``file_pct``, ``file_eta_s``
+    and ``mpx_s`` figures.
+    """
+    config = config or TranslateConfig()
+    if direction not in ("a2b", "b2a"):
+        raise InputError(f"unknown --direction {direction!r}; choose a2b or b2a")
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = list(inputs)
+    files = expand_inputs(inputs)
+    outs = map_outputs(files, output)
+    rank, world = rank_share()
+    mine = list(zip(files, outs, strict=True))[rank::world]
+    todo = files_to_translate(mine, config)
+    if world > 1:
+        log.info("rank %d of %d: %d of %d file(s), %d to translate", rank, world, len(mine),
+                 len(files), len(todo))
+    if not todo:
+        return [dst for _, dst in mine]
+    check_cancel(cancel, "translation")
+    with torch_threads(config.threads):
+        return _translate_todo(checkpoint, files, todo, mine, config, progress, cancel,
+                               direction)
+
+
+def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
+                    todo: list[tuple[Path, Path]],
+                    mine: list[tuple[Path, Path]], config: TranslateConfig,
+                    progress: ProgressCallback | None, cancel: CancelCheck | None,
+                    direction: str) -> list[Path]:
+    device = resolve_device(config.device)
+    generator = load_generator(checkpoint, direction, device)
+    check_tile(generator, config.tile)
+    sizes = [inspect_input(src, generator, config) for src, _ in todo]
+    shared = batch_stats(generator, files, config, device, cancel)
+    total = sum(sizes) / 1e6
+    done = 0.0
+    start = time.perf_counter()
+    for i, ((src, dst), size) in enumerate(zip(todo, sizes, strict=True)):
+        label = f"{i + 1}/{len(todo)}"
+
+        def file_progress(d: float, t: float, _base: float = done, _name: str = src.name,
+                          _label: str = label, **info: float | str) -> None:
+            if progress is None:
+                return
+            elapsed = time.perf_counter() - start
+            rate = (_base + d) / elapsed if elapsed else 0.0
+            figures: dict[str, float | str] = {
+                "file": _name, "files": _label,
+                "file_pct": round(100.0 * d / t, 1) if t else 0.0,
+                "file_eta_s": round((t - d) / rate, 1) if rate else 0.0,
+                "mpx_s": rate}
+            progress(_base + d, total, **figures)
+
+        translate_raster(generator, src, dst, config, progress=file_progress, cancel=cancel,
+                         stats=shared)
+        done += size / 1e6
+    return [dst for _, dst in mine]
+
+
+def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[str],
+                     output_path: str | os.PathLike[str], config: TranslateConfig | None = None,
+                     progress: ProgressCallback | None = None,
+                     cancel: CancelCheck | None = None, *,
+                     stats: NormStats | None = None) -> Path:
+    """Translate one raster with a loaded generator; return the output path.
+
+    ``progress(done, total, mpx_s=...)`` is called from the caller's thread in
+    megapixels; ``cancel()`` is polled several times a second and between batches
+    (raising :class:`geogan.errors.Cancelled`, with nothing left behind).
+    With ``config.norm`` other than ``window``, ``stats`` (checked against the
+    generator by the caller) are used, else ``config.stats`` is read, else the
+    statistics are estimated from this raster first.
+    """
+
+    from geogan.rasterio_io import (
+        atomic_raster,
+        check_creation_options,
+        check_readable,
+        gdal_env,
+        num_threads,
+        output_profile,
+    )
+    from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
+
+    config = config or TranslateConfig()
+    from geogan.inputs import GdalPath, as_input
+
+    input_path, output_path = as_input(input_path), Path(output_path)
+    what = f"translation of {input_path.name}"
+    check_cancel(cancel, what)
+    check_tile(generator, config.tile)
+    if output_path.exists() and not isinstance(input_path, GdalPath) and input_path.exists() \
+            and output_path.samefile(input_path):
+        raise OutputError(f"output {output_path} would replace its input; choose another output")
+    device = resolve_device(config.device)
+    with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        with open_input(input_path) as src:
+            check_readable(src)
+            check_pixels(src, input_path, config.bands or data_bands(src))
+            indexes = select_input_bands(src.count, src.dtypes, input_path, generator,
+                                         config.bands, data_bands(src))
+            src_profile = dict(src.profile)
+            src_nodata = src.nodata
+            masked = has_mask(src, indexes)
+            meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator)
+        config = fit_tile(config, int(src_profile["width"]), int(src_profile["height"]),
+                          int(getattr(generator.module, "size_multiple", 1)))
+        out_nodata = output_nodata(src_nodata, generator.out_norm)
+        driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
+        if driver != "GTiff" and config.cog:
+            raise InputError(f"--cog writes GeoTIFF; give -o {output_path.stem}.tif or drop "
+                             "--cog")
+        profile = output_profile(src_profile, count=generator.out_bands,
+                                 dtype=generator.out_norm.dtype, nodata=out_nodata,
+                                 compress=config.compress, meta=meta,
+                                 creation_options=config.creation_options
+                                 if driver == "GTiff" and not config.cog else ())
+        check_creation_options(profile, config.creation_options,
+                               "COG" if config.cog else driver)
+        profile["num_threads"] = num_threads(config.threads)
+        norm_stats = raster_stats(generator, input_path, indexes, src_profile, config, device,
+                                  stats, cancel)
+        job = Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
+                  device, progress, cancel, meta=meta, masked=masked, norm_stats=norm_stats)
+        itemsize = np.dtype(profile["dtype"]).itemsize
+        check_free_space(output_path, job.width * job.height * generator.out_bands * itemsize,
+                         certain=False)
+        start = time.perf_counter()
+        if src_profile.get("crs") is None:
+            log.warning("%s has no georeference: %s has none either", input_path, output_path)
+        with atomic_raster(output_path, overwrite=config.overwrite, cog=config.cog,
+                           compress=config.compress, driver=driver,
+                           creation_options=config.creation_options) as target:
+            job.run(target, output_path)
+            check_cancel(cancel, what)
+            if config.save_stats and norm_stats is not None:
+                norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)
+        if src_nodata is not None and job.valid_pixels == 0:
+            log.warning("%s holds only nodata pixels: %s is all nodata", input_path,
+                        output_path)
+    elapsed = time.perf_counter() - start
+    mpx = profile["width"] * profile["height"] / 1e6
+    log.info("translated %s -> %s: %.1f Mpx in %.1f s (%.2f Mpx/s)", input_path, output_path,
+             mpx, elapsed, mpx / elapsed if elapsed else 0.0)
+    return output_path

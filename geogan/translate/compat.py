@@ -1,0 +1,141 @@
+"""Whether a raster suits the checkpoint's generator (bands, dtype, tile size).
+
+Also what the bands of its translation then mean (:func:`output_meta`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geogan.checkpoint import LoadedGenerator
+from geogan.errors import InputError
+from geogan.translate.config import PICTURE_DRIVERS, TranslateConfig
+
+if TYPE_CHECKING:
+    from geogan.rasterio_meta import RasterMeta
+
+log = logging.getLogger(__name__)
+
+#: numpy dtype -> GDAL's type name (for gdal_translate -ot).
+_GDAL_TYPE_NAMES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",
+                    "uint32": "UInt32", "int32": "Int32", "float32": "Float32",
+                    "float64": "Float64"}
+
+
+def open_input(path: str | os.PathLike[str]) -> Any:
+    """Open an input raster; a plain picture (PNG/JPEG) may lack a georeference."""
+    from geogan.rasterio_io import open_raster
+
+    return open_raster(path, allow_no_crs=Path(os.fspath(path)).suffix.lower()
+                       in PICTURE_DRIVERS)
+
+
+def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
+                       generator: LoadedGenerator, bands: tuple[int, ...] | None,
+                       default: Sequence[int] | None = None) -> list[int]:
+    """1-based bands to read, checked against the generator's input band count and dtype.
+
+    Without ``bands`` the ``default`` bands are read (all bands when None; callers
+    pass :func:`geogan.rasterio_meta.data_bands`, which leaves an alpha band out).
+    """
+    if bands:
+        indexes = list(bands)
+    else:
+        indexes = list(default) if default is not None else list(range(1, count + 1))
+    for b in indexes:
+        if b > count:
+            raise InputError(f"--bands {b} is out of range: {path} has {count} band(s)")
+    want = generator.in_norm.bands
+    if len(indexes) != want:
+        extra = " besides its alpha band" if not bands and len(indexes) < count else ""
+        hint = f"; use a {want}-band raster or a checkpoint trained on {len(indexes)} band(s)"
+        if bands:
+            hint = f"; list {want} bands in --bands"
+        elif len(indexes) > want:
+            hint = (f"; pick {want} of them with --bands, e.g. --bands "
+                    f"{','.join(str(i) for i in indexes[:want])}")
+        elif extra and count == want:
+            hint += (f", or pass --bands {','.join(str(i) for i in range(1, count + 1))} to "
+                     "feed the alpha band as data")
+        raise InputError(f"{path} has {len(indexes)} band(s){extra} but the checkpoint's "
+                         f"{generator.direction} generator expects {want}{hint}")
+    kinds = {str(np.dtype(dtypes[b - 1])) for b in indexes}
+    if len(kinds) > 1:
+        raise InputError(f"{path} mixes band dtypes ({', '.join(sorted(kinds))}); "
+                         "convert it to one dtype first")
+    dtype = kinds.pop()
+    expected = str(np.dtype(generator.in_norm.dtype))
+    if dtype != expected:
+        raise InputError(f"{path} is {dtype} but the checkpoint's {generator.direction} generator "
+                         f"was trained on {expected} rasters; convert it (e.g. gdal_translate "
+                         f"-ot {_GDAL_TYPE_NAMES.get(expected, expected)} -scale) or use a "
+                         "matching checkpoint")
+    return indexes
+
+
+def inspect_input(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
+    """Check an input against the generator before a batch starts; return its pixel count."""
+    from geogan.rasterio_io import check_readable
+    from geogan.rasterio_meta import check_pixels, data_bands
+
+    with open_input(path) as src:
+        check_readable(src)
+        check_pixels(src, path, config.bands or data_bands(src))
+        select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
+        return int(src.width) * int(src.height)
+
+
+def fit_tile(config: TranslateConfig, width: int, height: int, multiple: int) -> TranslateConfig:
+    """``config`` with ``tile`` clamped to the raster (rounded up to ``multiple``).
+
+    A window larger than the raster only adds mirrored padding: it costs time and memory
+    and changes nothing for the better.
+    """
+    need = -(-max(width, height, 8) // multiple) * multiple
+    if config.tile <= need:
+        return config
+    log.info("--tile %d is larger than the %dx%d px raster; using %d", config.tile, width,
+             height, need)
+    return dataclasses.replace(config, tile=need, overlap=min(config.overlap, need // 2))
+
+
+def check_tile(generator: LoadedGenerator, tile: int) -> None:
+    """Fail early when the generator cannot take ``tile``-pixel windows.
+
+    Generators carry a ``size_multiple`` attribute (4 for ResNet, 256 for U-Net 256).
+    """
+    multiple = int(getattr(generator.module, "size_multiple", 1))
+    if tile % multiple:
+        spec = generator.meta.get("generators", {}).get(generator.direction, {})
+        arch = spec.get("arch", "this") if isinstance(spec, dict) else "this"
+        suggestion = max(multiple, round(tile / multiple) * multiple)
+        raise InputError(f"--tile {tile} does not suit the {arch} generator; use a multiple of "
+                         f"{multiple}, e.g. --tile {suggestion}")
+
+
+def output_meta(src_meta: RasterMeta, indexes: Sequence[int], in_dtype: str,
+                generator: LoadedGenerator) -> RasterMeta:
+    """Band meaning of a translation: the fed bands' when the band count is kept.
+
+    A generator that keeps the number of bands (NAIP 2009 -> NAIP 2020, RGB -> RGB)
+    keeps each band's colour interpretation, description and tags; scale, offset
+    and units too when the dtype is also kept (the values are in the same units).
+    Otherwise the bands are new: RGB for three, gray then undefined for other
+    counts. Dataset tags are kept either way.
+    """
+    from geogan.rasterio_meta import BandMeta, RasterMeta
+
+    fed = src_meta.pick(indexes)
+    if generator.out_bands != len(indexes):
+        return RasterMeta.plain(generator.out_bands, fed.tags)
+    if str(np.dtype(generator.out_norm.dtype)) == str(np.dtype(in_dtype)):
+        return fed
+    return RasterMeta(tuple(BandMeta(b.colorinterp, b.description, b.tags)
+                            for b in fed.bands), fed.tags)

@@ -1,0 +1,91 @@
+"""The options of a translation (:class:`TranslateConfig`) and the choices and defaults they use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from geogan.blend import BLEND_PROFILES
+from geogan.errors import InputError
+from geogan.formats import COMPRESSIONS as _COMPRESSIONS
+from geogan.normstats import DEFAULT_NORM, NORM_MODES
+
+#: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
+#: (AVX512-BF16, AMX), fp32 on other CPUs.
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+#: ``--compress`` choices (the same as :data:`geogan.rasterio_io.COMPRESSIONS`).
+COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
+#: Output file name endings that make OUTPUT a file rather than a folder.
+OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+#: Plain pictures (no georeference): read with a warning, written by GDAL's drivers.
+PICTURE_DRIVERS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+#: Default batch size per device type when ``batch_size`` is None.
+AUTO_BATCH: dict[str, int] = {"cuda": 8, "cpu": 1}
+#: GDAL block cache (MB) while translating, so cached blocks do not grow with the raster.
+GDAL_CACHE_MB = 128
+
+
+@dataclass(frozen=True)
+class TranslateConfig:
+    """How to translate: windowing, blending, device and output options.
+
+    ``tile``/``overlap`` are in pixels (``0 <= 2 * overlap <= tile``); ``blend`` is
+    one of :data:`geogan.blend.BLEND_PROFILES`; ``batch_size`` None picks
+    :data:`AUTO_BATCH` for the device; ``device`` is ``auto``, ``cpu``, ``cuda`` or
+    ``cuda:N``; ``bands`` are 1-based input bands to use (all when None).
+    """
+
+    tile: int = 512
+    overlap: int = 64
+    blend: str = "cosine"
+    batch_size: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    cog: bool = False
+    compress: str = "zstd"
+    bands: tuple[int, ...] | None = None
+    skip_existing: bool = False
+    overwrite: bool = False
+    compile: bool = False
+    #: GDAL creation options (``--co KEY=VALUE``), applied after geogan's own.
+    creation_options: tuple[tuple[str, str], ...] = ()
+    #: Threads for the generator on the CPU and GDAL's compression (None: all cores).
+    threads: int | None = None
+    norm: str = DEFAULT_NORM
+    stats: str | None = None
+    save_stats: bool = False
+    shared_stats: bool = False
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"--threads must be at least 1, got {self.threads}")
+        if self.tile < 8:
+            raise InputError(f"--tile must be at least 8 pixels, got {self.tile}")
+        if not 0 <= 2 * self.overlap <= self.tile:
+            raise InputError(f"--overlap must be between 0 and half the tile ({self.tile // 2}), "
+                             f"got {self.overlap}")
+        if self.blend not in BLEND_PROFILES:
+            raise InputError(f"unknown --blend {self.blend!r}; choose one of "
+                             f"{', '.join(BLEND_PROFILES)}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown --precision {self.precision!r}; choose one of "
+                             f"{', '.join(PRECISIONS)}")
+        if self.compress not in COMPRESSIONS:
+            raise InputError(f"unknown --compress {self.compress!r}; choose one of "
+                             f"{', '.join(COMPRESSIONS)}")
+        if self.bands is not None:
+            if not self.bands or any(int(b) < 1 for b in self.bands):
+                raise InputError(f"--bands must list 1-based band numbers such as 1,2,3; "
+                                 f"got {self.bands}")
+            object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
+        if self.skip_existing and self.overwrite:
+            raise InputError("--skip-existing and --overwrite contradict each other; pass one")
+        if self.norm not in NORM_MODES:
+            raise InputError(f"unknown --norm {self.norm!r}; choose one of {', '.join(NORM_MODES)}")
+        if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):
+            raise InputError("--norm window uses no statistics; drop --stats, --save-stats and "
+                             "--shared-stats or choose --norm global")
+        if self.shared_stats and (self.norm != "global" or self.stats):
+            raise InputError("--shared-stats estimates one global set over all inputs; it needs "
+                             "--norm global and no --stats")

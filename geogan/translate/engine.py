@@ -1,0 +1,321 @@
+"""The threaded pipeline that translates one raster: reader thread, generator, writer thread.
+
+The raster is cut into overlapping windows (see :mod:`geogan.blend` for the
+layout); windows reaching past the raster edge are filled by reflection. Each
+window goes through the generator and is blended into the current window row by a
+:class:`~geogan.translate.stitch.Stitcher`; as soon as a window row is done, the
+rows no later window touches are handed to the writer. Peak memory therefore
+depends on ``tile`` and the raster width, not its height.
+
+Three threads overlap the work: a reader (GDAL reads, reflection padding,
+batching), the caller's thread (device transfer, normalisation, the generator,
+blending on the device) and a writer (nodata, GDAL writes and compression).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geogan import normstats
+from geogan.blend import AxisLayout
+from geogan.checkpoint import LoadedGenerator
+from geogan.errors import CheckpointError, InputError, first_line
+from geogan.normstats import NormStats
+from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.translate.compat import open_input
+from geogan.translate.config import TranslateConfig
+from geogan.translate.nodata import apply_nodata
+from geogan.translate.runtime import (
+    autocast,
+    prepare_module,
+    resolve_batch_size,
+    resolve_precision,
+)
+from geogan.translate.stitch import Stitcher
+from geogan.translate.tensors import TORCH_DTYPES, norm_tensors, to_model
+from geogan.translate.workers import POLL_S, Stop, Worker, get_checked, put, put_checked
+
+if TYPE_CHECKING:
+    from geogan.rasterio_meta import RasterMeta
+
+log = logging.getLogger(__name__)
+
+#: Items waiting between threads (each a batch of windows or a block of output rows).
+QUEUE_DEPTH = 2
+
+
+class Job:
+    """One raster through reader thread -> generator (caller's thread) -> writer thread."""
+
+    def __init__(self, generator: LoadedGenerator, input_path: Path, indexes: list[int],
+                 src_nodata: float | None, out_nodata: float | None, profile: dict[str, Any],
+                 config: TranslateConfig, device: str, progress: ProgressCallback | None,
+                 cancel: CancelCheck | None, meta: RasterMeta | None = None,
+                 masked: bool = False, norm_stats: NormStats | None = None) -> None:
+        self.gen = generator
+        self.meta = meta
+        self.masked = masked  # the input has a per-dataset mask or alpha, not only nodata
+        self.norm_stats = norm_stats
+        self.input_path = input_path
+        self.indexes = indexes
+        self.src_nodata = src_nodata
+        self.out_nodata = out_nodata
+        self.profile = profile
+        self.config = config
+        self.device = device
+        self.progress = progress
+        self.cancel = cancel
+        self.width = int(profile["width"])
+        self.height = int(profile["height"])
+        self.ax = AxisLayout(self.width, config.tile, config.overlap)
+        self.ay = AxisLayout(self.height, config.tile, config.overlap)
+        self.batch_size = resolve_batch_size(config.batch_size, device)
+        self.precision = resolve_precision(config.precision, device)
+        self.what = f"translation of {input_path.name}"
+        self.valid_pixels = 0  # counted by the reader where the input has nodata
+
+    # ---------------------------------------------------------------- reader thread
+
+    def _read(self, q: queue.Queue[Any], stop: threading.Event) -> None:
+        """Read window rows, pad by reflection, cut windows into batches ``(B, C, T, T)``."""
+        import torch
+        from rasterio.errors import RasterioIOError
+        from rasterio.windows import Window
+
+        from geogan.rasterio_meta import read_valid
+
+        ax, ay, t = self.ax, self.ay, self.config.tile
+        pin = self.device.startswith("cuda")
+        batch: list[np.ndarray] = []
+        keys: list[tuple[int, int]] = []
+
+        def emit() -> None:
+            arr = np.stack(batch)  # (B, C, T, T)
+            if self.config.compile and len(batch) < self.batch_size:  # static shapes
+                arr = np.concatenate([arr, np.zeros((self.batch_size - len(batch),)
+                                                    + arr.shape[1:], arr.dtype)])
+            tensor = torch.from_numpy(arr)
+            put(q, ("batch", list(keys), tensor.pin_memory() if pin else tensor), stop)
+            batch.clear()
+            keys.clear()
+
+        cols = [ax.source_index(c) for c in range(ax.count)]  # raster column of each pixel
+        plain = [bool(np.array_equal(cx, np.arange(cx[0], cx[0] + t))) for cx in cols]
+        with open_input(self.input_path) as src:
+            for r in range(ay.count):
+                if stop.is_set():
+                    raise Stop
+                rows = ay.source_index(r)  # raster row of each window row, mirrored at edges
+                f0 = 0 if r == 0 else ay.start(r)  # rows finished once this row is done
+                f1 = ay.final_end(r)
+                a, b = min(int(rows.min()), f0), max(int(rows.max()) + 1, f1)
+                try:
+                    data = src.read(self.indexes, window=Window(0, a, self.width, b - a))
+                except RasterioIOError as exc:
+                    raise InputError(f"{self.input_path} could not be read at rows {a}-{b} "
+                                     f"({first_line(exc)}); check that the "
+                                     "file is complete") from exc
+                mask = None
+                if self.src_nodata is not None or self.masked:
+                    try:
+                        mask = read_valid(src, self.indexes, Window(0, f0, self.width, f1 - f0),
+                                          data[:, f0 - a:f1 - a], self.src_nodata,
+                                          self.masked)  # (rows, W)
+                    except RasterioIOError as exc:
+                        raise InputError(f"the mask of {self.input_path} could not be read at "
+                                         f"rows {f0}-{f1} ({first_line(exc)}); check that the "
+                                         "file is complete") from exc
+                    if mask is not None:
+                        self.valid_pixels += int(np.count_nonzero(mask))
+                put(q, ("rows", r, mask), stop)
+                cast = TORCH_DTYPES.get(str(data.dtype), "float32")
+                if cast != str(data.dtype):
+                    data = data.astype(cast)
+                ry = rows - a
+                if np.array_equal(ry, np.arange(ry[0], ry[0] + t)):
+                    strip = data[:, ry[0]:ry[0] + t]  # (C, T, W), a view
+                else:
+                    strip = data[:, ry]  # edge rows: mirrored copy
+                for c, cx in enumerate(cols):
+                    if plain[c]:
+                        batch.append(strip[:, :, cx[0]:cx[0] + t])
+                    else:
+                        batch.append(strip[:, :, cx])  # edge columns: mirrored copy
+                    keys.append((r, c))
+                    if len(batch) == self.batch_size:
+                        emit()
+                del data, strip
+        if batch:
+            emit()
+        put(q, ("end",), stop)
+
+    # ---------------------------------------------------------------- writer thread
+
+    def _write(self, path: Path, final: Path, q: queue.Queue[Any],
+               stop: threading.Event) -> None:
+        """Apply nodata and write finished rows in block-aligned chunks into ``path``."""
+        from rasterio.windows import Window
+
+        from geogan.rasterio_io import BLOCK_SIZE, open_for_write
+        from geogan.rasterio_meta import write_meta
+
+        buf: np.ndarray | None = None  # (C, BLOCK_SIZE + tile, W): rows waiting for a block
+        # (BLOCK_SIZE + tile, W): validity of those rows, kept when written as an internal mask
+        valid_buf: np.ndarray | None = None
+        buf_start = 0  # raster row of buf[:, 0]
+        filled = 0
+
+        def flush(dst: Any, final: bool) -> None:
+            nonlocal buf_start, filled
+            assert buf is not None
+            n = filled if final else (filled // BLOCK_SIZE) * BLOCK_SIZE
+            if n == 0:
+                return
+            dst.write(buf[:, :n], window=Window(0, buf_start, self.width, n))
+            rest = filled - n
+            buf[:, :rest] = buf[:, n:filled]  # rest < BLOCK_SIZE <= n: no overlap
+            if valid_buf is not None:
+                dst.write_mask(valid_buf[:n], window=Window(0, buf_start, self.width, n))
+                valid_buf[:rest] = valid_buf[n:filled]
+            buf_start += n
+            filled = rest
+
+        with open_for_write(path, self.profile, final) as dst:
+            if self.meta is not None:
+                write_meta(dst, self.meta)
+            while True:
+                try:
+                    item = q.get(timeout=POLL_S)
+                except queue.Empty:
+                    if stop.is_set():
+                        raise Stop from None
+                    continue
+                if item[0] == "end":
+                    if buf is not None:
+                        flush(dst, final=True)
+                    break
+                _, f0, rows, mask = item
+                if f0 != buf_start + filled:
+                    raise RuntimeError(f"rows {f0} arrived out of order")
+                if buf is None:
+                    buf = np.empty((rows.shape[0], BLOCK_SIZE + self.config.tile,
+                                    self.width), dtype=rows.dtype)
+                n = rows.shape[1]
+                buf[:, filled:filled + n] = apply_nodata(rows, mask, self.out_nodata)
+                if mask is not None and self.out_nodata is None:  # masked in -> masked out
+                    if valid_buf is None:
+                        valid_buf = np.empty(buf.shape[1:], dtype=np.uint8)
+                    valid_buf[filled:filled + n] = np.where(mask, 255, 0)
+                filled += n
+                flush(dst, final=False)
+                if stop.is_set():
+                    raise Stop
+
+    # ---------------------------------------------------------------- caller's thread
+
+    def run(self, path: Path, final: Path | None = None) -> None:
+        """Translate into ``path`` (a new GeoTIFF; ``final`` names it in errors)."""
+        import torch
+
+        stop = threading.Event()
+        in_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        out_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+        reader = Worker("geogan-reader", lambda: self._read(in_q, stop))
+        writer = Worker("geogan-writer", lambda: self._write(path, final or path, out_q, stop))
+        log.debug("%s: %dx%d px, %dx%d windows of %d px, overlap %d, batch %d, %s %s",
+                  self.input_path, self.width, self.height, self.ax.count, self.ay.count,
+                  self.config.tile, self.config.overlap, self.batch_size, self.device,
+                  self.precision)
+        reader.start()
+        writer.start()
+        try:
+            with torch.inference_mode():
+                self._infer(in_q, out_q, reader, writer)
+            put_checked(out_q, ("end",), writer, self.cancel, self.what)
+            while writer.is_alive():
+                writer.join(POLL_S)
+            if writer.error is not None:
+                raise writer.error
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            stop.set()
+            reader.join()
+            writer.join()
+
+    def _infer(self, in_q: queue.Queue[Any], out_q: queue.Queue[Any], reader: Worker,
+               writer: Worker) -> None:
+        import torch
+
+        ax, ay, t, dev = self.ax, self.ay, self.config.tile, self.device
+        gen = self.gen
+        norm = None  # instance norm with given statistics (--norm global|dense)
+        if self.norm_stats is not None:
+            norm = normstats.prepared_for(gen.module)
+            norm.load(self.norm_stats, dev)
+        dense = norm is not None and self.norm_stats is not None and self.norm_stats.mode == "dense"
+        module = prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
+        stitch = Stitcher(ax, ay, self.config.blend, gen.out_norm, dev)
+        in_lo, in_span = norm_tensors(gen.in_norm, dev)
+        c_out = gen.out_bands
+        amp = autocast(self.precision, dev)
+        channels_last = dev.startswith("cuda")
+        masks: dict[int, np.ndarray | None] = {}
+        total_windows = ax.count * ay.count
+        total_mpx = self.width * self.height / 1e6
+        done_windows = 0
+        started = time.perf_counter()
+
+        def send(r: int, f0: int, rows: np.ndarray) -> None:
+            put_checked(out_q, ("rows", f0, rows, masks.pop(r)), writer, self.cancel, self.what)
+
+        while True:
+            item = get_checked(in_q, reader, self.cancel, self.what)
+            if item[0] == "rows":
+                masks[item[1]] = item[2]
+                continue
+            if item[0] == "end":
+                send(*stitch.finish())
+                return
+            _, keys, raw = item
+            n = len(keys)
+            x = raw.to(dev, non_blocking=True).to(torch.float32)
+            x = to_model(x, in_lo, in_span)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if dense:
+                assert norm is not None
+                origins = [(ay.start(r), ax.start(c)) for r, c in keys]
+                norm.set_windows(origins + origins[-1:] * (x.shape[0] - n), t)
+            with amp:
+                y = module(x)
+            y = y[:n].float()
+            if tuple(y.shape) != (n, c_out, t, t):
+                raise CheckpointError(f"the {gen.direction} generator turned windows of "
+                                      f"{tuple(x.shape[1:])} into {tuple(y.shape[1:])}, expected "
+                                      f"{(c_out, t, t)}; try another --tile")
+            if not bool(torch.isfinite(y).all()):
+                raise CheckpointError(f"the {gen.direction} generator produced NaN or infinite "
+                                      f"values on {self.input_path.name}; nothing was written "
+                                      "(the checkpoint's weights may be broken: use another "
+                                      "checkpoint" + ("" if self.precision == "fp32" else
+                                                      ", or try --precision fp32") + ")")
+            y = stitch.weigh(y)  # (n, C, T, T)
+            for i, (r, c) in enumerate(keys):
+                while r != stitch.row:
+                    send(*stitch.finish())
+                stitch.add(c, y[i])
+            done_windows += n
+            check_cancel(self.cancel, self.what)
+            if self.progress is not None:
+                done = total_mpx * done_windows / total_windows
+                elapsed = time.perf_counter() - started
+                self.progress(done, total_mpx, mpx_s=done / elapsed if elapsed else 0.0)

@@ -1,0 +1,56 @@
+"""The output's nodata: which value it is, and stamping it where the input is nodata."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from geogan.normalize import BandNorm
+
+
+def output_nodata(src_nodata: float | None, out_norm: BandNorm) -> float | None:
+    """Nodata value of the output: None when the input has none, else one the dtype holds.
+
+    The target domain's nodata is preferred, then the input's, then 0 / the
+    dtype's minimum for integers and NaN for floats.
+    """
+    if src_nodata is None:
+        return None
+    dtype = np.dtype(out_norm.dtype)
+    for candidate in (out_norm.nodata, src_nodata):
+        if candidate is not None and _fits(float(candidate), dtype):
+            return float(candidate)
+    if np.issubdtype(dtype, np.floating):
+        return float("nan")
+    return float(np.iinfo(dtype).min)
+
+
+def _fits(value: float, dtype: np.dtype) -> bool:
+    if np.issubdtype(dtype, np.floating):
+        return True
+    if not math.isfinite(value) or value != int(value):
+        return False
+    info = np.iinfo(dtype)
+    return info.min <= value <= info.max
+
+
+def apply_nodata(rows: np.ndarray, mask: np.ndarray | None, nodata: float | None) -> np.ndarray:
+    """Output nodata where the input is nodata; nudge valid pixels that would read as nodata."""
+    if mask is None or nodata is None:
+        return rows
+    if not math.isnan(nodata):
+        clash = mask & (rows == rows.dtype.type(nodata)).all(axis=0)
+        if clash.any():
+            rows[0][clash] = _nudge(nodata, rows.dtype)
+    rows[:, ~mask] = nodata
+    return rows
+
+
+def _nudge(nodata: float, dtype: np.dtype) -> Any:
+    """The nearest value to ``nodata`` that is not ``nodata``, in ``dtype``."""
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return dtype.type(nodata + 1 if nodata < info.max else nodata - 1)
+    return np.nextafter(dtype.type(nodata), dtype.type(np.inf))

@@ -1,0 +1,92 @@
+"""Which inputs a batch translates into which outputs, on which torchrun rank, and which remain."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from geogan.errors import InputError, OutputError
+from geogan.fileio import check_output_file, is_complete_raster
+from geogan.normstats import stats_path_for
+from geogan.translate.config import OUTPUT_SUFFIXES, TranslateConfig
+
+log = logging.getLogger(__name__)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]],
+                  files_from: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Files, folders (their rasters, not recursive), globs and ``--files-from`` lists."""
+    from geogan.inputs import expand_inputs as expand
+
+    return expand(inputs, files_from=files_from)  # type: ignore[return-value]  (GdalPath too)
+
+
+def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[Path]:
+    """Output path of each input file.
+
+    OUTPUT is a file when the inputs name a single raster and OUTPUT ends in .tif
+    or .tiff and is not an existing folder; otherwise it is a folder that receives
+    ``<input stem>.tif`` for each input.
+    """
+    out = Path(output)
+    if (not out.is_dir() and out.suffix.lower() not in OUTPUT_SUFFIXES
+            and re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{1,4}", out.suffix)):
+        raise OutputError(f"-o {out}: geogan translate writes GeoTIFF (or PNG/JPEG for "
+                          "pictures); give a .tif file name or a folder (to use a folder of "
+                          "that name, create it first)")
+    single = (len(files) == 1 and not out.is_dir()
+              and out.suffix.lower() in OUTPUT_SUFFIXES)
+    if single:
+        outs = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out} is a file but {len(files)} input(s) need an output folder; "
+                              "give a folder with -o")
+        outs = [out / f"{f.stem}.tif" for f in files]
+        by_name: dict[Path, Path] = {}
+        for f, o in zip(files, outs, strict=True):
+            if o in by_name:
+                raise InputError(f"{by_name[o]} and {f} would both be written to {o}; "
+                                 "rename one or translate them into different folders")
+            by_name[o] = f
+    for f, o in zip(files, outs, strict=True):
+        if o.exists() and o.resolve() == f.resolve():
+            raise OutputError(f"output {o} would replace its input; choose another output")
+    return outs
+
+
+def rank_share() -> tuple[int, int]:
+    """``(rank, world_size)`` from torchrun's RANK/WORLD_SIZE variables (``(0, 1)`` alone)."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as exc:
+        raise InputError(f"RANK/WORLD_SIZE must be integers ({exc}); launch with torchrun") from exc
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"RANK={rank} does not fit WORLD_SIZE={world}; launch with torchrun")
+    return rank, world
+
+
+def files_to_translate(mine: Sequence[tuple[Path, Path]],
+                       config: TranslateConfig) -> list[tuple[Path, Path]]:
+    """The ``(input, output)`` pairs still to translate; check every output first.
+
+    With ``config.skip_existing`` complete outputs are left out; otherwise an existing
+    output (or its statistics file) is an error unless ``config.overwrite``.
+    """
+    todo: list[tuple[Path, Path]] = []
+    for src, dst in mine:
+        if config.skip_existing and dst.exists():
+            if not is_complete_raster(dst):
+                raise OutputError(f"{dst} exists but is not a complete raster (left by an "
+                                  "interrupted or failed write); delete it and run again")
+            log.info("skipping %s: %s already exists", src, dst)
+            continue
+        check_output_file(dst, config.overwrite)
+        if config.save_stats:
+            check_output_file(stats_path_for(dst), config.overwrite)
+        todo.append((src, dst))
+    return todo

@@ -1,0 +1,57 @@
+"""The normalisation statistics each raster is translated with: read, shared or estimated."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from geogan import normstats
+from geogan.checkpoint import LoadedGenerator
+from geogan.normstats import NormStats
+from geogan.progress import CancelCheck
+from geogan.translate.compat import open_input, select_input_bands
+from geogan.translate.config import TranslateConfig
+from geogan.translate.runtime import resolve_precision
+
+
+def batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: TranslateConfig,
+                device: str, cancel: CancelCheck | None) -> NormStats | None:
+    """Statistics shared by every input: ``config.stats`` read and checked, or ``shared_stats``."""
+    from geogan.normstats import check_stats, estimate_stats, load_stats
+
+    if config.norm == "window":
+        return None
+    if config.stats:
+        stats = load_stats(config.stats)
+        check_stats(stats, generator, config.norm, f"statistics file {config.stats}")
+        return stats
+    if not config.shared_stats:
+        return None
+    indexes = []
+    for path in files:
+        with open_input(path) as src:
+            indexes.append(select_input_bands(src.count, src.dtypes, path, generator,
+                                              config.bands))
+    return estimate_stats(generator, files, "global", indexes, device=device,
+                          precision=resolve_precision(config.precision, device), cancel=cancel)
+
+
+def raster_stats(generator: LoadedGenerator, path: Path, indexes: list[int],
+                 src_profile: dict[str, Any], config: TranslateConfig, device: str,
+                 given: NormStats | None, cancel: CancelCheck | None) -> NormStats | None:
+    """The statistics one raster is translated with (None for ``--norm window``)."""
+    from geogan.normstats import check_dense_fits, estimate_stats
+
+    if config.norm == "window" or not normstats.norm_layers(generator.module):
+        return None  # a generator without instance norm: nothing depends on the windows
+    stats = given if given is not None else batch_stats(generator, [path], config, device,
+                                                        cancel)
+    if stats is None:
+        stats = estimate_stats(generator, [path], config.norm, [indexes], device=device,
+                               precision=resolve_precision(config.precision, device),
+                               cancel=cancel)
+    if stats.mode == "dense":
+        check_dense_fits(stats, int(src_profile["width"]), int(src_profile["height"]),
+                         f"statistics file {config.stats}" if config.stats else str(path))
+    return stats
