@@ -32,17 +32,10 @@ from rasterio.windows import Window
 
 from geogan.errors import InputError, first_line
 from geogan.fileio import check_free_space, check_output_file
+from geogan.formats import COMPRESSIONS
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
-from geogan.rasterio_io import (
-    COMPRESSIONS,
-    atomic_raster,
-    check_creation_options,
-    gdal_env,
-    open_for_write,
-    open_raster,
-    output_profile,
-)
+from geogan.rasterio_io import gdal_env, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
     check_pixels,
@@ -52,6 +45,7 @@ from geogan.rasterio_meta import (
     read_valid,
     write_meta,
 )
+from geogan.sink import atomic_raster, check_creation_options, open_for_write, output_profile
 from geogan.tiling import VALID_WINDOW_TAG
 
 log = logging.getLogger(__name__)

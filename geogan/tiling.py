@@ -49,17 +49,10 @@ from geogan.fileio import (
     gdal_errors,
     write_error,
 )
+from geogan.formats import COMPRESSIONS
 from geogan.grid import ChipWindow, chip_windows, intersection
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
-from geogan.rasterio_io import (
-    COMPRESSIONS,
-    check_creation_options,
-    check_readable,
-    creation_kwargs,
-    gdal_env,
-    open_raster,
-    output_profile,
-)
+from geogan.rasterio_io import check_readable, gdal_env, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
     check_pixels,
@@ -69,6 +62,7 @@ from geogan.rasterio_meta import (
     read_valid,
     write_meta,
 )
+from geogan.sink import check_creation_options, creation_kwargs, output_profile
 
 log = logging.getLogger(__name__)
 

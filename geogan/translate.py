@@ -426,15 +426,9 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     statistics are estimated from this raster first.
     """
 
-    from geogan.rasterio_io import (
-        atomic_raster,
-        check_creation_options,
-        check_readable,
-        gdal_env,
-        num_threads,
-        output_profile,
-    )
+    from geogan.rasterio_io import check_readable, gdal_env
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
+    from geogan.sink import atomic_raster, check_creation_options, num_threads, output_profile
 
     config = config or TranslateConfig()
     from geogan.inputs import GdalPath, as_input
@@ -745,8 +739,8 @@ class _Job:
         """Apply nodata and write finished rows in block-aligned chunks into ``path``."""
         from rasterio.windows import Window
 
-        from geogan.rasterio_io import BLOCK_SIZE, open_for_write
         from geogan.rasterio_meta import write_meta
+        from geogan.sink import BLOCK_SIZE, open_for_write
 
         buf: np.ndarray | None = None  # (C, BLOCK_SIZE + tile, W): rows waiting for a block
         # (BLOCK_SIZE + tile, W): validity of those rows, kept when written as an internal mask

@@ -9,8 +9,8 @@ import click
 from geogan.cli._options import co_option, with_listed
 from geogan.cli._progress import reporter
 from geogan.cli._result import emit
+from geogan.formats import COMPRESSIONS
 from geogan.mosaic import BLENDS, MosaicConfig, mosaic_chips
-from geogan.rasterio_io import COMPRESSIONS
 
 
 @click.command(name="mosaic")
