@@ -34,6 +34,7 @@ from geogan.errors import InputError, first_line
 from geogan.fileio import check_free_space, check_output_file
 from geogan.formats import COMPRESSIONS
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
+from geogan.names import VALID_WINDOW_TAG
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import gdal_env, open_raster
 from geogan.rasterio_meta import (
@@ -46,7 +47,6 @@ from geogan.rasterio_meta import (
     write_meta,
 )
 from geogan.sink import atomic_raster, check_creation_options, open_for_write, output_profile
-from geogan.tiling import VALID_WINDOW_TAG
 
 log = logging.getLogger(__name__)
 

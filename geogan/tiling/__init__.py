@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +50,15 @@ from geogan.fileio import (
 )
 from geogan.formats import COMPRESSIONS
 from geogan.grid import ChipWindow, chip_windows, intersection
+from geogan.names import (  # noqa: F401  (re-exported)
+    CHIP_NAME_RE,
+    INDEX_LAYER,
+    INDEX_NAME,
+    PAIR_DIRS,
+    VALID_WINDOW_TAG,
+    chip_name,
+    parse_chip_name,
+)
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import check_readable, gdal_env, open_raster
 from geogan.rasterio_meta import (
@@ -80,15 +88,6 @@ RESAMPLING: dict[str, Resampling] = {
 #: Chip compressions: ``none`` is fastest to write and to read during training.
 CHIP_COMPRESSIONS: tuple[str, ...] = ("none", *COMPRESSIONS)
 
-INDEX_NAME = "index.gpkg"
-INDEX_LAYER = "chips"
-PAIR_DIRS = ("A", "B")
-
-#: GeoTIFF tag on a padded chip: ``"col row width height"`` of its part inside the raster.
-VALID_WINDOW_TAG = "GEOGAN_VALID_WINDOW"
-
-_NAME_RE = re.compile(r"^(?P<stem>.+)__c(?P<col>\d+)_r(?P<row>\d+)\.tif$")
-
 #: Bytes read from a source in one call (a run of chips along a row).
 _READ_BUDGET = 32 * 2**20
 #: GDAL block cache while tiling, in MB: enough for one row of source blocks.
@@ -102,24 +101,11 @@ def _owned_by_chips(rel: PurePosixPath) -> bool:
     parts = rel.parts
     if len(parts) == 2 and parts[0] not in PAIR_DIRS:
         return False
-    return len(parts) <= 2 and _NAME_RE.match(rel.name) is not None
+    return len(parts) <= 2 and CHIP_NAME_RE.match(rel.name) is not None
 
 
 #: What ``geogan tile --overwrite`` may replace: a folder with an index and chips only.
 CHIP_FOLDER = FolderKind("chip folder", (INDEX_NAME,), _owned_by_chips)
-
-
-def chip_name(stem: str, col_off: int, row_off: int) -> str:
-    """The file name of a chip: ``naip_2009__c000512_r000256.tif``."""
-    return f"{stem}__c{col_off:06d}_r{row_off:06d}.tif"
-
-
-def parse_chip_name(name: str) -> tuple[str, int, int]:
-    """``(stem, col_off, row_off)`` from a chip file name made by :func:`chip_name`."""
-    m = _NAME_RE.match(Path(name).name)
-    if m is None:
-        raise ValueError(f"{name} is not a geogan chip name (<stem>__cCCCCCC_rRRRRRR.tif)")
-    return m["stem"], int(m["col"]), int(m["row"])
 
 
 @dataclass(frozen=True)
