@@ -34,15 +34,7 @@ from geogan.errors import InputError, first_line
 from geogan.fileio import check_free_space, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
-from geogan.rasterio_io import (
-    COMPRESSIONS,
-    atomic_raster,
-    check_creation_options,
-    gdal_env,
-    open_for_write,
-    open_raster,
-    output_profile,
-)
+from geogan.rasterio_io import gdal_env, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
     check_pixels,
@@ -52,7 +44,9 @@ from geogan.rasterio_meta import (
     read_valid,
     write_meta,
 )
-from geogan.tiling import VALID_WINDOW_TAG
+from geogan.sink import atomic_raster, check_creation_options, open_for_write, output_profile
+from geogan.spec.choices import COMPRESSIONS
+from geogan.spec.names import VALID_WINDOW_TAG
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,7 @@ from rasterio.errors import NodataShadowWarning
 
 from geogan.errors import GeoreferenceError, InputError
 from geogan.normalize import valid_mask
+from geogan.spec import names
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_DTYPES: tuple[str, ...] = ("uint8", "int8", "uint16", "int16", "uint32", "int32",
                                      "float32", "float64")
 #: Dataset tags that geogan writes itself and never copies from a source.
-OWN_TAGS: tuple[str, ...] = ("GEOGAN_VALID_WINDOW",)
+OWN_TAGS: tuple[str, ...] = (names.VALID_WINDOW_TAG,)
 
 _RGB = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 

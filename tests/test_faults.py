@@ -197,7 +197,7 @@ def test_gdal_errors_at_close_are_errors(make_raster, tmp_path, monkeypatch):
     """A GDAL error signalled while the writer closes (no exception) fails the write."""
     import logging
 
-    import geogan.rasterio_io as rio
+    import geogan.sink as sink
 
     real_open = rasterio.open
 
@@ -219,7 +219,7 @@ def test_gdal_errors_at_close_are_errors(make_raster, tmp_path, monkeypatch):
         ds = real_open(path, mode, **kw)
         return _Closing(ds) if mode == "w" else ds
 
-    monkeypatch.setattr(rio.rasterio, "open", fake_open)
+    monkeypatch.setattr(sink.rasterio, "open", fake_open)
     ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
     src = make_raster("r.tif", width=40, height=30)
     out = tmp_path / "out" / "r.tif"

@@ -40,7 +40,7 @@ def with_listed(inputs: tuple[object, ...] | list[object],
 
 def _creation_options(ctx: click.Context, param: click.Parameter,
                       value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    from geogan.rasterio_io import parse_creation_options
+    from geogan.sink import parse_creation_options
 
     return parse_creation_options(value)
 

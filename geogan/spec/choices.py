@@ -26,9 +26,9 @@ NET_NORMS: tuple[str, ...] = ("instance", "batch", "none")
 GAN_MODES: tuple[str, ...] = ("lsgan", "vanilla")
 #: Instance-norm statistics at translation (geogan.normstats); global is the default.
 NORM_MODES: tuple[str, ...] = ("window", "global", "dense")
-#: Weight profiles of overlapping translate windows (geogan.blend.WINDOW_BLENDS).
+#: Weight profiles of overlapping translate windows (geogan.blend.BLEND_PROFILES).
 WINDOW_BLENDS: tuple[str, ...] = ("cosine", "linear", "none")
-#: How mosaic combines overlapping chips (geogan.mosaic.CHIP_BLENDS).
+#: How mosaic combines overlapping chips (geogan.mosaic.BLENDS).
 CHIP_BLENDS: tuple[str, ...] = ("mean", "feather")
 #: Numeric precision of translation.
 TRANSLATE_PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")

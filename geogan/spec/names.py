@@ -47,20 +47,20 @@ PAIR_DIRS = ("A", "B")
 #: GeoTIFF tag of a chip: the window of it that holds source pixels (edge chips are padded).
 VALID_WINDOW_TAG = "GEOGAN_VALID_WINDOW"
 
-_CHIP_RE = re.compile(r"^(?P<stem>.+)__c(?P<col>\d+)_r(?P<row>\d+)\.tif$")
+CHIP_NAME_RE = re.compile(r"^(?P<stem>.+)__c(?P<col>\d+)_r(?P<row>\d+)\.tif$")
 
 
 def chip_name(stem: str, col_off: int, row_off: int) -> str:
-    """``<stem>__c<col>_r<row>.tif``: a chip named after its source and pixel offset."""
-    return f"{stem}__c{col_off}_r{row_off}.tif"
+    """The file name of a chip: ``naip_2009__c000512_r000256.tif``."""
+    return f"{stem}__c{col_off:06d}_r{row_off:06d}.tif"
 
 
 def parse_chip_name(name: str) -> tuple[str, int, int]:
-    """``(stem, col_off, row_off)`` of a chip name; ValueError if it is not one."""
-    m = _CHIP_RE.match(name)
+    """``(stem, col_off, row_off)`` from a chip file name made by :func:`chip_name`."""
+    m = CHIP_NAME_RE.match(PurePath(name).name)
     if m is None:
-        raise ValueError(f"{name!r} is not a geogan chip name (<stem>__c<col>_r<row>.tif)")
-    return m.group("stem"), int(m.group("col")), int(m.group("row"))
+        raise ValueError(f"{name} is not a geogan chip name (<stem>__cCCCCCC_rRRRRRR.tif)")
+    return m["stem"], int(m["col"]), int(m["row"])
 
 
 # -- translate outputs ---------------------------------------------------------------------

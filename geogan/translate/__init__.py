@@ -179,15 +179,9 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     statistics are estimated from this raster first.
     """
 
-    from geogan.rasterio_io import (
-        atomic_raster,
-        check_creation_options,
-        check_readable,
-        gdal_env,
-        num_threads,
-        output_profile,
-    )
+    from geogan.rasterio_io import check_readable, gdal_env
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
+    from geogan.sink import atomic_raster, check_creation_options, num_threads, output_profile
 
     config = config or TranslateConfig()
     from geogan.inputs import GdalPath, as_input

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from geogan.blend import BLEND_PROFILES
 from geogan.errors import InputError
-from geogan.formats import COMPRESSIONS as _COMPRESSIONS
 from geogan.normstats import DEFAULT_NORM, NORM_MODES
+from geogan.spec.choices import COMPRESSIONS as _COMPRESSIONS
 
 #: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
 #: (AVX512-BF16, AMX), fp32 on other CPUs.
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
-#: ``--compress`` choices (the same as :data:`geogan.rasterio_io.COMPRESSIONS`).
+#: ``--compress`` choices (geogan.spec.choices.COMPRESSIONS).
 COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
 #: Output file name endings that make OUTPUT a file rather than a folder.
 OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")

@@ -163,8 +163,8 @@ class Job:
         """Apply nodata and write finished rows in block-aligned chunks into ``path``."""
         from rasterio.windows import Window
 
-        from geogan.rasterio_io import BLOCK_SIZE, open_for_write
         from geogan.rasterio_meta import write_meta
+        from geogan.sink import BLOCK_SIZE, open_for_write
 
         buf: np.ndarray | None = None  # (C, BLOCK_SIZE + tile, W): rows waiting for a block
         # (BLOCK_SIZE + tile, W): validity of those rows, kept when written as an internal mask

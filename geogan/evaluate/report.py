@@ -1,0 +1,182 @@
+"""What ``geogan evaluate`` is asked and what it reports: options, scores, JSON and text."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geogan.errors import InputError
+from geogan.metrics import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
+
+#: Resampling methods for putting REFERENCE (and SOURCE) onto PREDICTION's grid.
+RESAMPLING: tuple[str, ...] = ("nearest", "bilinear", "cubic", "average")
+
+#: Baselines scored beside the prediction: name -> what it is.
+BASELINES: dict[str, str] = {
+    "histogram-match": "per-band histogram matching of SOURCE to REFERENCE",
+}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Options of :func:`evaluate`.
+
+    ``bands``: 1-based bands compared (the same numbers in both rasters; all when
+    ``None``). ``aoi``: a polygon vector file limiting the evaluated pixels.
+    ``baseline``: a key of :data:`BASELINES`, which needs ``source``, the raster
+    that was translated into PREDICTION. ``delta``: the accuracy threshold in
+    raster units (default: 5 on 8-bit data, ``5/255 * L`` otherwise).
+    ``data_range``: ``L`` of PSNR and SSIM (default: 255 on 8-bit data, the
+    reference's valid range per band otherwise). ``resampling``: how REFERENCE
+    and SOURCE are resampled when their grid differs from PREDICTION's.
+    ``block_size``: pixels per side of the blocks read at a time.
+    """
+
+    bands: tuple[int, ...] | None = None
+    aoi: Path | None = None
+    baseline: str | None = None
+    source: Path | None = None
+    delta: float | None = None
+    data_range: float | None = None
+    resampling: str = "bilinear"
+    block_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.bands is not None:
+            if not self.bands:
+                raise InputError("--bands is empty; give band numbers such as 1,2,3")
+            if any(b < 1 for b in self.bands):
+                raise InputError(f"--bands {band_text(self.bands)}: band numbers start at 1")
+            if len(set(self.bands)) != len(self.bands):
+                raise InputError(f"--bands {band_text(self.bands)} repeats a band; "
+                                 "list each band once")
+        if self.baseline is not None and self.baseline not in BASELINES:
+            raise InputError(f"unknown --baseline {self.baseline!r}; choose one of "
+                             f"{', '.join(BASELINES)}")
+        if self.baseline is not None and self.source is None:
+            raise InputError(f"--baseline {self.baseline} needs --source, the raster that was "
+                             "translated into PREDICTION")
+        if self.source is not None and self.baseline is None:
+            raise InputError("--source is only used by a baseline; add --baseline "
+                             "histogram-match or drop --source")
+        if self.delta is not None and not self.delta > 0:
+            raise InputError(f"--delta must be positive, got {self.delta}")
+        if self.data_range is not None and not self.data_range > 0:
+            raise InputError(f"--data-range must be positive, got {self.data_range}")
+        if self.resampling not in RESAMPLING:
+            raise InputError(f"unknown --resampling {self.resampling!r}; choose one of "
+                             f"{', '.join(RESAMPLING)}")
+        if self.block_size < 2 * SSIM_RADIUS + 1:
+            raise InputError(f"block size must be at least {2 * SSIM_RADIUS + 1} pixels, "
+                             f"got {self.block_size}")
+
+
+@dataclass(frozen=True)
+class BandScores:
+    """Metrics of one band (``band`` is its 1-based number)."""
+
+    band: int
+    rmse: float
+    psnr: float
+    ssim: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Overall and per-band metrics of one candidate (the prediction or a baseline)."""
+
+    name: str
+    rmse: float
+    psnr: float
+    ssim: float
+    accuracy: float
+    bands: tuple[BandScores, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rmse": self.rmse, "psnr": _finite_or_none(self.psnr), "ssim": self.ssim,
+                "accuracy": self.accuracy,
+                "bands": [{"band": b.band, "rmse": b.rmse, "psnr": _finite_or_none(b.psnr),
+                           "ssim": b.ssim, "accuracy": b.accuracy} for b in self.bands]}
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What :func:`evaluate` measured; ``scores[0]`` is the prediction, then baselines."""
+
+    prediction: str
+    reference: str
+    source: str | None
+    aoi: str | None
+    bands: tuple[int, ...]
+    valid_pixels: int
+    grid_pixels: int
+    data_range: tuple[float, ...]
+    delta: tuple[float, ...]
+    reference_resampled: bool
+    resampling: str
+    scores: tuple[Scores, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (PSNR is ``null`` where it is infinite: identical bands)."""
+        return {
+            "prediction": self.prediction, "reference": self.reference,
+            "source": self.source, "aoi": self.aoi, "bands": list(self.bands),
+            "valid_pixels": self.valid_pixels, "grid_pixels": self.grid_pixels,
+            "data_range": list(self.data_range), "delta": list(self.delta),
+            "reference_resampled": self.reference_resampled, "resampling": self.resampling,
+            "ssim_window": {"type": "gaussian", "sigma": SSIM_SIGMA,
+                            "size": 2 * SSIM_RADIUS + 1, "k1": SSIM_K1, "k2": SSIM_K2},
+            "scores": {s.name: s.to_json() for s in self.scores},
+        }
+
+    def format_table(self) -> str:
+        """A plain-text table: one 'all' row and one row per band for each candidate."""
+        share = self.valid_pixels / self.grid_pixels if self.grid_pixels else 0.0
+        how = (f"resampled onto the prediction grid, {self.resampling}"
+               if self.reference_resampled else "same grid")
+        delta = _number_text(self.delta)
+        lines = [f"prediction:   {self.prediction}",
+                 f"reference:    {self.reference} ({how})"]
+        if self.source is not None:
+            lines.append(f"source:       {self.source}")
+        if self.aoi is not None:
+            lines.append(f"aoi:          {self.aoi}")
+        lines += [f"valid pixels: {self.valid_pixels:,} of {self.grid_pixels:,} "
+                  f"({share:.1%}), bands {band_text(self.bands)}",
+                  f"data range:   {_number_text(self.data_range)}; accuracy: share of "
+                  f"pixels whose largest band difference < {delta}", ""]
+        name_w = max(len("candidate"), *(len(s.name) for s in self.scores))
+        header = (f"{'candidate':<{name_w}}  {'band':>4}  {'RMSE':>10}  {'PSNR dB':>8}  "
+                  f"{'SSIM':>7}  {'accuracy':>8}")
+        lines += [header, "-" * len(header)]
+        for s in self.scores:
+            rows = [("all", s.rmse, s.psnr, s.ssim, s.accuracy)]
+            if len(s.bands) > 1:
+                rows += [(str(b.band), b.rmse, b.psnr, b.ssim, b.accuracy) for b in s.bands]
+            for band, rmse, psnr, ssim, acc in rows:
+                lines.append(f"{s.name:<{name_w}}  {band:>4}  {rmse:>10.4f}  "
+                             f"{_psnr_text(psnr):>8}  {ssim:>7.4f}  {acc:>8.4f}")
+        return "\n".join(lines)
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _psnr_text(v: float) -> str:
+    return "inf" if math.isinf(v) else f"{v:.2f}"
+
+
+def band_text(bands: Sequence[int]) -> str:
+    """Band numbers as ``--bands`` takes them: ``1,2,3``."""
+    return ",".join(str(b) for b in bands)
+
+
+def _number_text(values: Sequence[float]) -> str:
+    if len(set(values)) == 1:
+        return f"{values[0]:g}"
+    return ", ".join(f"{v:g}" for v in values) + " (per band)"

@@ -1,0 +1,159 @@
+"""Chip files and the index: chip profiles, the chip-writing threads and the index rows."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.errors import RasterioError
+
+from geogan.fileio import gdal_errors, write_error
+from geogan.grid import ChipWindow, intersection
+from geogan.rasterio_meta import RasterMeta, write_meta
+from geogan.sink import check_creation_options, creation_kwargs, output_profile
+from geogan.spec.names import INDEX_LAYER, VALID_WINDOW_TAG
+from geogan.tiling.config import TileConfig
+from geogan.tiling.views import Plan, View
+
+log = logging.getLogger(__name__)
+
+
+class Records:
+    """Index rows, kept as columns (lean for hundreds of thousands of chips)."""
+
+    def __init__(self) -> None:
+        self.layers: dict[str, tuple[CRS | None, dict[str, list[Any]]]] = {}
+
+    def columns(self, crs: CRS | None) -> dict[str, list[Any]]:
+        """The columns of the layer for ``crs`` (one layer per distinct CRS)."""
+        key = crs.to_wkt() if crs is not None else ""
+        if key not in self.layers:
+            self.layers[key] = (crs, {"minx": [], "miny": [], "maxx": [], "maxy": []})
+        return self.layers[key][1]
+
+    @staticmethod
+    def add(cols: dict[str, list[Any]], bounds: tuple[float, float, float, float],
+            **row: Any) -> None:
+        for k, v in zip(("minx", "miny", "maxx", "maxy"), bounds, strict=True):
+            cols[k].append(v)
+        for k, v in row.items():
+            cols.setdefault(k, []).append(v)
+
+    def write(self, path: Path) -> None:
+        import geopandas as gpd
+        import shapely
+
+        layers = [(crs, cols) for crs, cols in self.layers.values() if cols["minx"]]
+        for i, (crs, cols) in enumerate(layers):
+            b = [np.asarray(cols.pop(k), dtype=np.float64) for k in ("minx", "miny", "maxx",
+                                                                        "maxy")]
+            geometry = shapely.box(*b)
+            gdf = gpd.GeoDataFrame(cols, geometry=geometry,
+                                   crs=crs.to_wkt() if crs is not None else None)
+            layer = INDEX_LAYER if i == 0 else f"{INDEX_LAYER}_{i + 1}"
+            if i:
+                log.warning("inputs have several CRSs; chips in %s are in layer %s of %s",
+                            crs, layer, path)
+            gdf.to_file(path, layer=layer, driver="GPKG")
+
+
+class ChipWriter:
+    """Writes chips in background threads, with a bounded number waiting."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future[None]] = deque()
+
+    def __enter__(self) -> ChipWriter:
+        if self.threads > 0:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="geogan-chip")
+        return self
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            fn(*args)
+            return
+        self._pending.append(self._pool.submit(fn, *args))
+        while len(self._pending) > 4 * self.threads:
+            self._pending.popleft().result()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._pool is None:
+            return
+        try:
+            if exc_type is None:
+                while self._pending:
+                    self._pending.popleft().result()
+        finally:
+            for fut in self._pending:
+                fut.cancel()
+            self._pool.shutdown(wait=True)
+
+
+def chip_profile(view: View, size: int, compress: str,
+                 creation_options: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """The GeoTIFF profile of ``view``'s chips: uncompressed or ``compress``, then ``--co``."""
+    base = {"crs": view.crs, "transform": view.transform, "width": size, "height": size,
+            "count": len(view.bands), "dtype": view.dtype, "nodata": view.nodata}
+    profile = output_profile(base, compress="zstd" if compress == "none" else compress,
+                             meta=view.meta)
+    if compress == "none":
+        profile.pop("compress")
+        profile.pop("predictor", None)
+    if view.crs is None:
+        profile.pop("crs")
+    # Chips are small: one strip per band, band-interleaved (the fastest to write and read).
+    profile.update(tiled=False, interleave="band")
+    profile.pop("blockxsize")
+    profile["blockysize"] = size
+    profile.update(creation_kwargs(creation_options))  # the user's --co last: they win
+    check_creation_options(profile, creation_options)
+    return profile
+
+
+def write_chip(path: Path, data: np.ndarray, profile: dict[str, Any], transform: Any,
+               tags: dict[str, str], meta: RasterMeta | None = None,
+               valid: np.ndarray | None = None) -> None:
+    """Write one chip with the source's band meaning and, for masked sources, its mask."""
+    try:
+        with gdal_errors(path), rasterio.open(path, "w", **{**profile, "transform": transform}) \
+                as dst:
+            if meta is not None:
+                write_meta(dst, meta)
+            dst.write(data)
+            if valid is not None:
+                dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+            if tags:
+                dst.update_tags(**tags)
+    except RasterioError as exc:
+        raise write_error(path, exc.__cause__ or exc) from exc
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
+def chips_bytes(plans: Sequence[Plan], config: TileConfig) -> int:
+    """Uncompressed bytes of every candidate chip (an upper bound of what is written)."""
+    total = 0
+    for plan in plans:
+        for view in (plan.view, plan.pair):
+            if view is not None:
+                per_chip = config.size ** 2 * len(view.bands) * np.dtype(view.dtype).itemsize
+                total += len(plan.windows) * per_chip
+    return total
+
+
+def valid_tags(win: ChipWindow, grid: ChipWindow) -> dict[str, str]:
+    """The :data:`~geogan.spec.names.VALID_WINDOW_TAG` of a padded chip (none for a whole one)."""
+    part = intersection(win, grid)
+    if part is None or part == win:
+        return {}
+    return {VALID_WINDOW_TAG: f"{part.col_off - win.col_off} {part.row_off - win.row_off} "
+                              f"{part.width} {part.height}"}

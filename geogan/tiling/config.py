@@ -1,0 +1,141 @@
+"""What ``geogan tile`` is asked to do and what it did: options, choices, the chip folder kind."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from rasterio.enums import Resampling
+
+from geogan.errors import InputError
+from geogan.fileio import FolderKind
+from geogan.spec.choices import COMPRESSIONS
+from geogan.spec.names import CHIP_NAME_RE, INDEX_NAME, PAIR_DIRS
+
+#: Resampling methods for warped views (``--crs/--res``, ``--align-to``, ``--pair``).
+RESAMPLING: dict[str, Resampling] = {
+    "nearest": Resampling.nearest,
+    "bilinear": Resampling.bilinear,
+    "cubic": Resampling.cubic,
+    "cubic_spline": Resampling.cubic_spline,
+    "lanczos": Resampling.lanczos,
+    "average": Resampling.average,
+    "mode": Resampling.mode,
+}
+
+#: Chip compressions: ``none`` is fastest to write and to read during training.
+CHIP_COMPRESSIONS: tuple[str, ...] = ("none", *COMPRESSIONS)
+
+
+def _owned_by_chips(rel: PurePosixPath) -> bool:
+    """Files geogan writes in a chip folder: the index and chips (also under A/ and B/)."""
+    if rel.as_posix() == INDEX_NAME:
+        return True
+    parts = rel.parts
+    if len(parts) == 2 and parts[0] not in PAIR_DIRS:
+        return False
+    return len(parts) <= 2 and CHIP_NAME_RE.match(rel.name) is not None
+
+
+#: What ``geogan tile --overwrite`` may replace: a folder with an index and chips only.
+CHIP_FOLDER = FolderKind("chip folder", (INDEX_NAME,), _owned_by_chips)
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """What :func:`tile_rasters` does; the fields mirror ``geogan tile``'s options.
+
+    ``bands``/``pair_bands`` are 1-based band numbers (``None``: all bands).
+    ``max_nodata`` is the largest nodata fraction a kept chip may have (a pixel is
+    nodata when all its selected bands equal the nodata value). ``min_std`` drops
+    near-constant chips: a chip is kept when at least one band's standard
+    deviation over its valid pixels reaches ``min_std`` (0 keeps all).
+    ``crs``/``res`` or ``align_to`` read the inputs through a warped view;
+    ``pair`` writes A/B chip pairs with the pair raster resampled onto each
+    input's grid. ``threads`` is the number of chip-writing threads (0: write in
+    the calling thread).
+    """
+
+    size: int = 256
+    overlap: int = 0
+    bands: tuple[int, ...] | None = None
+    aoi: Path | None = None
+    max_nodata: float = 0.0
+    min_std: float = 0.0
+    crs: str | None = None
+    res: float | None = None
+    align_to: Path | None = None
+    pair: Path | None = None
+    pair_bands: tuple[int, ...] | None = None
+    resampling: str = "bilinear"
+    compress: str = "none"
+    allow_no_crs: bool = False
+    overwrite: bool = False
+    threads: int = 1
+    #: GDAL creation options for the chips (``--co KEY=VALUE``), applied after geogan's own.
+    creation_options: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Accept str paths and band lists from callers such as the QGIS plugin.
+        for name in ("aoi", "align_to", "pair"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+        for name in ("bands", "pair_bands"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(int(b) for b in value))
+        if self.size < 1:
+            raise InputError(f"--size {self.size} must be a positive number of pixels")
+        if not 0 <= self.overlap < self.size:
+            raise InputError(f"--overlap {self.overlap} must be at least 0 and smaller than "
+                             f"--size {self.size}")
+        for opt, bands in (("--bands", self.bands), ("--pair-bands", self.pair_bands)):
+            if bands is not None and (not bands or any(b < 1 for b in bands)):
+                raise InputError(f"{opt} {fmt_bands(bands)} must list band numbers from 1, "
+                                 "e.g. 1,2,3")
+        if not 0.0 <= self.max_nodata <= 1.0:
+            raise InputError(f"--max-nodata {self.max_nodata} must be a fraction between 0 and 1")
+        if self.min_std < 0 or math.isnan(self.min_std):
+            raise InputError(f"--min-std {self.min_std} must be 0 or more")
+        if self.res is not None and not self.res > 0:
+            raise InputError(f"--res {self.res} must be a positive pixel size in CRS units")
+        if self.align_to is not None and (self.crs is not None or self.res is not None):
+            raise InputError("--align-to takes the CRS and resolution from its raster; "
+                             "do not combine it with --crs/--res")
+        if self.pair_bands is not None and self.pair is None:
+            raise InputError("--pair-bands needs --pair B.tif")
+        if self.resampling not in RESAMPLING:
+            raise InputError(f"unknown resampling {self.resampling!r}; choose one of "
+                             f"{', '.join(RESAMPLING)}")
+        if self.compress not in CHIP_COMPRESSIONS:
+            raise InputError(f"unknown compression {self.compress!r}; choose one of "
+                             f"{', '.join(CHIP_COMPRESSIONS)}")
+        if self.threads < 0:
+            raise InputError(f"threads must be 0 or more, got {self.threads}")
+
+    @property
+    def warped(self) -> bool:
+        """Whether inputs are read through a warped view."""
+        return self.crs is not None or self.res is not None or self.align_to is not None
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """What :func:`tile_rasters` wrote."""
+
+    outdir: Path
+    index: Path
+    chips: int
+    candidates: int
+    skipped_nodata: int
+    skipped_std: int
+    skipped_aoi: int
+    paired: bool = False
+    sources: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def fmt_bands(bands: tuple[int, ...]) -> str:
+    """Band numbers as ``--bands`` takes them: ``1,2,3``."""
+    return ",".join(str(b) for b in bands)

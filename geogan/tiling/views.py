@@ -1,0 +1,384 @@
+"""Sources seen on the tiling grid: opened and checked, warped to a target grid, pairs aligned.
+
+A :class:`View` reads a raster's selected bands on the grid chips are cut from (the
+source itself, a WarpedVRT for ``--crs/--res/--align-to``, or ``--pair`` B put on
+A's grid); a :class:`Plan` is one input with its pair and the chip windows to cut.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.errors import CRSError, RasterioError
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from geogan.errors import GeoreferenceError, InputError, first_line
+from geogan.grid import ChipWindow, chip_windows, intersection
+from geogan.rasterio_io import check_readable, open_raster
+from geogan.rasterio_meta import (
+    RasterMeta,
+    check_pixels,
+    data_bands,
+    has_mask,
+    read_meta,
+    read_valid,
+)
+from geogan.tiling.config import RESAMPLING, TileConfig, fmt_bands
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class View:
+    """A raster as seen on a tiling grid: selected bands, nodata, reads padded with nodata.
+
+    ``dataset`` is the open source or a warped view of it; grid pixel ``(col, row)``
+    is dataset pixel ``(col - shift[0], row - shift[1])``. ``coverage`` is the part of
+    the grid where the dataset has pixels.
+    """
+
+    path: Path
+    dataset: Any
+    bands: tuple[int, ...]
+    nodata: float | None
+    dtype: str
+    crs: CRS | None
+    transform: Any
+    width: int
+    height: int
+    shift: tuple[int, int] = (0, 0)
+    #: Band meaning of the selected bands, written onto every chip.
+    meta: RasterMeta | None = None
+    #: Whether validity comes from a mask (per-dataset mask or alpha), not only nodata.
+    masked: bool = False
+
+    def __post_init__(self) -> None:
+        self.masked = has_mask(self.dataset, self.bands)
+
+    @property
+    def coverage(self) -> ChipWindow:
+        ds = self.dataset
+        return ChipWindow(self.shift[0], self.shift[1], ds.width, ds.height)
+
+    def read(self, win: ChipWindow) -> np.ndarray:
+        """Pixels of grid window ``win`` as ``(bands, height, width)``, nodata outside."""
+        part = intersection(win, self.coverage)
+        if part == win:
+            return self._read(part)
+        fill = self.nodata if self.nodata is not None else 0
+        out = np.full((len(self.bands), win.height, win.width), fill, dtype=self.dtype)
+        if part is not None:
+            c, r = part.col_off - win.col_off, part.row_off - win.row_off
+            out[:, r:r + part.height, c:c + part.width] = self._read(part)
+        return out
+
+    def valid(self, win: ChipWindow, data: np.ndarray) -> np.ndarray:
+        """``(height, width)`` booleans: pixels of ``data`` (read for ``win``) holding data.
+
+        GDAL's rule (:func:`geogan.rasterio_meta.read_valid`); outside the raster
+        nothing is valid.
+        """
+        part = intersection(win, self.coverage)
+        if part == win:
+            return self._valid(part, data)
+        valid = np.zeros((win.height, win.width), dtype=bool)
+        if part is not None:
+            c, r = part.col_off - win.col_off, part.row_off - win.row_off
+            inner = data[:, r:r + part.height, c:c + part.width]
+            valid[r:r + part.height, c:c + part.width] = self._valid(part, inner)
+        return valid
+
+    def _valid(self, part: ChipWindow, data: np.ndarray) -> np.ndarray:
+        w = self._window(part)
+        try:
+            return read_valid(self.dataset, self.bands, w, data, self.nodata, self.masked)
+        except RasterioError as exc:
+            raise InputError(f"the mask of {self.path} could not be read at pixels "
+                             f"{part.col_off},{part.row_off} ({first_line(exc)}); the file may "
+                             "be truncated or corrupt: re-download or re-export it") from exc
+
+    def _window(self, part: ChipWindow) -> Window:
+        return Window(part.col_off - self.shift[0], part.row_off - self.shift[1], part.width,
+                      part.height)
+
+    def _read(self, part: ChipWindow) -> np.ndarray:
+        w = self._window(part)
+        try:
+            return self.dataset.read(indexes=list(self.bands), window=w)
+        except RasterioError as exc:
+            raise InputError(f"{self.path} could not be read at pixels "
+                             f"{part.col_off},{part.row_off} ({first_line(exc)}); the file may "
+                             "be truncated or corrupt: re-download or re-export it") from exc
+
+
+@dataclass
+class Plan:
+    """One input raster, its (optional) pair view and the chip windows to cut."""
+
+    view: View
+    pair: View | None
+    windows: list[ChipWindow]
+    padded: bool
+    files: tuple[str, ...] = ()  # the files GDAL reads for this input (a VRT's sources too)
+
+
+def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
+              option: str = "--bands") -> tuple[View, Any]:
+    """``path`` opened, checked and seen on the grid ``config`` asks for; -> (view, source).
+
+    The one way tiling and training from rasters (:mod:`geogan.samplers`) open an
+    input: georeference and pixels checked, ``config.bands`` (default: all but an
+    alpha band), and a warped view for ``--crs/--res/--align-to``. Datasets are
+    entered into ``stack``.
+    """
+    src = stack.enter_context(open_raster(path, allow_no_crs=config.allow_no_crs,
+                                                no_crs_option=True))
+    check_readable(src)
+    bands = _check_bands(src, path, config.bands, option)
+    view = _view_for(src, path, bands, config, stack)
+    view.meta = read_meta(src).pick(bands)
+    return view, src
+
+
+def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> Plan:
+    """One input opened on its grid, with its ``--pair`` view and the chip windows to cut."""
+    view, src = open_view(path, config, stack)
+
+    region = ChipWindow(0, 0, view.width, view.height)
+    pair_view = None
+    if config.pair is not None:
+        pair_view, region = _pair_view(view, config, stack)
+    windows = chip_windows(view.width, view.height, config.size, config.overlap, region)
+
+    padded = False
+    for v in (view, pair_view):
+        if v is None:
+            continue
+        cover = v.coverage
+        outside = any(intersection(w, cover) != w for w in windows)
+        padded = padded or outside
+        if outside and v.nodata is None:
+            what = (f"{path} is {view.width}x{view.height} px" if v is view else
+                    f"the overlap of {path} and --pair {v.path} is "
+                    f"{region.width}x{region.height} px")
+            raise InputError(f"{what}, smaller than one {config.size} px chip, and {v.path} has "
+                             "no nodata value to pad chips with; pass a smaller --size or set a "
+                             "nodata value (gdal_edit.py -a_nodata)")
+    if padded:
+        log.warning("%s is smaller than one %d px chip where it is tiled: chips are padded with "
+                    "nodata", path, config.size)
+    return Plan(view=view, pair=pair_view, windows=windows, padded=padded,
+                files=tuple(f for f in src.files if not f.startswith("/vsi")))
+
+
+def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
+              stack: contextlib.ExitStack) -> View:
+    """``src`` as is, or through a WarpedVRT onto the grid chosen by --crs/--res/--align-to."""
+    if not config.warped:
+        return View(path, src, bands, src.nodata, src.dtypes[0], src.crs, src.transform,
+                    src.width, src.height)
+    if src.crs is None:
+        raise GeoreferenceError(f"{path} has no CRS, so --crs/--res/--align-to cannot warp it; "
+                                "assign a CRS first (gdal_edit.py -a_srs EPSG:XXXX)")
+    crs, transform, width, height = _target_grid(src, path, config, stack)
+    if crs == src.crs and transform.almost_equals(src.transform, 1e-12) and \
+            (width, height) == (src.width, src.height):
+        log.info("%s is already on the requested grid; reading it without warping", path)
+        return View(path, src, bands, src.nodata, src.dtypes[0], src.crs, src.transform,
+                    src.width, src.height)
+    vrt = _warped(src, path, crs, transform, width, height, config)
+    stack.enter_context(vrt)
+    return View(path, vrt, bands, vrt.nodata, src.dtypes[0], crs, transform, width, height)
+
+
+def _target_grid(src: Any, path: Path, config: TileConfig,
+                 stack: contextlib.ExitStack) -> tuple[CRS, Any, int, int]:
+    from rasterio.transform import Affine
+    from rasterio.warp import aligned_target, calculate_default_transform, transform_bounds
+
+    if config.align_to is not None:
+        ref = stack.enter_context(open_raster(config.align_to))
+        rt = ref.transform
+        if rt.a <= 0 or rt.e >= 0:
+            raise GeoreferenceError(f"--align-to {config.align_to} is not north-up; warp it "
+                                    "north-up first (gdalwarp)")
+        left, bottom, right, top = transform_bounds(src.crs, ref.crs, *src.bounds,
+                                                    densify_pts=21)
+        col0 = math.floor((left - rt.c) / rt.a + 1e-9)
+        col1 = math.ceil((right - rt.c) / rt.a - 1e-9)
+        row0 = math.floor((top - rt.f) / rt.e + 1e-9)
+        row1 = math.ceil((bottom - rt.f) / rt.e - 1e-9)
+        transform = rt @ Affine.translation(col0, row0)
+        width, height = max(col1 - col0, 1), max(row1 - row0, 1)
+        _check_target_grid(src, path, ref.crs, transform, width, height, "--align-to")
+        return ref.crs, transform, width, height
+
+    try:
+        crs = CRS.from_user_input(config.crs) if config.crs is not None else src.crs
+    except CRSError as exc:
+        raise InputError(f"--crs {config.crs!r} is not a CRS GDAL understands; use e.g. "
+                         "EPSG:32614") from exc
+    try:
+        transform, width, height = calculate_default_transform(
+            src.crs, crs, src.width, src.height, *src.bounds, resolution=config.res)
+    except Exception as exc:  # GDAL's warper raises RuntimeError/CPLE errors of its own
+        raise GeoreferenceError(f"{path} cannot be reprojected to --crs {config.crs} "
+                                f"({first_line(exc)}); choose a CRS whose area covers the "
+                                "raster") from exc
+    if config.res is not None:
+        transform, width, height = aligned_target(transform, width, height, config.res)
+    _check_target_grid(src, path, crs, transform, int(width), int(height), "--crs")
+    return crs, transform, int(width), int(height)
+
+
+def _check_target_grid(src: Any, path: Path, crs: CRS, transform: Any, width: int,
+                       height: int, option: str) -> None:
+    """Refuse a warped grid that misses the raster or is blown up by a CRS edge.
+
+    The raster's outline, sampled densely and projected onto the grid, must fall inside
+    it and fill a fair part of it; a raster cut by the antimeridian (or another edge of
+    the target CRS) would otherwise become a grid around the world, of nodata.
+    """
+    import shapely
+    from rasterio.warp import transform as warp_points
+
+    n = 21
+    cols, rows = np.meshgrid(np.linspace(0, src.width, n), np.linspace(0, src.height, n))
+    xs, ys = src.transform * (cols.ravel(), rows.ravel())
+    try:
+        tx, ty = warp_points(src.crs, crs, xs, ys)
+    except Exception as exc:
+        raise GeoreferenceError(f"{path} cannot be projected to the {option} grid "
+                                f"({first_line(exc)}); choose another CRS") from exc
+    tx, ty = np.asarray(tx), np.asarray(ty)
+    ok = np.isfinite(tx) & np.isfinite(ty)
+    if not ok.any():
+        raise GeoreferenceError(f"{path} lies outside the area of the {option} CRS; choose a "
+                                "CRS that covers it")
+    gc, gr = ~transform * (tx[ok], ty[ok])
+    gc, gr = np.asarray(gc), np.asarray(gr)
+    inside = (gc >= -1) & (gc <= width + 1) & (gr >= -1) & (gr <= height + 1)
+    if not inside.any():
+        raise GeoreferenceError(f"{path} does not overlap the {option} grid; choose a target "
+                                "that covers the raster")
+    hull = shapely.MultiPoint(np.c_[gc, gr]).convex_hull.area
+    if min(width, height) < 1 or width * height > 16 * hull + 64 * (width + height):
+        raise GeoreferenceError(f"{path} is cut by an edge of the {option} CRS (such as the "
+                                f"antimeridian): its {width}x{height} px grid would be mostly "
+                                "empty; choose a CRS in which the raster is whole (e.g. its UTM "
+                                "zone)")
+
+
+def _warped(src: Any, path: Path, crs: CRS, transform: Any, width: int, height: int,
+            config: TileConfig) -> Any:
+    from rasterio.vrt import WarpedVRT
+
+    nodata = src.nodata
+    if nodata is None:
+        floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
+        nodata = float("nan") if floating else 0
+        log.warning("%s has no nodata value; pixels of the warped grid outside it are set to "
+                    "%s and marked as nodata", path, nodata)
+    return WarpedVRT(src, crs=crs, transform=transform, width=width, height=height,
+                     resampling=RESAMPLING[config.resampling], nodata=nodata)
+
+
+def _pair_view(view: View, config: TileConfig,
+               stack: contextlib.ExitStack) -> tuple[View, ChipWindow]:
+    """B on A's grid (shifted when already on the same pixel grid, warped otherwise) and
+    the region of A's grid both cover."""
+    assert config.pair is not None
+    pview, region = pair_view(view, config.pair, config, stack)
+    if region is None:
+        raise InputError(f"--pair {config.pair} does not overlap {view.path}; pair two rasters "
+                         "that cover the same ground")
+    return pview, region
+
+
+def pair_view(view: View, pair_path: Path, config: TileConfig,
+              stack: contextlib.ExitStack) -> tuple[View, ChipWindow | None]:
+    """Raster ``pair_path`` on ``view``'s grid, as ``tile --pair`` reads it, and the region
+    of the grid both cover (None when they do not overlap).
+
+    B is shifted when it already shares A's pixel grid, resampled (``config.resampling``)
+    through a WarpedVRT otherwise; ``config.pair_bands`` picks its bands.
+    """
+    src = stack.enter_context(open_raster(pair_path))
+    check_readable(src)
+    if view.crs is None:
+        raise GeoreferenceError(f"{view.path} has no CRS, so --pair {pair_path} cannot be put "
+                                "on its grid; assign a CRS first (gdal_edit.py -a_srs)")
+    bands = _check_bands(src, pair_path, config.pair_bands, "--pair-bands")
+    meta = read_meta(src).pick(bands)
+    grid = ChipWindow(0, 0, view.width, view.height)
+
+    shift = _grid_shift(src, view)
+    if shift is not None:
+        pview = View(pair_path, src, bands, src.nodata, src.dtypes[0], view.crs,
+                     view.transform, view.width, view.height, shift, meta)
+        region = intersection(grid, pview.coverage)
+    else:
+        from rasterio.warp import transform_bounds
+
+        vrt = stack.enter_context(_warped(src, pair_path, view.crs, view.transform, view.width,
+                                          view.height, config))
+        pview = View(pair_path, vrt, bands, vrt.nodata, src.dtypes[0], view.crs,
+                     view.transform, view.width, view.height, meta=meta)
+        left, bottom, right, top = transform_bounds(src.crs, view.crs, *src.bounds,
+                                                    densify_pts=21)
+        t = view.transform
+        col0 = math.ceil((left - t.c) / t.a - 1e-6)
+        col1 = math.floor((right - t.c) / t.a + 1e-6)
+        row0 = math.ceil((top - t.f) / t.e - 1e-6)
+        row1 = math.floor((bottom - t.f) / t.e + 1e-6)
+        region = None
+        if col1 > col0 and row1 > row0:
+            region = intersection(grid, ChipWindow(col0, row0, col1 - col0, row1 - row0))
+    return pview, region
+
+
+def _grid_shift(src: Any, view: View) -> tuple[int, int] | None:
+    """Integer pixel offset of ``src`` on ``view``'s grid, or None if the grids differ."""
+    t, g = src.transform, view.transform
+    if src.crs != view.crs or not math.isclose(t.a, g.a, rel_tol=1e-9) \
+            or not math.isclose(t.e, g.e, rel_tol=1e-9) or t.b or t.d or g.b or g.d:
+        return None
+    dc, dr = (t.c - g.c) / g.a, (t.f - g.f) / g.e
+    if abs(dc - round(dc)) > 1e-6 or abs(dr - round(dr)) > 1e-6:
+        return None
+    return int(round(dc)), int(round(dr))
+
+
+def _check_bands(src: Any, path: Path, bands: tuple[int, ...] | None,
+                 option: str) -> tuple[int, ...]:
+    if bands is None:
+        bands = data_bands(src)  # an alpha band is a mask, not a colour
+        if len(bands) < src.count:
+            log.info("%s: its alpha band marks the valid pixels and becomes the chips' mask",
+                     path)
+    bad = [b for b in bands if not 1 <= b <= src.count]
+    if bad:
+        raise InputError(f"{option} {fmt_bands(bands)} is out of range for {path}, which has "
+                         f"{src.count} band(s); choose band numbers from 1 to {src.count}")
+    check_pixels(src, path, bands, option)
+    dtypes = {src.dtypes[b - 1] for b in bands}
+    if len(dtypes) > 1:
+        raise InputError(f"{option} {fmt_bands(bands)} of {path} mixes data types "
+                         f"({', '.join(sorted(dtypes))}); choose bands of one type")
+    return tuple(bands)
+
+
+def window_bounds(transform: Any, win: ChipWindow) -> tuple[float, float, float, float]:
+    """``(minx, miny, maxx, maxy)`` of a chip, computed as rasterio computes a dataset's bounds."""
+    t = window_transform(Window(*win), transform)
+    x0, x1 = t.c, t.c + t.a * win.width
+    y0, y1 = t.f + t.e * win.height, t.f
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
