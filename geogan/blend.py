@@ -39,8 +39,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geogan.errors import InputError
+
 #: Blend profiles accepted by :func:`blend_weights` (and ``geogan translate --blend``).
 BLEND_PROFILES: tuple[str, ...] = ("cosine", "linear", "none")
+
+
+class OverlapError(InputError, ValueError):
+    """Windows that overlap by more than half their size."""
+
+
+def check_overlap(tile: int, overlap: int) -> None:
+    """The one overlap rule: ``0 <= 2 * overlap <= tile`` (each pixel in at most 2 windows/axis)."""
+    if not 0 <= 2 * overlap <= tile:
+        raise OverlapError(f"`overlap` must be between 0 and half the tile ({tile // 2}), "
+                           f"got {overlap}")
 
 
 @dataclass(frozen=True)
@@ -56,9 +69,7 @@ class AxisLayout:
             raise ValueError(f"length must be positive, got {self.length}")
         if self.tile < 1:
             raise ValueError(f"tile must be positive, got {self.tile}")
-        if not 0 <= 2 * self.overlap <= self.tile:
-            raise ValueError(f"overlap must be between 0 and tile/2, got {self.overlap} "
-                             f"for tile {self.tile}")
+        check_overlap(self.tile, self.overlap)
 
     @property
     def stride(self) -> int:
@@ -129,8 +140,7 @@ def blend_weights(tile: int, overlap: int, kind: str = "cosine") -> np.ndarray:
     """1-D weight profile ``(tile,)`` of one window (see the module docstring)."""
     if kind not in BLEND_PROFILES:
         raise ValueError(f"unknown blend {kind!r}; choose one of {', '.join(BLEND_PROFILES)}")
-    if not 0 <= 2 * overlap <= tile:
-        raise ValueError(f"overlap must be between 0 and tile/2, got {overlap} for tile {tile}")
+    check_overlap(tile, overlap)
     w = np.ones(tile, dtype=np.float64)
     if overlap == 0:
         return w

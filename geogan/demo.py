@@ -24,6 +24,7 @@ import numpy as np
 from geogan.errors import InputError
 from geogan.fileio import FolderKind, atomic_directory
 from geogan.progress import CancelCheck, ProgressCallback
+from geogan.spec.options import DEMO
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ class DemoConfig:
 
     output: Path = Path("demo_output")
     data_dir: Path | None = None
-    pretrained: bool = False
-    steps: int = 150
+    pretrained: bool = DEMO.default_of("pretrained")
+    steps: int = DEMO.default_of("steps")
     chip: int = 128
     batch_size: int = 4
     generator: str = "resnet_6blocks"
@@ -81,9 +82,9 @@ class DemoConfig:
     ndf: int = 32
     tile: int = 512
     overlap: int = 64
-    device: str = "auto"
+    device: str = DEMO.default_of("device")
     seed: int = 0
-    overwrite: bool = False
+    overwrite: bool = DEMO.default_of("overwrite")
 
     def __post_init__(self) -> None:
         if self.steps < 1:

@@ -47,6 +47,7 @@ from geogan.rasterio_meta import (
 from geogan.sink import atomic_raster, check_creation_options, open_for_write, output_profile
 from geogan.spec.choices import COMPRESSIONS
 from geogan.spec.names import VALID_WINDOW_TAG
+from geogan.spec.options import MOSAIC
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,11 @@ _CHIP_SUFFIXES = (".tif", ".tiff")
 class MosaicConfig:
     """What :func:`mosaic_chips` does; the fields mirror ``geogan mosaic``'s options."""
 
-    blend: str = "mean"
-    cog: bool = False
-    compress: str = "zstd"
-    allow_no_crs: bool = False
-    overwrite: bool = False
+    blend: str = MOSAIC.default_of("blend")
+    cog: bool = MOSAIC.default_of("cog")
+    compress: str = MOSAIC.default_of("compress")
+    allow_no_crs: bool = MOSAIC.default_of("allow_no_crs")
+    overwrite: bool = MOSAIC.default_of("overwrite")
     #: GDAL creation options (``--co KEY=VALUE``), applied after geogan's own.
     creation_options: tuple[tuple[str, str], ...] = ()
 

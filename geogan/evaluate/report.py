@@ -10,6 +10,7 @@ from typing import Any
 
 from geogan.errors import InputError
 from geogan.metrics import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
+from geogan.spec.options import EVALUATE
 
 #: Resampling methods for putting REFERENCE (and SOURCE) onto PREDICTION's grid.
 RESAMPLING: tuple[str, ...] = ("nearest", "bilinear", "cubic", "average")
@@ -35,13 +36,13 @@ class EvaluateConfig:
     ``block_size``: pixels per side of the blocks read at a time.
     """
 
-    bands: tuple[int, ...] | None = None
-    aoi: Path | None = None
-    baseline: str | None = None
-    source: Path | None = None
-    delta: float | None = None
-    data_range: float | None = None
-    resampling: str = "bilinear"
+    bands: tuple[int, ...] | None = EVALUATE.default_of("bands")
+    aoi: Path | None = EVALUATE.default_of("aoi")
+    baseline: str | None = EVALUATE.default_of("baseline")
+    source: Path | None = EVALUATE.default_of("source")
+    delta: float | None = EVALUATE.default_of("delta")
+    data_range: float | None = EVALUATE.default_of("data_range")
+    resampling: str = EVALUATE.default_of("resampling")
     block_size: int = 512
 
     def __post_init__(self) -> None:

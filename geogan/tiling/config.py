@@ -12,6 +12,7 @@ from geogan.errors import InputError
 from geogan.fileio import FolderKind
 from geogan.spec.choices import COMPRESSIONS
 from geogan.spec.names import CHIP_NAME_RE, INDEX_NAME, PAIR_DIRS
+from geogan.spec.options import TILE
 
 #: Resampling methods for warped views (``--crs/--res``, ``--align-to``, ``--pair``).
 RESAMPLING: dict[str, Resampling] = {
@@ -57,22 +58,22 @@ class TileConfig:
     the calling thread).
     """
 
-    size: int = 256
-    overlap: int = 0
-    bands: tuple[int, ...] | None = None
-    aoi: Path | None = None
-    max_nodata: float = 0.0
-    min_std: float = 0.0
-    crs: str | None = None
-    res: float | None = None
-    align_to: Path | None = None
-    pair: Path | None = None
-    pair_bands: tuple[int, ...] | None = None
-    resampling: str = "bilinear"
-    compress: str = "none"
-    allow_no_crs: bool = False
-    overwrite: bool = False
-    threads: int = 1
+    size: int = TILE.default_of("size")
+    overlap: int = TILE.default_of("overlap")
+    bands: tuple[int, ...] | None = TILE.default_of("bands")
+    aoi: Path | None = TILE.default_of("aoi")
+    max_nodata: float = TILE.default_of("max_nodata")
+    min_std: float = TILE.default_of("min_std")
+    crs: str | None = TILE.default_of("crs")
+    res: float | None = TILE.default_of("res")
+    align_to: Path | None = TILE.default_of("align_to")
+    pair: Path | None = TILE.default_of("pair")
+    pair_bands: tuple[int, ...] | None = TILE.default_of("pair_bands")
+    resampling: str = TILE.default_of("resampling")
+    compress: str = TILE.default_of("compress")
+    allow_no_crs: bool = TILE.default_of("allow_no_crs")
+    overwrite: bool = TILE.default_of("overwrite")
+    threads: int = TILE.default_of("threads")
     #: GDAL creation options for the chips (``--co KEY=VALUE``), applied after geogan's own.
     creation_options: tuple[tuple[str, str], ...] = ()
 

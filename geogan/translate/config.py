@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geogan.blend import BLEND_PROFILES
+from geogan.blend import BLEND_PROFILES, check_overlap
 from geogan.errors import InputError
-from geogan.normstats import DEFAULT_NORM, NORM_MODES
+from geogan.normstats import NORM_MODES
 from geogan.spec.choices import COMPRESSIONS as _COMPRESSIONS
+from geogan.spec.options import TRANSLATE
 
 #: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
 #: (AVX512-BF16, AMX), fp32 on other CPUs.
@@ -34,35 +35,33 @@ class TranslateConfig:
     ``cuda:N``; ``bands`` are 1-based input bands to use (all when None).
     """
 
-    tile: int = 512
-    overlap: int = 64
-    blend: str = "cosine"
-    batch_size: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    cog: bool = False
-    compress: str = "zstd"
-    bands: tuple[int, ...] | None = None
-    skip_existing: bool = False
-    overwrite: bool = False
-    compile: bool = False
+    tile: int = TRANSLATE.default_of("tile")
+    overlap: int = TRANSLATE.default_of("overlap")
+    blend: str = TRANSLATE.default_of("blend")
+    batch_size: int | None = TRANSLATE.default_of("batch_size")
+    device: str = TRANSLATE.default_of("device")
+    precision: str = TRANSLATE.default_of("precision")
+    cog: bool = TRANSLATE.default_of("cog")
+    compress: str = TRANSLATE.default_of("compress")
+    bands: tuple[int, ...] | None = TRANSLATE.default_of("bands")
+    skip_existing: bool = TRANSLATE.default_of("skip_existing")
+    overwrite: bool = TRANSLATE.default_of("overwrite")
+    compile: bool = TRANSLATE.default_of("compile")
     #: GDAL creation options (``--co KEY=VALUE``), applied after geogan's own.
     creation_options: tuple[tuple[str, str], ...] = ()
     #: Threads for the generator on the CPU and GDAL's compression (None: all cores).
-    threads: int | None = None
-    norm: str = DEFAULT_NORM
-    stats: str | None = None
-    save_stats: bool = False
-    shared_stats: bool = False
+    threads: int | None = TRANSLATE.default_of("threads")
+    norm: str = TRANSLATE.default_of("norm")
+    stats: str | None = TRANSLATE.default_of("stats")
+    save_stats: bool = TRANSLATE.default_of("save_stats")
+    shared_stats: bool = TRANSLATE.default_of("shared_stats")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads must be at least 1, got {self.threads}")
         if self.tile < 8:
             raise InputError(f"--tile must be at least 8 pixels, got {self.tile}")
-        if not 0 <= 2 * self.overlap <= self.tile:
-            raise InputError(f"--overlap must be between 0 and half the tile ({self.tile // 2}), "
-                             f"got {self.overlap}")
+        check_overlap(self.tile, self.overlap)
         if self.blend not in BLEND_PROFILES:
             raise InputError(f"unknown --blend {self.blend!r}; choose one of "
                              f"{', '.join(BLEND_PROFILES)}")
