@@ -25,18 +25,13 @@ non-finite loss, Ctrl-C and SIGTERM (the last two save one more before exiting).
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import dataclasses
 import io
 import logging
 import math
 import os
 import shutil
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -57,7 +52,6 @@ from geogan.checkpoint import (
     strip_prefix,
 )
 from geogan.datasets import (
-    DEFAULT_CACHE_MB,
     EpochSampler,
     TrainingData,
     seed_for,
@@ -82,30 +76,41 @@ from geogan.fileio import (
     fault_point,
     write_error,
 )
-from geogan.models import (
-    DEFAULT_UPSAMPLE,
-    DISCRIMINATORS,
-    GAN_MODES,
-    GENERATORS,
-    NORMS,
-    UPSAMPLES,
-)
 from geogan.models.gan import (
     DATA_LAYOUT,
-    DEFAULT_GENERATOR,
     GAN_MODELS,
     GANModel,
-    GANSettings,
-    set_requires_grad,
 )
-from geogan.models.patchnce import NUM_PATCHES
 from geogan.normalize import BandNorm
 from geogan.progress import CancelCheck, ProgressCallback
-from geogan.samplers import WindowConfig, as_inputs, open_inputs
+from geogan.samplers import open_inputs
+from geogan.train.config import (
+    PRECISIONS,
+    RESUME_MAY_CHANGE,
+    TrainConfig,
+    merge_stored,
+    resume_config,
+    validate_config,
+)
+from geogan.train.runtime import (
+    DistInfo,
+    StopRequest,
+    autocast_context,
+    process_group,
+    resolve_precision,
+    worker_init,
+)
+from geogan.train.step import lr_factor, make_optimizers, optimisation_step
+
+__all__ = [
+    "LOSS_PLOT", "LOSSES_CSV", "PRECISIONS", "PREVIEW_DIR", "RESUME_MAY_CHANGE", "RUN_FILES",
+    "RUN_FOLDER", "TENSORBOARD_DIR", "DistInfo", "TrainConfig", "autocast_context",
+    "lr_factor", "make_optimizers", "optimisation_step", "resolve_precision", "resume_config",
+    "train", "validate_config",
+]
 
 log = logging.getLogger(__name__)
 
-PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 LOSSES_CSV = "losses.csv"
 LOSS_PLOT = "loss_plot.png"
 PREVIEW_DIR = "previews"
@@ -133,229 +138,6 @@ RUN_FOLDER = FolderKind("run folder", (RUN_CHECKPOINT_NAME, LOSSES_CSV,
                                                 TRAIN_STATE_NAME, TRAIN_STATE_PENDING),
                         _owned_by_run)
 _NEVER = 2 ** 62  # "no non-finite loss yet" marker of the on-device tracker
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything ``geogan train`` needs; see the CLI help for each option.
-
-    ``generator=None`` picks the paper's default for the model (ResNet-9 for
-    CycleGAN, U-Net 256 for pix2pix). ``max_steps`` replaces ``epochs`` as the
-    length of the run (the learning-rate schedule spans it). ``workers=None``
-    uses loader worker processes on CUDA and none on the CPU. ``a``/``b`` are a chip
-    folder each, or rasters (one path or several: files, globs, VRTs, ``@LIST``) that
-    are sampled in random windows as ``windows`` says (:mod:`geogan.samplers`).
-    """
-
-    a: Path | tuple[Path, ...] | None
-    b: Path | tuple[Path, ...] | None
-    output: Path
-    model: str = "cyclegan"
-    epochs: int = 200
-    max_steps: int | None = None
-    batch_size: int = 1
-    crop: int = 256
-    generator: str | None = None
-    ngf: int = 64
-    discriminator: str = "patchgan"
-    ndf: int = 64
-    n_layers: int = 3
-    norm: str = "instance"
-    use_dropout: bool = False
-    gan_mode: str = "lsgan"
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
-    lambda_l1: float = 100.0
-    pool_size: int = 50
-    upsample: str = DEFAULT_UPSAMPLE
-    lambda_nce: float | None = None
-    nce_patches: int = NUM_PATCHES
-    lr: float = 2e-4
-    beta1: float = 0.5
-    seed: int = 0
-    augment: bool = True
-    name_a: str | None = None
-    name_b: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    workers: int | None = None
-    log_every: int = 50
-    preview_every: int = 500
-    save_every: int = 1000
-    cache_mb: float = DEFAULT_CACHE_MB
-    resume: bool = False
-    overwrite: bool = False
-    windows: WindowConfig = WindowConfig()
-
-    def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for key in ("a", "b", "output"):  # absolute, so --resume works from any folder
-            value = getattr(self, key)
-            if isinstance(value, tuple):
-                out[key] = [str(Path(v).absolute()) for v in value]
-            else:
-                out[key] = None if value is None else str(Path(value).absolute())
-        out["windows"] = self.windows.to_json()
-        return out
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs.setdefault("upsample", "deconv")  # runs from before the choice: deconv
-        for key in ("a", "b", "output"):
-            if isinstance(kwargs.get(key), list):
-                kwargs[key] = tuple(Path(v) for v in kwargs[key])
-            elif kwargs.get(key) is not None:
-                kwargs[key] = Path(kwargs[key])
-        kwargs["windows"] = WindowConfig.from_json(kwargs.get("windows"))
-        return cls(**kwargs)
-
-    @property
-    def inputs(self) -> list[Path]:
-        """The paths given as ``a`` and ``b``."""
-        return [*as_inputs(self.a), *as_inputs(self.b)]
-
-    def settings(self) -> GANSettings:
-        """The architecture and loss part of the config."""
-        return GANSettings(
-            generator=self.generator or DEFAULT_GENERATOR[self.model], ngf=self.ngf,
-            discriminator=self.discriminator, ndf=self.ndf, n_layers=self.n_layers,
-            norm=self.norm, use_dropout=self.use_dropout, gan_mode=self.gan_mode,
-            lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
-            lambda_l1=self.lambda_l1, pool_size=self.pool_size, upsample=self.upsample,
-            lambda_nce=self.lambda_nce, nce_patches=self.nce_patches)
-
-
-#: Fields a resumed run may change; all others define the run and must stay as they were.
-RESUME_MAY_CHANGE = frozenset({
-    "a", "b", "output", "epochs", "max_steps", "device", "precision", "compile", "workers",
-    "log_every", "preview_every", "save_every", "cache_mb", "resume", "overwrite"})
-
-
-def validate_config(config: TrainConfig) -> None:
-    """Raise :class:`InputError` for an option out of range (before touching any file)."""
-    def positive(name: str, value: float | None, allow_none: bool = False) -> None:
-        if value is None and allow_none:
-            return
-        if value is None or value <= 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-
-    if config.model not in GAN_MODELS:
-        raise InputError(f"unknown --model {config.model!r}; choose one of "
-                         f"{', '.join(GAN_MODELS)}")
-    for name, value, choices in (
-            ("generator", config.generator or DEFAULT_GENERATOR[config.model], GENERATORS),
-            ("discriminator", config.discriminator, DISCRIMINATORS),
-            ("norm", config.norm, NORMS), ("gan-mode", config.gan_mode, GAN_MODES),
-            ("upsample", config.upsample, UPSAMPLES),
-            ("precision", config.precision, PRECISIONS)):
-        if value not in choices:
-            raise InputError(f"unknown --{name} {value!r}; choose one of {', '.join(choices)}")
-    for name in ("epochs", "batch_size", "crop", "ngf", "ndf", "n_layers", "lr",
-                 "log_every", "preview_every", "save_every", "nce_patches"):
-        positive(name, getattr(config, name))
-    positive("max_steps", config.max_steps, allow_none=True)
-    positive("lambda_nce", config.lambda_nce, allow_none=True)
-    if config.workers is not None and config.workers < 0:
-        raise InputError(f"--workers must be 0 or more, got {config.workers}")
-    for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
-        if getattr(config, name) < 0:
-            raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
-    if not 0 <= config.beta1 < 1:
-        raise InputError(f"--beta1 must be in [0, 1), got {config.beta1}")
-
-
-# -- devices, precision, processes --------------------------------------------------------
-
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place among the torchrun processes (1 process: rank 0 of 1)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> DistInfo:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
-                   world)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` -> bf16 on a CUDA GPU that supports it, fp32 otherwise."""
-    if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16"
-        return "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise TrainingError("--precision fp16 needs a CUDA GPU; use fp32 (or bf16) on the CPU")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TrainingError("this GPU has no bfloat16 support; use --precision fp16 or fp32")
-    return precision
-
-
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """The one precision context of the run (a no-op for fp32)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def lr_factor(step: int, total_steps: int) -> float:
-    """Constant for the first half of the run, then linear decay to zero (both papers)."""
-    half = total_steps // 2
-    if step < half:
-        return 1.0
-    return max(0.0, 1.0 - (step - half) / max(total_steps - half, 1))
-
-
-def _worker_init(worker_id: int) -> None:
-    # Ctrl-C goes to the whole process group; only the main process handles it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-# -- stop requests (Ctrl-C, SIGTERM, cancel callback) -------------------------------------
-
-class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
-
-    def __init__(self) -> None:
-        self.reason: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and self.reason is not None:
-            raise KeyboardInterrupt  # second Ctrl-C: stop at once
-        self.reason = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        log.warning("%s: saving a checkpoint after this step (Ctrl-C again to abort)",
-                    self.reason)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[_StopRequest]:
-        if threading.current_thread() is not threading.main_thread():
-            yield self  # signal handlers can only be set from the main thread
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-        try:
-            yield self
-        finally:
-            for sig, handler in self._previous.items():
-                signal.signal(sig, handler)
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -397,21 +179,6 @@ def _check_run_dir(config: TrainConfig) -> None:
         raise OutputError(f"{out} exists and is not a folder; choose another -o")
     check_replaceable(out, RUN_FOLDER, config.overwrite, config.inputs)
     check_output_file(out / RUN_CHECKPOINT_NAME, overwrite=True)
-
-
-def resume_config(output: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
-    """The config a run in ``output`` was started with, with ``overrides`` applied.
-
-    Only fields in :data:`RESUME_MAY_CHANGE` may differ from the stored values
-    (data folders, length of the run, device, precision, workers, intervals).
-    """
-    stored = _stored_config(Path(output))
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
-    if unknown:
-        raise InputError(f"unknown training options {sorted(unknown)}")
-    config = dataclasses.replace(stored, output=Path(output), resume=True, overwrite=False,
-                                 **overrides)
-    return _merge_resume(config, stored)
 
 
 def _commit_state(out: Path) -> None:
@@ -460,33 +227,6 @@ def _resume_state(out: Path, model_meta: dict[str, Any]) -> Path:
                           "possible, start a new run (the model itself can still be used)")
 
 
-def _stored_config(out: Path) -> TrainConfig:
-    state = out / TRAIN_STATE_NAME
-    if not state.is_file() and (out / TRAIN_STATE_PENDING).is_file():
-        state = out / TRAIN_STATE_PENDING
-    state_meta = read_metadata(state)
-    try:
-        return TrainConfig.from_json(state_meta["config"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{out / TRAIN_STATE_NAME} holds no training config; it cannot "
-                              "be resumed") from exc
-
-
-def _merge_resume(config: TrainConfig, stored: TrainConfig) -> TrainConfig:
-    """Fields that define the run come from ``stored``; giving another value is an error."""
-    defaults = TrainConfig(a=None, b=None, output=config.output)
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(TrainConfig):
-        new, old = getattr(config, f.name), getattr(stored, f.name)
-        if f.name in RESUME_MAY_CHANGE:
-            changes[f.name] = old if f.name in ("a", "b") and new is None else new
-        elif new != old and new != getattr(defaults, f.name):
-            raise InputError(f"--{f.name.replace('_', '-')} {new} differs from the run's "
-                             f"{old}; a resumed run keeps its settings (start a new run to "
-                             "change it)")
-    return dataclasses.replace(stored, **changes)
-
-
 def train(config: TrainConfig, progress: ProgressCallback | None = None,
           cancel: CancelCheck | None = None) -> Path:
     """Train a translator as ``config`` says; return the path of the run's checkpoint.
@@ -502,37 +242,11 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     validate_config(config)
     _check_run_dir(config)
     if config.resume:
-        config = _merge_resume(config, _stored_config(Path(config.output)))
+        config = merge_stored(config)
     device = resolve_device(config.device, dist_info.local_rank)
     precision = resolve_precision(config.precision, device)
-    started_group = False
-    if dist_info.enabled and not torch.distributed.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        torch.distributed.init_process_group(
-            backend="nccl" if device.type == "cuda" else "gloo",
-            rank=dist_info.rank, world_size=dist_info.world_size)
-        started_group = True
-    try:
-        path = _train(config, dist_info, device, precision, progress, cancel)
-        if started_group:
-            # rank 0 may still be writing the last checkpoint: leave the group together,
-            # a rank tearing gloo down under a busy peer can abort the process
-            torch.distributed.barrier()
-        return path
-    finally:
-        if started_group:
-            torch.distributed.destroy_process_group()
-
-
-def make_optimizers(gan: GANModel, lr: float, beta1: float,
-                    fused: bool) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam for the generators (and any head they train with) and Adam for the rest."""
-    g_params = [p for k in gan.generator_keys for p in gan.networks[k].parameters()]
-    d_params = [p for k, n in gan.networks.items() if k not in gan.generator_keys
-                for p in n.parameters()]
-    return (torch.optim.Adam(g_params, lr=lr, betas=(beta1, 0.999), fused=fused),
-            torch.optim.Adam(d_params, lr=lr, betas=(beta1, 0.999), fused=fused))
+    with process_group(dist_info, device):
+        return _train(config, dist_info, device, precision, progress, cancel)
 
 
 def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, precision: str,
@@ -611,7 +325,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
     loader = torch.utils.data.DataLoader(
         data.dataset, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
         pin_memory=device.type == "cuda", drop_last=True, persistent_workers=workers > 0,
-        worker_init_fn=_worker_init if workers > 0 else None,
+        worker_init_fn=worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator().manual_seed(config.seed))
 
@@ -626,7 +340,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
              "crop %d", config.model, device, precision, dist_info.world_size, run.total_steps,
              spe, config.batch_size, config.crop)
 
-    stop = _StopRequest()
+    stop = StopRequest()
     try:
         with stop.installed():
             _loop(run, g_run, d_run, opt_g, opt_d, scaler, sampler, loader, memory_format,
@@ -798,39 +512,11 @@ def _restore(run: _Run, model_tensors: dict[str, torch.Tensor],
 
 # -- the loop -----------------------------------------------------------------------------
 
-def optimisation_step(gan: GANModel, g_run: nn.Module, d_run: nn.Module,
-                      opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                      scaler: torch.amp.GradScaler,
-                      amp: contextlib.AbstractContextManager, real_a: torch.Tensor,
-                      real_b: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One training step: freeze D, step G, unfreeze D, step D. Returns the losses (on device).
-
-    ``g_run``/``d_run`` are ``gan.g_net``/``gan.d_net`` or their DDP wrappers; ``amp`` is
-    the run's autocast context (entered once for each half of the step).
-    """
-    # G step: D frozen, so the adversarial terms only move G
-    set_requires_grad(gan.d_net, False)
-    opt_g.zero_grad(set_to_none=True)
-    with amp:
-        g_total, g_losses, fakes = gan.generator_step(g_run, real_a, real_b)
-    scaler.scale(g_total).backward()
-    scaler.step(opt_g)
-    # D step on real images and (pooled) detached fakes
-    set_requires_grad(gan.d_net, True)
-    opt_d.zero_grad(set_to_none=True)
-    with amp:
-        d_total, d_losses = gan.discriminator_step(d_run, real_a, real_b, fakes)
-    scaler.scale(d_total).backward()
-    scaler.step(opt_d)
-    scaler.update()
-    return {**g_losses, **d_losses}
-
-
 def _loop(run: _Run, g_run: nn.Module, d_run: nn.Module, opt_g: torch.optim.Optimizer,
           opt_d: torch.optim.Optimizer, scaler: torch.amp.GradScaler, sampler: EpochSampler,
           loader: torch.utils.data.DataLoader, memory_format: torch.memory_format,
           progress: ProgressCallback | None, cancel: CancelCheck | None,
-          stop: _StopRequest) -> None:
+          stop: StopRequest) -> None:
     config, gan, device = run.config, run.gan, run.device
     names = gan.loss_names
     amp = autocast_context(device, run.precision)
@@ -943,7 +629,7 @@ def _precision_hint(run: _Run) -> str:
     return "; try --precision fp32 or a lower --lr"
 
 
-def _stop_requested(run: _Run, stop: _StopRequest, cancel: CancelCheck | None) -> bool:
+def _stop_requested(run: _Run, stop: StopRequest, cancel: CancelCheck | None) -> bool:
     if cancel is not None and run.dist.is_main and stop.reason is None and cancel():
         stop.reason = "cancelled"
     flag = stop.reason is not None
@@ -956,7 +642,7 @@ def _stop_requested(run: _Run, stop: _StopRequest, cancel: CancelCheck | None) -
     return flag
 
 
-def _stopped(run: _Run, stop: _StopRequest) -> None:
+def _stopped(run: _Run, stop: StopRequest) -> None:
     if run.dist.enabled:
         torch.distributed.barrier()
     where = (f"checkpoint of step {run.step} saved in {run.out}; continue with "
