@@ -4,6 +4,7 @@ schedule, and the step itself (freeze D, step G, unfreeze D, step D)."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -27,6 +28,21 @@ def make_optimizers(gan: GANModel, lr: float, beta1: float,
                 for p in n.parameters()]
     return (torch.optim.Adam(g_params, lr=lr, betas=(beta1, 0.999), fused=fused),
             torch.optim.Adam(d_params, lr=lr, betas=(beta1, 0.999), fused=fused))
+
+
+@dataclass(frozen=True)
+class Optimisers:
+    """The two Adams of a run and its gradient scaler: what a step updates, a checkpoint keeps."""
+
+    g: torch.optim.Optimizer
+    d: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+
+    def set_lr(self, lr: float) -> None:
+        """Give every parameter group the learning rate of the coming step."""
+        for opt in (self.g, self.d):
+            for group in opt.param_groups:
+                group["lr"] = lr
 
 
 def optimisation_step(gan: GANModel, g_run: nn.Module, d_run: nn.Module,
