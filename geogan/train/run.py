@@ -36,3 +36,9 @@ class Run:
     history: list[dict[str, float]] = field(default_factory=list)
     tb: Any = None
 
+    def advance(self) -> None:
+        """Count one optimisation step (and the epoch it may end)."""
+        self.step += 1
+        self.epoch_step += 1
+        if self.epoch_step >= self.steps_per_epoch:  # the loader ends here too
+            self.epoch, self.epoch_step = self.epoch + 1, 0
