@@ -1,0 +1,207 @@
+"""What a training run is asked to do: :class:`TrainConfig`, its validation, and the
+resume policy that rebuilds a run's config from its folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metadata
+from geogan.datasets import DEFAULT_CACHE_MB
+from geogan.errors import CheckpointError, InputError
+from geogan.models import (
+    DEFAULT_UPSAMPLE,
+    DISCRIMINATORS,
+    GAN_MODES,
+    GENERATORS,
+    NORMS,
+    UPSAMPLES,
+)
+from geogan.models.gan import DEFAULT_GENERATOR, GAN_MODELS, GANSettings
+from geogan.models.patchnce import NUM_PATCHES
+from geogan.samplers import WindowConfig, as_inputs
+
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``geogan train`` needs; see the CLI help for each option.
+
+    ``generator=None`` picks the paper's default for the model (ResNet-9 for
+    CycleGAN, U-Net 256 for pix2pix). ``max_steps`` replaces ``epochs`` as the
+    length of the run (the learning-rate schedule spans it). ``workers=None``
+    uses loader worker processes on CUDA and none on the CPU. ``a``/``b`` are a chip
+    folder each, or rasters (one path or several: files, globs, VRTs, ``@LIST``) that
+    are sampled in random windows as ``windows`` says (:mod:`geogan.samplers`).
+    """
+
+    a: Path | tuple[Path, ...] | None
+    b: Path | tuple[Path, ...] | None
+    output: Path
+    model: str = "cyclegan"
+    epochs: int = 200
+    max_steps: int | None = None
+    batch_size: int = 1
+    crop: int = 256
+    generator: str | None = None
+    ngf: int = 64
+    discriminator: str = "patchgan"
+    ndf: int = 64
+    n_layers: int = 3
+    norm: str = "instance"
+    use_dropout: bool = False
+    gan_mode: str = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    lambda_l1: float = 100.0
+    pool_size: int = 50
+    upsample: str = DEFAULT_UPSAMPLE
+    lambda_nce: float | None = None
+    nce_patches: int = NUM_PATCHES
+    lr: float = 2e-4
+    beta1: float = 0.5
+    seed: int = 0
+    augment: bool = True
+    name_a: str | None = None
+    name_b: str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    workers: int | None = None
+    log_every: int = 50
+    preview_every: int = 500
+    save_every: int = 1000
+    cache_mb: float = DEFAULT_CACHE_MB
+    resume: bool = False
+    overwrite: bool = False
+    windows: WindowConfig = WindowConfig()
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("a", "b", "output"):  # absolute, so --resume works from any folder
+            value = getattr(self, key)
+            if isinstance(value, tuple):
+                out[key] = [str(Path(v).absolute()) for v in value]
+            else:
+                out[key] = None if value is None else str(Path(value).absolute())
+        out["windows"] = self.windows.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs.setdefault("upsample", "deconv")  # runs from before the choice: deconv
+        for key in ("a", "b", "output"):
+            if isinstance(kwargs.get(key), list):
+                kwargs[key] = tuple(Path(v) for v in kwargs[key])
+            elif kwargs.get(key) is not None:
+                kwargs[key] = Path(kwargs[key])
+        kwargs["windows"] = WindowConfig.from_json(kwargs.get("windows"))
+        return cls(**kwargs)
+
+    @property
+    def inputs(self) -> list[Path]:
+        """The paths given as ``a`` and ``b``."""
+        return [*as_inputs(self.a), *as_inputs(self.b)]
+
+    def settings(self) -> GANSettings:
+        """The architecture and loss part of the config."""
+        return GANSettings(
+            generator=self.generator or DEFAULT_GENERATOR[self.model], ngf=self.ngf,
+            discriminator=self.discriminator, ndf=self.ndf, n_layers=self.n_layers,
+            norm=self.norm, use_dropout=self.use_dropout, gan_mode=self.gan_mode,
+            lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
+            lambda_l1=self.lambda_l1, pool_size=self.pool_size, upsample=self.upsample,
+            lambda_nce=self.lambda_nce, nce_patches=self.nce_patches)
+
+
+#: Fields a resumed run may change; all others define the run and must stay as they were.
+RESUME_MAY_CHANGE = frozenset({
+    "a", "b", "output", "epochs", "max_steps", "device", "precision", "compile", "workers",
+    "log_every", "preview_every", "save_every", "cache_mb", "resume", "overwrite"})
+
+
+def validate_config(config: TrainConfig) -> None:
+    """Raise :class:`InputError` for an option out of range (before touching any file)."""
+    def positive(name: str, value: float | None, allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        if value is None or value <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+    if config.model not in GAN_MODELS:
+        raise InputError(f"unknown --model {config.model!r}; choose one of "
+                         f"{', '.join(GAN_MODELS)}")
+    for name, value, choices in (
+            ("generator", config.generator or DEFAULT_GENERATOR[config.model], GENERATORS),
+            ("discriminator", config.discriminator, DISCRIMINATORS),
+            ("norm", config.norm, NORMS), ("gan-mode", config.gan_mode, GAN_MODES),
+            ("upsample", config.upsample, UPSAMPLES),
+            ("precision", config.precision, PRECISIONS)):
+        if value not in choices:
+            raise InputError(f"unknown --{name} {value!r}; choose one of {', '.join(choices)}")
+    for name in ("epochs", "batch_size", "crop", "ngf", "ndf", "n_layers", "lr",
+                 "log_every", "preview_every", "save_every", "nce_patches"):
+        positive(name, getattr(config, name))
+    positive("max_steps", config.max_steps, allow_none=True)
+    positive("lambda_nce", config.lambda_nce, allow_none=True)
+    if config.workers is not None and config.workers < 0:
+        raise InputError(f"--workers must be 0 or more, got {config.workers}")
+    for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
+        if getattr(config, name) < 0:
+            raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
+    if not 0 <= config.beta1 < 1:
+        raise InputError(f"--beta1 must be in [0, 1), got {config.beta1}")
+
+
+def resume_config(output: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
+    """The config a run in ``output`` was started with, with ``overrides`` applied.
+
+    Only fields in :data:`RESUME_MAY_CHANGE` may differ from the stored values
+    (data folders, length of the run, device, precision, workers, intervals).
+    """
+    stored = _stored_config(Path(output))
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise InputError(f"unknown training options {sorted(unknown)}")
+    config = dataclasses.replace(stored, output=Path(output), resume=True, overwrite=False,
+                                 **overrides)
+    return _merge_resume(config, stored)
+
+
+def merge_stored(config: TrainConfig) -> TrainConfig:
+    """``config`` of a resumed run, with the run-defining fields of the run in its output."""
+    return _merge_resume(config, _stored_config(Path(config.output)))
+
+
+def _stored_config(out: Path) -> TrainConfig:
+    state = out / TRAIN_STATE_NAME
+    if not state.is_file() and (out / TRAIN_STATE_PENDING).is_file():
+        state = out / TRAIN_STATE_PENDING
+    state_meta = read_metadata(state)
+    try:
+        return TrainConfig.from_json(state_meta["config"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{out / TRAIN_STATE_NAME} holds no training config; it cannot "
+                              "be resumed") from exc
+
+
+def _merge_resume(config: TrainConfig, stored: TrainConfig) -> TrainConfig:
+    """Fields that define the run come from ``stored``; giving another value is an error."""
+    defaults = TrainConfig(a=None, b=None, output=config.output)
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        new, old = getattr(config, f.name), getattr(stored, f.name)
+        if f.name in RESUME_MAY_CHANGE:
+            changes[f.name] = old if f.name in ("a", "b") and new is None else new
+        elif new != old and new != getattr(defaults, f.name):
+            raise InputError(f"--{f.name.replace('_', '-')} {new} differs from the run's "
+                             f"{old}; a resumed run keeps its settings (start a new run to "
+                             "change it)")
+    return dataclasses.replace(stored, **changes)
+

@@ -1,0 +1,120 @@
+"""How this process trains: its place among the torchrun processes and their group, the
+precision and its autocast context, and the signals that ask the run to stop."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from geogan.errors import TrainingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place among the torchrun processes (1 process: rank 0 of 1)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> DistInfo:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
+                   world)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 on a CUDA GPU that supports it, fp32 otherwise."""
+    if precision == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise TrainingError("--precision fp16 needs a CUDA GPU; use fp32 (or bf16) on the CPU")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrainingError("this GPU has no bfloat16 support; use --precision fp16 or fp32")
+    return precision
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The one precision context of the run (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def worker_init(worker_id: int) -> None:
+    """Set up a data loader worker process."""
+    # Ctrl-C goes to the whole process group; only the main process handles it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def process_group(dist_info: DistInfo, device: torch.device) -> Iterator[None]:
+    """Join the torchrun processes' group for the run, unless one is set up already."""
+    if not dist_info.enabled or torch.distributed.is_initialized():
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group(
+        backend="nccl" if device.type == "cuda" else "gloo",
+        rank=dist_info.rank, world_size=dist_info.world_size)
+    try:
+        yield
+        # rank 0 may still be writing the last checkpoint: leave the group together,
+        # a rank tearing gloo down under a busy peer can abort the process
+        torch.distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self.reason is not None:
+            raise KeyboardInterrupt  # second Ctrl-C: stop at once
+        self.reason = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        log.warning("%s: saving a checkpoint after this step (Ctrl-C again to abort)",
+                    self.reason)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set from the main thread
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+

@@ -1,0 +1,212 @@
+"""A run's checkpoints: the model and training state saved so that a kill at any point
+leaves a pair of the same step, and read back (repairing an interrupted save) to resume."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geogan.checkpoint import (
+    RUN_CHECKPOINT_NAME,
+    TRAIN_STATE_NAME,
+    TRAIN_STATE_PENDING,
+    load_checkpoint,
+    optimizer_state_from_tensors,
+    optimizer_state_to_tensors,
+    read_metadata,
+    repair_sidecar,
+    save_checkpoint,
+    strip_prefix,
+)
+from geogan.datasets import seed_for
+from geogan.errors import CheckpointError, TrainingError, first_line
+from geogan.fileio import fault_point, write_error
+from geogan.normalize import BandNorm
+from geogan.train.run import Run
+from geogan.train.step import Optimisers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What a resumed run starts from: the model, the training state of its step, the norms."""
+
+    model_tensors: dict[str, torch.Tensor]
+    state_tensors: dict[str, torch.Tensor]
+    state_meta: dict[str, Any]
+    norms: tuple[BandNorm, BandNorm]
+
+
+def load_resume_point(out: Path) -> ResumePoint:
+    """Read the run in ``out`` back, finishing or dropping a save that a kill interrupted."""
+    model_tensors, model_meta = load_checkpoint(out / RUN_CHECKPOINT_NAME)
+    state_tensors, state_meta = load_checkpoint(_resume_state(out, model_meta))
+    doms = model_meta["domains"]
+    norms = (BandNorm.from_json(doms["a"]["norm"]), BandNorm.from_json(doms["b"]["norm"]))
+    return ResumePoint(model_tensors, state_tensors, state_meta, norms)
+
+
+def save_run(run: Run, optimisers: Optimisers) -> None:
+    """Write the training state, then the model (rank 0 only)."""
+    if not run.dist.is_main or run.saved_step == run.step:
+        return
+    gan = run.gan
+    tensors = {f"{key}.{name}": value for key, net in gan.networks.items()
+               for name, value in net.state_dict().items()}
+    broken = [k for k, v in tensors.items()
+              if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise TrainingError(f"weights {broken[0]} became NaN or infinite at step {run.step}; "
+                            f"training stopped and {after_non_finite(run)}")
+    g_tensors, g_meta = optimizer_state_to_tensors(optimisers.g.state_dict(), "opt_G")
+    d_tensors, d_meta = optimizer_state_to_tensors(optimisers.d.state_dict(), "opt_D")
+    state = {**g_tensors, **d_tensors, **gan.state_tensors(), "rng.torch": torch.get_rng_state()}
+    if run.device.type == "cuda":
+        state["rng.cuda"] = torch.cuda.get_rng_state(run.device)
+    state_meta = {"kind": "train_state", "config": run.config.to_json(), "step": run.step,
+                  "epoch": run.epoch, "epoch_step": run.epoch_step,
+                  "total_steps": run.total_steps, "steps_per_epoch": run.steps_per_epoch,
+                  "opt_G": g_meta, "opt_D": d_meta, "scaler": optimisers.scaler.state_dict(),
+                  # the samples (windows, crops, flips) of step N come from seeds of (seed,
+                  # epoch, position): resuming at this position continues the same sequence
+                  "sampler": {"seed": run.config.seed, "epoch": run.epoch,
+                              "position": run.epoch_step * run.config.batch_size
+                              * run.dist.world_size}}
+    # Three steps, so that a kill at any point leaves a model and a training state of the
+    # same step: the pending state first, then the model (the commit), then the state is
+    # renamed into place. _resume_state finishes a commit a kill interrupted.
+    pending = run.out / TRAIN_STATE_PENDING
+    save_checkpoint(pending, state, state_meta)
+    save_checkpoint(run.out / RUN_CHECKPOINT_NAME, tensors, _model_meta(run))
+    _commit_state(run.out)
+    run.saved_step = run.step
+    log.info("saved checkpoint at step %d to %s", run.step, run.out / RUN_CHECKPOINT_NAME)
+
+
+def restore_run(run: Run, optimisers: Optimisers, point: ResumePoint) -> None:
+    """Load ``point`` into the run: weights, optimisers, pools, random streams, position."""
+    gan = run.gan
+    model_tensors, state_tensors, state_meta = (point.model_tensors, point.state_tensors,
+                                                point.state_meta)
+    for key, net in gan.networks.items():
+        try:
+            net.load_state_dict(strip_prefix(model_tensors, key), strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"weights of {key} in {run.out} do not fit the run's "
+                                  f"settings: {first_line(exc)}") from exc
+    optimisers.g.load_state_dict(optimizer_state_from_tensors(
+        state_tensors, state_meta["opt_G"], "opt_G"))
+    optimisers.d.load_state_dict(optimizer_state_from_tensors(
+        state_tensors, state_meta["opt_D"], "opt_D"))
+    if state_meta.get("scaler"):
+        optimisers.scaler.load_state_dict(state_meta["scaler"])
+    gan.load_state_tensors(state_tensors, run.device)
+    if run.dist.rank == 0:
+        torch.set_rng_state(state_tensors["rng.torch"].to(torch.uint8))
+        if run.device.type == "cuda" and "rng.cuda" in state_tensors:
+            torch.cuda.set_rng_state(state_tensors["rng.cuda"].to(torch.uint8), run.device)
+    else:  # rank 0's state was saved; other ranks continue on streams of their own
+        step = int(state_meta["step"])
+        torch.manual_seed(seed_for(run.config.seed, run.dist.rank, step))
+        for pool in (getattr(gan, "pool_a", None), getattr(gan, "pool_b", None)):
+            if pool is not None:
+                pool.generator.manual_seed(seed_for(run.config.seed, run.dist.rank, step, 7))
+    run.step = run.saved_step = int(state_meta["step"])
+    run.epoch = int(state_meta["epoch"])
+    run.epoch_step = int(state_meta["epoch_step"])
+    if run.epoch_step >= run.steps_per_epoch:  # the data changed size since
+        run.epoch, run.epoch_step = run.epoch + 1, 0
+    log.info("resuming at step %d (epoch %d, %d steps into it)", run.step, run.epoch,
+             run.epoch_step)
+    if run.total_steps != int(state_meta.get("total_steps", run.total_steps)):
+        log.info("the run now lasts %d steps instead of %s; the learning-rate schedule "
+                 "follows", run.total_steps, state_meta.get("total_steps"))
+
+
+def _commit_state(out: Path) -> None:
+    """Rename the pending training state (and its sidecar) onto the current one."""
+    pending = out / TRAIN_STATE_PENDING
+    try:
+        os.replace(pending, out / TRAIN_STATE_NAME)
+        fault_point("between-renames", out / TRAIN_STATE_NAME)
+        os.replace(pending.with_suffix(".json"), (out / TRAIN_STATE_NAME).with_suffix(".json"))
+    except OSError as exc:
+        raise write_error(out / TRAIN_STATE_NAME, exc) from exc
+    fault_point("after-rename", out / TRAIN_STATE_NAME)
+
+
+def _resume_state(out: Path, model_meta: dict[str, Any]) -> Path:
+    """The training state of the model's step, finishing a save that a kill interrupted.
+
+    A kill after the pending state was written but before the model leaves the pending
+    state one step ahead: it is dropped. A kill after the model was written leaves the
+    pending state of the model's step: it is committed now.
+    """
+    step = int(model_meta.get("step", -1))
+    current, pending = out / TRAIN_STATE_NAME, out / TRAIN_STATE_PENDING
+    if pending.is_file():
+        try:
+            pending_step = int(read_metadata(pending).get("step", -2))
+        except CheckpointError:
+            pending_step = -2  # torn write: not the commit
+        if pending_step == step:
+            log.info("finishing the save of step %d that was interrupted", step)
+            _commit_state(out)
+        else:
+            pending.unlink()
+    pending.with_suffix(".json").unlink(missing_ok=True)  # a sidecar whose state is gone
+    if current.is_file():
+        state_step = int(read_metadata(current).get("step", -2))
+        if state_step == step:
+            for p in (out / RUN_CHECKPOINT_NAME, current):
+                if repair_sidecar(p):
+                    log.info("rewrote %s from its checkpoint", p.with_suffix(".json").name)
+            return current
+        found = f"training state step {state_step}"
+    else:
+        found = f"no {TRAIN_STATE_NAME}"
+    raise CheckpointError(f"{out}: model step {step} and {found} differ; resuming is not "
+                          "possible, start a new run (the model itself can still be used)")
+
+
+def _model_meta(run: Run) -> dict[str, Any]:
+    data, gan = run.data, run.gan
+    domains = {}
+    for key, dom in (("a", data.a), ("b", data.b)):
+        domains[key] = {"name": dom.name, "norm": dom.norm.to_json(), "bands": dom.bands,
+                        "dtype": dom.dtype, "nodata": dom.nodata}
+    last = run.history[-1] if run.history else {}
+    return {
+        "model": run.config.model,
+        "generators": gan.generator_meta(),
+        "discriminators": gan.discriminator_meta(),
+        "domains": domains,
+        "chip_size": run.config.crop,
+        "size_multiple": gan.size_multiple,
+        "epoch": run.epoch,
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "losses": {k: last[k] for k in gan.loss_names if k in last},
+        "training": {"layout": data.layout, "batch_size": run.config.batch_size,
+                     "lr": run.config.lr, "gan_mode": run.config.gan_mode,
+                     "seed": run.config.seed, "precision": run.precision,
+                     "world_size": run.dist.world_size},
+    }
+
+
+def after_non_finite(run: Run) -> str:
+    """How an error about non-finite values ends: the checkpoint kept, and what to try."""
+    if run.saved_step >= 0:
+        kept = (f"the last good checkpoint {run.out / RUN_CHECKPOINT_NAME} (step "
+                f"{run.saved_step}) was kept")
+    else:
+        kept = "no checkpoint had been saved yet"
+    if run.precision == "fp32":
+        return kept + "; try a lower --lr"
+    return kept + "; try --precision fp32 or a lower --lr"
