@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from geogan.spec.options import TRAIN
+
 #: Sampled locations per layer and width of the head's output (CUT's defaults).
-NUM_PATCHES = 256
+NUM_PATCHES: int = TRAIN.default_of("nce_patches")
 HEAD_CHANNELS = 256
 #: Temperature of the contrastive softmax.
 NCE_TEMPERATURE = 0.07

@@ -13,7 +13,6 @@ from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metada
 from geogan.datasets import DEFAULT_CACHE_MB
 from geogan.errors import CheckpointError, InputError
 from geogan.models import (
-    DEFAULT_UPSAMPLE,
     DISCRIMINATORS,
     GAN_MODES,
     GENERATORS,
@@ -21,8 +20,8 @@ from geogan.models import (
     UPSAMPLES,
 )
 from geogan.models.gan import DEFAULT_GENERATOR, GAN_MODELS, GANSettings
-from geogan.models.patchnce import NUM_PATCHES
 from geogan.samplers import WindowConfig, as_inputs
+from geogan.spec.options import TRAIN
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 
@@ -42,42 +41,42 @@ class TrainConfig:
     a: Path | tuple[Path, ...] | None
     b: Path | tuple[Path, ...] | None
     output: Path
-    model: str = "cyclegan"
-    epochs: int = 200
-    max_steps: int | None = None
-    batch_size: int = 1
-    crop: int = 256
-    generator: str | None = None
-    ngf: int = 64
-    discriminator: str = "patchgan"
-    ndf: int = 64
-    n_layers: int = 3
-    norm: str = "instance"
+    model: str = TRAIN.default_of("model")
+    epochs: int = TRAIN.default_of("epochs")
+    max_steps: int | None = TRAIN.default_of("max_steps")
+    batch_size: int = TRAIN.default_of("batch_size")
+    crop: int = TRAIN.default_of("crop")
+    generator: str | None = TRAIN.default_of("generator")
+    ngf: int = TRAIN.default_of("ngf")
+    discriminator: str = TRAIN.default_of("discriminator")
+    ndf: int = TRAIN.default_of("ndf")
+    n_layers: int = TRAIN.default_of("n_layers")
+    norm: str = TRAIN.default_of("norm")
     use_dropout: bool = False
-    gan_mode: str = "lsgan"
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
-    lambda_l1: float = 100.0
-    pool_size: int = 50
-    upsample: str = DEFAULT_UPSAMPLE
-    lambda_nce: float | None = None
-    nce_patches: int = NUM_PATCHES
-    lr: float = 2e-4
+    gan_mode: str = TRAIN.default_of("gan_mode")
+    lambda_cycle: float = TRAIN.default_of("lambda_cycle")
+    lambda_identity: float = TRAIN.default_of("lambda_identity")
+    lambda_l1: float = TRAIN.default_of("lambda_l1")
+    pool_size: int = TRAIN.default_of("pool_size")
+    upsample: str = TRAIN.default_of("upsample")
+    lambda_nce: float | None = TRAIN.default_of("lambda_nce")
+    nce_patches: int = TRAIN.default_of("nce_patches")
+    lr: float = TRAIN.default_of("lr")
     beta1: float = 0.5
-    seed: int = 0
-    augment: bool = True
-    name_a: str | None = None
-    name_b: str | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    workers: int | None = None
-    log_every: int = 50
-    preview_every: int = 500
-    save_every: int = 1000
+    seed: int = TRAIN.default_of("seed")
+    augment: bool = TRAIN.default_of("augment")
+    name_a: str | None = TRAIN.default_of("name_a")
+    name_b: str | None = TRAIN.default_of("name_b")
+    device: str = TRAIN.default_of("device")
+    precision: str = TRAIN.default_of("precision")
+    compile: bool = TRAIN.default_of("compile")
+    workers: int | None = TRAIN.default_of("workers")
+    log_every: int = TRAIN.default_of("log_every")
+    preview_every: int = TRAIN.default_of("preview_every")
+    save_every: int = TRAIN.default_of("save_every")
     cache_mb: float = DEFAULT_CACHE_MB
-    resume: bool = False
-    overwrite: bool = False
+    resume: bool = TRAIN.default_of("resume")
+    overwrite: bool = TRAIN.default_of("overwrite")
     windows: WindowConfig = WindowConfig()
 
     def to_json(self) -> dict[str, Any]:

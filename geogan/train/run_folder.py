@@ -17,16 +17,17 @@ import torch
 from geogan.checkpoint import RUN_CHECKPOINT_NAME, TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.errors import CheckpointError, OutputError
 from geogan.fileio import FolderKind, atomic_output, check_output_file, check_replaceable
+from geogan.spec import names
 from geogan.train.config import TrainConfig
 from geogan.train.run import Run
 from geogan.train.runtime import autocast_context
 
 log = logging.getLogger(__name__)
 
-LOSSES_CSV = "losses.csv"
-LOSS_PLOT = "loss_plot.png"
-PREVIEW_DIR = "previews"
-TENSORBOARD_DIR = "tensorboard"
+LOSSES_CSV = names.LOSSES_CSV
+LOSS_PLOT = names.LOSS_PLOT
+PREVIEW_DIR = names.PREVIEW_DIR
+TENSORBOARD_DIR = names.TENSORBOARD_DIR
 
 
 def _owned_by_run(rel: PurePosixPath) -> bool:
@@ -40,11 +41,7 @@ def _owned_by_run(rel: PurePosixPath) -> bool:
 
 
 #: The files of a run folder besides previews/ and tensorboard/.
-RUN_FILES = frozenset({
-    RUN_CHECKPOINT_NAME, Path(RUN_CHECKPOINT_NAME).with_suffix(".json").name,
-    TRAIN_STATE_NAME, Path(TRAIN_STATE_NAME).with_suffix(".json").name,
-    TRAIN_STATE_PENDING, Path(TRAIN_STATE_PENDING).with_suffix(".json").name,
-    LOSSES_CSV, LOSS_PLOT})
+RUN_FILES = names.RUN_FILES
 #: What ``geogan train --overwrite`` may replace: a run folder holding only a run's files.
 RUN_FOLDER = FolderKind("run folder", (RUN_CHECKPOINT_NAME, LOSSES_CSV,
                                        TRAIN_STATE_NAME, TRAIN_STATE_PENDING),
