@@ -81,10 +81,10 @@ class MosaicConfig:
 
     def __post_init__(self) -> None:
         if self.blend not in BLENDS:
-            raise InputError(f"unknown --blend {self.blend!r}; choose one of "
+            raise InputError(f"unknown `blend` {self.blend!r}; choose one of "
                              f"{', '.join(BLENDS)}")
         if self.compress not in COMPRESSIONS:
-            raise InputError(f"unknown --compress {self.compress!r}; choose one of "
+            raise InputError(f"unknown `compress` {self.compress!r}; choose one of "
                              f"{', '.join(COMPRESSIONS)}")
 
 

@@ -48,7 +48,7 @@ def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False,
         check_georeferencing(src, p)
         if src.crs is None and not allow_no_crs:
             raise GeoreferenceError(f"{p} has no CRS; assign one (e.g. gdal_edit.py -a_srs "
-                                    "EPSG:XXXX)" + (" or pass --allow-no-crs"
+                                    "EPSG:XXXX)" + (" or pass `allow_no_crs`"
                                                     if no_crs_option else ""))
         t = src.transform
         if t.b != 0 or t.d != 0:

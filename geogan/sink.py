@@ -88,7 +88,7 @@ def parse_creation_options(items: Iterable[str]) -> CreationOptions:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InputError(f"--co {item!r} is not KEY=VALUE; write e.g. --co QUALITY=90")
+            raise InputError(f"`co` {item!r} is not KEY=VALUE; write e.g. `co` QUALITY=90")
         pairs.append((key.strip().upper(), value.strip()))
     return tuple(pairs)
 

@@ -59,8 +59,8 @@ def _check_domain(infos: Sequence[ImageInfo], option: str, crop: int,
         if min(info.height, width) < crop:
             what = "each half of " if half != "full" else ""
             raise InputError(f"{what}chip {info.path} is {width}x{info.height} px, smaller "
-                             f"than --crop {crop}; pass a smaller --crop or re-tile with a "
-                             f"larger --size")
+                             f"than `crop` {crop}; pass a smaller `crop` or re-tile with a "
+                             f"larger `size`")
     if len(nodatas) > 1:
         log.warning("chips of %s have different nodata values %s; using %s", option,
                     sorted(nodatas), min(nodatas))

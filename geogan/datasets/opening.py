@@ -53,7 +53,7 @@ def _pair_files(a_folder: Path, a_files: list[Path], b_folder: Path,
     if missing:
         raise InputError(f"{len(missing)} chips in {a_folder} have no partner of the same name "
                          f"in {b_folder} (first: {missing[0]}); pix2pix needs pairs as written "
-                         "by 'geogan tile --pair'")
+                         "by 'geogan tile `pair`'")
     extra = len(b_files) - len(names)
     if extra > 0:
         log.warning("%d chips in %s have no partner in %s and are ignored", extra, b_folder,
@@ -90,17 +90,17 @@ def open_training_data(model: str, a: Path, b: Path | None, crop: int, *,
     a = _train_split(Path(a), "--a")
     b = _train_split(Path(b), "--b") if b is not None else None
     if crop < 1:
-        raise InputError(f"--crop must be positive, got {crop}")
+        raise InputError(f"`crop` must be positive, got {crop}")
     if model == "cyclegan":
         if b is None:
-            raise InputError("CycleGAN needs two folders: pass --a FOLDER_A --b FOLDER_B")
+            raise InputError("CycleGAN needs two folders: pass `a` FOLDER_A `b` FOLDER_B")
         for opt, folder in (("--a", a), ("--b", b)):
             if folder.is_dir() and _paired_layout(folder):
                 raise InputError(f"{opt} {folder} holds A/ and B/ subfolders; pass "
-                                 f"--a {folder / 'A'} --b {folder / 'B'}")
+                                 f"`a` {folder / 'A'} `b` {folder / 'B'}")
             if folder.is_dir() and (folder / "trainA").is_dir():
                 raise InputError(f"{opt} {folder} holds trainA/ and trainB/ subfolders; pass "
-                                 f"--a {folder / 'trainA'} --b {folder / 'trainB'}")
+                                 f"`a` {folder / 'trainA'} `b` {folder / 'trainB'}")
         layout = "unpaired"
         a_files, b_files = list_images(a, "--a"), list_images(b, "--b")
         a_folder, b_folder = a, b
@@ -121,7 +121,7 @@ def open_training_data(model: str, a: Path, b: Path | None, crop: int, *,
         else:
             b_files = a_files
     else:
-        raise InputError(f"unknown --model {model!r}; choose cyclegan or pix2pix")
+        raise InputError(f"unknown `model` {model!r}; choose cyclegan or pix2pix")
 
     scan_a = _Scan(a_files)
     scan_b = scan_a if layout == "side_by_side" else _Scan(b_files)
@@ -130,7 +130,7 @@ def open_training_data(model: str, a: Path, b: Path | None, crop: int, *,
             if (ia.height, ia.width) != (ib.height, ib.width):
                 raise InputError(f"paired chips {ia.path} ({ia.width}x{ia.height}) and "
                                  f"{ib.path} ({ib.width}x{ib.height}) differ in size; "
-                                 "re-create them with 'geogan tile --pair'")
+                                 "re-create them with 'geogan tile `pair`'")
     all_infos = scan_a.infos + ([] if scan_b is scan_a else scan_b.infos)
     cache: dict[Path, np.ndarray] = {**scan_a.pixels, **scan_b.pixels}
     if _estimate_mb(all_infos) <= cache_mb:

@@ -125,14 +125,14 @@ def check_bands(pred: Any, ref: Any, src: Any | None,
     if bands is None:
         if pred.count != ref.count:
             raise InputError(f"{pred.name} has {pred.count} bands but {ref.name} has "
-                             f"{ref.count}; pass --bands to compare bands present in both")
+                             f"{ref.count}; pass `bands` to compare bands present in both")
         if src is not None and src.count != pred.count:
-            raise InputError(f"--source {src.name} has {src.count} bands but {pred.name} has "
-                             f"{pred.count}; pass --bands to compare bands present in all")
+            raise InputError(f"`source` {src.name} has {src.count} bands but {pred.name} has "
+                             f"{pred.count}; pass `bands` to compare bands present in all")
         return tuple(range(1, pred.count + 1))
     for ds, label in ((pred, "PREDICTION"), (ref, "REFERENCE"), (src, "--source")):
         if ds is not None and max(bands) > ds.count:
-            raise InputError(f"--bands {band_text(bands)} asks for band {max(bands)} but "
+            raise InputError(f"`bands` {band_text(bands)} asks for band {max(bands)} but "
                              f"{label} {ds.name} has {ds.count}")
     return tuple(bands)
 
@@ -161,11 +161,11 @@ def load_aoi(path: Path, pred: Any) -> list[Any]:
     from shapely.geometry import box
 
     if not path.exists():
-        raise InputError(f"--aoi {path} does not exist; check the path")
+        raise InputError(f"`aoi` {path} does not exist; check the path")
     try:
         frame = gpd.read_file(path)
     except Exception as exc:  # pyogrio/fiona raise their own types
-        raise InputError(f"--aoi {path} is not a readable vector file "
+        raise InputError(f"`aoi` {path} is not a readable vector file "
                          f"({first_line(exc)}); "
                          "give a GeoPackage, GeoJSON or shapefile") from exc
     if frame.crs is None:
@@ -174,10 +174,10 @@ def load_aoi(path: Path, pred: Any) -> list[Any]:
         frame = frame.to_crs(pred.crs.to_wkt())
     geoms = [g for g in frame.geometry if g is not None and not g.is_empty]
     if not geoms:
-        raise InputError(f"--aoi {path} holds no geometry; give a file with polygons")
+        raise InputError(f"`aoi` {path} holds no geometry; give a file with polygons")
     if any(g.geom_type not in ("Polygon", "MultiPolygon") for g in geoms):
-        raise InputError(f"--aoi {path} holds non-polygon geometries; give polygons only")
+        raise InputError(f"`aoi` {path} holds non-polygon geometries; give polygons only")
     footprint = box(*pred.bounds)
     if not any(g.intersects(footprint) for g in geoms):
-        raise InputError(f"--aoi {path} does not overlap PREDICTION {pred.name}")
+        raise InputError(f"`aoi` {path} does not overlap PREDICTION {pred.name}")
     return geoms

@@ -48,27 +48,27 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if self.bands is not None:
             if not self.bands:
-                raise InputError("--bands is empty; give band numbers such as 1,2,3")
+                raise InputError("`bands` is empty; give band numbers such as 1,2,3")
             if any(b < 1 for b in self.bands):
-                raise InputError(f"--bands {band_text(self.bands)}: band numbers start at 1")
+                raise InputError(f"`bands` {band_text(self.bands)}: band numbers start at 1")
             if len(set(self.bands)) != len(self.bands):
-                raise InputError(f"--bands {band_text(self.bands)} repeats a band; "
+                raise InputError(f"`bands` {band_text(self.bands)} repeats a band; "
                                  "list each band once")
         if self.baseline is not None and self.baseline not in BASELINES:
-            raise InputError(f"unknown --baseline {self.baseline!r}; choose one of "
+            raise InputError(f"unknown `baseline` {self.baseline!r}; choose one of "
                              f"{', '.join(BASELINES)}")
         if self.baseline is not None and self.source is None:
-            raise InputError(f"--baseline {self.baseline} needs --source, the raster that was "
+            raise InputError(f"`baseline` {self.baseline} needs `source`, the raster that was "
                              "translated into PREDICTION")
         if self.source is not None and self.baseline is None:
-            raise InputError("--source is only used by a baseline; add --baseline "
-                             "histogram-match or drop --source")
+            raise InputError("`source` is only used by a baseline; add `baseline` "
+                             "histogram-match or drop `source`")
         if self.delta is not None and not self.delta > 0:
-            raise InputError(f"--delta must be positive, got {self.delta}")
+            raise InputError(f"`delta` must be positive, got {self.delta}")
         if self.data_range is not None and not self.data_range > 0:
-            raise InputError(f"--data-range must be positive, got {self.data_range}")
+            raise InputError(f"`data_range` must be positive, got {self.data_range}")
         if self.resampling not in RESAMPLING:
-            raise InputError(f"unknown --resampling {self.resampling!r}; choose one of "
+            raise InputError(f"unknown `resampling` {self.resampling!r}; choose one of "
                              f"{', '.join(RESAMPLING)}")
         if self.block_size < 2 * SSIM_RADIUS + 1:
             raise InputError(f"block size must be at least {2 * SSIM_RADIUS + 1} pixels, "

@@ -63,7 +63,7 @@ def estimate_stats(generator: LoadedGenerator, paths: Sequence[Path], mode: str,
                                  cancel)
     else:
         if len(paths) != 1:
-            raise InputError("dense statistics belong to one raster; use --norm global for "
+            raise InputError("dense statistics belong to one raster; use `norm` global for "
                              "one set over several rasters")
         stats = _estimate_dense(generator, paths[0], sizes[0], nodatas[0], indexes[0], device,
                                 precision, cancel)
@@ -139,7 +139,7 @@ def _estimate_global(generator: LoadedGenerator, paths: Sequence[Path],
     x, w = _read_sample(paths, nodatas, indexes, plan, generator, cancel)
     if not w.any():
         raise InputError(f"{', '.join(p.name for p in paths)}: the statistics sample holds no "
-                         "valid pixels (all nodata); use --norm window")
+                         "valid pixels (all nodata); use `norm` window")
     prepared = prepare(module)
     with torch.inference_mode(), _autocast(precision, device):
         if plan.chunk == 0:  # one batch: every layer's statistics over all of it, in one pass
@@ -198,7 +198,7 @@ def _estimate_dense(generator: LoadedGenerator, path: Path, size_wh: tuple[int, 
             variances[name].append(var.double().cpu().numpy())
     if valid == 0:
         raise InputError(f"{path.name}: the statistics sample holds no valid pixels (all "
-                         "nodata); use --norm window")
+                         "nodata); use `norm` window")
     rows, cols = len(gy), len(gx)
     layers = {name: (np.concatenate(means[name]).reshape(rows, cols, -1).transpose(2, 0, 1),
                      np.concatenate(variances[name]).reshape(rows, cols, -1).transpose(2, 0, 1))

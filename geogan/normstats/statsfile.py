@@ -61,7 +61,7 @@ class NormStats:
     def from_json(cls, data: Any, source: str = "statistics") -> NormStats:
         if not isinstance(data, dict) or data.get("format") != STATS_FORMAT:
             raise InputError(f"{source} is not a geogan statistics file; give a file written "
-                             "by 'geogan translate --save-stats'")
+                             "by 'geogan translate `save_stats`'")
         if int(data.get("format_version", 0)) > STATS_FORMAT_VERSION:
             raise InputError(f"{source} was written by a newer geogan "
                              f"({data.get('geogan_version')}); upgrade geogan to read it")
@@ -75,13 +75,13 @@ class NormStats:
             model = dict(data["model"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{source} is damaged ({first_line(exc)}); write it again "
-                             "with --save-stats") from exc
+                             "with `save_stats`") from exc
         want = 1 if mode == "global" else 3
         for name, (m, v) in layers.items():
             if m.shape != v.shape or m.ndim != want or not np.isfinite(m).all() \
                     or not (np.isfinite(v).all() and (v >= 0).all()):
                 raise InputError(f"{source} is damaged (layer {name}); write it again "
-                                 "with --save-stats")
+                                 "with `save_stats`")
         return cls(mode, model, layers, dict(data.get("sample", {})), data.get("grid"))
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
@@ -100,12 +100,12 @@ def load_stats(path: str | os.PathLike[str]) -> NormStats:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"statistics file {p} not found; write one with "
-                         "'geogan translate --save-stats'")
+                         "'geogan translate `save_stats`'")
     try:
         data = json.loads(p.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"statistics file {p} is not valid JSON ({first_line(exc)}); "
-                         "write it again with --save-stats") from exc
+                         "write it again with `save_stats`") from exc
     return NormStats.from_json(data, f"statistics file {p}")
 
 

@@ -36,8 +36,8 @@ class WindowConfig:
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
         if self.aoi is not None and (self.aoi_a is not None or self.aoi_b is not None):
-            raise InputError("--aoi limits both domains; do not combine it with "
-                             "--aoi-a/--aoi-b")
+            raise InputError("`aoi` limits both domains; do not combine it with "
+                             "`aoi_a`/`aoi_b`")
         self.tile_config()  # the tile options' own checks, with tile's messages
 
     @property

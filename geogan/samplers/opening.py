@@ -51,10 +51,10 @@ def scan_windows(sampler: WindowSampler, option: str, windows: WindowConfig, cro
     if not found:
         aoi, aoi_option = windows.aoi_for("a" if option == "--a" else "b")
         where = f" inside {aoi_option} {aoi}" if aoi is not None else ""
-        raise InputError(f"{option}: no {crop} px window{where} passes --max-nodata "
-                         f"{windows.max_nodata:g} and --min-std {windows.min_std:g} (after "
+        raise InputError(f"{option}: no {crop} px window{where} passes `max_nodata` "
+                         f"{windows.max_nodata:g} and `min_std` {windows.min_std:g} (after "
                          f"{3 * RASTER_ROUNDS * TRIES_PER_RASTER} tries); loosen them or pass "
-                         "a smaller --crop")
+                         "a smaller `crop`")
     sampler.fallback = tuple(wins)
     if len(found) < n:
         log.warning("%s: only %d of %d windows drawn before training passed the filters; "
@@ -95,14 +95,14 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
     valid window, and pix2pix rasters that do not overlap.
     """
     if crop < 1:
-        raise InputError(f"--crop must be positive, got {crop}")
+        raise InputError(f"`crop` must be positive, got {crop}")
     paths_a = expand_rasters(a, "--a")
     if not b:
-        raise InputError(f"{model} needs rasters of both domains: pass --b as well")
+        raise InputError(f"{model} needs rasters of both domains: pass `b` as well")
     paths_b = expand_rasters(b, "--b")
     for pa in paths_a:
         if any(pa.resolve() == pb.resolve() for pb in paths_b):
-            raise InputError(f"{pa} is given as both --a and --b; give each domain its own "
+            raise InputError(f"{pa} is given as both `a` and `b`; give each domain its own "
                              "rasters")
     tile_cfg = windows.tile_config()
     aoi_a, opt_a = windows.aoi_for("a")
@@ -112,7 +112,7 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
         if model == "pix2pix":
             if windows.aoi_b is not None:
                 raise InputError("pix2pix windows are read from B over A's footprint; limit "
-                                 "them with --aoi or --aoi-a, not --aoi-b")
+                                 "them with `aoi` or `aoi_a`, not `aoi_b`")
             partners = _pair_partners(scenes_a, paths_b, windows, stack)
             sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a, partners), crop,
                                       tile_cfg, windows.max_nodata, windows.min_std)
@@ -172,7 +172,7 @@ def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig 
     windows = windows or WindowConfig()
     ins_a, ins_b = as_inputs(a), as_inputs(b)
     if not ins_a:
-        raise InputError("--a is required: a folder of chips, or rasters (files or globs)")
+        raise InputError("`a` is required: a folder of chips, or rasters (files or globs)")
     for option, given in (("--a", ins_a), ("--b", ins_b)):
         for p in given:
             text = str(p)

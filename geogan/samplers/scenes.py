@@ -214,10 +214,10 @@ def _pair_partners(scenes_a: Sequence[_Scene], b_paths: Sequence[Path], windows:
                 bands_b = (b, len(pview.bands), pview.dtype)
             elif len(pview.bands) != bands_b[1]:
                 raise InputError(f"{b} has {len(pview.bands)} bands but {bands_b[0]} has "
-                                 f"{bands_b[1]}; all rasters of --b must have the same bands")
+                                 f"{bands_b[1]}; all rasters of `b` must have the same bands")
             elif pview.dtype != bands_b[2]:
                 raise InputError(f"{b} is {pview.dtype} but {bands_b[0]} is {bands_b[2]}; all "
-                                 "rasters of --b must have one dtype (convert with "
+                                 "rasters of `b` must have one dtype (convert with "
                                  "gdal_translate -ot)")
             if region is None:
                 continue
@@ -227,7 +227,7 @@ def _pair_partners(scenes_a: Sequence[_Scene], b_paths: Sequence[Path], windows:
     lonely_a = [str(s.path) for i, s in enumerate(scenes_a) if i not in partners]
     lonely_b = [str(b) for b in b_paths if b not in used]
     if not partners:
-        raise InputError(f"no raster of --a overlaps a raster of --b ({len(scenes_a)} A, "
+        raise InputError(f"no raster of `a` overlaps a raster of `b` ({len(scenes_a)} A, "
                          f"{len(b_paths)} B); pix2pix needs rasters of the same ground")
     if lonely_a:
         log.warning("%d raster(s) of --a overlap no raster of --b and are left out: %s",

@@ -67,6 +67,6 @@ def apply_aoi(aoi: Path, plans: list[Plan]) -> int:
         plan.windows = [w for w, k in zip(plan.windows, keep, strict=True) if k]
     if not hit_any:
         names = ", ".join(str(p.view.path) for p in plans)
-        raise InputError(f"--aoi {aoi} does not intersect {names}; check the AOI's extent and "
+        raise InputError(f"`aoi` {aoi} does not intersect {names}; check the AOI's extent and "
                          "CRS")
     return dropped

@@ -88,25 +88,25 @@ class TileConfig:
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(int(b) for b in value))
         if self.size < 1:
-            raise InputError(f"--size {self.size} must be a positive number of pixels")
+            raise InputError(f"`size` {self.size} must be a positive number of pixels")
         if not 0 <= self.overlap < self.size:
-            raise InputError(f"--overlap {self.overlap} must be at least 0 and smaller than "
-                             f"--size {self.size}")
+            raise InputError(f"`overlap` {self.overlap} must be at least 0 and smaller than "
+                             f"`size` {self.size}")
         for opt, bands in (("--bands", self.bands), ("--pair-bands", self.pair_bands)):
             if bands is not None and (not bands or any(b < 1 for b in bands)):
                 raise InputError(f"{opt} {fmt_bands(bands)} must list band numbers from 1, "
                                  "e.g. 1,2,3")
         if not 0.0 <= self.max_nodata <= 1.0:
-            raise InputError(f"--max-nodata {self.max_nodata} must be a fraction between 0 and 1")
+            raise InputError(f"`max_nodata` {self.max_nodata} must be a fraction between 0 and 1")
         if self.min_std < 0 or math.isnan(self.min_std):
-            raise InputError(f"--min-std {self.min_std} must be 0 or more")
+            raise InputError(f"`min_std` {self.min_std} must be 0 or more")
         if self.res is not None and not self.res > 0:
-            raise InputError(f"--res {self.res} must be a positive pixel size in CRS units")
+            raise InputError(f"`res` {self.res} must be a positive pixel size in CRS units")
         if self.align_to is not None and (self.crs is not None or self.res is not None):
-            raise InputError("--align-to takes the CRS and resolution from its raster; "
-                             "do not combine it with --crs/--res")
+            raise InputError("`align_to` takes the CRS and resolution from its raster; "
+                             "do not combine it with `crs`/`res`")
         if self.pair_bands is not None and self.pair is None:
-            raise InputError("--pair-bands needs --pair B.tif")
+            raise InputError("`pair_bands` needs `pair` B.tif")
         if self.resampling not in RESAMPLING:
             raise InputError(f"unknown resampling {self.resampling!r}; choose one of "
                              f"{', '.join(RESAMPLING)}")

@@ -170,7 +170,7 @@ def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> P
                     f"the overlap of {path} and --pair {v.path} is "
                     f"{region.width}x{region.height} px")
             raise InputError(f"{what}, smaller than one {config.size} px chip, and {v.path} has "
-                             "no nodata value to pad chips with; pass a smaller --size or set a "
+                             "no nodata value to pad chips with; pass a smaller `size` or set a "
                              "nodata value (gdal_edit.py -a_nodata)")
     if padded:
         log.warning("%s is smaller than one %d px chip where it is tiled: chips are padded with "
@@ -186,7 +186,7 @@ def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
         return View(path, src, bands, src.nodata, src.dtypes[0], src.crs, src.transform,
                     src.width, src.height)
     if src.crs is None:
-        raise GeoreferenceError(f"{path} has no CRS, so --crs/--res/--align-to cannot warp it; "
+        raise GeoreferenceError(f"{path} has no CRS, so `crs`/`res`/`align_to` cannot warp it; "
                                 "assign a CRS first (gdal_edit.py -a_srs EPSG:XXXX)")
     crs, transform, width, height = _target_grid(src, path, config, stack)
     if crs == src.crs and transform.almost_equals(src.transform, 1e-12) and \
@@ -208,7 +208,7 @@ def _target_grid(src: Any, path: Path, config: TileConfig,
         ref = stack.enter_context(open_raster(config.align_to))
         rt = ref.transform
         if rt.a <= 0 or rt.e >= 0:
-            raise GeoreferenceError(f"--align-to {config.align_to} is not north-up; warp it "
+            raise GeoreferenceError(f"`align_to` {config.align_to} is not north-up; warp it "
                                     "north-up first (gdalwarp)")
         left, bottom, right, top = transform_bounds(src.crs, ref.crs, *src.bounds,
                                                     densify_pts=21)
@@ -224,13 +224,13 @@ def _target_grid(src: Any, path: Path, config: TileConfig,
     try:
         crs = CRS.from_user_input(config.crs) if config.crs is not None else src.crs
     except CRSError as exc:
-        raise InputError(f"--crs {config.crs!r} is not a CRS GDAL understands; use e.g. "
+        raise InputError(f"`crs` {config.crs!r} is not a CRS GDAL understands; use e.g. "
                          "EPSG:32614") from exc
     try:
         transform, width, height = calculate_default_transform(
             src.crs, crs, src.width, src.height, *src.bounds, resolution=config.res)
     except Exception as exc:  # GDAL's warper raises RuntimeError/CPLE errors of its own
-        raise GeoreferenceError(f"{path} cannot be reprojected to --crs {config.crs} "
+        raise GeoreferenceError(f"{path} cannot be reprojected to `crs` {config.crs} "
                                 f"({first_line(exc)}); choose a CRS whose area covers the "
                                 "raster") from exc
     if config.res is not None:
@@ -298,7 +298,7 @@ def _pair_view(view: View, config: TileConfig,
     assert config.pair is not None
     pview, region = pair_view(view, config.pair, config, stack)
     if region is None:
-        raise InputError(f"--pair {config.pair} does not overlap {view.path}; pair two rasters "
+        raise InputError(f"`pair` {config.pair} does not overlap {view.path}; pair two rasters "
                          "that cover the same ground")
     return pview, region
 
@@ -314,7 +314,7 @@ def pair_view(view: View, pair_path: Path, config: TileConfig,
     src = stack.enter_context(open_raster(pair_path))
     check_readable(src)
     if view.crs is None:
-        raise GeoreferenceError(f"{view.path} has no CRS, so --pair {pair_path} cannot be put "
+        raise GeoreferenceError(f"{view.path} has no CRS, so `pair` {pair_path} cannot be put "
                                 "on its grid; assign a CRS first (gdal_edit.py -a_srs)")
     bands = _check_bands(src, pair_path, config.pair_bands, "--pair-bands")
     meta = read_meta(src).pick(bands)

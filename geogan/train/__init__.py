@@ -123,7 +123,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
     if spe == 0:
         raise InputError(f"{len(data.dataset)} training samples are fewer than one batch of "
                          f"{config.batch_size} x {dist_info.world_size} process(es); lower "
-                         "--batch-size or add chips")
+                         "`batch_size` or add chips")
     run = Run(config, out, dist_info, device, precision, data, _new_gan(config, data, dist_info),
               config.max_steps or config.epochs * spe, spe)
     memory_format = _place(run.gan, device)
@@ -156,9 +156,9 @@ def _new_gan(config: TrainConfig, data: TrainingData, dist_info: DistInfo) -> GA
                                    seed=config.seed + 1000 * dist_info.rank)
     multiple = gan.size_multiple
     if config.crop % multiple:
-        raise InputError(f"--crop {config.crop} does not suit generator "
+        raise InputError(f"`crop` {config.crop} does not suit generator "
                          f"{gan.settings.generator}, which needs a multiple of {multiple}; "
-                         "change --crop or --generator")
+                         "change `crop` or `generator`")
     if dist_info.rank:
         torch.manual_seed(seed_for(config.seed, dist_info.rank))
     return gan

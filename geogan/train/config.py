@@ -134,7 +134,7 @@ def validate_config(config: TrainConfig) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
     if config.model not in GAN_MODELS:
-        raise InputError(f"unknown --model {config.model!r}; choose one of "
+        raise InputError(f"unknown `model` {config.model!r}; choose one of "
                          f"{', '.join(GAN_MODELS)}")
     for name, value, choices in (
             ("generator", config.generator or DEFAULT_GENERATOR[config.model], GENERATORS),
@@ -150,12 +150,12 @@ def validate_config(config: TrainConfig) -> None:
     positive("max_steps", config.max_steps, allow_none=True)
     positive("lambda_nce", config.lambda_nce, allow_none=True)
     if config.workers is not None and config.workers < 0:
-        raise InputError(f"--workers must be 0 or more, got {config.workers}")
+        raise InputError(f"`workers` must be 0 or more, got {config.workers}")
     for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
         if getattr(config, name) < 0:
             raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
     if not 0 <= config.beta1 < 1:
-        raise InputError(f"--beta1 must be in [0, 1), got {config.beta1}")
+        raise InputError(f"`beta1` must be in [0, 1), got {config.beta1}")
 
 
 def resume_config(output: str | os.PathLike[str], **overrides: Any) -> TrainConfig:

@@ -54,7 +54,7 @@ def check_run_dir(config: TrainConfig) -> None:
     if config.resume:
         if not (out / RUN_CHECKPOINT_NAME).is_file():
             raise CheckpointError(f"{out} holds no {RUN_CHECKPOINT_NAME}; there is no run to "
-                                  "resume there (drop --resume to start one)")
+                                  "resume there (drop `resume` to start one)")
         if not any((out / n).is_file() for n in (TRAIN_STATE_NAME, TRAIN_STATE_PENDING)):
             raise CheckpointError(f"{out} has no {TRAIN_STATE_NAME}, so it cannot be resumed; "
                                   "start a new run in another folder")

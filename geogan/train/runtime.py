@@ -51,9 +51,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "bf16"
         return "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise TrainingError("--precision fp16 needs a CUDA GPU; use fp32 (or bf16) on the CPU")
+        raise TrainingError("`precision` fp16 needs a CUDA GPU; use fp32 (or bf16) on the CPU")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise TrainingError("this GPU has no bfloat16 support; use --precision fp16 or fp32")
+        raise TrainingError("this GPU has no bfloat16 support; use `precision` fp16 or fp32")
     return precision
 
 

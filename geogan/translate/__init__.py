@@ -109,7 +109,7 @@ def translate_files(checkpoint: str | os.PathLike[str],
     """
     config = config or TranslateConfig()
     if direction not in ("a2b", "b2a"):
-        raise InputError(f"unknown --direction {direction!r}; choose a2b or b2a")
+        raise InputError(f"unknown `direction` {direction!r}; choose a2b or b2a")
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = list(inputs)
@@ -209,8 +209,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         out_nodata = output_nodata(src_nodata, generator.out_norm)
         driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
         if driver != "GTiff" and config.cog:
-            raise InputError(f"--cog writes GeoTIFF; give -o {output_path.stem}.tif or drop "
-                             "--cog")
+            raise InputError(f"`cog` writes GeoTIFF; give -o {output_path.stem}.tif or drop "
+                             "`cog`")
         profile = output_profile(src_profile, count=generator.out_bands,
                                  dtype=generator.out_norm.dtype, nodata=out_nodata,
                                  compress=config.compress, meta=meta,

@@ -51,7 +51,7 @@ def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
         indexes = list(default) if default is not None else list(range(1, count + 1))
     for b in indexes:
         if b > count:
-            raise InputError(f"--bands {b} is out of range: {path} has {count} band(s)")
+            raise InputError(f"`bands` {b} is out of range: {path} has {count} band(s)")
     want = generator.in_norm.bands
     if len(indexes) != want:
         extra = " besides its alpha band" if not bands and len(indexes) < count else ""
@@ -116,8 +116,8 @@ def check_tile(generator: LoadedGenerator, tile: int) -> None:
         spec = generator.meta.get("generators", {}).get(generator.direction, {})
         arch = spec.get("arch", "this") if isinstance(spec, dict) else "this"
         suggestion = max(multiple, round(tile / multiple) * multiple)
-        raise InputError(f"--tile {tile} does not suit the {arch} generator; use a multiple of "
-                         f"{multiple}, e.g. --tile {suggestion}")
+        raise InputError(f"`tile` {tile} does not suit the {arch} generator; use a multiple of "
+                         f"{multiple}, e.g. `tile` {suggestion}")
 
 
 def output_meta(src_meta: RasterMeta, indexes: Sequence[int], in_dtype: str,

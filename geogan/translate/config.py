@@ -58,33 +58,33 @@ class TranslateConfig:
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
-            raise InputError(f"--threads must be at least 1, got {self.threads}")
+            raise InputError(f"`threads` must be at least 1, got {self.threads}")
         if self.tile < 8:
-            raise InputError(f"--tile must be at least 8 pixels, got {self.tile}")
+            raise InputError(f"`tile` must be at least 8 pixels, got {self.tile}")
         check_overlap(self.tile, self.overlap)
         if self.blend not in BLEND_PROFILES:
-            raise InputError(f"unknown --blend {self.blend!r}; choose one of "
+            raise InputError(f"unknown `blend` {self.blend!r}; choose one of "
                              f"{', '.join(BLEND_PROFILES)}")
         if self.batch_size is not None and self.batch_size < 1:
-            raise InputError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise InputError(f"`batch_size` must be at least 1, got {self.batch_size}")
         if self.precision not in PRECISIONS:
-            raise InputError(f"unknown --precision {self.precision!r}; choose one of "
+            raise InputError(f"unknown `precision` {self.precision!r}; choose one of "
                              f"{', '.join(PRECISIONS)}")
         if self.compress not in COMPRESSIONS:
-            raise InputError(f"unknown --compress {self.compress!r}; choose one of "
+            raise InputError(f"unknown `compress` {self.compress!r}; choose one of "
                              f"{', '.join(COMPRESSIONS)}")
         if self.bands is not None:
             if not self.bands or any(int(b) < 1 for b in self.bands):
-                raise InputError(f"--bands must list 1-based band numbers such as 1,2,3; "
+                raise InputError(f"`bands` must list 1-based band numbers such as 1,2,3; "
                                  f"got {self.bands}")
             object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
         if self.skip_existing and self.overwrite:
-            raise InputError("--skip-existing and --overwrite contradict each other; pass one")
+            raise InputError("`skip_existing` and `overwrite` contradict each other; pass one")
         if self.norm not in NORM_MODES:
-            raise InputError(f"unknown --norm {self.norm!r}; choose one of {', '.join(NORM_MODES)}")
+            raise InputError(f"unknown `norm` {self.norm!r}; choose one of {', '.join(NORM_MODES)}")
         if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):
-            raise InputError("--norm window uses no statistics; drop --stats, --save-stats and "
-                             "--shared-stats or choose --norm global")
+            raise InputError("`norm` window uses no statistics; drop `stats`, `save_stats` and "
+                             "`shared_stats` or choose `norm` global")
         if self.shared_stats and (self.norm != "global" or self.stats):
-            raise InputError("--shared-stats estimates one global set over all inputs; it needs "
-                             "--norm global and no --stats")
+            raise InputError("`shared_stats` estimates one global set over all inputs; it needs "
+                             "`norm` global and no `stats`")

@@ -301,13 +301,13 @@ class Job:
             if tuple(y.shape) != (n, c_out, t, t):
                 raise CheckpointError(f"the {gen.direction} generator turned windows of "
                                       f"{tuple(x.shape[1:])} into {tuple(y.shape[1:])}, expected "
-                                      f"{(c_out, t, t)}; try another --tile")
+                                      f"{(c_out, t, t)}; try another `tile`")
             if not bool(torch.isfinite(y).all()):
                 raise CheckpointError(f"the {gen.direction} generator produced NaN or infinite "
                                       f"values on {self.input_path.name}; nothing was written "
                                       "(the checkpoint's weights may be broken: use another "
                                       "checkpoint" + ("" if self.precision == "fp32" else
-                                                      ", or try --precision fp32") + ")")
+                                                      ", or try `precision` fp32") + ")")
             y = stitch.weigh(y)  # (n, C, T, T)
             for i, (r, c) in enumerate(keys):
                 while r != stitch.row:
