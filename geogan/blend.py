@@ -40,9 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from geogan.errors import InputError
+from geogan.spec import choices
 
 #: Blend profiles accepted by :func:`blend_weights` (and ``geogan translate --blend``).
-BLEND_PROFILES: tuple[str, ...] = ("cosine", "linear", "none")
+BLEND_PROFILES: tuple[str, ...] = choices.WINDOW_BLENDS
 
 
 class OverlapError(InputError, ValueError):

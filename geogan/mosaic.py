@@ -45,6 +45,7 @@ from geogan.rasterio_meta import (
     write_meta,
 )
 from geogan.sink import atomic_raster, check_creation_options, open_for_write, output_profile
+from geogan.spec import choices
 from geogan.spec.choices import COMPRESSIONS
 from geogan.spec.names import VALID_WINDOW_TAG
 from geogan.spec.options import MOSAIC
@@ -57,10 +58,13 @@ def _uniform_weights(height: int, width: int) -> np.ndarray:
 
 
 #: Blend strategies: name -> per-chip weights ``(height, width)``.
-BLENDS: dict[str, Callable[[int, int], np.ndarray]] = {
+_CHIP_WEIGHTS: dict[str, Callable[[int, int], np.ndarray]] = {
     "mean": _uniform_weights,
     "feather": feather_weights,
 }
+#: Chip weightings by name, keyed by geogan.spec.choices.CHIP_BLENDS (the --blend choices).
+BLENDS: dict[str, Callable[[int, int], np.ndarray]] = {
+    name: _CHIP_WEIGHTS[name] for name in choices.CHIP_BLENDS}
 
 #: Largest accumulator (bytes) for one output window.
 _WINDOW_BUDGET = 64 * 2**20
