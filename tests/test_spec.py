@@ -1,0 +1,144 @@
+"""The ground floor (geogan.spec): one statement of each shared fact, and what derives from it."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from geogan.cli import main
+from geogan.errors import InputError, OutputError
+from geogan.spec import checkpoint as schema
+from geogan.spec import messages, names, protocol
+from geogan.spec.options import COMMANDS, TILE, TRANSLATE
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
+
+
+def test_spec_imports_nothing_but_the_standard_library():
+    code = ("import sys; import geogan.spec.options, geogan.spec.messages, geogan.spec.names, "
+            "geogan.spec.checkpoint, geogan.spec.protocol, geogan.spec.choices; "
+            "heavy = [m for m in ('torch', 'numpy', 'rasterio', 'click') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_spec_option_is_the_cli_option(name):
+    """Flag, default and choices of each command's click options are the spec's."""
+    command = main.get_command(click.Context(main), name)
+    assert command is not None
+    by_name = {p.name: p for p in command.params if isinstance(p, click.Option)}
+    for opt in COMMANDS[name].values():
+        param = by_name[opt.name]
+        assert opt.cli_flag in param.opts + param.secondary_opts, (name, opt.name)
+        if opt.kind == "flag" and opt.default is True and not opt.negatable:
+            assert param.flag_value is False and param.default is True
+        else:
+            assert param.default == opt.default, (name, opt.name)
+        if opt.kind == "choice":
+            assert list(param.type.choices) == list(opt.choices), (name, opt.name)
+
+
+def test_library_configs_default_to_the_spec():
+    from geogan.tiling import TileConfig
+    from geogan.train import TrainConfig
+    from geogan.translate import TranslateConfig
+
+    for config, command in ((TranslateConfig(), TRANSLATE), (TileConfig(), TILE)):
+        for opt in command.values():
+            if hasattr(config, opt.name):
+                assert getattr(config, opt.name) == opt.default, opt.name
+    train = TrainConfig(a=Path("a"), b=Path("b"), output=Path("o"))
+    assert (train.crop, train.upsample, train.epochs) == (256, "resize", 200)
+
+
+def test_messages_name_parameters_in_each_front_ends_words():
+    template = "`overlap` must be at most half `tile`; pass `overwrite` or `co` KEY=VALUE"
+    assert messages.params_of(template) == ["overlap", "tile", "overwrite", "co"]
+    assert messages.for_cli(template) == ("--overlap must be at most half --tile; pass "
+                                          "--overwrite or --co KEY=VALUE")
+    assert messages.for_qgis(template, "translate") == (
+        "'Tile overlap (pixels)' must be at most half 'Tile size (pixels)'; pass --overwrite "
+        "or --co KEY=VALUE")
+    # the same name in another command's dialog has that dialog's label
+    assert messages.for_qgis("`overlap` too large", "tile") == "'Chip overlap (pixels)' too large"
+    assert messages.for_qgis("pass `overwrite`", "tile") == "pass 'Replace a non-empty output folder'"
+
+
+def test_errors_keep_their_template_and_print_cli_words():
+    exc = OutputError("out.tif already exists; pass `overwrite` to replace it")
+    assert str(exc) == "out.tif already exists; pass --overwrite to replace it"
+    assert exc.template == "out.tif already exists; pass `overwrite` to replace it"
+    assert exc.params == ["overwrite"]
+    assert str(InputError("no backticks here")) == "no backticks here"
+
+
+def test_cli_writes_an_error_record_for_programs(tmp_path):
+    src = tmp_path / "in.tif"
+    src.write_bytes(b"")
+    result = CliRunner().invoke(main, ["--progress", "json", "translate", str(SHIPPED), str(src),
+                                       "-o", str(tmp_path / "o.tif"), "--tile", "100",
+                                       "--overlap", "60"])
+    assert result.exit_code != 0
+    records = [protocol.parse_error_record(line) for line in result.output.splitlines()]
+    records = [r for r in records if r is not None]
+    assert len(records) == 1
+    assert records[0].template.startswith("`overlap` must be between 0 and half the tile (50)")
+    assert records[0].message.startswith("--overlap must be")
+    assert records[0].params == ("overlap",)
+    assert "Error: --overlap must be between 0 and half the tile (50), got 60" in result.output
+
+
+def test_progress_line_round_trip():
+    line = protocol.progress_line(3, 4, "translate", loss=0.5)
+    event = protocol.parse_progress_line(line)
+    assert event == protocol.ProgressEvent(0.75, 3.0, 4.0, "translate", {"loss": 0.5})
+    assert protocol.parse_progress_line("not json") is None
+    assert protocol.parse_error_line("Error: disk full") == "disk full"
+
+
+def test_checkpoint_schema_reads_the_shipped_model_and_writes_it_back():
+    p = schema.resolve_checkpoint(SHIPPED)
+    raw = schema.parse_meta(p, schema.read_header_text(p))
+    meta = schema.CheckpointMeta.from_json(raw)
+    assert meta.directions == ("a2b", "b2a")
+    assert (meta.input_bands("a2b"), meta.output_bands("b2a")) == (4, 4)
+    assert meta.generator("a2b").arch == "resnet_6blocks"
+    assert meta.to_json() == raw
+    from geogan.checkpoint import read_metadata
+
+    assert read_metadata(SHIPPED) == raw
+
+
+def _fake(path: Path, meta: dict) -> Path:
+    header = json.dumps({"__metadata__": {"geogan": json.dumps(meta)}}).encode()
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    return path
+
+
+def test_checkpoint_schema_refuses_newer_formats_and_foreign_files(tmp_path):
+    newer = _fake(tmp_path / "new.safetensors", {"format": schema.FORMAT, "format_version": 99,
+                                                  "geogan_version": "9.0"})
+    with pytest.raises(schema.MetadataError, match="newer geogan .*9.0.*upgrade geogan"):
+        schema.read_checkpoint_meta(newer)
+    other = _fake(tmp_path / "other.safetensors", {"format": "something-else"})
+    with pytest.raises(schema.MetadataError, match="is not a geogan checkpoint"):
+        schema.read_checkpoint_meta(other)
+
+
+def test_temporary_names_round_trip():
+    name = names.temp_name("out.tif", 1234, "abcdef01", "tmp", ".tif")
+    assert name == ".out.tif.1234.abcdef01.tmp.tif"
+    assert names.temp_of(name) == "out.tif" and names.temp_pid(name) == 1234
+    assert names.temp_of("out.tif") is None
+    assert names.parse_chip_name(names.chip_name("naip", 512, 0)) == ("naip", 512, 0)
