@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import make_checkpoint
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "qgis_plugin"
 sys.path.insert(0, str(PLUGIN_DIR))
@@ -425,31 +426,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_checkpoint(path: Path, bands_a: int = 4, bands_b: int = 3) -> Path:
-    """A tiny untrained CycleGAN checkpoint (ngf=8) translating ``bands_a`` <-> ``bands_b``."""
-    import torch
-
-    from geogan.checkpoint import save_checkpoint
-    from geogan.models import build_generator
-
-    torch.manual_seed(0)
-    kwargs = {"a2b": {"in_channels": bands_a, "out_channels": bands_b, "ngf": 8},
-              "b2a": {"in_channels": bands_b, "out_channels": bands_a, "ngf": 8}}
-    tensors = {}
-    for direction, key in (("a2b", "G_A2B"), ("b2a", "G_B2A")):
-        net = build_generator("resnet_6blocks", **kwargs[direction])
-        tensors.update({f"{key}.{k}": v for k, v in net.state_dict().items()})
-
-    def norm(bands: int) -> dict:
-        return {"dtype": "uint8", "lo": [0.0] * bands, "hi": [255.0] * bands, "nodata": None}
-
-    meta = {"model": "cyclegan", "chip_size": 32, "epoch": 0, "step": 0,
-            "generators": {d: {"key": k, "arch": "resnet_6blocks", "kwargs": kwargs[d]}
-                           for d, k in (("a2b", "G_A2B"), ("b2a", "G_B2A"))},
-            "discriminators": {},
-            "domains": {"a": {"name": "a", "norm": norm(bands_a)},
-                        "b": {"name": "b", "norm": norm(bands_b)}}}
-    return save_checkpoint(path, tensors, meta)
+#: :func:`conftest.make_checkpoint` arguments of the QGIS tests' untrained CycleGAN: both
+#: directions, ngf 8, no nodata (bands as each test needs).
+QGIS_CHECKPOINT = {"ngf": 8, "directions": ("a2b", "b2a"), "nodata": None}
 
 
 def test_translate_job_in_process_keeps_the_georeference(make_raster, tmp_path, one_thread):
@@ -457,7 +436,7 @@ def test_translate_job_in_process_keeps_the_georeference(make_raster, tmp_path, 
     import rasterio
 
     src = make_raster("in.tif", width=45, height=37, count=4, crs="EPSG:4326", nodata=0)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     out = tmp_path / "out.tif"
     job = jobs.translate_job(ckpt, src, out, direction="a2b", tile=32, overlap=4, device="cpu")
     assert job.args[:5] == ("translate", str(ckpt), str(src), "-o", str(out))
@@ -473,7 +452,7 @@ def test_translate_job_in_process_keeps_the_georeference(make_raster, tmp_path, 
 def test_translate_job_in_process_cancel_leaves_nothing(make_raster, tmp_path, one_thread):
     pytest.importorskip("torch")
     src = make_raster("in.tif", width=64, height=64, count=4)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     outdir = tmp_path / "out"
     outdir.mkdir()
     job = jobs.translate_job(ckpt, src, outdir / "t.tif", tile=32, overlap=4, device="cpu")
@@ -485,7 +464,7 @@ def test_translate_job_in_process_cancel_leaves_nothing(make_raster, tmp_path, o
 def test_translate_job_in_process_reports_the_library_message(make_raster, tmp_path, one_thread):
     pytest.importorskip("torch")
     src = make_raster("rgb.tif", count=3)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     job = jobs.translate_job(ckpt, src, tmp_path / "o.tif", tile=32, overlap=4, device="cpu")
     with pytest.raises(BackendError, match=r"has 3 band\(s\) but the checkpoint's a2b "
                                            r"generator expects 4"):
@@ -501,7 +480,7 @@ def test_translate_job_norm_choices_and_stats_file(make_raster, tmp_path, one_th
 
     assert set(jobs.NORMS) == set(NORM_MODES) and jobs.NORMS[0] == DEFAULT_NORM
     src = make_raster("in.tif", width=45, height=37, count=4)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     stats = tmp_path / "s.stats.json"
     stats.write_text(json.dumps({"format": "geogan-norm-stats", "format_version": 1,
                                  "mode": "global", "model": {"sha256": "0" * 64},
@@ -656,7 +635,7 @@ def test_translate_job_with_bands(make_raster, tmp_path, one_thread):
     import rasterio
 
     src = make_raster("naip.tif", width=40, height=32, count=4, nodata=0)
-    ckpt = tiny_checkpoint(tmp_path / "rgb.safetensors", bands_a=3, bands_b=3)
+    ckpt = make_checkpoint(tmp_path / "rgb.safetensors", **QGIS_CHECKPOINT)
     out = tmp_path / "out.tif"
     bands = jobs.parse_bands("3, 2,1")
     assert bands == (3, 2, 1)
