@@ -1,9 +1,10 @@
-"""Shared fixtures: tiny seeded georeferenced rasters built in each test."""
+"""Shared fixtures: tiny seeded georeferenced rasters and tiny untrained checkpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -83,3 +84,63 @@ def make_raster(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return factory
+
+
+#: Checkpoint key of each direction's generator, as geogan's training writes them.
+GENERATOR_KEYS = {"a2b": "G_A2B", "b2a": "G_B2A"}
+
+
+def make_checkpoint(path: Path, *, arch: str = "resnet_6blocks", bands_a: int = 3,
+                    bands_b: int = 3, ngf: int = 4, model: str = "cyclegan",
+                    directions: Sequence[str] = ("a2b",), seed: int = 0,
+                    nodata: float | None = 0, norm_a: Any = None, norm_b: Any = None,
+                    names: tuple[str, str] = ("a", "b"), noise: float = 0.0,
+                    fill: float | None = None,
+                    meta: dict[str, Any] | None = None, **generator_kwargs: Any) -> Path:
+    """Write a tiny untrained checkpoint to ``path`` and return its path.
+
+    After ``torch.manual_seed(seed)`` one ``arch`` generator is built per direction, in
+    the order given (a2b maps ``bands_a`` to ``bands_b`` bands, b2a back), with
+    ``ngf`` and ``generator_kwargs`` (e.g. ``upsample="resize"``); ``noise`` adds
+    ``N(0, noise)`` to each one's weights right after it is built, ``fill`` then sets
+    every weight to that value (NaN: a broken model). ``norm_a``/``norm_b`` (BandNorm)
+    default to the full uint8 range with ``nodata``; ``names`` are the domains' names;
+    ``meta`` entries are added to (or replace) the metadata's top-level keys.
+    """
+    import torch
+
+    from geogan.checkpoint import save_checkpoint
+    from geogan.models import build_generator
+    from geogan.normalize import BandNorm
+
+    torch.manual_seed(seed)
+    bands = {"a2b": (bands_a, bands_b), "b2a": (bands_b, bands_a)}
+    tensors: dict[str, torch.Tensor] = {}
+    generators: dict[str, Any] = {}
+    for direction in directions:
+        c_in, c_out = bands[direction]
+        kwargs = {"in_channels": c_in, "out_channels": c_out, "ngf": ngf, **generator_kwargs}
+        net = build_generator(arch, **kwargs)
+        with torch.no_grad():
+            for p in net.parameters():
+                if noise:
+                    p.add_(torch.randn_like(p) * noise)
+                if fill is not None:
+                    p.fill_(fill)
+        key = GENERATOR_KEYS[direction]
+        tensors.update({f"{key}.{k}": v for k, v in net.state_dict().items()})
+        generators[direction] = {"key": key, "arch": arch, "kwargs": kwargs}
+    norm_a = norm_a or BandNorm.full_range("uint8", bands_a, nodata)
+    norm_b = norm_b or BandNorm.full_range("uint8", bands_b, nodata)
+    full_meta = {"model": model, "generators": generators, "chip_size": 32,
+                 "domains": {"a": {"name": names[0], "norm": norm_a.to_json()},
+                             "b": {"name": names[1], "norm": norm_b.to_json()}},
+                 **(meta or {})}
+    return save_checkpoint(path, tensors, full_meta)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One :func:`make_checkpoint` with its defaults (resnet_6blocks, ngf 4, uint8 3 -> 3
+    bands, an a2b generator only) for the whole session; tests must not change it."""
+    return make_checkpoint(tmp_path_factory.mktemp("tiny") / "model.safetensors")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_checkpoint
 
 from geogan.checkpoint import (
     load_checkpoint,
@@ -22,28 +23,25 @@ from geogan.normalize import BandNorm
 
 torch.set_num_threads(1)
 
+NORM_A = BandNorm("uint16", (10.0,) * 4, (4000.0,) * 4, 0.0)
 
-def _save_generator(path: Path, arch: str = "resnet_6blocks") -> torch.nn.Module:
-    torch.manual_seed(0)
-    kwargs = {"in_channels": 4, "out_channels": 3, "ngf": 8}
-    g = build_generator(arch, **kwargs)
-    norm_a = BandNorm("uint16", (10.0,) * 4, (4000.0,) * 4, 0.0)
-    norm_b = BandNorm.full_range("uint8", 3)
-    meta = {"model": "pix2pix", "chip_size": 32, "epoch": 1, "step": 10,
-            "generators": {"a2b": {"key": "G_A2B", "arch": arch, "kwargs": kwargs}},
-            "domains": {"a": {"name": "nir", "norm": norm_a.to_json()},
-                        "b": {"name": "map", "norm": norm_b.to_json()}}}
-    save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()}, meta)
-    return g
+
+def _save_generator(path: Path) -> Path:
+    """A pix2pix checkpoint (resnet_6blocks, ngf 8, seed 0): 4 uint16 bands -> 3 uint8 bands."""
+    return make_checkpoint(path, bands_a=4, bands_b=3, ngf=8, model="pix2pix",
+                           nodata=None, norm_a=NORM_A, names=("nir", "map"),
+                           meta={"epoch": 1, "step": 10})
 
 
 def test_saved_generator_loads_and_gives_identical_output(tmp_path: Path) -> None:
-    g = _save_generator(tmp_path / "m.safetensors").eval()
+    _save_generator(tmp_path / "m.safetensors")
+    torch.manual_seed(0)  # the same generator, built afresh
+    g = build_generator("resnet_6blocks", in_channels=4, out_channels=3, ngf=8).eval()
     loaded = load_generator(tmp_path / "m.safetensors")
     assert not loaded.module.training
     x = torch.rand(2, 4, 32, 32) * 2 - 1
     assert torch.equal(loaded.module(x), g(x))
-    assert loaded.in_norm == BandNorm("uint16", (10.0,) * 4, (4000.0,) * 4, 0.0)
+    assert loaded.in_norm == NORM_A
     assert (loaded.in_bands, loaded.out_bands) == (4, 3)
     assert load_generator(tmp_path / "m.json").meta["step"] == 10  # sidecar path works too
     run = tmp_path / "run"

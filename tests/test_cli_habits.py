@@ -11,12 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
+from conftest import make_checkpoint
 
-from geogan.checkpoint import save_checkpoint
 from geogan.cli import main
-from geogan.normalize import BandNorm
 
 TILE = ["--tile", "32", "--overlap", "8"]
 
@@ -25,22 +23,8 @@ def _cli(*args: object):
     return CliRunner().invoke(main, ["--progress", "none", *map(str, args)])
 
 
-def _ckpt(path: Path, bands: int = 3, ngf: int = 4) -> Path:
-    from geogan.models import build_generator
-
-    torch.manual_seed(0)
-    kwargs = {"in_channels": bands, "out_channels": bands, "ngf": ngf}
-    g = build_generator("resnet_6blocks", **kwargs)
-    norm = BandNorm.full_range("uint8", bands, 0).to_json()
-    meta = {"model": "cyclegan", "step": 7, "chip_size": 32,
-            "generators": {"a2b": {"key": "G", "arch": "resnet_6blocks", "kwargs": kwargs}},
-            "domains": {"a": {"name": "dry", "norm": norm}, "b": {"name": "wet", "norm": norm}}}
-    return save_checkpoint(path, {f"G.{k}": v for k, v in g.state_dict().items()}, meta)
-
-
-def test_every_result_command_prints_json(make_raster, tmp_path):
+def test_every_result_command_prints_json(make_raster, tmp_path, tiny_checkpoint):
     src = make_raster("r.tif", width=64, height=48, nodata=0)
-    ckpt = _ckpt(tmp_path / "m.safetensors")
     tiled = _cli("tile", src, "-o", tmp_path / "chips", "--size", "32", "--json")
     assert tiled.exit_code == 0, tiled.output
     data = json.loads(tiled.stdout)
@@ -49,10 +33,10 @@ def test_every_result_command_prints_json(make_raster, tmp_path):
     mosaic = json.loads(_cli("mosaic", tmp_path / "chips", "-o", tmp_path / "m.tif",
                              "--json").stdout)
     assert mosaic == {"output": str(tmp_path / "m.tif")}
-    out = json.loads(_cli("translate", ckpt, src, "-o", tmp_path / "t.tif", "--json",
+    out = json.loads(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "t.tif", "--json",
                           *TILE).stdout)
     assert out == {"outputs": [str(tmp_path / "t.tif")]} and (tmp_path / "t.tif").is_file()
-    exported = json.loads(_cli("export", ckpt, "-o", tmp_path / "g.safetensors",
+    exported = json.loads(_cli("export", tiny_checkpoint, "-o", tmp_path / "g.safetensors",
                                "--json").stdout)
     assert exported["outputs"][0] == str(tmp_path / "g.safetensors")
     plain = _cli("mosaic", tmp_path / "chips", "-o", tmp_path / "m2.tif")
@@ -60,7 +44,7 @@ def test_every_result_command_prints_json(make_raster, tmp_path):
 
 
 def test_info_describes_a_checkpoint(tmp_path):
-    ckpt = _ckpt(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", names=("dry", "wet"), meta={"step": 7})
     result = _cli("info", ckpt, "--json")
     assert result.exit_code == 0, result.output
     (item,) = json.loads(result.stdout)["items"]
@@ -73,11 +57,10 @@ def test_info_describes_a_checkpoint(tmp_path):
     assert "a2b: resnet_6blocks dry (3 x uint8) -> wet (3 x uint8)" in text
 
 
-def test_info_describes_a_raster_and_whether_it_fits(make_raster, tmp_path):
-    ckpt = _ckpt(tmp_path / "m.safetensors")
+def test_info_describes_a_raster_and_whether_it_fits(make_raster, tmp_path, tiny_checkpoint):
     four = make_raster("four.tif", width=20, height=10, count=4, crs="EPSG:4326", nodata=0)
     three = make_raster("three.tif", width=20, height=10, count=3)
-    result = _cli("info", four, three, "--checkpoint", ckpt, "--json")
+    result = _cli("info", four, three, "--checkpoint", tiny_checkpoint, "--json")
     assert result.exit_code == 0, result.output
     a, b = json.loads(result.stdout)["items"]
     assert (a["width"], a["height"], a["count"], a["crs"]) == (20, 10, 4, "EPSG:4326")
@@ -85,7 +68,7 @@ def test_info_describes_a_raster_and_whether_it_fits(make_raster, tmp_path):
     assert a["fit"]["fits"] is False and a["fit"]["option"] == "--bands 1,2,3"
     assert b["fit"] == {"fits": True, "reason": None, "bands": "1,2,3", "option": None,
                         "georeferenced": True}
-    ok = json.loads(_cli("info", four, "--checkpoint", ckpt, "--bands", "2,3,4",
+    ok = json.loads(_cli("info", four, "--checkpoint", tiny_checkpoint, "--bands", "2,3,4",
                          "--json").stdout)["items"][0]["fit"]
     assert ok["fits"] is True and ok["option"] == "--bands 2,3,4"
 
@@ -116,7 +99,7 @@ main()
 def test_sigterm_exits_143_and_leaves_nothing(make_raster, tmp_path):
     rng = np.random.default_rng(0)
     src = make_raster("big.tif", data=rng.integers(1, 255, (3, 1200, 1200), dtype=np.uint8))
-    ckpt = _ckpt(tmp_path / "m.safetensors", ngf=16)
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", ngf=16)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_GENERATOR, str(ckpt), str(src), "-o",
                              str(out / "t.tif"), "--tile", "64", "--overlap", "8"],
@@ -134,7 +117,7 @@ def test_sigterm_exits_143_and_leaves_nothing(make_raster, tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_files_from_and_tile_folders_and_globs(make_raster, tmp_path):
+def test_files_from_and_tile_folders_and_globs(make_raster, tmp_path, tiny_checkpoint):
     a = make_raster("in/a.tif", width=32, height=32)
     b = make_raster("in/b.tif", width=32, height=32, seed=1)
     c = make_raster("more/c.tif", width=32, height=32, seed=2)
@@ -147,9 +130,8 @@ def test_files_from_and_tile_folders_and_globs(make_raster, tmp_path):
     result = _cli("tile", a, "--files-from", listing, "-o", tmp_path / "f", "--size", "32")
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "f").glob("*.tif"))) == 3
-    ckpt = _ckpt(tmp_path / "m.safetensors")
-    out = json.loads(_cli("translate", ckpt, "--files-from", listing, "-o", tmp_path / "t",
-                          "--json", *TILE).stdout)["outputs"]
+    out = json.loads(_cli("translate", tiny_checkpoint, "--files-from", listing, "-o",
+                          tmp_path / "t", "--json", *TILE).stdout)["outputs"]
     assert out == [str(tmp_path / "t" / "b.tif"), str(tmp_path / "t" / "c.tif")]
     assert _cli("mosaic", "--files-from", listing, "-o", tmp_path / "m.tif").exit_code == 0
     empty = tmp_path / "empty.txt"
@@ -158,19 +140,18 @@ def test_files_from_and_tile_folders_and_globs(make_raster, tmp_path):
     assert result.exit_code != 0 and "lists no path" in result.stderr
 
 
-def test_creation_options_and_codecs(make_raster, tmp_path):
+def test_creation_options_and_codecs(make_raster, tmp_path, tiny_checkpoint):
     import rasterio
 
     src = make_raster("r.tif", width=64, height=48, nodata=0)
-    ckpt = _ckpt(tmp_path / "m.safetensors")
     out = tmp_path / "jpeg.tif"
-    result = _cli("translate", ckpt, src, "-o", out, "--compress", "jpeg", "--co",
+    result = _cli("translate", tiny_checkpoint, src, "-o", out, "--compress", "jpeg", "--co",
                   "JPEG_QUALITY=80", "--co", "BLOCKXSIZE=128", "--co", "BLOCKYSIZE=128", "-j",
                   "1", *TILE)
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as ds:
         assert ds.compression.name == "jpeg" and ds.block_shapes[0] == (128, 128)
-    result = _cli("translate", ckpt, src, "-o", tmp_path / "cog.tif", "--cog", "--co",
+    result = _cli("translate", tiny_checkpoint, src, "-o", tmp_path / "cog.tif", "--cog", "--co",
                   "BLOCKSIZE=256", "--compress", "deflate", *TILE)
     assert result.exit_code == 0, result.output
     with rasterio.open(tmp_path / "cog.tif") as ds:
@@ -183,7 +164,7 @@ def test_creation_options_and_codecs(make_raster, tmp_path):
             "PREDICTOR", "1") == "1"
     for bad, what in ((["--co", "FOO=bar"], "FOO"), (["--co", "COMPRESS=bogus"], "bogus"),
                       (["--co", "QUALITY"], "KEY=VALUE")):
-        result = _cli("translate", ckpt, src, "-o", tmp_path / "bad.tif", *bad, *TILE)
+        result = _cli("translate", tiny_checkpoint, src, "-o", tmp_path / "bad.tif", *bad, *TILE)
         assert result.exit_code != 0 and what in result.stderr, result.output
         assert not (tmp_path / "bad.tif").exists()
 
@@ -267,7 +248,7 @@ class _RangeServer:
         self.proc.wait(timeout=30)
 
 
-def test_urls_and_vsi_paths_are_inputs(make_raster, tmp_path, monkeypatch):
+def test_urls_and_vsi_paths_are_inputs(make_raster, tmp_path, monkeypatch, tiny_checkpoint):
     import zipfile
 
     import rasterio
@@ -283,7 +264,6 @@ def test_urls_and_vsi_paths_are_inputs(make_raster, tmp_path, monkeypatch):
     served.mkdir()
     cog = served / "ortho.tif"
     rio_copy(plain, cog, driver="COG", blocksize=128, compress="NONE", overviews="NONE")
-    ckpt = _ckpt(tmp_path / "m.safetensors")
     server = _RangeServer(served, tmp_path / "sent.log")
     try:
         url = f"http://127.0.0.1:{server.port}/ortho.tif"
@@ -296,8 +276,10 @@ def test_urls_and_vsi_paths_are_inputs(make_raster, tmp_path, monkeypatch):
         result = _cli("tile", url, "-o", tmp_path / "chips", "--size", "128")
         assert result.exit_code == 0, result.output
         assert len(list((tmp_path / "chips").glob("ortho__*.tif"))) == 4
-        local = _cli("translate", ckpt, cog, "-o", tmp_path / "local.tif", "--tile", "128")
-        remote = _cli("translate", ckpt, url, "-o", tmp_path / "remote.tif", "--tile", "128")
+        local = _cli("translate", tiny_checkpoint, cog, "-o", tmp_path / "local.tif", "--tile",
+                     "128")
+        remote = _cli("translate", tiny_checkpoint, url, "-o", tmp_path / "remote.tif", "--tile",
+                      "128")
         assert local.exit_code == 0 and remote.exit_code == 0, remote.output
     finally:
         server.close()
@@ -307,24 +289,25 @@ def test_urls_and_vsi_paths_are_inputs(make_raster, tmp_path, monkeypatch):
     with zipfile.ZipFile(tmp_path / "photos.zip", "w") as zf:
         zf.write(plain, "inside/plain.tif")
     member = f"/vsizip/{tmp_path / 'photos.zip'}/inside/plain.tif"
-    result = _cli("translate", ckpt, member, "-o", tmp_path / "zipped.tif", "--tile", "128")
+    result = _cli("translate", tiny_checkpoint, member, "-o", tmp_path / "zipped.tif", "--tile",
+                  "128")
     assert result.exit_code == 0, result.output
     with rasterio.open(tmp_path / "zipped.tif") as z, rasterio.open(tmp_path / "local.tif") as x:
         assert z.shape == x.shape and z.crs == x.crs
-    missing = _cli("translate", ckpt, "/vsizip/nowhere.zip/a.tif", "-o", tmp_path / "n.tif")
+    missing = _cli("translate", tiny_checkpoint, "/vsizip/nowhere.zip/a.tif", "-o",
+                   tmp_path / "n.tif")
     assert missing.exit_code != 0 and "nowhere.zip" in missing.stderr
 
 
-def test_translate_reads_and_writes_plain_pictures(tmp_path, caplog):
+def test_translate_reads_and_writes_plain_pictures(tmp_path, caplog, tiny_checkpoint):
     import rasterio
     from PIL import Image
 
     rng = np.random.default_rng(0)
     picture = tmp_path / "photo.png"
     Image.fromarray(rng.integers(1, 255, (40, 52, 3), dtype=np.uint8)).save(picture)
-    ckpt = _ckpt(tmp_path / "m.safetensors")
     for name, driver in (("out.png", "PNG"), ("out.jpg", "JPEG"), ("out.tif", "GTiff")):
-        result = _cli("translate", ckpt, picture, "-o", tmp_path / name, *TILE)
+        result = _cli("translate", tiny_checkpoint, picture, "-o", tmp_path / name, *TILE)
         assert result.exit_code == 0, result.output
         with rasterio.open(tmp_path / name) as ds:
             assert (ds.driver, ds.width, ds.height, ds.count) == (driver, 52, 40, 3)
@@ -332,18 +315,19 @@ def test_translate_reads_and_writes_plain_pictures(tmp_path, caplog):
     assert "has no georeference" in caplog.text
     with rasterio.open(tmp_path / "out.png") as a, rasterio.open(tmp_path / "out.tif") as b:
         assert np.array_equal(a.read(), b.read())  # PNG is lossless: the same pixels
-    result = _cli("translate", ckpt, picture, "-o", tmp_path / "x.png", "--cog", *TILE)
+    result = _cli("translate", tiny_checkpoint, picture, "-o", tmp_path / "x.png", "--cog", *TILE)
     assert result.exit_code != 0 and "--cog writes GeoTIFF" in result.stderr
     assert not (tmp_path / "x.png").exists()
 
 
-def test_a_rejected_creation_option_fails_in_the_real_command(make_raster, tmp_path):
+def test_a_rejected_creation_option_fails_in_the_real_command(make_raster, tmp_path,
+                                                              tiny_checkpoint):
     """Outside the test runner's log capture too (GDAL only warns about such options)."""
     src = make_raster("r.tif", width=40, height=30)
-    ckpt = _ckpt(tmp_path / "m.safetensors")
     out = tmp_path / "o.tif"
     done = subprocess.run([sys.executable, "-m", "geogan", "--progress", "none", "translate",
-                           str(ckpt), str(src), "-o", str(out), "--co", "FOO=bar", *TILE],
+                           str(tiny_checkpoint), str(src), "-o", str(out), "--co", "FOO=bar",
+                           *TILE],
                           capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
     assert "rejects --co FOO=bar" in done.stderr and not out.exists()

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import torch
 from click.testing import CliRunner
+from conftest import make_checkpoint
 from torch import nn
 
-from geogan.checkpoint import LoadedGenerator, save_checkpoint
+from geogan.checkpoint import LoadedGenerator
 from geogan.cli import main
 from geogan.normalize import BandNorm
 
@@ -36,23 +36,6 @@ def _one_line_error(result) -> str:
 def _read(path: Path) -> tuple[np.ndarray, rasterio.profiles.Profile, np.ndarray]:
     with rasterio.open(path) as src:
         return src.read(), src.profile, src.dataset_mask()
-
-
-def _tiny_checkpoint(path: Path, bands: int = 3) -> Path:
-    from geogan.models import build_generator
-
-    torch.manual_seed(0)
-    kwargs = {"in_channels": bands, "out_channels": bands, "ngf": 4}
-    g = build_generator("resnet_6blocks", **kwargs)
-    norm = BandNorm.full_range("uint8", bands, 0).to_json()
-    meta = {"model": "cyclegan",
-            "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_6blocks", "kwargs": kwargs},
-                           "b2a": {"key": "G_B2A", "arch": "resnet_6blocks", "kwargs": kwargs}},
-            "domains": {"a": {"name": "a", "norm": norm}, "b": {"name": "b", "norm": norm}},
-            "chip_size": 32}
-    tensors = {f"{key}.{k}": v.clone() for key in ("G_A2B", "G_B2A")
-               for k, v in g.state_dict().items()}
-    return save_checkpoint(path, tensors, meta)
 
 
 @pytest.fixture
@@ -90,7 +73,7 @@ def test_choices_come_from_the_library():
 
 
 def test_real_checkpoint_end_to_end_with_json_progress(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", directions=("a2b", "b2a"))
     src = make_raster("in.tif", 45, 37, nodata=0, nodata_box=(0, 9, 0, 12))
     out = tmp_path / "out.tif"
     result = _run(ckpt, src, "-o", out, *TILE, "--direction", "b2a", progress="json")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
 
 from geogan.datasets import (
@@ -33,8 +34,18 @@ def test_unpaired_geotiff_chips(tmp_path: Path, make_raster) -> None:
     assert (data.a.bands, data.b.bands, data.a.nodata) == (4, 3, 0)
     s = data.dataset[(1, 123)]
     assert s["A"].shape == (4, 32, 32) and s["B"].shape == (3, 32, 32)
-    assert s["A"].dtype.is_floating_point and s["A"].abs().max() <= 1
     assert np.array_equal(data.dataset[(1, 123)]["B"], s["B"])  # the seed decides everything
+    # A is a 32 px crop of c1.tif (sample 1 of 3) under one of the square's 8 symmetries,
+    # its full uint8 range 0..255 scaled to -1..1
+    assert s["A"].dtype.is_floating_point
+    values = (s["A"].numpy().astype(np.float64) + 1) * 127.5
+    pixels = np.rint(values).astype(np.uint8)
+    np.testing.assert_allclose(values, pixels, atol=1e-3)
+    with rasterio.open(a / "c1.tif") as src:
+        raw = src.read()
+    crops = (raw[:, y:y + 32, x:x + 32] for y in range(9) for x in range(9))
+    assert any(np.array_equal(pixels, np.rot90(c[:, :, ::flip], k, axes=(1, 2)))
+               for c in crops for flip in (1, -1) for k in range(4))
 
 
 def test_float_chips_get_robust_statistics_ignoring_nodata(tmp_path: Path, make_raster) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import make_checkpoint
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -16,11 +17,10 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
-from geogan.checkpoint import load_generator, save_checkpoint  # noqa: E402
+from geogan.checkpoint import load_generator  # noqa: E402
 from geogan.cli import main  # noqa: E402
 from geogan.errors import CheckpointError, GeoganError, OutputError  # noqa: E402
 from geogan.export import export_onnx, sidecar_path  # noqa: E402
-from geogan.models import build_generator  # noqa: E402
 from geogan.normalize import BandNorm  # noqa: E402
 
 NORM_A = BandNorm.full_range("uint8", 3, 0.0)
@@ -29,26 +29,15 @@ NORM_B = BandNorm("uint16", (10.0, 20.0, 30.0, 40.0), (1000.0, 2000.0, 3000.0, 4
 
 def _checkpoint(path: Path, arch: str, both: bool = True, **extra: str) -> Path:
     """A tiny CycleGAN-like checkpoint: a2b maps 3 uint8 bands to 4 uint16 bands."""
-    torch.manual_seed(0)
-    specs = {"a2b": ("G_A2B", 3, 4)}
-    if both:
-        specs["b2a"] = ("G_B2A", 4, 3)
-    tensors, generators = {}, {}
-    for direction, (key, c_in, c_out) in specs.items():
-        kwargs = {"in_channels": c_in, "out_channels": c_out, "ngf": 8, **extra}
-        net = build_generator(arch, **kwargs)
-        with torch.no_grad():  # break the init's symmetry a little more than N(0, 0.02)
-            for p in net.parameters():
-                p.add_(torch.randn_like(p) * 0.05)
-        tensors.update({f"{key}.{k}": v for k, v in net.state_dict().items()})
-        generators[direction] = {"key": key, "arch": arch, "kwargs": kwargs}
-    meta = {"model": "cyclegan" if both else "pix2pix", "generators": generators,
-            "domains": {"a": {"name": "2009", "norm": NORM_A.to_json(), "bands": [1, 2, 3],
-                              "dtype": "uint8", "nodata": 0.0},
-                        "b": {"name": "2020", "norm": NORM_B.to_json(), "bands": [1, 2, 3, 4],
-                              "dtype": "uint16", "nodata": None}},
-            "chip_size": 32, "epoch": 1, "step": 10}
-    return save_checkpoint(path, tensors, meta)
+    domains = {"a": {"name": "2009", "norm": NORM_A.to_json(), "bands": [1, 2, 3],
+                     "dtype": "uint8", "nodata": 0.0},
+               "b": {"name": "2020", "norm": NORM_B.to_json(), "bands": [1, 2, 3, 4],
+                     "dtype": "uint16", "nodata": None}}
+    # noise breaks the init's symmetry a little more than N(0, 0.02)
+    return make_checkpoint(path, arch=arch, bands_a=3, bands_b=4, ngf=8,
+                           model="cyclegan" if both else "pix2pix",
+                           directions=("a2b", "b2a") if both else ("a2b",), noise=0.05,
+                           meta={"domains": domains, "epoch": 1, "step": 10}, **extra)
 
 
 def _session(path: Path) -> ort.InferenceSession:

@@ -20,11 +20,11 @@ import pytest
 import rasterio
 import torch
 from click.testing import CliRunner
+from conftest import make_checkpoint
 
 from geogan.checkpoint import TRAIN_STATE_NAME, load_checkpoint, read_metadata, save_checkpoint
 from geogan.cli import main
 from geogan.fileio import remove_leftovers, temp_path
-from geogan.normalize import BandNorm
 
 TINY_TRAIN = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6blocks",
               "--batch-size", "1"]
@@ -43,25 +43,6 @@ def _error(result) -> str:
     errors = [ln for ln in lines if ln.startswith("Error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
     return errors[0]
-
-
-def _tiny_checkpoint(path: Path, bands: int = 3, broken: bool = False) -> Path:
-    from geogan.models import build_generator
-
-    torch.manual_seed(0)
-    kwargs = {"in_channels": bands, "out_channels": bands, "ngf": 4}
-    g = build_generator("resnet_6blocks", **kwargs)
-    if broken:
-        with torch.no_grad():
-            for p in g.parameters():
-                p.fill_(float("nan"))
-    norm = BandNorm.full_range("uint8", bands, 0).to_json()
-    meta = {"model": "cyclegan",
-            "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_6blocks", "kwargs": kwargs}},
-            "domains": {"a": {"name": "a", "norm": norm}, "b": {"name": "b", "norm": norm}},
-            "chip_size": 32}
-    return save_checkpoint(path, {f"G_A2B.{k}": v.clone() for k, v in g.state_dict().items()},
-                           meta)
 
 
 def _listing(folder: Path) -> list[str]:
@@ -96,40 +77,39 @@ def big_raster(make_raster) -> Path:
 # --------------------------------------------------------------------------- full disk
 
 
-def test_translate_onto_a_full_disk_fails_and_leaves_nothing(big_raster, tmp_path, full_disk):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
-    msg = _error(_cli("translate", ckpt, big_raster, "-o", full_disk / "out.tif", *TILE))
+def test_translate_onto_a_full_disk_fails_and_leaves_nothing(big_raster, full_disk,
+                                                             tiny_checkpoint):
+    msg = _error(_cli("translate", tiny_checkpoint, big_raster, "-o", full_disk / "out.tif",
+                      *TILE))
     assert "no space left on device writing" in msg and "out.tif" in msg
     assert _listing(full_disk) == []
 
 
-def test_translate_cog_onto_a_full_disk(big_raster, tmp_path, full_disk):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
-    msg = _error(_cli("translate", ckpt, big_raster, "-o", full_disk / "out.tif", "--cog",
-                      *TILE))
+def test_translate_cog_onto_a_full_disk(big_raster, full_disk, tiny_checkpoint):
+    msg = _error(_cli("translate", tiny_checkpoint, big_raster, "-o", full_disk / "out.tif",
+                      "--cog", *TILE))
     assert "no space left on device" in msg
     assert _listing(full_disk) == []
 
 
 def test_overwrite_on_a_full_disk_keeps_the_good_file(make_raster, big_raster, tmp_path,
-                                                      full_disk):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+                                                      full_disk, tiny_checkpoint):
     small = make_raster("small.tif", width=40, height=30)
     out = full_disk / "out.tif"
-    assert _cli("translate", ckpt, small, "-o", out, *TILE).exit_code == 0
+    assert _cli("translate", tiny_checkpoint, small, "-o", out, *TILE).exit_code == 0
     good = out.read_bytes()
-    _error(_cli("translate", ckpt, big_raster, "-o", out, "--overwrite", *TILE))
+    _error(_cli("translate", tiny_checkpoint, big_raster, "-o", out, "--overwrite", *TILE))
     assert out.read_bytes() == good
     assert _listing(full_disk) == ["out.tif"]
 
 
-def test_batch_onto_a_full_disk_writes_no_empty_files(big_raster, tmp_path, full_disk):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_batch_onto_a_full_disk_writes_no_empty_files(big_raster, tmp_path, full_disk,
+                                                      tiny_checkpoint):
     folder = tmp_path / "in"
     folder.mkdir()
     for name in ("a.tif", "b.tif"):
         (folder / name).write_bytes(big_raster.read_bytes())
-    _error(_cli("translate", ckpt, folder, "-o", full_disk / "out", *TILE))
+    _error(_cli("translate", tiny_checkpoint, folder, "-o", full_disk / "out", *TILE))
     assert not [p for p in full_disk.rglob("*") if p.is_file()]
 
 
@@ -168,17 +148,7 @@ def test_train_onto_a_full_disk(make_raster, tmp_path, full_disk):
 
 
 def test_export_onto_a_full_disk(tmp_path, full_disk):
-    from geogan.models import build_generator
-
-    torch.manual_seed(0)
-    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": 32}
-    g = build_generator("resnet_9blocks", **kwargs)
-    norm = BandNorm.full_range("uint8", 3, 0).to_json()
-    meta = {"model": "cyclegan",
-            "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_9blocks", "kwargs": kwargs}},
-            "domains": {"a": {"name": "a", "norm": norm}, "b": {"name": "b", "norm": norm}}}
-    ckpt = save_checkpoint(tmp_path / "m.safetensors",
-                           {f"G_A2B.{k}": v for k, v in g.state_dict().items()}, meta)
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", arch="resnet_9blocks", ngf=32)
     msg = _error(_cli("export", ckpt, "-o", full_disk / "g.safetensors"))
     assert "no space left on device" in msg
     assert _listing(full_disk) == []
@@ -193,7 +163,7 @@ def test_demo_onto_a_full_disk(full_disk):
 # --------------------------------------------------------------------------- monkeypatched writers
 
 
-def test_gdal_errors_at_close_are_errors(make_raster, tmp_path, monkeypatch):
+def test_gdal_errors_at_close_are_errors(make_raster, tmp_path, monkeypatch, tiny_checkpoint):
     """A GDAL error signalled while the writer closes (no exception) fails the write."""
     import logging
 
@@ -220,10 +190,9 @@ def test_gdal_errors_at_close_are_errors(make_raster, tmp_path, monkeypatch):
         return _Closing(ds) if mode == "w" else ds
 
     monkeypatch.setattr(sink.rasterio, "open", fake_open)
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
     src = make_raster("r.tif", width=40, height=30)
     out = tmp_path / "out" / "r.tif"
-    msg = _error(_cli("translate", ckpt, src, "-o", out, *TILE))
+    msg = _error(_cli("translate", tiny_checkpoint, src, "-o", out, *TILE))
     assert "TIFFWriteDirectoryTagData" in msg and "r.tif" in msg
     assert _listing(tmp_path / "out") == []
 
@@ -307,14 +276,14 @@ def test_train_overwrite_refuses_data_inside_the_run_folder(make_raster, tmp_pat
     assert len(list((tmp_path / "run/a").glob("*.tif"))) == 2
 
 
-def test_batch_overwrite_replaces_only_its_outputs(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_batch_overwrite_replaces_only_its_outputs(make_raster, tmp_path, tiny_checkpoint):
     src = make_raster("in/r.tif", width=40, height=30)
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     (out / "r.tif").write_bytes(src.read_bytes())
-    assert _cli("translate", ckpt, src.parent, "-o", out, "--overwrite", *TILE).exit_code == 0
+    assert _cli("translate", tiny_checkpoint, src.parent, "-o", out, "--overwrite",
+                *TILE).exit_code == 0
     assert (out / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "r.tif"]
 
@@ -386,8 +355,8 @@ def test_a_kill_at_any_checkpoint_boundary_leaves_a_resumable_run(make_raster, t
         assert not [nm for nm in names if nm.startswith(".") or "pending" in nm], (k, names)
 
 
-def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(make_raster, tmp_path,
+                                                                    tiny_checkpoint):
     src = make_raster("r.tif", width=40, height=30)
     out = tmp_path / "out" / "r.tif"
     out.parent.mkdir()
@@ -398,19 +367,20 @@ def test_leftovers_of_dead_processes_are_removed_and_live_ones_kept(make_raster,
     live = temp_path(out)  # this process is alive: its temporary must stay
     for p in (stale, stale_part, live):
         p.write_bytes(b"half")
-    assert _cli("translate", ckpt, src, "-o", out, *TILE).exit_code == 0
+    assert _cli("translate", tiny_checkpoint, src, "-o", out, *TILE).exit_code == 0
     assert not stale.exists() and not stale_part.exists() and live.exists()
     assert remove_leftovers(out) == []
 
 
-def test_skip_existing_redoes_nothing_but_refuses_a_broken_output(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_skip_existing_redoes_nothing_but_refuses_a_broken_output(make_raster, tmp_path,
+                                                                  tiny_checkpoint):
     for name in ("a", "b"):
         make_raster(f"in/{name}.tif", width=40, height=30)
     out = tmp_path / "out"
-    assert _cli("translate", ckpt, tmp_path / "in", "-o", out, *TILE).exit_code == 0
+    assert _cli("translate", tiny_checkpoint, tmp_path / "in", "-o", out, *TILE).exit_code == 0
     (out / "b.tif").write_bytes((out / "b.tif").read_bytes()[:300])  # a torn 0.1 output
-    msg = _error(_cli("translate", ckpt, tmp_path / "in", "-o", out, "--skip-existing", *TILE))
+    msg = _error(_cli("translate", tiny_checkpoint, tmp_path / "in", "-o", out, "--skip-existing",
+                      *TILE))
     assert "b.tif exists but is not a complete raster" in msg
 
 
@@ -418,7 +388,7 @@ def test_skip_existing_redoes_nothing_but_refuses_a_broken_output(make_raster, t
 
 
 def test_nan_generator_writes_nothing(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors", broken=True)
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", fill=float("nan"))
     src = make_raster("r.tif", width=40, height=30)
     msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "out.tif", "--precision",
                       "fp32", *TILE))
@@ -426,23 +396,22 @@ def test_nan_generator_writes_nothing(make_raster, tmp_path):
     assert not (tmp_path / "out.tif").exists()
 
 
-def test_tile_larger_than_the_raster_is_clamped(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_tile_larger_than_the_raster_is_clamped(make_raster, tmp_path, tiny_checkpoint):
     src = make_raster("r.tif", width=41, height=30)
     a, b = tmp_path / "a.tif", tmp_path / "b.tif"
-    assert _cli("translate", ckpt, src, "-o", a, "--tile", "44", "--overlap", "0").exit_code == 0
-    assert _cli("translate", ckpt, src, "-o", b, "--tile", "100000", "--overlap", "0"
+    assert _cli("translate", tiny_checkpoint, src, "-o", a, "--tile", "44", "--overlap", "0"
+                ).exit_code == 0
+    assert _cli("translate", tiny_checkpoint, src, "-o", b, "--tile", "100000", "--overlap", "0"
                 ).exit_code == 0
     with rasterio.open(a) as x, rasterio.open(b) as y:
         assert np.array_equal(x.read(), y.read())  # one 44 px window either way
 
 
-def test_unsupported_output_suffix_is_refused(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_unsupported_output_suffix_is_refused(make_raster, tmp_path, tiny_checkpoint):
     src = make_raster("r.tif", width=40, height=30)
     # .png and .jpg are written by GDAL's drivers (for plain pictures); other suffixes
     # are refused instead of becoming a folder of that name
-    msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "out.webp", *TILE))
+    msg = _error(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "out.webp", *TILE))
     assert "out.webp" in msg and ".tif" in msg
     assert not (tmp_path / "out.webp").exists()
 
@@ -490,27 +459,26 @@ def test_crs_at_the_antimeridian_is_refused(make_raster, tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-def test_all_nodata_input_is_warned_about(make_raster, tmp_path, caplog):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_all_nodata_input_is_warned_about(make_raster, tmp_path, caplog, tiny_checkpoint):
     src = make_raster("r.tif", data=np.zeros((3, 30, 40), np.uint8), nodata=0)
     # with whole-raster statistics (the default) there is nothing to estimate them from
-    msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "o.tif", *TILE))
+    msg = _error(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "o.tif", *TILE))
     assert "no valid pixels" in msg and not (tmp_path / "o.tif").exists()
-    result = _cli("translate", ckpt, src, "-o", tmp_path / "o.tif", "--norm", "window", *TILE)
+    result = _cli("translate", tiny_checkpoint, src, "-o", tmp_path / "o.tif", "--norm", "window",
+                  *TILE)
     assert result.exit_code == 0
     assert "only nodata" in caplog.text
 
 
-def test_unexpected_errors_are_one_line(make_raster, tmp_path, monkeypatch):
+def test_unexpected_errors_are_one_line(make_raster, tmp_path, monkeypatch, tiny_checkpoint):
     import geogan.translate as tr
 
     def boom(*args, **kwargs):
         raise MemoryError()
 
     monkeypatch.setattr(tr, "load_generator", boom)
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
     src = make_raster("r.tif", width=40, height=30)
-    msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "o.tif", *TILE))
+    msg = _error(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "o.tif", *TILE))
     assert "out of memory" in msg and "--tile" in msg
 
 
@@ -526,13 +494,12 @@ def test_write_error_messages_name_the_file_and_cause(tmp_path):
     assert "\n" not in str(full)
 
 
-def test_advice_is_true(make_raster, tmp_path):
-    ckpt = _tiny_checkpoint(tmp_path / "m.safetensors")
+def test_advice_is_true(make_raster, tmp_path, tiny_checkpoint):
     no_crs = make_raster("nocrs.tif", width=40, height=30, crs=None)
-    msg = _error(_cli("translate", ckpt, no_crs, "-o", tmp_path / "a.tif", *TILE))
+    msg = _error(_cli("translate", tiny_checkpoint, no_crs, "-o", tmp_path / "a.tif", *TILE))
     assert "has no CRS" in msg and "--allow-no-crs" not in msg  # translate has no such option
     msg = _error(_cli("evaluate", no_crs, no_crs))
     assert "--allow-no-crs" not in msg
     wide = make_raster("u16.tif", width=40, height=30, dtype="uint16")
-    msg = _error(_cli("translate", ckpt, wide, "-o", tmp_path / "b.tif", *TILE))
+    msg = _error(_cli("translate", tiny_checkpoint, wide, "-o", tmp_path / "b.tif", *TILE))
     assert "-ot Byte" in msg

@@ -169,7 +169,9 @@ def test_rgb_stays_rgb(make_raster, tmp_path, identity, cog):
     _ok("mosaic", tmp_path / "chips", "-o", tmp_path / "m.tif", *(["--cog"] if cog else []))
     _ok("translate", "ckpt", src, "-o", tmp_path / "t.tif", "--tile", "32", "--overlap", "8",
         *(["--cog"] if cog else []))
-    for path in [*(tmp_path / "chips").glob("*.tif"), tmp_path / "m.tif", tmp_path / "t.tif"]:
+    chips = sorted((tmp_path / "chips").glob("*.tif"))
+    assert len(chips) == 4  # 2 x 2 chips of 32 px cover 50 x 40 px
+    for path in [*chips, tmp_path / "m.tif", tmp_path / "t.tif"]:
         with rasterio.open(path) as ds:
             assert ds.colorinterp == RGB, path
             assert _no_alpha_flags(ds), path
@@ -179,6 +181,7 @@ def test_descriptions_tags_scale_offset_follow_the_kept_bands(tmp_path, identity
     src = _described(tmp_path / "refl.tif")
     _ok("tile", src, "-o", tmp_path / "chips", "--size", "16", "--bands", "4,1")
     chips = sorted((tmp_path / "chips").glob("*.tif"))
+    assert len(chips) == 6  # 3 x 2 chips of 16 px cover 40 x 32 px
     _ok("mosaic", tmp_path / "chips", "-o", tmp_path / "m.tif")
     for path in [*chips, tmp_path / "m.tif"]:
         with rasterio.open(path) as ds:
@@ -235,6 +238,7 @@ def test_rgba_alpha_becomes_the_mask_of_every_output(tmp_path, identity, cog):
     # tile: alpha is not a colour; chips are RGB with the alpha as their mask
     _ok("tile", src, "-o", tmp_path / "chips", "--size", "16", "--max-nodata", "1")
     chips = sorted((tmp_path / "chips").glob("*.tif"))
+    assert len(chips) == 9  # 3 x 3 chips of 16 px cover 48 x 40 px
     for path in chips:
         with rasterio.open(path) as ds:
             assert ds.count == 3 and ds.colorinterp == RGB
@@ -287,6 +291,7 @@ def test_internal_and_sidecar_masks_are_honoured(tmp_path, identity, sidecar):
     assert not valid[:, :12].any() and valid[:, 12:].all()
     _ok("tile", src, "-o", tmp_path / "chips", "--size", "16", "--max-nodata", "1")
     chips = sorted((tmp_path / "chips").glob("*.tif"))
+    assert len(chips) == 9  # 3 x 3 chips of 16 px cover 48 x 40 px
     for path in chips:
         with rasterio.open(path) as ds:
             assert ds.colorinterp == GRAY4

@@ -52,8 +52,9 @@ def test_unet_generator_shapes(arch: str, side: int) -> None:
     y = g(torch.zeros(1, 4, side, side))
     assert y.shape == (1, 3, side, side)
     # dropout is the pix2pix noise: on in training, off in eval
-    g.eval()
     x = torch.rand(1, 4, side, side)
+    assert not torch.equal(g(x), g(x))
+    g.eval()
     assert torch.equal(g(x), g(x))
 
 

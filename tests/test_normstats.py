@@ -10,10 +10,11 @@ import pytest
 import rasterio
 import torch
 from click.testing import CliRunner
+from conftest import make_checkpoint
 
 from geogan import normstats
 from geogan.blend import reflect_index
-from geogan.checkpoint import LoadedGenerator, load_generator, save_checkpoint
+from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.cli import main
 from geogan.errors import InputError
 from geogan.models.generators import ResnetGenerator
@@ -62,20 +63,6 @@ def contrasted(width: int, height: int) -> np.ndarray:
     ramp = (np.linspace(0.15, 1.0, width)[None, None, :]
             * np.linspace(1.0, 0.5, height)[None, :, None])
     return (base * ramp * 250 + 3).astype(np.uint8)
-
-
-def checkpoint(path: Path, seed: int) -> Path:
-    torch.manual_seed(seed)
-    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": 4}
-    from geogan.models import build_generator
-
-    g = build_generator("resnet_6blocks", **kwargs)
-    meta = {"model": "pix2pix",
-            "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_6blocks", "kwargs": kwargs}},
-            "domains": {"a": {"name": "a", "norm": UINT8.to_json()},
-                        "b": {"name": "b", "norm": UINT8.to_json()}},
-            "chip_size": 32}
-    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()}, meta)
 
 
 def global_stats(gen: LoadedGenerator, src: Path) -> NormStats:
@@ -346,10 +333,9 @@ def test_dense_interpolation_weights():
 
 @pytest.mark.parametrize("crs", [PROJECTED, GEOGRAPHIC])
 @pytest.mark.parametrize("norm", ["global", "dense"])
-def test_modes_keep_georeference_and_mask(make_raster, tmp_path, crs, norm):
-    ckpt = checkpoint(tmp_path / "m.safetensors", 0)
+def test_modes_keep_georeference_and_mask(make_raster, tmp_path, crs, norm, tiny_checkpoint):
     src = make_raster("in.tif", 77, 53, crs=crs, nodata=0, nodata_box=(0, 9, 50, 77))
-    out = translate_files(ckpt, [src], tmp_path / "out.tif",
+    out = translate_files(tiny_checkpoint, [src], tmp_path / "out.tif",
                           TranslateConfig(tile=32, overlap=8, batch_size=4, norm=norm))[0]
     with rasterio.open(src) as a, rasterio.open(out) as b:
         assert (b.crs, b.transform, b.width, b.height) == (a.crs, a.transform, a.width, a.height)
@@ -382,39 +368,38 @@ def test_bf16_global_is_close_to_fp32(make_raster, tmp_path):
 # --------------------------------------------------------------------------- files
 
 
-def test_stats_file_round_trip(make_raster, tmp_path):
-    ckpt = checkpoint(tmp_path / "m.safetensors", 0)
+def test_stats_file_round_trip(make_raster, tmp_path, tiny_checkpoint):
     src = make_raster("in.tif", data=contrasted(90, 70))
     cfg = {"tile": 32, "overlap": 8, "batch_size": 4, "precision": "fp32"}
-    out = translate_files(ckpt, [src], tmp_path / "a.tif",
+    out = translate_files(tiny_checkpoint, [src], tmp_path / "a.tif",
                           TranslateConfig(**cfg, save_stats=True))[0]
     saved = tmp_path / "a.stats.json"
     assert saved.is_file()
     stats = load_stats(saved)
-    gen = load_generator(ckpt)
+    gen = load_generator(tiny_checkpoint)
     fresh = global_stats(gen, src)
     assert stats.model == fresh.model and set(stats.layers) == set(fresh.layers)
     for name, (m, v) in fresh.layers.items():
         np.testing.assert_array_equal(stats.layers[name][0], m)
         np.testing.assert_array_equal(stats.layers[name][1], v)
-    again = translate_files(ckpt, [src], tmp_path / "b.tif",
+    again = translate_files(tiny_checkpoint, [src], tmp_path / "b.tif",
                             TranslateConfig(**cfg, stats=str(saved)))[0]
     np.testing.assert_array_equal(read(again), read(out))
     stats.save(tmp_path / "c.json")
     assert json.loads((tmp_path / "c.json").read_text()) == json.loads(saved.read_text())
-    dense = translate_files(ckpt, [src], tmp_path / "d.tif",
+    dense = translate_files(tiny_checkpoint, [src], tmp_path / "d.tif",
                             TranslateConfig(**cfg, norm="dense", save_stats=True))[0]
     d = load_stats(tmp_path / "d.stats.json")
     assert d.mode == "dense" and d.grid["width"] == 90
     np.testing.assert_array_equal(read(translate_files(
-        ckpt, [src], tmp_path / "e.tif",
+        tiny_checkpoint, [src], tmp_path / "e.tif",
         TranslateConfig(**cfg, norm="dense", stats=str(tmp_path / "d.stats.json")))[0]),
         read(dense))
 
 
 def test_stats_of_another_model_or_mode_are_refused(make_raster, tmp_path):
-    a = checkpoint(tmp_path / "a.safetensors", 0)
-    b = checkpoint(tmp_path / "b.safetensors", 1)
+    a = make_checkpoint(tmp_path / "a.safetensors")
+    b = make_checkpoint(tmp_path / "b.safetensors", seed=1)
     src = make_raster("in.tif", 60, 40)
     cfg = {"tile": 32, "overlap": 8}
     translate_files(a, [src], tmp_path / "a.tif", TranslateConfig(**cfg, save_stats=True))
@@ -442,17 +427,16 @@ def test_stats_of_another_model_or_mode_are_refused(make_raster, tmp_path):
         TranslateConfig(norm="window", save_stats=True)
 
 
-def test_batch_stats_per_raster_or_shared(make_raster, tmp_path):
-    ckpt = checkpoint(tmp_path / "m.safetensors", 0)
+def test_batch_stats_per_raster_or_shared(make_raster, tmp_path, tiny_checkpoint):
     make_raster("in/r0.tif", data=contrasted(60, 40))
     make_raster("in/r1.tif", data=(255 - contrasted(60, 40)))
     cfg = {"tile": 32, "overlap": 8}
-    translate_files(ckpt, [tmp_path / "in"], tmp_path / "own",
+    translate_files(tiny_checkpoint, [tmp_path / "in"], tmp_path / "own",
                     TranslateConfig(**cfg, save_stats=True))
     own = [load_stats(tmp_path / "own" / f"r{i}.stats.json") for i in (0, 1)]
     assert np.abs(own[0].layers["model.1"][0]
                   - own[1].layers["model.1"][0]).max() > 1e-3
-    translate_files(ckpt, [tmp_path / "in"], tmp_path / "shared",
+    translate_files(tiny_checkpoint, [tmp_path / "in"], tmp_path / "shared",
                     TranslateConfig(**cfg, save_stats=True, shared_stats=True))
     shared = [json.loads((tmp_path / "shared" / f"r{i}.stats.json").read_text()) for i in (0, 1)]
     assert shared[0] == shared[1] and shared[0]["sample"]["rasters"] == ["r0.tif", "r1.tif"]
@@ -460,7 +444,7 @@ def test_batch_stats_per_raster_or_shared(make_raster, tmp_path):
     (tmp_path / "shared" / "r1.tif").unlink()
     (tmp_path / "shared" / "r1.stats.json").unlink()
     before = (tmp_path / "shared" / "r0.stats.json").stat().st_mtime_ns
-    translate_files(ckpt, [tmp_path / "in"], tmp_path / "shared",
+    translate_files(tiny_checkpoint, [tmp_path / "in"], tmp_path / "shared",
                     TranslateConfig(**cfg, save_stats=True, shared_stats=True,
                                     skip_existing=True))
     assert (tmp_path / "shared" / "r0.stats.json").stat().st_mtime_ns == before
@@ -482,8 +466,8 @@ def test_cli_norm_choices_come_from_the_library():
 
 
 def test_cli_norm_options(make_raster, tmp_path):
-    a = checkpoint(tmp_path / "a.safetensors", 0)
-    b = checkpoint(tmp_path / "b.safetensors", 1)
+    a = make_checkpoint(tmp_path / "a.safetensors")
+    b = make_checkpoint(tmp_path / "b.safetensors", seed=1)
     src = make_raster("in.tif", data=contrasted(70, 50))
     tile = ("--tile", "32", "--overlap", "8")
     r = _cli(a, src, "-o", tmp_path / "g.tif", *tile, "--save-stats")

@@ -11,10 +11,13 @@ import os
 import struct
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import make_checkpoint
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "qgis_plugin"
 sys.path.insert(0, str(PLUGIN_DIR))
@@ -24,16 +27,30 @@ from geogan_qgis.backend import BackendError, Job, JobCancelled  # noqa: E402
 
 
 class RecordingFeedback:
-    """A backend.Feedback that records everything and cancels on demand."""
+    """A backend.Feedback that records everything.
 
-    def __init__(self, cancel_after_s: float | None = None) -> None:
+    With ``cancel_on_progress`` it cancels when the job first reports progress (the job
+    is then under way and has started writing): ``on_cancel`` runs at that moment (to
+    look at the partial output), then :attr:`cancelled` is set and its time noted.
+    """
+
+    def __init__(self, cancel_on_progress: bool = False,
+                 on_cancel: Callable[[], None] | None = None) -> None:
         self.progress: list[float] = []
         self.texts: list[str] = []
         self.messages: list[str] = []
-        self._cancel_at = None if cancel_after_s is None else time.monotonic() + cancel_after_s
+        self.cancelled = threading.Event()
+        self.cancelled_at: float | None = None
+        self._cancel_on_progress = cancel_on_progress
+        self._on_cancel = on_cancel
 
     def set_progress(self, percent: float) -> None:
         self.progress.append(percent)
+        if self._cancel_on_progress and not self.cancelled.is_set():
+            if self._on_cancel is not None:
+                self._on_cancel()
+            self.cancelled_at = time.monotonic()
+            self.cancelled.set()
 
     def set_text(self, text: str) -> None:
         self.texts.append(text)
@@ -42,7 +59,7 @@ class RecordingFeedback:
         self.messages.append(message)
 
     def is_cancelled(self) -> bool:
-        return self._cancel_at is not None and time.monotonic() >= self._cancel_at
+        return self.cancelled.is_set()
 
 
 def fake_geogan(tmp_path: Path, body: str, name: str = "fake-geogan") -> Path:
@@ -212,8 +229,9 @@ def test_run_external_that_cannot_start(tmp_path):
 
 
 # A slow "translate": writes a hidden temporary beside the output the way geogan's
-# atomic writer does, then works forever. With CLEAN it removes the temporary on
-# SIGINT (as geogan does through KeyboardInterrupt); without, it ignores SIGINT.
+# atomic writer does, then reports progress for a minute (a cancel that never comes
+# fails the test: the run finishes). With CLEAN it removes the temporary on SIGINT (as
+# geogan does through KeyboardInterrupt); without, it ignores SIGINT.
 SLOW_SCRIPT = """
 import json, signal, sys, time
 out = sys.argv[-1]
@@ -225,10 +243,8 @@ open(out, "w").write("should not survive")
 if not CLEAN:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 try:
-    i = 0
-    while True:
-        i += 1
-        sys.stderr.write(json.dumps({"progress": min(i / 1000, 0.99)}) + "\\n")
+    for i in range(1, 1201):
+        sys.stderr.write(json.dumps({"progress": i / 1200}) + "\\n")
         time.sleep(0.05)
 except KeyboardInterrupt:
     os.remove(tmp)
@@ -246,14 +262,17 @@ def test_cancel_stops_the_child_and_removes_partial_output(tmp_path, monkeypatch
     keep = outdir / "keep.tif"
     keep.write_text("user file")
     output = outdir / "translated.tif"
-    fb = RecordingFeedback(cancel_after_s=0.8)
-    start = time.monotonic()
+    at_cancel: list[str] = []
+    fb = RecordingFeedback(cancel_on_progress=True, on_cancel=lambda: at_cancel.extend(
+        sorted(p.name for p in outdir.iterdir())))
     with pytest.raises(JobCancelled):
         backend.run_job(_job(("translate", str(output)), (output,)), fb, "executable",
                         str(exe))
-    elapsed = time.monotonic() - start
-    assert elapsed < 0.8 + backend.INTERRUPT_GRACE_S + 3.0
-    assert fb.progress, "progress was relayed before the cancel"
+    assert fb.cancelled_at is not None
+    assert time.monotonic() - fb.cancelled_at < backend.INTERRUPT_GRACE_S + 3.0
+    assert fb.progress[-1] < 100.0  # stopped part way
+    # the child had written its output and temporary; the cancel removed both
+    assert at_cancel == [".translated.abc.tmp.tif", "keep.tif", "translated.tif"]
     assert sorted(p.name for p in outdir.iterdir()) == ["keep.tif"]
     assert keep.read_text() == "user file"
 
@@ -314,10 +333,13 @@ def test_in_process_adapts_progress_cancel_and_errors(tmp_path):
     assert fb.texts == ["translating", "phase"]
     assert not output.exists()
 
-    fb = RecordingFeedback(cancel_after_s=0.0)
+    written: list[bool] = []
+    fb = RecordingFeedback(cancel_on_progress=True,
+                           on_cancel=lambda: written.append(output.exists()))
     with pytest.raises(JobCancelled, match="cancelled"):
         backend.run_job(Job(("translate",), (output,), work), fb, "python")
-    assert not output.exists()
+    assert fb.progress == [25.0]  # the first check after the cancel stopped the work
+    assert written == [True] and not output.exists()
 
 
 def test_in_process_unexpected_error_is_one_line_with_the_traceback_logged(tmp_path):
@@ -343,7 +365,7 @@ def test_cancelled_training_keeps_its_run_folder(tmp_path, monkeypatch):
         os.makedirs(run)
         open(os.path.join(run, "model.safetensors"), "w").write("step 1")
         try:
-            while True:
+            for _ in range(1200):  # a minute; a cancel that never comes fails the test
                 sys.stderr.write('{"progress": 0.1}\\n')
                 time.sleep(0.05)
         except KeyboardInterrupt:
@@ -354,7 +376,8 @@ def test_cancelled_training_keeps_its_run_folder(tmp_path, monkeypatch):
     job = Job(("train", "-o", str(run_dir)), (run_dir, run_dir / "model.safetensors"),
               lambda p, c: None, "training", keep_partial=True)
     with pytest.raises(JobCancelled, match=f"training was cancelled; {run_dir} keeps"):
-        backend.run_job(job, RecordingFeedback(cancel_after_s=0.5), "executable", str(exe))
+        backend.run_job(job, RecordingFeedback(cancel_on_progress=True), "executable",
+                        str(exe))
     assert sorted(p.name for p in run_dir.iterdir()) == ["model.safetensors"]
 
 
@@ -427,31 +450,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_checkpoint(path: Path, bands_a: int = 4, bands_b: int = 3) -> Path:
-    """A tiny untrained CycleGAN checkpoint (ngf=8) translating ``bands_a`` <-> ``bands_b``."""
-    import torch
-
-    from geogan.checkpoint import save_checkpoint
-    from geogan.models import build_generator
-
-    torch.manual_seed(0)
-    kwargs = {"a2b": {"in_channels": bands_a, "out_channels": bands_b, "ngf": 8},
-              "b2a": {"in_channels": bands_b, "out_channels": bands_a, "ngf": 8}}
-    tensors = {}
-    for direction, key in (("a2b", "G_A2B"), ("b2a", "G_B2A")):
-        net = build_generator("resnet_6blocks", **kwargs[direction])
-        tensors.update({f"{key}.{k}": v for k, v in net.state_dict().items()})
-
-    def norm(bands: int) -> dict:
-        return {"dtype": "uint8", "lo": [0.0] * bands, "hi": [255.0] * bands, "nodata": None}
-
-    meta = {"model": "cyclegan", "chip_size": 32, "epoch": 0, "step": 0,
-            "generators": {d: {"key": k, "arch": "resnet_6blocks", "kwargs": kwargs[d]}
-                           for d, k in (("a2b", "G_A2B"), ("b2a", "G_B2A"))},
-            "discriminators": {},
-            "domains": {"a": {"name": "a", "norm": norm(bands_a)},
-                        "b": {"name": "b", "norm": norm(bands_b)}}}
-    return save_checkpoint(path, tensors, meta)
+#: :func:`conftest.make_checkpoint` arguments of the QGIS tests' untrained CycleGAN: both
+#: directions, ngf 8, no nodata (bands as each test needs).
+QGIS_CHECKPOINT = {"ngf": 8, "directions": ("a2b", "b2a"), "nodata": None}
 
 
 def test_translate_job_in_process_keeps_the_georeference(make_raster, tmp_path, one_thread):
@@ -459,7 +460,7 @@ def test_translate_job_in_process_keeps_the_georeference(make_raster, tmp_path, 
     import rasterio
 
     src = make_raster("in.tif", width=45, height=37, count=4, crs="EPSG:4326", nodata=0)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     out = tmp_path / "out.tif"
     job = jobs.translate_job(ckpt, src, out, direction="a2b", tile=32, overlap=4, device="cpu")
     assert job.args[:5] == ("translate", str(ckpt), str(src), "-o", str(out))
@@ -475,19 +476,23 @@ def test_translate_job_in_process_keeps_the_georeference(make_raster, tmp_path, 
 def test_translate_job_in_process_cancel_leaves_nothing(make_raster, tmp_path, one_thread):
     pytest.importorskip("torch")
     src = make_raster("in.tif", width=64, height=64, count=4)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     outdir = tmp_path / "out"
     outdir.mkdir()
     job = jobs.translate_job(ckpt, src, outdir / "t.tif", tile=32, overlap=4, device="cpu")
+    at_cancel: list[str] = []
+    fb = RecordingFeedback(cancel_on_progress=True, on_cancel=lambda: at_cancel.extend(
+        p.name for p in outdir.iterdir()))
     with pytest.raises(JobCancelled):
-        backend.run_job(job, RecordingFeedback(cancel_after_s=0.0), backend="python")
+        backend.run_job(job, fb, backend="python")
+    assert fb.progress[-1] < 100.0 and at_cancel  # stopped part way, a temporary written
     assert list(outdir.iterdir()) == []
 
 
 def test_translate_job_in_process_reports_the_library_message(make_raster, tmp_path, one_thread):
     pytest.importorskip("torch")
     src = make_raster("rgb.tif", count=3)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     job = jobs.translate_job(ckpt, src, tmp_path / "o.tif", tile=32, overlap=4, device="cpu")
     with pytest.raises(BackendError, match=r"has 3 band\(s\) but the checkpoint's a2b "
                                            r"generator expects 4"):
@@ -506,7 +511,7 @@ def test_translate_job_norm_choices_and_stats_file(make_raster, tmp_path, one_th
     assert tuple(jobs.NORMS) == tuple(NORM_MODES)
     assert inspect.signature(jobs.translate_job).parameters["norm"].default == DEFAULT_NORM
     src = make_raster("in.tif", width=45, height=37, count=4)
-    ckpt = tiny_checkpoint(tmp_path / "m.safetensors")
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     stats = tmp_path / "s.stats.json"
     stats.write_text(json.dumps({"format": "geogan-norm-stats", "format_version": 1,
                                  "mode": "global", "model": {"sha256": "0" * 64},
@@ -661,7 +666,7 @@ def test_translate_job_with_bands(make_raster, tmp_path, one_thread):
     import rasterio
 
     src = make_raster("naip.tif", width=40, height=32, count=4, nodata=0)
-    ckpt = tiny_checkpoint(tmp_path / "rgb.safetensors", bands_a=3, bands_b=3)
+    ckpt = make_checkpoint(tmp_path / "rgb.safetensors", **QGIS_CHECKPOINT)
     out = tmp_path / "out.tif"
     bands = jobs.parse_bands("3, 2,1")
     assert bands == (3, 2, 1)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import GEOGRAPHIC, PROJECTED
-from test_qgis_backend import tiny_checkpoint
+from conftest import GEOGRAPHIC, PROJECTED, make_checkpoint
+from test_qgis_backend import QGIS_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PATH = ROOT / "qgis_plugin"
@@ -122,8 +122,8 @@ def checkpoint(tmp_path) -> Callable[..., Path]:
     """Factory: a tiny untrained CycleGAN checkpoint with ``bands_a`` -> ``bands_b`` bands."""
 
     def factory(bands_a: int = 4, bands_b: int = 3) -> Path:
-        return tiny_checkpoint(tmp_path / f"tiny_{bands_a}to{bands_b}.safetensors", bands_a,
-                               bands_b)
+        return make_checkpoint(tmp_path / f"tiny_{bands_a}to{bands_b}.safetensors",
+                               bands_a=bands_a, bands_b=bands_b, **QGIS_CHECKPOINT)
 
     return factory
 

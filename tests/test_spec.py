@@ -72,7 +72,8 @@ def test_messages_name_parameters_in_each_front_ends_words():
         "or --co KEY=VALUE")
     # the same name in another command's dialog has that dialog's label
     assert messages.for_qgis("`overlap` too large", "tile") == "'Chip overlap (pixels)' too large"
-    assert messages.for_qgis("pass `overwrite`", "tile") == "pass 'Replace a non-empty output folder'"
+    assert messages.for_qgis("pass `overwrite`", "tile") == \
+        "pass 'Replace a non-empty output folder'"
 
 
 def test_errors_keep_their_template_and_print_cli_words():

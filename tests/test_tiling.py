@@ -134,6 +134,7 @@ def test_bands_are_selected_in_order(make_raster, tmp_path: Path) -> None:
     tile_rasters([src_path], out, TileConfig(size=16, bands=(3, 1)))
     with rasterio.open(src_path) as src:
         source = src.read()
+    assert len(_chips(out)) == 4
     for chip_path in _chips(out):
         _, col, row = parse_chip_name(chip_path.name)
         with rasterio.open(chip_path) as chip:
@@ -195,6 +196,7 @@ def test_warp_to_crs_gives_chips_in_that_crs(make_raster, tmp_path: Path) -> Non
     assert rasterio.crs.CRS.from_wkt(index.crs.to_wkt()) == rasterio.crs.CRS.from_user_input(
         GEOGRAPHIC)
     first = None
+    assert len(_chips(out)) > 1  # one grid for several chips
     for chip_path in _chips(out):
         _, col, row = parse_chip_name(chip_path.name)
         with rasterio.open(chip_path) as chip:
@@ -214,6 +216,7 @@ def test_res_aligns_the_grid_to_multiples_of_res(make_raster, tmp_path: Path) ->
                            transform=from_origin(485903.0, 5209247.0, 5.0, 5.0), nodata=0)
     out = tmp_path / "chips"
     tile_rasters([src_path], out, TileConfig(size=8, res=10.0, max_nodata=1.0))
+    assert len(_chips(out)) == 15  # 5 x 3 chips of 8 px cover the 35 x 24 px grid at 10 m
     for chip_path in _chips(out):
         with rasterio.open(chip_path) as chip:
             assert chip.crs == PROJECTED

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from geogan.blend import BLEND_PROFILES, AxisLayout, blend_weights
-from geogan.checkpoint import LoadedGenerator, save_checkpoint
+from geogan.checkpoint import LoadedGenerator
 from geogan.errors import Cancelled, CheckpointError, InputError, OutputError
 from geogan.normalize import BandNorm, valid_mask
 from geogan.translate import (
@@ -65,25 +65,6 @@ def instance_norm_net(bands: int, seed: int = 0) -> nn.Module:
         nn.Conv2d(8, 8, 3, padding=1, padding_mode="reflect"), nn.InstanceNorm2d(8), nn.ReLU(),
         nn.Conv2d(8, bands, 3, padding=1, padding_mode="reflect"), nn.Tanh(),
     ).eval()
-
-
-def make_checkpoint(path: Path, in_bands: int = 3, out_bands: int = 3, ngf: int = 4,
-                    in_norm: BandNorm | None = None, out_norm: BandNorm | None = None) -> Path:
-    """A real tiny resnet_6blocks checkpoint with an a2b generator."""
-    from geogan.models import build_generator
-
-    torch.manual_seed(0)
-    kwargs = {"in_channels": in_bands, "out_channels": out_bands, "ngf": ngf}
-    g = build_generator("resnet_6blocks", **kwargs)
-    tensors = {f"G_A2B.{k}": v for k, v in g.state_dict().items()}
-    in_norm = in_norm or BandNorm.full_range("uint8", in_bands, 0)
-    out_norm = out_norm or BandNorm.full_range("uint8", out_bands, 0)
-    meta = {"model": "pix2pix",
-            "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_6blocks", "kwargs": kwargs}},
-            "domains": {"a": {"name": "a", "norm": in_norm.to_json()},
-                        "b": {"name": "b", "norm": out_norm.to_json()}},
-            "chip_size": 32}
-    return save_checkpoint(path, tensors, meta)
 
 
 def read(path: Path) -> tuple[np.ndarray, dict]:
@@ -282,12 +263,11 @@ def test_output_nodata_choice() -> None:
     assert np.isnan(output_nodata(float("nan"), BandNorm("float32", (0.0,), (1.0,))))
 
 
-def test_real_checkpoint_keeps_georeference_and_mask(make_raster, tmp_path):
-    ckpt = make_checkpoint(tmp_path / "tiny.safetensors", in_bands=3, out_bands=3)
+def test_real_checkpoint_keeps_georeference_and_mask(make_raster, tmp_path, tiny_checkpoint):
     for crs in (PROJECTED, GEOGRAPHIC):
         src = make_raster(f"in_{crs[-4:]}.tif", 37, 29, count=3, crs=crs, nodata=0,
                           nodata_box=(0, 6, 20, 37))
-        out = translate_files(ckpt, [src], tmp_path / f"out_{crs[-4:]}.tif", CFG)[0]
+        out = translate_files(tiny_checkpoint, [src], tmp_path / f"out_{crs[-4:]}.tif", CFG)[0]
         a, ga = read(src)
         b, gb = read(out)
         assert_same_georeference(ga, gb)
