@@ -20,7 +20,7 @@ from typing import Any
 from .backend import BackendError, Job
 from .spec import checkpoint as schema
 from .spec import choices, names
-from .spec.options import TILE, TRAIN, TRANSLATE
+from .spec.options import TILE, TRAIN, TRANSLATE, Command
 
 DIRECTIONS = choices.DIRECTIONS
 DEVICES = choices.DEVICES
@@ -119,37 +119,50 @@ def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
 
 # -- jobs ---------------------------------------------------------------------------------------
 
-def translate_job(checkpoint: Path, source: Path, output: Path, *,
-                  direction: str = TRANSLATE.default_of("direction"),
-                  tile: int = TRANSLATE.default_of("tile"),
-                  overlap: int = TRANSLATE.default_of("overlap"), batch_size: int | None = None,
-                  device: str = TRANSLATE.default_of("device"), overwrite: bool = True,
-                  norm: str = TRANSLATE.default_of("norm"),
-                  stats: Path | None = None, bands: tuple[int, ...] | None = None) -> Job:
+def cli_args(command: Command, values: dict[str, Any]) -> list[str]:
+    """Command-line arguments for option ``values`` (library names), spelled by the spec."""
+    args: list[str] = []
+    for name, value in values.items():
+        opt = command[name]
+        if value is None or (opt.kind == "flag" and not value) or value == ():
+            continue
+        if opt.kind == "flag":
+            args.append(opt.cli_flag)
+        elif opt.kind == "bands":
+            args += [opt.cli_flag, ",".join(str(b) for b in value)]
+        elif opt.kind == "float":
+            args += [opt.cli_flag, repr(float(value))]
+        else:
+            args += [opt.cli_flag, str(value)]
+    return args
+
+
+def translate_job(checkpoint: Path, source: Path, output: Path, *, overwrite: bool = True,
+                  **options: Any) -> Job:
     """Translate one raster into ``output`` (a GeoTIFF with the input's georeference).
 
-    ``batch_size`` None lets geogan choose for the device; ``norm`` picks the
-    instance-norm statistics and ``stats`` a statistics file to use; ``bands`` the
-    1-based input bands (None: all but an alpha band).
+    ``options`` are translate options by their library names (``tile=256``,
+    ``norm="window"``, ``bands=(1, 2, 3)``; see geogan.spec.options.TRANSLATE); those
+    not given take geogan's defaults, None lets geogan choose (``batch_size`` for the
+    device, ``bands``: all but an alpha band).
     """
+    unknown = sorted(set(options) - set(TRANSLATE))
+    if unknown:
+        raise TypeError(f"translate_job: unknown options {', '.join(unknown)}")
+    values = {name: TRANSLATE.default_of(name) for name in ("direction", "tile", "overlap",
+                                                            "device", "norm")}
+    values.update({k: (None if v in (0, "") and TRANSLATE[k].default is None else v)
+                   for k, v in options.items()})
+    values["overwrite"] = overwrite
     args = ["translate", str(checkpoint), str(source), "-o", str(output),
-            "--direction", direction, "--tile", str(tile), "--overlap", str(overlap),
-            "--device", device, "--norm", norm]
-    if stats:
-        args += ["--stats", str(stats)]
-    if bands:
-        args += ["--bands", ",".join(str(b) for b in bands)]
-    if batch_size:
-        args += ["--batch-size", str(batch_size)]
-    if overwrite:
-        args.append("--overwrite")
+            *cli_args(TRANSLATE, values)]
+    direction = values.pop("direction")
 
     def run(progress: Progress, cancel: Cancel) -> Any:
         from geogan.translate import TranslateConfig, translate_files
 
-        config = TranslateConfig(tile=tile, overlap=overlap, batch_size=batch_size or None,
-                                 device=device, overwrite=overwrite, norm=norm,
-                                 stats=str(stats) if stats else None, bands=bands or None)
+        config = TranslateConfig(**{k: (str(v) if k == "stats" and v else v)
+                                    for k, v in values.items()})
         return translate_files(checkpoint, [source], output, config, progress=progress,
                                cancel=cancel, direction=direction)
 

@@ -8,6 +8,7 @@ index (``0``), as ``qgis_process help`` documents them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -108,3 +109,18 @@ def number_value(algorithm: Any, parameters: dict[str, Any], opt: Option,
     else:
         value = algorithm.parameterAsDouble(parameters, opt.qgis_key, context)
     return None if opt.default is None and not value else value
+
+
+def option_value(algorithm: Any, parameters: dict[str, Any], opt: Option, context: Any) -> Any:
+    """The value of any option's parameter, as the library takes it."""
+    if opt.kind == "choice" or (opt.kind == "str" and opt.choices):
+        return choice_value(algorithm, parameters, opt)
+    if opt.kind in ("int", "float"):
+        return number_value(algorithm, parameters, opt, context)
+    if opt.kind == "flag":
+        return algorithm.parameterAsBoolean(parameters, opt.qgis_key, context)
+    if opt.kind == "path":
+        value = algorithm.parameterAsFile(parameters, opt.qgis_key, context)
+        return Path(value).expanduser() if value else None
+    text = algorithm.parameterAsString(parameters, opt.qgis_key, context)
+    return text or None

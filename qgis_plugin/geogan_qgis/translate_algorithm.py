@@ -15,9 +15,12 @@ from qgis.core import (
 
 from .algorithm import GeoganAlgorithm, as_path
 from .jobs import check_translate_input, parse_bands, translate_job
-from .params import choice_value, number_value, parameter
+from .params import choice_value, option_value, parameter
 from .spec.names import RUN_CHECKPOINT_NAME
 from .spec.options import TRANSLATE
+
+#: The translate options the dialog shows, in order (their parameters come from the spec).
+SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands")
 
 
 class CheckpointParameter(QgsProcessingParameterFile):
@@ -85,13 +88,13 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             self.INPUT, self.tr("Input raster")))
         self.addParameter(CheckpointParameter(
             self.CHECKPOINT, self.tr("Checkpoint (.safetensors or a training run folder)")))
-        for name in ("direction", "tile", "overlap", "norm"):
+        for name in SHOWN[:4]:
             self.addParameter(parameter(TRANSLATE[name]))
         stats = TRANSLATE["stats"]
         self.addParameter(QgsProcessingParameterFile(
             stats.qgis_key, self.tr(stats.label), QgsProcessingParameterFile.File,
             fileFilter=self.tr("geogan statistics (*.json);;All files (*.*)"), optional=True))
-        for name in ("batch_size", "device", "bands"):
+        for name in SHOWN[5:]:
             self.addParameter(parameter(TRANSLATE[name]))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Translated")))
@@ -109,14 +112,10 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
                           f"{info.output_bands(direction)} out")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        stats = self.parameterAsFile(parameters, self.STATS, context)
-        job = translate_job(
-            info.path, as_path(source), as_path(output), direction=direction,
-            tile=self.parameterAsInt(parameters, self.TILE, context),
-            overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
-            batch_size=number_value(self, parameters, TRANSLATE["batch_size"], context),
-            device=choice_value(self, parameters, TRANSLATE["device"]), overwrite=True,
-            norm=choice_value(self, parameters, TRANSLATE["norm"]),
-            stats=as_path(stats) if stats else None, bands=bands)
+        values = {name: option_value(self, parameters, TRANSLATE[name], context)
+                  for name in SHOWN}
+        values.update(direction=direction, bands=bands)
+        job = translate_job(info.path, as_path(source), as_path(output), overwrite=True,
+                            **values)
         self.run_job(job, feedback)
         return {self.OUTPUT: output}
