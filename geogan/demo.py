@@ -24,7 +24,7 @@ import numpy as np
 from geogan.errors import InputError
 from geogan.fileio import FolderKind, atomic_directory
 from geogan.progress import CancelCheck, ProgressCallback
-from geogan.spec.options import DEMO
+from geogan.spec.options import DEMO, TRANSLATE
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ class DemoConfig:
     generator: str = "resnet_6blocks"
     ngf: int = 16
     ndf: int = 32
-    tile: int = 512
-    overlap: int = 64
+    tile: int = TRANSLATE.default_of("tile")
+    overlap: int = TRANSLATE.default_of("overlap")
     device: str = DEMO.default_of("device")
     seed: int = 0
     overwrite: bool = DEMO.default_of("overwrite")
