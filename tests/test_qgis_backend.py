@@ -608,6 +608,10 @@ def test_plugin_zip_holds_the_plugin(tmp_path):
     for required in ("provider.py", "backend.py", "jobs.py", "translate_algorithm.py",
                      "tile_algorithm.py", "train_algorithm.py", "icon.svg"):
         assert f"geogan_qgis/{required}" in names
+    # geogan's ground floor travels with the plugin, so QGIS starts without geogan
+    for module in ("__init__", "options", "choices", "messages", "names", "checkpoint",
+                   "protocol"):
+        assert f"geogan_qgis/spec/{module}.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert "hasProcessingProvider=yes" in metadata.splitlines()
     assert f"version={__version__}" in metadata.splitlines()
