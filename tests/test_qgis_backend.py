@@ -376,9 +376,11 @@ def test_cancelled_training_keeps_its_run_folder(tmp_path, monkeypatch):
     """)
     job = Job(("train", "-o", str(run_dir)), (run_dir, run_dir / "model.safetensors"),
               lambda p, c: None, "training", keep_partial=True)
+    fb = RecordingFeedback(cancel_on_progress=True)
     with pytest.raises(JobCancelled, match=f"training was cancelled; {run_dir} keeps"):
-        backend.run_job(job, RecordingFeedback(cancel_on_progress=True), "executable",
-                        str(exe))
+        backend.run_job(job, fb, "executable", str(exe))
+    assert fb.cancelled_at is not None
+    assert time.monotonic() - fb.cancelled_at < backend.INTERRUPT_GRACE_S + 3.0
     assert sorted(p.name for p in run_dir.iterdir()) == ["model.safetensors"]
 
 
