@@ -36,22 +36,22 @@ class ChipDataset(Dataset):
             return max(len(self.a.files), len(self.b.files))
         return len(self.a.files)
 
-    def _read(self, path: Path) -> np.ndarray:
+    def _read(self, path: Path, domain: Domain) -> np.ndarray:
         arr = self.cache.get(path)
-        return read_image(path) if arr is None else arr
+        return read_image(path, domain.bands) if arr is None else arr
 
     def _pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.layout == "side_by_side":
-            arr = self._read(self.a.files[index])
-            return _half(arr, "left"), _half(arr, "right")
-        return self._read(self.a.files[index]), self._read(self.b.files[index])
+        if self.layout == "side_by_side":  # each domain knows its half (BtoA: A is the right)
+            arr = self._read(self.a.files[index], self.a)
+            return _half(arr, self.a.half), _half(arr, self.b.half)
+        return self._read(self.a.files[index], self.a), self._read(self.b.files[index], self.b)
 
     def __getitem__(self, key: tuple[int, int] | int) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (int(key), int(key))
         rng = np.random.default_rng(seed)
         if self.layout == "unpaired":
-            arr_a = self._read(self.a.files[index % len(self.a.files)])
-            arr_b = self._read(self.b.files[int(rng.integers(len(self.b.files)))])
+            arr_a = self._read(self.a.files[index % len(self.a.files)], self.a)
+            arr_b = self._read(self.b.files[int(rng.integers(len(self.b.files)))], self.b)
             pa = draw_augment(rng, arr_a.shape[1], arr_a.shape[2], self.crop, self.augment)
             pb = draw_augment(rng, arr_b.shape[1], arr_b.shape[2], self.crop, self.augment)
         else:
@@ -77,7 +77,7 @@ class ChipDataset(Dataset):
             b_picks = sorted({round(k * (nb - 1) / max(n - 1, 1)) for k in range(min(n, nb))})
             b_items = []
             for j in b_picks:
-                arr = self._read(self.b.files[j])
+                arr = self._read(self.b.files[j], self.b)
                 p = draw_augment(np.random.default_rng(0), arr.shape[1], arr.shape[2],
                                  self.crop, False)
                 b_items.append(torch.from_numpy(self.b.norm.to_model(

@@ -3,7 +3,9 @@ each other and the crop, with their normalisation."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from geogan.datasets.images import (
+    PICTURE_LAYOUTS,
     Half,
     ImageInfo,
     _half,
     _half_mask,
+    convert_picture,
     inspect_image,
+    is_picture,
     read_image,
     read_valid_pixels,
 )
@@ -81,6 +86,30 @@ class _Scan:
             if arr is not None:
                 self.pixels[f] = arr
 
+    def harmonise_pictures(self, option: str) -> None:
+        """Bring PNG/JPEG pictures to the band layout most of them have (ties: more bands).
+
+        A grayscale or RGBA picture among RGB ones is converted on reading
+        (:func:`~geogan.datasets.images.convert_picture`), logged in one line.
+        GeoTIFF chips are left as they are: their band counts are data.
+        """
+        pictures = [i for i in self.infos if is_picture(i.path)]
+        counts = Counter(i.bands for i in pictures)
+        if len(counts) < 2 or not set(counts) <= set(PICTURE_LAYOUTS):
+            return
+        target = max(counts, key=lambda bands: (counts[bands], bands))
+        converted: Counter[int] = Counter()
+        for k, info in enumerate(self.infos):
+            if is_picture(info.path) and info.bands != target:
+                converted[info.bands] += 1
+                self.infos[k] = dataclasses.replace(info, bands=target)
+                if info.path in self.pixels:
+                    self.pixels[info.path] = convert_picture(self.pixels[info.path], target)
+        log.info("converted %d of %d pictures of %s to %s (%s)", sum(converted.values()),
+                 len(pictures), option, PICTURE_LAYOUTS[target],
+                 ", ".join(f"{n} {PICTURE_LAYOUTS[bands]}"
+                           for bands, n in sorted(converted.items())))
+
 
 def _make_domain(name: str, folder: Path, scan: _Scan, option: str, crop: int, half: Half,
                  cache: dict[Path, np.ndarray], norm: BandNorm | None) -> Domain:
@@ -90,7 +119,7 @@ def _make_domain(name: str, folder: Path, scan: _Scan, option: str, crop: int, h
         per_chip = bands * scan.infos[0].height * scan.infos[0].width
         n = max(1, min(MAX_STAT_CHIPS, len(files), 4_000_000 // max(per_chip, 1)))
         picks = [files[round(k * (len(files) - 1) / max(n - 1, 1))] for k in range(n)]
-        samples = ((_half(cache[p] if p in cache else read_image(p), half),
+        samples = ((_half(cache[p] if p in cache else read_image(p, bands), half),
                     _half_mask(read_valid_pixels(p), half))
                    for p in dict.fromkeys(picks))
         norm = BandNorm.from_samples(samples, dtype, nodata)

@@ -17,6 +17,9 @@ IMAGE_SUFFIXES = RASTER_SUFFIXES + PICTURE_SUFFIXES
 
 Half = str  # "full", "left" or "right" (side-by-side A|B images)
 
+#: A picture's band layout by its band count, as PIL decodes PNG and JPEG files.
+PICTURE_LAYOUTS = {1: "grayscale", 2: "grayscale+alpha", 3: "RGB", 4: "RGBA"}
+
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -51,9 +54,61 @@ def _unreadable(path: Path, exc: BaseException) -> InputError:
                       "it with 'geogan tile'")
 
 
-def read_image(path: Path) -> np.ndarray:
-    """The pixels of a chip as ``(bands, height, width)`` in the file's dtype."""
+def is_picture(path: Path) -> bool:
+    """Whether ``path`` is a PNG or JPEG picture (not a GeoTIFF chip)."""
+    return Path(path).suffix.lower() in PICTURE_SUFFIXES
+
+
+def convert_picture(arr: np.ndarray, bands: int) -> np.ndarray:
+    """``(C, H, W)`` picture pixels in the band layout of ``bands`` (1, 2, 3 or 4).
+
+    Grayscale becomes RGB by repeating its band, RGB becomes grayscale by luminance
+    (ITU-R 601-2 weights rounded as PIL's ``convert("L")`` does); an alpha band is
+    dropped, or added fully opaque.
+    """
+    if arr.shape[0] == bands:
+        return arr
+    if arr.shape[0] not in PICTURE_LAYOUTS or bands not in PICTURE_LAYOUTS:
+        raise ValueError(f"no picture layout of {arr.shape[0]} or {bands} bands")
+    has_alpha = arr.shape[0] in (2, 4)
+    colour = arr[:-1] if has_alpha else arr
+    if bands >= 3 and colour.shape[0] == 1:
+        colour = np.repeat(colour, 3, axis=0)
+    elif bands <= 2 and colour.shape[0] == 3:
+        colour = _luminance(colour)
+    if bands in (2, 4):
+        alpha = arr[-1:] if has_alpha else np.full_like(arr[:1], _opaque(arr.dtype))
+        colour = np.concatenate([colour, alpha])
+    return np.ascontiguousarray(colour)
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    """``(3, H, W)`` -> ``(1, H, W)``: L = R 299/1000 + G 587/1000 + B 114/1000."""
+    if np.issubdtype(rgb.dtype, np.integer):
+        r, g, b = rgb.astype(np.int64)
+        return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(rgb.dtype)[None]
+    r, g, b = rgb.astype(np.float64)
+    return (r * 0.299 + g * 0.587 + b * 0.114).astype(rgb.dtype)[None]
+
+
+def _opaque(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def read_image(path: Path, bands: int | None = None) -> np.ndarray:
+    """The pixels of a chip as ``(bands, height, width)`` in the file's dtype.
+
+    ``bands`` converts a PNG/JPEG picture of another band layout to that many bands
+    (:func:`convert_picture`); GeoTIFF chips are returned as they are.
+    """
     path = Path(path)
+    arr = _read_pixels(path)
+    if bands is not None and arr.shape[0] != bands and is_picture(path):
+        return convert_picture(arr, bands)
+    return arr
+
+
+def _read_pixels(path: Path) -> np.ndarray:
     try:
         if path.suffix.lower() in RASTER_SUFFIXES:
             import rasterio
