@@ -29,11 +29,12 @@ def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
 @click.option("--a", "a", cls=ManyValues, metavar="RASTERS|CHIPS",
               help="Domain A: rasters (files, globs, VRTs, @LIST of paths), sampled in random "
                    "windows; or one folder of chips (GeoTIFF/PNG/JPEG; pix2pix: also the "
-                   "folder of 'geogan tile --pair' with A/ and B/, or of side-by-side A|B "
-                   "images).")
+                   "folder of 'geogan tile --pair' with A/ and B/, a folder of several of "
+                   "those, or of side-by-side A|B images; several folders add up).")
 @click.option("--b", "b", cls=ManyValues, metavar="RASTERS|CHIPS",
               help="Domain B: rasters or one folder of chips (pix2pix: B rasters are read "
-                   "over A's windows; B chips are paired with A by file name).")
+                   "over A's windows; B chips are paired with A by file name, the i-th "
+                   "--b folder with the i-th --a folder).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Run folder: model.safetensors, losses.csv, loss_plot.png, previews/.")
 @spec_options(TRAIN)
@@ -51,6 +52,8 @@ def command(**params: Any) -> None:
       geogan train --model pix2pix --a sat/*.tif --b map/*.tif -o run_p2p
       geogan train --a chips_2009 --b chips_2020 -o run --epochs 50
       geogan train --model pix2pix --a pairs -o run_p2p   (pairs/A, pairs/B)
+      geogan train --model pix2pix --a scenes -o run_p2p  (scenes/*/A, scenes/*/B)
+      geogan train --model pix2pix --a facades/train --direction BtoA -o run_p2p
       geogan train --model cut --upsample resize --a chips_2009 --b chips_2020 -o run_cut
       torchrun --nproc_per_node 4 -m geogan train --a A --b B -o run   (4 GPUs)
     """

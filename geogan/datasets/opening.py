@@ -4,6 +4,7 @@ the chips checked, paired and cached, the two domains described."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,10 @@ import numpy as np
 
 from geogan.datasets.chips import ChipDataset
 from geogan.datasets.domains import Domain, _make_domain, _Scan
-from geogan.datasets.images import ImageInfo, list_images, read_image
+from geogan.datasets.images import IMAGE_SUFFIXES, ImageInfo, list_images, read_image
 from geogan.errors import InputError
 from geogan.normalize import BandNorm
+from geogan.spec.options import TRAIN
 
 log = logging.getLogger(__name__)
 
@@ -76,55 +78,167 @@ def _train_split(folder: Path, option: str) -> Path:
     return folder
 
 
-def open_training_data(model: str, a: Path, b: Path | None, crop: int, *,
-                       augment: bool = True, name_a: str | None = None,
+#: pix2pix's ``direction`` values (junyanz's ``--direction``): BtoA swaps the roles of A and B.
+DIRECTIONS: tuple[str, ...] = TRAIN["direction"].choices
+
+
+def _paths(value: Path | Sequence[Path] | None) -> list[Path]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [Path(value)]
+    return [Path(v) for v in value]
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _find_scenes(root: Path) -> list[Path]:
+    """Folders under ``root`` (not itself) with ``A/`` and ``B/`` sub-folders, not looked into."""
+    scenes: list[Path] = []
+    for dirpath, dirnames, _files in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if here != root and _paired_layout(here):
+            scenes.append(here)
+            dirnames[:] = []
+    return scenes
+
+
+def _scene_folders(root: Path, option: str) -> list[tuple[Path, Path]]:
+    """The ``(A, B)`` folders of the ``geogan tile --pair`` outputs under ``root``, if any.
+
+    Images under ``root`` outside every scene are an error, as the folder is then
+    neither a set of scenes nor one of side-by-side images.
+    """
+    scenes = _find_scenes(root)
+    if not scenes:
+        return []
+    outside = sorted(p for p in root.rglob("*")
+                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                     and not _hidden(p, root) and not any(s in p.parents for s in scenes))
+    if outside:
+        raise InputError(f"{option} {root} holds {len(scenes)} scene folders with A/ and B/ "
+                         f"({scenes[0].relative_to(root)}, ...) and {len(outside)} images "
+                         f"outside them (first: {outside[0]}); move those images out, or give "
+                         "the scene folders with `a`")
+    log.info("%s %s: %d scenes of A/B pairs (%s)", option, root, len(scenes),
+             ", ".join(s.relative_to(root).as_posix() for s in scenes))
+    return [(s / "A", s / "B") for s in scenes]
+
+
+def _pix2pix_sources(folders_a: list[Path],
+                     folders_b: list[Path]) -> tuple[str, list[tuple[Path, Path]]]:
+    """pix2pix's layout and its ``(A folder, B folder)`` pairs (side by side: one folder twice).
+
+    Without ``b``, each ``a`` folder is a ``geogan tile --pair`` output (``A/``, ``B/``),
+    a folder of such outputs (scenes), or a folder of side-by-side A|B images; with
+    ``b``, the i-th ``a`` folder pairs with the i-th ``b`` folder.
+    """
+    if folders_b:
+        if len(folders_b) != len(folders_a):
+            raise InputError(f"`a` gives {len(folders_a)} chip folders and `b` "
+                             f"{len(folders_b)}; pix2pix pairs the chips of the i-th folder "
+                             "of `a` with those of the i-th of `b`")
+        return "paired", list(zip(folders_a, folders_b, strict=True))
+    paired: list[tuple[Path, Path]] = []
+    side: list[Path] = []
+    for folder in folders_a:
+        direct = _paired_layout(folder) if folder.is_dir() else None
+        scenes = [direct] if direct else (_scene_folders(folder, "--a") if folder.is_dir()
+                                          else [])
+        if scenes:
+            paired.extend(scenes)
+        else:
+            side.append(folder)
+    if paired and side:
+        raise InputError(f"--a {side[0]} holds side-by-side A|B images but "
+                         f"{paired[0][0].parent} holds A/ and B/ pairs; train on one kind")
+    if paired:
+        return "paired", paired
+    return "side_by_side", [(f, f) for f in side]
+
+
+def _common_folder(folders: Sequence[Path]) -> Path:
+    try:
+        return Path(os.path.commonpath([str(f) for f in folders]))
+    except ValueError:  # relative and absolute paths mixed
+        return folders[0]
+
+
+def _default_name(folders: Sequence[Path], fallback: str) -> str:
+    names = {f.name for f in folders}
+    return names.pop() if len(names) == 1 else fallback
+
+
+def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[Path] | None,
+                       crop: int, *, augment: bool = True, name_a: str | None = None,
                        name_b: str | None = None,
                        norms: tuple[BandNorm, BandNorm] | None = None,
-                       cache_mb: float = DEFAULT_CACHE_MB) -> TrainingData:
+                       cache_mb: float = DEFAULT_CACHE_MB,
+                       direction: str = DIRECTIONS[0]) -> TrainingData:
     """Find, check and describe the training chips of ``model`` ("cyclegan" or "pix2pix").
 
-    ``norms`` (when resuming) replaces the statistics with those the run started with
-    and checks the chips still match them. Raises :class:`InputError` naming the
-    file or folder at fault.
+    pix2pix takes several folders (``a`` alone, or ``a`` and ``b`` folder by folder);
+    ``direction`` "BtoA" swaps its domains, so the model translates B to A. ``norms``
+    (when resuming) replaces the statistics with those the run started with and
+    checks the chips still match them. Raises :class:`InputError` naming the file or
+    folder at fault.
     """
-    a = _train_split(Path(a), "--a")
-    b = _train_split(Path(b), "--b") if b is not None else None
+    folders_a = [_train_split(f, "--a") for f in _paths(a)]
+    folders_b = [_train_split(f, "--b") for f in _paths(b)]
+    if not folders_a:
+        raise InputError("`a` is required: a folder of chips")
     if crop < 1:
         raise InputError(f"`crop` must be positive, got {crop}")
+    if direction not in DIRECTIONS:
+        raise InputError(f"unknown `direction` {direction!r}; choose {' or '.join(DIRECTIONS)}")
     if model == "cyclegan":
-        if b is None:
+        if direction != DIRECTIONS[0]:
+            raise InputError(f"`direction` {direction} needs paired data (`model` pix2pix); "
+                             "swap `a` and `b` to train the other way")
+        if not folders_b:
             raise InputError("CycleGAN needs two folders: pass `a` FOLDER_A `b` FOLDER_B")
-        for opt, folder in (("--a", a), ("--b", b)):
+        if len(folders_a) > 1 or len(folders_b) > 1:
+            raise InputError("CycleGAN reads one chip folder per domain; give one folder as "
+                             "`a` and one as `b`")
+        a_folder, b_folder = folders_a[0], folders_b[0]
+        for opt, folder in (("--a", a_folder), ("--b", b_folder)):
             if folder.is_dir() and _paired_layout(folder):
                 raise InputError(f"{opt} {folder} holds A/ and B/ subfolders; pass "
                                  f"`a` {folder / 'A'} `b` {folder / 'B'}")
+            if folder.is_dir() and _find_scenes(folder):
+                raise InputError(f"{opt} {folder} holds scene folders with A/ and B/ pairs; "
+                                 "train on them with `model` pix2pix, or give one domain's "
+                                 "chips to each of `a` and `b`")
             if folder.is_dir() and (folder / "trainA").is_dir():
                 raise InputError(f"{opt} {folder} holds trainA/ and trainB/ subfolders; pass "
                                  f"`a` {folder / 'trainA'} `b` {folder / 'trainB'}")
         layout = "unpaired"
-        a_files, b_files = list_images(a, "--a"), list_images(b, "--b")
-        a_folder, b_folder = a, b
+        a_files, b_files = list_images(a_folder, "--a"), list_images(b_folder, "--b")
+        sources = [(a_folder, b_folder)]
     elif model == "pix2pix":
-        if b is None and a.is_dir() and _paired_layout(a):
-            a_folder, b_folder = _paired_layout(a)  # type: ignore[misc]
-            layout = "paired"
-        elif b is None:
-            a_folder = b_folder = a
-            layout = "side_by_side"
-        else:
-            a_folder, b_folder = a, b
-            layout = "paired"
-        a_files = list_images(a_folder, "--a")
-        if layout == "paired":
-            a_files, b_files = _pair_files(a_folder, a_files, b_folder,
-                                           list_images(b_folder, "--b"))
-        else:
+        layout, sources = _pix2pix_sources(folders_a, folders_b)
+        a_files, b_files = [], []
+        for a_folder, b_folder in sources:  # pairs are matched within each source
+            files = list_images(a_folder, "--a")
+            if layout == "paired":
+                files, partners = _pair_files(a_folder, files, b_folder,
+                                              list_images(b_folder, "--b"))
+                b_files.extend(partners)
+            a_files.extend(files)
+        if layout == "side_by_side":
             b_files = a_files
     else:
         raise InputError(f"unknown `model` {model!r}; choose cyclegan or pix2pix")
 
     scan_a = _Scan(a_files)
     scan_b = scan_a if layout == "side_by_side" else _Scan(b_files)
+    opt_a, opt_b = "--a", "--a" if layout == "side_by_side" or not folders_b else "--b"
+    scan_a.harmonise_pictures(opt_a)
+    if scan_b is not scan_a:
+        scan_b.harmonise_pictures(opt_b)
     if layout == "paired":
         for ia, ib in zip(scan_a.infos, scan_b.infos, strict=True):
             if (ia.height, ia.width) != (ib.height, ib.width):
@@ -136,24 +250,36 @@ def open_training_data(model: str, a: Path, b: Path | None, crop: int, *,
     if _estimate_mb(all_infos) <= cache_mb:
         for info in all_infos:
             if info.path not in cache:
-                cache[info.path] = read_image(info.path)
+                cache[info.path] = read_image(info.path, info.bands)
     else:
         cache = {}
 
+    folder_a = _common_folder([s[0] for s in sources])
+    folder_b = _common_folder([s[1] for s in sources])
     half_a, half_b = ("left", "right") if layout == "side_by_side" else ("full", "full")
     if layout == "side_by_side":
-        default_a, default_b = f"{a.name} left", f"{a.name} right"
+        name = _default_name([s[0] for s in sources], "")
+        default_a, default_b = f"{name} left".strip(), f"{name} right".strip()
     else:
-        default_a, default_b = a_folder.name, b_folder.name
+        default_a = _default_name([s[0] for s in sources], "A")
+        default_b = _default_name([s[1] for s in sources], "B")
         if default_a == default_b:
             default_a, default_b = "A", "B"
-    dom_a = _make_domain(name_a or default_a, a_folder, scan_a, "--a", crop, half_a, cache,
+    if direction == "BtoA":  # the model translates B to A: B's chips are its domain A
+        half_a, half_b = half_b, half_a
+        default_a, default_b = default_b, default_a
+        folder_a, folder_b = folder_b, folder_a
+        opt_a, opt_b = opt_b, opt_a
+        if scan_b is not scan_a:
+            scan_a, scan_b = scan_b, scan_a
+    dom_a = _make_domain(name_a or default_a, folder_a, scan_a, opt_a, crop, half_a, cache,
                          norms[0] if norms else None)
-    dom_b = _make_domain(name_b or default_b, b_folder, scan_b, "--b", crop, half_b, cache,
+    dom_b = _make_domain(name_b or default_b, folder_b, scan_b, opt_b, crop, half_b, cache,
                          norms[1] if norms else None)
     dataset = ChipDataset(dom_a, dom_b, crop, layout, augment, cache)
-    log.info("training data: %d chips of %s (%d bands %s), %d of %s (%d bands %s), %s%s",
+    log.info("training data: %d chips of %s (%d bands %s), %d of %s (%d bands %s), %s%s%s",
              len(dom_a.files), dom_a.name, dom_a.bands, dom_a.dtype, len(dom_b.files),
              dom_b.name, dom_b.bands, dom_b.dtype, layout,
+             ", B to A" if direction == "BtoA" else "",
              ", cached in memory" if cache else "")
     return TrainingData(dataset, dom_a, dom_b, layout)

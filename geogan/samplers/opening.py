@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from geogan.datasets import DEFAULT_CACHE_MB, Domain, TrainingData, open_training_data
+from geogan.datasets import (
+    DEFAULT_CACHE_MB,
+    DIRECTIONS,
+    Domain,
+    TrainingData,
+    open_training_data,
+)
 from geogan.errors import InputError
 from geogan.normalize import BandNorm
 from geogan.samplers.config import WindowConfig
@@ -162,12 +168,14 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
 def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig | None = None,
                 augment: bool = True, name_a: str | None = None, name_b: str | None = None,
                 norms: tuple[BandNorm, BandNorm] | None = None,
-                cache_mb: float = DEFAULT_CACHE_MB, min_length: int = 1) -> TrainingData:
+                cache_mb: float = DEFAULT_CACHE_MB, min_length: int = 1,
+                direction: str = DIRECTIONS[0]) -> TrainingData:
     """Chips (folders, as :func:`geogan.datasets.open_training_data` reads them) or rasters.
 
     The rule: ``--a``/``--b`` given as one folder each are chip folders, read exactly as
-    before; files, globs, VRTs and ``@LIST`` files are rasters sampled in random windows
-    (:func:`open_raster_data`). Mixing a folder and rasters is an error.
+    before (pix2pix also takes several folders); files, globs, VRTs and ``@LIST`` files
+    are rasters sampled in random windows (:func:`open_raster_data`). Mixing a folder
+    and rasters is an error. ``direction`` "BtoA" (pix2pix chips) swaps the domains.
     """
     windows = windows or WindowConfig()
     ins_a, ins_b = as_inputs(a), as_inputs(b)
@@ -180,18 +188,20 @@ def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig 
                     and not any(ch in text for ch in "*?["):
                 raise InputError(f"{option} {p} does not exist; check the path")
     folders = [p for p in (*ins_a, *ins_b) if is_chip_folder(p)]
-    if folders and len(folders) == len(ins_a) + len(ins_b) and len(ins_a) == 1 \
-            and len(ins_b) <= 1:
+    if folders and len(folders) == len(ins_a) + len(ins_b):
         if not windows.is_default:
             raise InputError(f"{', '.join(windows.given())} apply to rasters; the chip folder "
                              f"{folders[0]} was filtered when it was tiled (pass rasters, or "
                              "drop those options)")
-        return open_training_data(model, ins_a[0], ins_b[0] if ins_b else None, crop,
-                                  augment=augment, name_a=name_a, name_b=name_b, norms=norms,
-                                  cache_mb=cache_mb)
+        return open_training_data(model, ins_a, ins_b or None, crop, augment=augment,
+                                  name_a=name_a, name_b=name_b, norms=norms,
+                                  cache_mb=cache_mb, direction=direction)
     if folders:
         raise InputError(f"{folders[0]} is a folder (read as chips) among other inputs; pass "
                          "either one chip folder per domain or rasters (files or globs such "
                          f"as {folders[0] / '*.tif'})")
+    if direction != DIRECTIONS[0]:
+        raise InputError(f"`direction` {direction} swaps the halves or folders of chip pairs; "
+                         "with rasters, give the B rasters as `a` and the A rasters as `b`")
     return open_raster_data(model, ins_a, ins_b, crop, windows, augment=augment,
                             name_a=name_a, name_b=name_b, norms=norms, min_length=min_length)

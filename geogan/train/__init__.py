@@ -117,7 +117,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
     data = open_inputs(DATA_LAYOUT[config.model], config.a, config.b, config.crop,
                        windows=config.windows, augment=config.augment, name_a=config.name_a,
                        name_b=config.name_b, norms=None if point is None else point.norms,
-                       cache_mb=config.cache_mb,
+                       cache_mb=config.cache_mb, direction=config.direction,
                        min_length=config.batch_size * dist_info.world_size)
     spe = steps_per_epoch(len(data.dataset), config.batch_size, dist_info.world_size)
     if spe == 0:

@@ -19,7 +19,7 @@ from geogan.models import (
     NORMS,
     UPSAMPLES,
 )
-from geogan.models.gan import DEFAULT_GENERATOR, GAN_MODELS, GANSettings
+from geogan.models.gan import DATA_LAYOUT, DEFAULT_GENERATOR, GAN_MODELS, GANSettings
 from geogan.samplers import WindowConfig, as_inputs
 from geogan.spec.options import TRAIN
 
@@ -42,6 +42,7 @@ class TrainConfig:
     b: Path | tuple[Path, ...] | None
     output: Path
     model: str = TRAIN.default_of("model")
+    direction: str = TRAIN.default_of("direction")
     epochs: int = TRAIN.default_of("epochs")
     max_steps: int | None = TRAIN.default_of("max_steps")
     batch_size: int = TRAIN.default_of("batch_size")
@@ -144,6 +145,14 @@ def validate_config(config: TrainConfig) -> None:
             ("precision", config.precision, PRECISIONS)):
         if value not in choices:
             raise InputError(f"unknown --{name} {value!r}; choose one of {', '.join(choices)}")
+    directions = TRAIN["direction"].choices
+    if config.direction not in directions:
+        raise InputError(f"unknown `direction` {config.direction!r}; choose one of "
+                         f"{', '.join(directions)}")
+    if config.direction != TRAIN.default_of("direction") \
+            and DATA_LAYOUT[config.model] != "pix2pix":
+        raise InputError(f"`direction` {config.direction} needs a paired model (`model` "
+                         f"pix2pix); to train {config.model} the other way, swap `a` and `b`")
     for name in ("epochs", "batch_size", "crop", "ngf", "ndf", "n_layers", "lr",
                  "log_every", "preview_every", "save_every", "nce_patches"):
         positive(name, getattr(config, name))
