@@ -153,3 +153,104 @@ def test_cli_trains_cut_with_resize_upsampling(tmp_path: Path, make_raster) -> N
     assert_clean_error(res, "--b")
     res = run_cli("--upsample", "nearest", "-o", "x")
     assert res.exit_code == 2 and "deconv" in res.output
+
+
+def _pairs(make_raster, root: str, names: tuple[str, ...] = ("c0", "c1"), bands_b: int = 3,
+           seed: int = 0) -> Path:
+    """A 'geogan tile --pair' output: root/A and root/B chips of equal names."""
+    for i, name in enumerate(names):
+        make_raster(f"{root}/A/{name}.tif", width=40, height=40, seed=seed + i)
+        path = make_raster(f"{root}/B/{name}.tif", width=40, height=40, count=bands_b,
+                           seed=seed + 50 + i)
+    return path.parents[1]
+
+
+def test_cli_pix2pix_direction_btoa(tmp_path: Path, make_raster) -> None:
+    pairs = _pairs(make_raster, "pairs", bands_b=1)  # A 3 bands, B 1 band: roles tell apart
+    out = tmp_path / "run"
+    res = run_cli("--model", "pix2pix", "--direction", "BtoA", "--a", str(pairs), "-o",
+                  str(out), "--max-steps", "2", *TINY)
+    assert res.exit_code == 0, res.output
+    meta = read_metadata(out)
+    assert meta["training"]["direction"] == "BtoA"
+    kwargs = meta["generators"]["a2b"]["kwargs"]
+    assert (kwargs["in_channels"], kwargs["out_channels"]) == (1, 3)  # B -> A
+    assert (meta["domains"]["a"]["name"], meta["domains"]["b"]["name"]) == ("B", "A")
+    # resuming keeps the direction (the stored statistics fit the swapped domains only)
+    res = run_cli("-o", str(out), "--resume", "--max-steps", "3")
+    assert res.exit_code == 0, res.output
+    meta = read_metadata(out)
+    assert (meta["step"], meta["training"]["direction"]) == (3, "BtoA")
+    forward = tmp_path / "fwd"
+    res = run_cli("--model", "pix2pix", "--a", str(pairs / "A"), "--b", str(pairs / "B"),
+                  "-o", str(forward), "--max-steps", "1", *TINY)
+    assert res.exit_code == 0, res.output
+    meta = read_metadata(forward)
+    assert meta["training"]["direction"] == "AtoB"
+    assert meta["generators"]["a2b"]["kwargs"]["in_channels"] == 3
+    res = run_cli("-o", str(forward), "--resume", "--direction", "BtoA")
+    assert_clean_error(res, "--direction BtoA differs from the run's AtoB")
+
+
+@pytest.mark.parametrize("case", ["cyclegan", "cut", "rasters"])
+def test_cli_direction_btoa_is_refused_where_it_cannot_apply(case: str, tmp_path: Path,
+                                                             make_raster) -> None:
+    a, b = chips(make_raster, "a"), chips(make_raster, "b", seed=5)
+    args = ["--model", case, "--a", str(a), "--b", str(b)]
+    expect = f"--direction BtoA needs a paired model (--model pix2pix); to train {case}"
+    if case == "rasters":
+        args = ["--model", "pix2pix", "--a", str(a / "c0.tif"), "--b", str(b / "c0.tif")]
+        expect = "--direction BtoA swaps the halves or folders of chip pairs; with rasters"
+    out = tmp_path / "run"
+    res = run_cli(*args, "--direction", "BtoA", "-o", str(out), "--max-steps", "1", *TINY)
+    assert_clean_error(res, expect)
+    assert not out.exists()
+
+
+def test_cli_trains_on_mixed_gray_rgb_rgba_pictures(tmp_path: Path, caplog) -> None:
+    import logging
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder, modes in (("trainA", ["RGB", "RGB", "L", "RGBA"]), ("trainB", ["L", "L", "RGB"])):
+        (tmp_path / folder).mkdir()
+        for i, mode in enumerate(modes):
+            shape = (36, 36) if mode == "L" else (36, 36, len(mode))
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(
+                tmp_path / folder / f"{i}.png")
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="geogan"):
+        res = CliRunner().invoke(main, ["-v", "--progress", "none", "train", "--a",
+                                        str(tmp_path / "trainA"), "--b",
+                                        str(tmp_path / "trainB"), "-o", str(out),
+                                        "--max-steps", "1", *TINY])
+    assert res.exit_code == 0, res.output
+    meta = read_metadata(out)
+    assert (meta["domains"]["a"]["bands"], meta["domains"]["b"]["bands"]) == (3, 1)
+    assert "converted 2 of 4 pictures of --a to RGB (1 grayscale, 1 RGBA)" in caplog.text
+    assert "converted 1 of 3 pictures of --b to grayscale (1 RGB)" in caplog.text
+
+
+def test_cli_pix2pix_trains_on_several_tile_pair_outputs(tmp_path: Path, make_raster,
+                                                         caplog) -> None:
+    import logging
+
+    s1 = _pairs(make_raster, "scenes/s1", ("c0", "c1"))  # the same chip names in each scene
+    s2 = _pairs(make_raster, "scenes/s2", ("c0", "c1", "c2"), seed=20)
+    runs = {"root": ["--a", str(tmp_path / "scenes")],
+            "folders": ["--a", str(s1), str(s2)],
+            "a_and_b": ["--a", str(s1 / "A"), str(s2 / "A"), "--b", str(s1 / "B"),
+                        str(s2 / "B")]}
+    for name, args in runs.items():
+        caplog.clear()
+        out = tmp_path / f"run_{name}"
+        with caplog.at_level(logging.INFO, logger="geogan"):
+            res = CliRunner().invoke(main, ["-v", "--progress", "none", "train", "--model",
+                                            "pix2pix", *args, "-o", str(out), "--max-steps",
+                                            "1", *TINY])
+        assert res.exit_code == 0, (name, res.output)
+        assert "training data: 5 chips of A (3 bands uint8), 5 of B" in caplog.text, name
+        assert "paired" in caplog.text and "side_by_side" not in caplog.text, name
+        assert read_metadata(out)["training"]["layout"] == "paired"
