@@ -90,20 +90,21 @@ def _paths(value: Path | Sequence[Path] | None) -> list[Path]:
     return [Path(v) for v in value]
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def _find_scenes(root: Path) -> list[Path]:
-    """Folders under ``root`` (not itself) with ``A/`` and ``B/`` sub-folders, not looked into."""
+def _find_scenes(root: Path) -> tuple[list[Path], list[Path]]:
+    """Folders under ``root`` (not itself) with ``A/`` and ``B/`` sub-folders, not looked
+    into, and the images outside them (hidden files and folders skipped)."""
     scenes: list[Path] = []
-    for dirpath, dirnames, _files in os.walk(root):
+    outside: list[Path] = []
+    for dirpath, dirnames, files in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if here != root and _paired_layout(here):
             scenes.append(here)
             dirnames[:] = []
-    return scenes
+            continue
+        outside.extend(here / f for f in sorted(files)
+                       if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES)
+    return scenes, outside
 
 
 def _scene_folders(root: Path, option: str) -> list[tuple[Path, Path]]:
@@ -112,12 +113,9 @@ def _scene_folders(root: Path, option: str) -> list[tuple[Path, Path]]:
     Images under ``root`` outside every scene are an error, as the folder is then
     neither a set of scenes nor one of side-by-side images.
     """
-    scenes = _find_scenes(root)
+    scenes, outside = _find_scenes(root)
     if not scenes:
         return []
-    outside = sorted(p for p in root.rglob("*")
-                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                     and not _hidden(p, root) and not any(s in p.parents for s in scenes))
     if outside:
         raise InputError(f"{option} {root} holds {len(scenes)} scene folders with A/ and B/ "
                          f"({scenes[0].relative_to(root)}, ...) and {len(outside)} images "
@@ -208,7 +206,7 @@ def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[
             if folder.is_dir() and _paired_layout(folder):
                 raise InputError(f"{opt} {folder} holds A/ and B/ subfolders; pass "
                                  f"`a` {folder / 'A'} `b` {folder / 'B'}")
-            if folder.is_dir() and _find_scenes(folder):
+            if folder.is_dir() and _find_scenes(folder)[0]:
                 raise InputError(f"{opt} {folder} holds scene folders with A/ and B/ pairs; "
                                  "train on them with `model` pix2pix, or give one domain's "
                                  "chips to each of `a` and `b`")
