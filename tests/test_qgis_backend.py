@@ -646,6 +646,17 @@ def test_train_job_arguments_round_trip_through_the_cli(tmp_path):
     assert not {"--model", "--crop", "--aoi", "--overwrite"} & set(job.args)
 
 
+def test_cli_args_pass_a_flag_only_when_it_differs_from_its_default(tmp_path):
+    pytest.importorskip("geogan.cli")
+    from geogan.spec.options import TRAIN
+
+    assert jobs.cli_args(TRAIN, {"augment": True, "compile": False, "overwrite": False}) == []
+    args = jobs.cli_args(TRAIN, {"augment": False, "compile": True, "overwrite": True})
+    assert args == ["--no-augment", "--compile", "--overwrite"]
+    params = _parsed(("train", "-o", str(tmp_path / "run"), *args))
+    assert (params["augment"], params["compile"], params["overwrite"]) == (False, True, True)
+
+
 def test_plugin_zip_holds_the_plugin(tmp_path):
     sys.path.insert(0, str(PLUGIN_DIR))
     import zipfile
