@@ -1,18 +1,69 @@
-"""Choosing the torch device from a ``--device`` option, for training and translation alike."""
+"""This process's place among torchrun's processes, and the torch device of a ``--device``
+option, for training and translation alike."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from geogan.errors import InputError
 
 
+@dataclass(frozen=True)
+class LaunchEnv:
+    """This process's place among the processes torchrun started (alone: rank 0 of 1)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether several processes share the work (``WORLD_SIZE`` > 1)."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+#: The variables torchrun sets, with the value each has when a process runs alone.
+LAUNCH_VARIABLES = {"RANK": 0, "WORLD_SIZE": 1, "LOCAL_RANK": 0}
+
+
+def launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv:
+    """``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as torchrun sets them (``os.environ``).
+
+    Unset variables take their values of a process running alone. A value that is
+    not an integer, ``WORLD_SIZE`` under 1, ``RANK`` outside ``0..WORLD_SIZE-1`` or
+    ``LOCAL_RANK`` outside ``0..WORLD_SIZE-1`` raises a one-line :class:`InputError`.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, int] = {}
+    for name, alone in LAUNCH_VARIABLES.items():
+        text = environ.get(name, "").strip()
+        try:
+            values[name] = int(text) if text else alone
+        except ValueError:
+            raise InputError(f"{name}={text!r} is not an integer; launch with torchrun, or "
+                             f"unset {name} to run one process") from None
+    rank, world, local = values["RANK"], values["WORLD_SIZE"], values["LOCAL_RANK"]
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"RANK={rank} does not fit WORLD_SIZE={world} (torchrun numbers the "
+                         "processes 0 to WORLD_SIZE-1); launch with torchrun")
+    if not 0 <= local < world:
+        raise InputError(f"LOCAL_RANK={local} does not fit WORLD_SIZE={world} (torchrun "
+                         "numbers the processes 0 to WORLD_SIZE-1); launch with torchrun")
+    return LaunchEnv(rank, world, local)
+
+
 def resolve_device(spec: str, local_rank: int | None = None) -> Any:
     """``auto`` -> CUDA when present, else CPU; returns a ``torch.device``.
 
-    ``cuda`` means ``cuda:LOCAL_RANK`` (``local_rank``, else the torchrun
-    environment variable, else 0). Asking for CUDA without a GPU, a GPU index
+    ``cuda`` means ``cuda:LOCAL_RANK`` (``local_rank``, else torchrun's, see
+    :func:`launch_env`). Asking for CUDA without a GPU, a GPU index
     that does not exist, or an unknown name raises :class:`InputError`.
     """
     import torch
@@ -28,8 +79,7 @@ def resolve_device(spec: str, local_rank: int | None = None) -> Any:
                              f"({torch.__version__}) sees no CUDA GPU; use `device` cpu "
                              "or install a CUDA build of torch")
         if spec == "cuda":
-            index = local_rank if local_rank is not None else int(
-                os.environ.get("LOCAL_RANK", "0"))
+            index = local_rank if local_rank is not None else launch_env().local_rank
         else:
             index = int(spec.split(":", 1)[1] or 0)
         if index >= torch.cuda.device_count():

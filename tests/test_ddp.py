@@ -69,3 +69,74 @@ def test_torchrun_trains_cut_with_every_weight_in_the_reduction(tmp_path: Path, 
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [1, 2, 3]
     assert all(float(r["NCE"]) > 0 for r in rows)
+
+
+# --------------------------------------------------------------------------- the launch environment
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, (0, 1, 0)),
+    ({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}, (0, 1, 0)),
+    ({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}, (3, 4, 1)),
+    ({"RANK": " 1 ", "WORLD_SIZE": "2"}, (1, 2, 0)),
+    ({"RANK": "", "WORLD_SIZE": "", "LOCAL_RANK": ""}, (0, 1, 0)),
+])
+def test_launch_env_reads_torchrun_variables(env: dict[str, str],
+                                             expected: tuple[int, int, int]) -> None:
+    from geogan.devices import launch_env
+
+    got = launch_env(env)
+    assert (got.rank, got.world_size, got.local_rank) == expected
+    assert got.enabled == (expected[1] > 1) and got.is_main == (expected[0] == 0)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x' is not an integer"),
+    ({"WORLD_SIZE": "2.5"}, "WORLD_SIZE='2.5' is not an integer"),
+    ({"LOCAL_RANK": "gpu0"}, "LOCAL_RANK='gpu0' is not an integer"),
+    ({"RANK": "2", "WORLD_SIZE": "2"}, "RANK=2 does not fit WORLD_SIZE=2"),
+    ({"RANK": "5", "WORLD_SIZE": "2"}, "RANK=5 does not fit WORLD_SIZE=2"),
+    ({"RANK": "1"}, "RANK=1 does not fit WORLD_SIZE=1"),
+    ({"RANK": "-1", "WORLD_SIZE": "2"}, "RANK=-1 does not fit WORLD_SIZE=2"),
+    ({"WORLD_SIZE": "0"}, "RANK=0 does not fit WORLD_SIZE=0"),
+    ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "2"}, "LOCAL_RANK=2 does not fit "
+                                                           "WORLD_SIZE=2"),
+    ({"LOCAL_RANK": "-1"}, "LOCAL_RANK=-1 does not fit WORLD_SIZE=1"),
+])
+def test_launch_env_refuses_bad_values_in_one_line(env: dict[str, str], message: str) -> None:
+    from geogan.devices import launch_env
+    from geogan.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        launch_env(env)
+    text = str(caught.value)
+    assert text.startswith(message) and "\n" not in text and "launch with torchrun" in text
+
+
+def test_translate_training_and_the_cli_share_the_launch_env(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from geogan.cli import main
+    from geogan.devices import LaunchEnv
+    from geogan.errors import InputError
+    from geogan.train import DistInfo, TrainConfig, train
+    from geogan.translate import rank_share
+
+    assert DistInfo is LaunchEnv
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "2")
+    assert rank_share() == (2, 3)
+    monkeypatch.setenv("RANK", "3")
+    with pytest.raises(InputError, match="RANK=3 does not fit WORLD_SIZE=3"):
+        rank_share()
+    # training checks the same variables first, before it looks at the data or the run folder
+    with pytest.raises(InputError, match="RANK=3 does not fit WORLD_SIZE=3"):
+        train(TrainConfig(a=tmp_path / "a", b=tmp_path / "b", output=tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    # the CLI reports it in one line before it opens anything
+    monkeypatch.setenv("RANK", "one")
+    result = CliRunner().invoke(main, ["--progress", "none", "translate", str(tmp_path / "c"),
+                                       str(tmp_path / "in.tif"), "-o", str(tmp_path / "o")])
+    assert result.exit_code != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: RANK='one' is not an integer"), lines

@@ -593,6 +593,70 @@ def test_train_job_from_rasters_in_process_and_as_arguments(make_raster, tmp_pat
     assert Path(state["config"]["windows"]["aoi"]) == aoi.absolute()
 
 
+def _parsed(args: tuple[str, ...]) -> dict:
+    """What geogan's own command line makes of a job's arguments (nothing runs)."""
+    import click
+
+    from geogan.cli import main
+
+    command = main.get_command(click.Context(main), args[0])
+    with command.make_context(args[0], list(args[1:])) as ctx:
+        return dict(ctx.params)
+
+
+def test_tile_job_arguments_round_trip_through_the_cli(tmp_path):
+    pytest.importorskip("geogan.cli")
+    from geogan.spec.options import TILE
+
+    src, out, aoi = tmp_path / "in.tif", tmp_path / "chips", tmp_path / "aoi.gpkg"
+    given = {"size": 64, "overlap": 8, "aoi": aoi, "max_nodata": 0.25, "min_std": 1.5,
+             "overwrite": True, "bands": (3, 2, 1)}
+    params = _parsed(jobs.tile_job(src, out, **given).args)
+    assert params["inputs"] == (str(src),) and params["outdir"] == out
+    assert {k: params[k] for k in given} == given
+    # left at their defaults, the job's options parse to the command's defaults
+    params = _parsed(jobs.tile_job(src, out).args)
+    assert {k: params[k] for k in given} == {k: TILE.default_of(k) for k in given}
+
+
+def test_train_job_arguments_round_trip_through_the_cli(tmp_path):
+    pytest.importorskip("geogan.cli")
+    from geogan.spec.options import TRAIN
+
+    a, b, run = [tmp_path / "a1.tif", tmp_path / "a2.tif"], tmp_path / "B", tmp_path / "run"
+    given = {"model": "cut", "epochs": 3, "max_steps": 40, "batch_size": 2, "crop": 64,
+             "generator": "resnet_6blocks", "ngf": 16, "lr": 1e-4, "device": "cpu",
+             "overwrite": True, "aoi": tmp_path / "aoi.gpkg", "max_nodata": 0.1,
+             "min_std": 2.0, "upsample": "deconv"}
+    params = _parsed(jobs.train_job(a, b, run, **given).args)
+    assert params["a"] == tuple(str(p) for p in a) and params["b"] == (str(b),)
+    assert params["output"] == run and params["resume"] is False
+    assert {k: params[k] for k in given} == given
+    defaults = _parsed(jobs.train_job(tmp_path / "A", b, run).args)
+    assert {k: defaults[k] for k in given} == {k: TRAIN.default_of(k) for k in given}
+    # on resume only the data, the length and the device are passed: the rest is the run's
+    job = jobs.train_job(None, None, run, resume=True, **given)
+    params = _parsed(job.args)
+    assert params["resume"] is True and params["a"] == () and params["b"] == ()
+    passed = {"epochs", "max_steps", "device"}
+    assert {k: params[k] for k in passed} == {k: given[k] for k in passed}
+    assert {k: params[k] for k in set(given) - passed} == {
+        k: TRAIN.default_of(k) for k in set(given) - passed}
+    assert set(job.args) >= {"--resume", "--epochs", "--max-steps", "--device"}
+    assert not {"--model", "--crop", "--aoi", "--overwrite"} & set(job.args)
+
+
+def test_cli_args_pass_a_flag_only_when_it_differs_from_its_default(tmp_path):
+    pytest.importorskip("geogan.cli")
+    from geogan.spec.options import TRAIN
+
+    assert jobs.cli_args(TRAIN, {"augment": True, "compile": False, "overwrite": False}) == []
+    args = jobs.cli_args(TRAIN, {"augment": False, "compile": True, "overwrite": True})
+    assert args == ["--no-augment", "--compile", "--overwrite"]
+    params = _parsed(("train", "-o", str(tmp_path / "run"), *args))
+    assert (params["augment"], params["compile"], params["overwrite"]) == (False, True, True)
+
+
 def test_plugin_zip_holds_the_plugin(tmp_path):
     sys.path.insert(0, str(PLUGIN_DIR))
     import zipfile

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +28,15 @@ def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: A
     shared out across the GPUs.
     """
     from geogan.cli._progress import reporter
+    from geogan.devices import launch_env
     from geogan.translate import TranslateConfig, translate_files
 
     values = config_values(TRANSLATE, params, TranslateConfig)
     if values.get("stats") is not None:
         values["stats"] = str(values["stats"])
     config = TranslateConfig(**values, creation_options=params["creation_options"])
-    desc = "translate"
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        desc = f"translate (rank {os.environ.get('RANK', '0')})"
+    launch = launch_env()
+    desc = f"translate (rank {launch.rank})" if launch.enabled else "translate"
     with reporter(desc, unit="Mpx") as rep:
         paths = translate_files(checkpoint, with_listed(inputs, params["files_from"]), output,
                                 config, progress=rep, direction=params["direction"])

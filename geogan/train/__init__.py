@@ -40,7 +40,7 @@ from torch import nn
 
 from geogan.checkpoint import RUN_CHECKPOINT_NAME
 from geogan.datasets import EpochSampler, TrainingData, seed_for, steps_per_epoch
-from geogan.devices import resolve_device
+from geogan.devices import launch_env, resolve_device
 from geogan.errors import InputError
 from geogan.fileio import check_free_space
 from geogan.models.gan import DATA_LAYOUT, GAN_MODELS, GANModel
@@ -99,7 +99,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     is created. To continue a run, pass ``resume_config(run_dir)`` (or a config
     with ``resume=True``, whose run-defining fields are taken from the run).
     """
-    dist_info = DistInfo.from_env()
+    dist_info = launch_env()
     validate_config(config)
     check_run_dir(config)
     if config.resume:

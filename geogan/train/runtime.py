@@ -5,43 +5,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from geogan.devices import LaunchEnv
 from geogan.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DistInfo:
-    """This process's place among the torchrun processes (1 process: rank 0 of 1)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> DistInfo:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
-                   world)
+#: This process's place among the torchrun processes (:func:`geogan.devices.launch_env`).
+DistInfo = LaunchEnv
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from geogan.devices import launch_env
 from geogan.errors import InputError, OutputError
 from geogan.fileio import check_output_file, is_complete_raster
 from geogan.normstats import stats_path_for
@@ -59,15 +60,9 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
 
 
 def rank_share() -> tuple[int, int]:
-    """``(rank, world_size)`` from torchrun's RANK/WORLD_SIZE variables (``(0, 1)`` alone)."""
-    try:
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError as exc:
-        raise InputError(f"RANK/WORLD_SIZE must be integers ({exc}); launch with torchrun") from exc
-    if world < 1 or not 0 <= rank < world:
-        raise InputError(f"RANK={rank} does not fit WORLD_SIZE={world}; launch with torchrun")
-    return rank, world
+    """``(rank, world_size)`` of this process under torchrun (``(0, 1)`` alone)."""
+    env = launch_env()
+    return env.rank, env.world_size
 
 
 def files_to_translate(mine: Sequence[tuple[Path, Path]],

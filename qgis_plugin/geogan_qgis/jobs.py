@@ -30,6 +30,8 @@ GENERATORS = choices.GENERATORS
 NORMS = choices.NORM_MODES
 RUN_CHECKPOINT_NAME = names.RUN_CHECKPOINT_NAME
 INDEX_NAME = names.INDEX_NAME
+#: The train options of the random windows read from rasters (``TrainConfig.windows``).
+_WINDOW_OPTIONS = ("aoi", "max_nodata", "min_std")
 #: Seconds a cancelled training run may take to save its checkpoint before it is killed.
 TRAIN_STOP_GRACE_S = 60.0
 
@@ -120,14 +122,23 @@ def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
 # -- jobs ---------------------------------------------------------------------------------------
 
 def cli_args(command: Command, values: dict[str, Any]) -> list[str]:
-    """Command-line arguments for option ``values`` (library names), spelled by the spec."""
+    """Command-line arguments for option ``values`` (library names), spelled by the spec.
+
+    None and ``()`` are left out (the command's default); a flag is passed when its value
+    differs from its default (``--overwrite``, ``--no-augment``, ``--no-compile``).
+    """
     args: list[str] = []
     for name, value in values.items():
         opt = command[name]
-        if value is None or (opt.kind == "flag" and not value) or value == ():
+        if value is None or value == ():
             continue
         if opt.kind == "flag":
-            args.append(opt.cli_flag)
+            if bool(value) == bool(opt.default):
+                continue
+            if opt.negatable and not value:
+                args.append("--no-" + opt.cli_flag[2:])
+            else:
+                args.append(opt.cli_flag)
         elif opt.kind == "bands":
             args += [opt.cli_flag, ",".join(str(b) for b in value)]
         elif opt.kind == "float":
@@ -175,22 +186,15 @@ def tile_job(source: Path, outdir: Path, *, size: int = TILE.default_of("size"),
              min_std: float = TILE.default_of("min_std"),
              overwrite: bool = False, bands: tuple[int, ...] | None = None) -> Job:
     """Cut ``source`` into chips in ``outdir`` with ``outdir/index.gpkg``; ``bands``: which."""
-    args = ["tile", str(source), "-o", str(outdir), "--size", str(size),
-            "--overlap", str(overlap), "--max-nodata", repr(float(max_nodata)),
-            "--min-std", repr(float(min_std))]
-    if aoi is not None:
-        args += ["--aoi", str(aoi)]
-    if bands:
-        args += ["--bands", ",".join(str(b) for b in bands)]
-    if overwrite:
-        args.append("--overwrite")
+    values = {"size": size, "overlap": overlap, "max_nodata": max_nodata, "min_std": min_std,
+              "aoi": aoi, "bands": bands or None, "overwrite": overwrite}
+    args = ["tile", str(source), "-o", str(outdir), *cli_args(TILE, values)]
 
     def run(progress: Progress, cancel: Cancel) -> Any:
         from geogan.tiling import TileConfig, tile_rasters
 
-        config = TileConfig(size=size, overlap=overlap, aoi=aoi, max_nodata=max_nodata,
-                            min_std=min_std, overwrite=overwrite, bands=bands or None)
-        return tile_rasters([source], outdir, config, progress=progress, cancel=cancel)
+        return tile_rasters([source], outdir, TileConfig(**values), progress=progress,
+                            cancel=cancel)
 
     return Job(tuple(args), (Path(outdir),), run, desc="tiling")
 
@@ -224,49 +228,36 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
     resumed).
     """
     a_in, b_in = _train_inputs(a), _train_inputs(b)
+    # on resume only the data, the length of the run and the device
+    values: dict[str, Any] = {"epochs": epochs, "device": device, "max_steps": max_steps or None}
+    if resume:
+        values["resume"] = True
+    else:
+        values.update(model=model, batch_size=batch_size, crop=crop, ngf=ngf, lr=lr,
+                      upsample=upsample, generator=generator or None, aoi=aoi,
+                      max_nodata=max_nodata, min_std=min_std, overwrite=overwrite)
     args = ["train", "-o", str(run_dir)]
     if a_in is not None:
         args += ["--a", *(str(p) for p in _as_tuple(a_in))]
     if b_in is not None:
         args += ["--b", *(str(p) for p in _as_tuple(b_in))]
-    args += ["--epochs", str(epochs), "--device", device]
-    if max_steps:
-        args += ["--max-steps", str(max_steps)]
-    if resume:
-        args.append("--resume")
-    else:
-        args += ["--model", model, "--batch-size", str(batch_size), "--crop", str(crop),
-                 "--ngf", str(ngf), "--lr", repr(float(lr)), "--upsample", upsample]
-        if generator:
-            args += ["--generator", generator]
-        if aoi is not None:
-            args += ["--aoi", str(aoi)]
-        if max_nodata:
-            args += ["--max-nodata", repr(float(max_nodata))]
-        if min_std:
-            args += ["--min-std", repr(float(min_std))]
-        if overwrite:
-            args.append("--overwrite")
+    args += cli_args(TRAIN, values)
 
     def run(progress: Progress, cancel: Cancel) -> Any:
         from geogan.samplers import WindowConfig
         from geogan.train import TrainConfig, resume_config, train
 
+        options = {k: v for k, v in values.items() if k != "resume"}
         if resume:
-            overrides: dict[str, Any] = {"epochs": epochs, "device": device}
+            overrides = {k: v for k, v in options.items() if v is not None}
             if a_in is not None:
                 overrides["a"] = a_in
             if b_in is not None:
                 overrides["b"] = b_in
-            if max_steps:
-                overrides["max_steps"] = max_steps
             config = resume_config(run_dir, **overrides)
         else:
-            windows = WindowConfig(aoi=aoi, max_nodata=max_nodata, min_std=min_std)
-            config = TrainConfig(a=a_in, b=b_in, output=run_dir, model=model, epochs=epochs,
-                                 max_steps=max_steps or None, batch_size=batch_size, crop=crop,
-                                 generator=generator or None, ngf=ngf, lr=lr, device=device,
-                                 overwrite=overwrite, windows=windows, upsample=upsample)
+            windows = WindowConfig(**{k: options.pop(k) for k in _WINDOW_OPTIONS})
+            config = TrainConfig(a=a_in, b=b_in, output=run_dir, windows=windows, **options)
         return train(config, progress=progress, cancel=cancel)
 
     return Job(tuple(args), (Path(run_dir), Path(run_dir) / RUN_CHECKPOINT_NAME), run,

@@ -19,8 +19,14 @@ from qgis.core import (
 
 from .algorithm import GeoganAlgorithm, as_path
 from .jobs import INDEX_NAME, parse_bands, tile_job
-from .params import parameter
+from .params import option_value, parameter
 from .spec.options import TILE
+
+#: The tile options the dialog shows, in order (their parameters come from the spec); the
+#: area of interest, a polygon layer, comes after the first three.
+SHOWN = ("size", "overlap", "bands", "max_nodata", "min_std", "overwrite")
+#: Those of SHOWN under the dialog's "Advanced" heading.
+ADVANCED = ("max_nodata", "min_std")
 
 
 class TileRasterAlgorithm(GeoganAlgorithm):
@@ -57,14 +63,13 @@ class TileRasterAlgorithm(GeoganAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT, self.tr("Input raster")))
-        for name in ("size", "overlap", "bands"):
+        for name in SHOWN[:3]:
             self.addParameter(parameter(TILE[name]))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr(TILE["aoi"].label), [QgsProcessing.TypeVectorPolygon],
             optional=True))
-        for name in ("max_nodata", "min_std"):
-            self.addParameter(parameter(TILE[name], advanced=True))
-        self.addParameter(parameter(TILE["overwrite"]))
+        for name in SHOWN[3:]:
+            self.addParameter(parameter(TILE[name], advanced=name in ADVANCED))
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT, self.tr("Chip folder")))
         self.addOutput(QgsProcessingOutputVectorLayer(
@@ -82,15 +87,9 @@ class TileRasterAlgorithm(GeoganAlgorithm):
                 feedback)
             aoi = as_path(aoi_path) if aoi_path else None
         outdir = as_path(self.parameterAsString(parameters, self.OUTPUT, context))
-        job = tile_job(as_path(source), outdir,
-                       size=self.parameterAsInt(parameters, self.SIZE, context),
-                       overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
-                       aoi=aoi,
-                       max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
-                       min_std=self.parameterAsDouble(parameters, self.MIN_STD, context),
-                       overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
-                       bands=self.checked(parse_bands, self.parameterAsString(
-                           parameters, self.BANDS, context)))
+        values = {name: option_value(self, parameters, TILE[name], context) for name in SHOWN}
+        values["bands"] = self.checked(parse_bands, values["bands"])
+        job = tile_job(as_path(source), outdir, aoi=aoi, **values)
         result = self.run_job(job, feedback)
         index = outdir / INDEX_NAME
         chips = getattr(result, "chips", None)

@@ -19,8 +19,14 @@ from qgis.core import (
 
 from .algorithm import GeoganAlgorithm, as_path
 from .jobs import RUN_CHECKPOINT_NAME, train_job
-from .params import choice_value, number_value, parameter
+from .params import option_value, parameter
 from .spec.options import TRAIN
+
+#: The train options the dialog shows, in order (their parameters come from the spec).
+SHOWN = ("model", "epochs", "batch_size", "crop", "device", "resume", "overwrite",
+         "max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std")
+#: Those of SHOWN under the dialog's "Advanced" heading.
+ADVANCED = ("max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std")
 
 
 class TrainAlgorithm(GeoganAlgorithm):
@@ -90,10 +96,8 @@ class TrainAlgorithm(GeoganAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr(TRAIN["aoi"].label),
             [QgsProcessing.TypeVectorPolygon], optional=True))
-        for name in ("model", "epochs", "batch_size", "crop", "device", "resume", "overwrite"):
-            self.addParameter(parameter(TRAIN[name]))
-        for name in ("max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std"):
-            self.addParameter(parameter(TRAIN[name], advanced=True))
+        for name in SHOWN:
+            self.addParameter(parameter(TRAIN[name], advanced=name in ADVANCED))
         self.addParameter(QgsProcessingParameterFolderDestination(
             self.OUTPUT, self.tr("Run folder")))
         self.addOutput(QgsProcessingOutputFile(self.CHECKPOINT, self.tr("Checkpoint")))
@@ -102,8 +106,8 @@ class TrainAlgorithm(GeoganAlgorithm):
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
         run_dir = as_path(self.parameterAsString(parameters, self.OUTPUT, context))
         a, b = self._domain(parameters, context, "A"), self._domain(parameters, context, "B")
-        resume = self.parameterAsBoolean(parameters, self.RESUME, context)
-        if a is None and not resume:
+        values = {name: option_value(self, parameters, TRAIN[name], context) for name in SHOWN}
+        if a is None and not values["resume"]:
             raise QgsProcessingException("domain A: choose its rasters or its chip folder")
         aoi = None
         if parameters.get(self.AOI) is not None:
@@ -111,25 +115,7 @@ class TrainAlgorithm(GeoganAlgorithm):
                 parameters, self.AOI, context, ["gpkg", "shp", "geojson", "fgb"], "gpkg",
                 feedback)
             aoi = as_path(aoi_path) if aoi_path else None
-        job = train_job(
-            a,  # None when resuming: the run's stored data
-            b,
-            run_dir,
-            model=choice_value(self, parameters, TRAIN["model"]),
-            epochs=self.parameterAsInt(parameters, self.EPOCHS, context),
-            max_steps=number_value(self, parameters, TRAIN["max_steps"], context),
-            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            crop=self.parameterAsInt(parameters, self.CROP, context),
-            generator=choice_value(self, parameters, TRAIN["generator"]),
-            ngf=self.parameterAsInt(parameters, self.NGF, context),
-            upsample=choice_value(self, parameters, TRAIN["upsample"]),
-            lr=self.parameterAsDouble(parameters, self.LR, context),
-            device=choice_value(self, parameters, TRAIN["device"]),
-            resume=resume,
-            overwrite=self.parameterAsBoolean(parameters, self.OVERWRITE, context),
-            aoi=aoi,
-            max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
-            min_std=self.parameterAsDouble(parameters, self.MIN_STD, context))
+        job = train_job(a, b, run_dir, aoi=aoi, **values)  # a, b None: the run's stored data
         result = self.run_job(job, feedback)
         checkpoint = str(result) if result is not None else str(run_dir / RUN_CHECKPOINT_NAME)
         feedback.pushInfo(f"checkpoint: {checkpoint}")

@@ -1,0 +1,56 @@
+"""Safe output handling: never overwrite without permission, never leave half-written files.
+
+What geogan promises about a user's files, and where each promise is kept:
+
+- :mod:`.atomic`: every output is written to a hidden temporary beside it
+  (:func:`temp_path`) and renamed onto its name only once it was written, closed and
+  checked without error (:func:`atomic_output`, :func:`atomic_directory`); a failed write
+  removes the temporary and the previous output stays as it was. Temporaries of a process
+  that died (``kill -9``, power cut) are removed by the next run over the same output
+  (:func:`remove_leftovers`); they carry the writer's process id, so a running job's are
+  never touched.
+- :mod:`.errors`: a failed write raises :class:`~geogan.errors.OutputError` naming the
+  file and the cause (:func:`write_error`); GDAL reports some write failures (a full disk
+  while flushing its cache) only as error messages, which :func:`gdal_errors` turns into
+  an error; free space is checked before large outputs (:func:`check_free_space`).
+- :mod:`.overwrite`: ``--overwrite`` replaces a file that exists (:func:`check_output_file`)
+  and a folder only if geogan made it: it carries geogan's marker and holds nothing but
+  geogan's own files (:class:`FolderKind`, :func:`check_replaceable`). An input inside the
+  output is always refused.
+- :mod:`.faults`: the hook tests use to kill a process at each write boundary.
+
+Everything is imported from here: ``from geogan.fileio import atomic_output``.
+"""
+
+from geogan.fileio.atomic import (
+    atomic_directory,
+    atomic_output,
+    current_umask,
+    fsync_path,
+    remove_leftovers,
+    temp_path,
+)
+from geogan.fileio.errors import (
+    check_free_space,
+    format_bytes,
+    free_bytes,
+    gdal_errors,
+    is_complete_raster,
+    verify_raster,
+    write_error,
+)
+from geogan.fileio.faults import fault_point, set_fault_hook
+from geogan.fileio.overwrite import (
+    FolderKind,
+    check_inputs_outside,
+    check_output_file,
+    check_replaceable,
+)
+
+__all__ = [
+    "FolderKind", "atomic_directory", "atomic_output", "check_free_space",
+    "check_inputs_outside", "check_output_file", "check_replaceable", "current_umask",
+    "fault_point", "format_bytes", "free_bytes", "fsync_path", "gdal_errors",
+    "is_complete_raster", "remove_leftovers", "set_fault_hook", "temp_path", "verify_raster",
+    "write_error",
+]

@@ -1,0 +1,111 @@
+"""What ``--overwrite`` may replace, checked before anything is written.
+
+- A file output that exists needs ``overwrite``, and its folder must be writable
+  (:func:`check_output_file`).
+- ``--overwrite`` replaces a folder only if geogan made it: it carries geogan's marker and
+  holds nothing but geogan's own files (:class:`FolderKind`, :func:`check_replaceable`).
+  An input inside the output, and the current folder, are always refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from geogan.errors import InputError, OutputError
+from geogan.spec import names
+
+#: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
+_TEMP_RE = names.TEMP_RE
+
+
+def check_output_file(path: Path, overwrite: bool) -> None:
+    """Fail early if ``path`` exists without ``overwrite`` or its folder cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name for the output")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path} already exists; pass `overwrite` to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"{parent} is not a folder; choose another output path")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{probe} is not a folder; choose another output path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to folder {probe}; choose a writable output location")
+
+
+@dataclass(frozen=True)
+class FolderKind:
+    """A kind of folder geogan makes, and how to tell that one is geogan's own.
+
+    ``markers`` are relative paths of which at least one must be present; ``owned(rel)``
+    says whether a file (a relative POSIX path) is one geogan writes in such a folder.
+    """
+
+    label: str
+    markers: tuple[str, ...]
+    owned: Callable[[PurePosixPath], bool]
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    try:
+        c, f = child.resolve(), folder.resolve()
+    except OSError:
+        return False
+    return c == f or f in c.parents
+
+
+def check_inputs_outside(folder: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse an output folder that holds one of ``inputs`` (it would be replaced)."""
+    folder = Path(folder)
+    for p in inputs:
+        if _inside(Path(p), folder):
+            raise InputError(f"input {p} lies inside the output folder {folder}, which would "
+                              "be replaced; choose another output folder")
+
+
+def check_replaceable(folder: Path, kind: FolderKind, overwrite: bool,
+                      inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Fail unless ``folder`` may become a new ``kind`` folder.
+
+    A missing or empty folder is fine. A non-empty one needs ``overwrite``, geogan's
+    marker and nothing but files geogan writes there; the current folder (or one above
+    it) and a folder holding an input are always refused.
+    """
+    folder = Path(folder)
+    check_inputs_outside(folder, inputs)
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise OutputError(f"{folder} exists and is not a folder; choose another output folder")
+    try:
+        entries = sorted(p for p in folder.rglob("*") if not p.is_dir())
+        empty = not any(folder.iterdir())
+    except OSError as exc:
+        raise OutputError(f"cannot read folder {folder} ({exc.strerror}); choose another "
+                          "output folder") from exc
+    if empty:
+        return
+    if _inside(Path.cwd(), folder):
+        raise OutputError(f"{folder} is the current folder or holds it; geogan never replaces "
+                          "it, choose a new output folder")
+    if not overwrite:
+        raise OutputError(f"{folder} already exists and is not empty; pass `overwrite` to "
+                          "replace it")
+    rels = [PurePosixPath(p.relative_to(folder).as_posix()) for p in entries]
+    if not any((folder / m).exists() for m in kind.markers):
+        first = rels[0] if rels else next(iter(folder.iterdir())).name
+        raise OutputError(f"{folder} is not a geogan {kind.label} (it holds {first}); "
+                          "refusing to replace it even with `overwrite`, choose a new or "
+                          "empty folder")
+    for rel in rels:
+        if not kind.owned(rel) and not _TEMP_RE.match(rel.name):
+            raise OutputError(f"{folder} holds {rel}, which geogan did not write; refusing to "
+                              "replace it even with `overwrite`, move that file or choose "
+                              "another output folder")
