@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,9 @@ def command(**params: Any) -> None:
         config = TrainConfig(**values)
     with reporter("train", unit="step") as rep:
         path = train(config, progress=rep)
-    if os.environ.get("RANK", "0") == "0":  # one line, also under torchrun
+    from geogan.devices import launch_env
+
+    if launch_env().is_main:  # one line, also under torchrun
         from geogan.checkpoint import read_checkpoint_meta
 
         meta = read_checkpoint_meta(path)
