@@ -217,7 +217,8 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
               overwrite: bool = False, aoi: Path | None = None,
               max_nodata: float = TRAIN.default_of("max_nodata"),
               min_std: float = TRAIN.default_of("min_std"),
-              upsample: str = TRAIN.default_of("upsample")) -> Job:
+              upsample: str = TRAIN.default_of("upsample"),
+              direction: str = TRAIN.default_of("direction")) -> Job:
     """Train on chip folders or rasters ``a`` and ``b``; the checkpoint lands in ``run_dir``.
 
     ``a``/``b`` are one chip folder each, or raster files (one or several) that geogan
@@ -236,6 +237,8 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
         values.update(model=model, batch_size=batch_size, crop=crop, ngf=ngf, lr=lr,
                       upsample=upsample, generator=generator or None, aoi=aoi,
                       max_nodata=max_nodata, min_std=min_std, overwrite=overwrite)
+        if direction != TRAIN.default_of("direction"):  # pix2pix only
+            values["direction"] = direction
     args = ["train", "-o", str(run_dir)]
     if a_in is not None:
         args += ["--a", *(str(p) for p in _as_tuple(a_in))]

@@ -24,9 +24,11 @@ from .spec.options import TRAIN
 
 #: The train options the dialog shows, in order (their parameters come from the spec).
 SHOWN = ("model", "epochs", "batch_size", "crop", "device", "resume", "overwrite",
-         "max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std")
+         "max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std",
+         "direction")
 #: Those of SHOWN under the dialog's "Advanced" heading.
-ADVANCED = ("max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std")
+ADVANCED = ("max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std",
+            "direction")
 
 
 class TrainAlgorithm(GeoganAlgorithm):
