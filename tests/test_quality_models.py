@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import GEOGRAPHIC, PROJECTED
+from conftest import GEOGRAPHIC, PROJECTED, make_checkpoint
 from test_train import make_chips, read_csv
 
 from geogan.checkpoint import (
@@ -88,16 +88,18 @@ def test_resize_upsampling_paints_no_checkerboard_on_a_flat_image() -> None:
     assert energy["resize"] < 1e-4 * energy["deconv"], energy  # measured: about 5e-7 x
 
 
-def test_old_checkpoint_without_upsample_loads_as_deconv() -> None:
-    meta = read_metadata(PRETRAINED)
+def test_old_checkpoint_without_upsample_loads_as_deconv(tmp_path: Path) -> None:
+    # written as before the choice existed: no "upsample" among the generator's arguments
+    old = make_checkpoint(tmp_path / "old.safetensors", bands_a=4, bands_b=4, ngf=8, seed=3)
+    meta = read_metadata(old)
     spec = meta["generators"]["a2b"]
-    assert "upsample" not in spec["kwargs"]  # written before the choice existed
-    g = load_generator(PRETRAINED)
+    assert "upsample" not in spec["kwargs"]
+    g = load_generator(old)
     assert _count(g.module, torch.nn.ConvTranspose2d) == 2
     assert _count(g.module, ResizeConv2d) == 0
     # the same weights in an explicitly deconv network give the same output, bit for bit
     explicit = build_generator(spec["arch"], **spec["kwargs"], upsample="deconv").eval()
-    tensors, _ = load_checkpoint(PRETRAINED, prefix=spec["key"])
+    tensors, _ = load_checkpoint(old, prefix=spec["key"])
     explicit.load_state_dict({k[len(spec["key"]) + 1:]: v for k, v in tensors.items()})
     x = torch.rand(1, 4, 64, 64) * 2 - 1
     with torch.no_grad():
@@ -106,6 +108,14 @@ def test_old_checkpoint_without_upsample_loads_as_deconv() -> None:
     with pytest.raises(RuntimeError):
         build_generator(spec["arch"], **spec["kwargs"], upsample="resize").load_state_dict(
             {k[len(spec["key"]) + 1:]: v for k, v in tensors.items()})
+
+
+def test_the_shipped_model_has_no_transposed_convolution() -> None:
+    assert read_metadata(PRETRAINED)["generators"]["a2b"]["kwargs"]["upsample"] == "resize"
+    g = load_generator(PRETRAINED)
+    assert _count(g.module, torch.nn.ConvTranspose2d) == 0
+    assert _count(g.module, ResizeConv2d) == 2
+    assert PRETRAINED.stat().st_size < 10 * 2 ** 20
 
 
 def test_a_stored_run_config_without_upsample_resumes_as_deconv(tmp_path: Path) -> None:
