@@ -11,6 +11,8 @@ renders it in the CLI's words (``--tile must be ...``), which the CLI prints as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from geogan.spec import messages
 
 
@@ -78,3 +80,10 @@ def first_line(exc: BaseException) -> str:
         if cause and cause != type(inner).__name__:
             return cause
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def require_choice(name: str, value: object, choices: Iterable[str]) -> None:
+    """Refuse ``value`` of parameter ``name`` unless it is one of ``choices`` (one line)."""
+    names = list(choices)
+    if value not in names:
+        raise InputError(f"unknown `{name}` {value!r}; choose one of {', '.join(names)}")

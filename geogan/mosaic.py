@@ -30,7 +30,7 @@ from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from geogan.errors import InputError, first_line
+from geogan.errors import InputError, first_line, require_choice
 from geogan.fileio import check_free_space, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
@@ -84,12 +84,8 @@ class MosaicConfig:
     creation_options: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.blend not in BLENDS:
-            raise InputError(f"unknown `blend` {self.blend!r}; choose one of "
-                             f"{', '.join(BLENDS)}")
-        if self.compress not in COMPRESSIONS:
-            raise InputError(f"unknown `compress` {self.compress!r}; choose one of "
-                             f"{', '.join(COMPRESSIONS)}")
+        require_choice("blend", self.blend, BLENDS)
+        require_choice("compress", self.compress, COMPRESSIONS)
 
 
 @dataclass(frozen=True)

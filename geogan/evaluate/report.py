@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geogan.errors import InputError
+from geogan.errors import InputError, require_choice
 from geogan.metrics import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
 from geogan.spec.options import EVALUATE
 
@@ -67,9 +67,7 @@ class EvaluateConfig:
             raise InputError(f"`delta` must be positive, got {self.delta}")
         if self.data_range is not None and not self.data_range > 0:
             raise InputError(f"`data_range` must be positive, got {self.data_range}")
-        if self.resampling not in RESAMPLING:
-            raise InputError(f"unknown `resampling` {self.resampling!r}; choose one of "
-                             f"{', '.join(RESAMPLING)}")
+        require_choice("resampling", self.resampling, RESAMPLING)
         if self.block_size < 2 * SSIM_RADIUS + 1:
             raise InputError(f"block size must be at least {2 * SSIM_RADIUS + 1} pixels, "
                              f"got {self.block_size}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metadata
 from geogan.datasets import DEFAULT_CACHE_MB
-from geogan.errors import CheckpointError, InputError
+from geogan.errors import CheckpointError, InputError, require_choice
 from geogan.models import (
     DISCRIMINATORS,
     GAN_MODES,
@@ -134,21 +134,15 @@ def validate_config(config: TrainConfig) -> None:
         if value is None or value <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
-    if config.model not in GAN_MODELS:
-        raise InputError(f"unknown `model` {config.model!r}; choose one of "
-                         f"{', '.join(GAN_MODELS)}")
+    require_choice("model", config.model, GAN_MODELS)
     for name, value, choices in (
             ("generator", config.generator or DEFAULT_GENERATOR[config.model], GENERATORS),
             ("discriminator", config.discriminator, DISCRIMINATORS),
-            ("norm", config.norm, NORMS), ("gan-mode", config.gan_mode, GAN_MODES),
+            ("norm", config.norm, NORMS), ("gan_mode", config.gan_mode, GAN_MODES),
             ("upsample", config.upsample, UPSAMPLES),
-            ("precision", config.precision, PRECISIONS)):
-        if value not in choices:
-            raise InputError(f"unknown --{name} {value!r}; choose one of {', '.join(choices)}")
-    directions = TRAIN["direction"].choices
-    if config.direction not in directions:
-        raise InputError(f"unknown `direction` {config.direction!r}; choose one of "
-                         f"{', '.join(directions)}")
+            ("precision", config.precision, PRECISIONS),
+            ("direction", config.direction, TRAIN["direction"].choices)):
+        require_choice(name, value, choices)
     if config.direction != TRAIN.default_of("direction") \
             and DATA_LAYOUT[config.model] != "pix2pix":
         raise InputError(f"`direction` {config.direction} needs a paired model (`model` "

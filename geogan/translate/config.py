@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from geogan.blend import BLEND_PROFILES, check_overlap
-from geogan.errors import InputError
+from geogan.errors import InputError, require_choice
 from geogan.normstats import NORM_MODES
 from geogan.spec.choices import COMPRESSIONS as _COMPRESSIONS
 from geogan.spec.options import TRANSLATE
@@ -62,17 +62,11 @@ class TranslateConfig:
         if self.tile < 8:
             raise InputError(f"`tile` must be at least 8 pixels, got {self.tile}")
         check_overlap(self.tile, self.overlap)
-        if self.blend not in BLEND_PROFILES:
-            raise InputError(f"unknown `blend` {self.blend!r}; choose one of "
-                             f"{', '.join(BLEND_PROFILES)}")
+        require_choice("blend", self.blend, BLEND_PROFILES)
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"`batch_size` must be at least 1, got {self.batch_size}")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"unknown `precision` {self.precision!r}; choose one of "
-                             f"{', '.join(PRECISIONS)}")
-        if self.compress not in COMPRESSIONS:
-            raise InputError(f"unknown `compress` {self.compress!r}; choose one of "
-                             f"{', '.join(COMPRESSIONS)}")
+        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("compress", self.compress, COMPRESSIONS)
         if self.bands is not None:
             if not self.bands or any(int(b) < 1 for b in self.bands):
                 raise InputError(f"`bands` must list 1-based band numbers such as 1,2,3; "
@@ -80,8 +74,7 @@ class TranslateConfig:
             object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
         if self.skip_existing and self.overwrite:
             raise InputError("`skip_existing` and `overwrite` contradict each other; pass one")
-        if self.norm not in NORM_MODES:
-            raise InputError(f"unknown `norm` {self.norm!r}; choose one of {', '.join(NORM_MODES)}")
+        require_choice("norm", self.norm, NORM_MODES)
         if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):
             raise InputError("`norm` window uses no statistics; drop `stats`, `save_stats` and "
                              "`shared_stats` or choose `norm` global")
