@@ -175,7 +175,8 @@ def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig 
     The rule: ``--a``/``--b`` given as one folder each are chip folders, read exactly as
     before (pix2pix also takes several folders); files, globs, VRTs and ``@LIST`` files
     are rasters sampled in random windows (:func:`open_raster_data`). Mixing a folder
-    and rasters is an error. ``direction`` "BtoA" (pix2pix chips) swaps the domains.
+    and rasters is an error. ``direction`` "BtoA" (pix2pix) swaps the domains: the model
+    translates B to A, and ``name_a``/``norms[0]`` are those of its domain A.
     """
     windows = windows or WindowConfig()
     ins_a, ins_b = as_inputs(a), as_inputs(b)
@@ -200,8 +201,10 @@ def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig 
         raise InputError(f"{folders[0]} is a folder (read as chips) among other inputs; pass "
                          "either one chip folder per domain or rasters (files or globs such "
                          f"as {folders[0] / '*.tif'})")
-    if direction != DIRECTIONS[0]:
-        raise InputError(f"`direction` {direction} swaps the halves or folders of chip pairs; "
-                         "with rasters, give the B rasters as `a` and the A rasters as `b`")
+    if direction == "BtoA":  # the model translates B to A: the B rasters are its domain A
+        if not ins_b:
+            raise InputError(f"{model} needs rasters of both domains: pass `b` as well")
+        ins_a, ins_b = ins_b, ins_a
+        log.info("direction BtoA: the model's domain A is the `b` rasters, B the `a` rasters")
     return open_raster_data(model, ins_a, ins_b, crop, windows, augment=augment,
                             name_a=name_a, name_b=name_b, norms=norms, min_length=min_length)

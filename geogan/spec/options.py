@@ -243,7 +243,8 @@ TRAIN = Command(
            "cyclegan, A -> B only).", label="Model", choices=choices.MODELS),
     Option("direction", "choice", "AtoB",
            "pix2pix: BtoA swaps the roles of A and B (the right half of side-by-side "
-           "images, or the B/ chips, become the input), as in pytorch-CycleGAN-and-pix2pix.",
+           "images, the B/ chips or the B rasters become the input), as in "
+           "pytorch-CycleGAN-and-pix2pix.",
            label="pix2pix direction", choices=("AtoB", "BtoA")),
     Option("epochs", "int", 200,
            "Passes over the chips; the learning rate decays to 0 over the second half.",
