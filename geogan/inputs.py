@@ -53,6 +53,75 @@ class GdalPath(str):
     def resolve(self) -> GdalPath:
         return self
 
+    @property
+    def parent(self) -> GdalPath:
+        return type(self)(self.rstrip("/").rsplit("/", 1)[0])
+
+    def __truediv__(self, name: str) -> GdalPath:
+        return type(self)(self.rstrip("/") + "/" + str(name))
+
+    def with_suffix(self, suffix: str) -> GdalPath:
+        return type(self)(self[:len(self) - len(self.suffix)] + suffix if self.suffix
+                          else self + suffix)
+
+
+class GdalOutput(GdalPath):
+    """An output at a ``/vsi...`` path that GDAL can write (:data:`WRITABLE_PREFIXES`).
+
+    geogan writes it as a local temporary first and copies it there once complete
+    (:func:`geogan.fileio.atomic_output`). Unlike an input, whether it exists is asked
+    of GDAL: a raster there exists, and so does a file GDAL says it cannot read as one.
+    """
+
+    def exists(self) -> bool:
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        try:
+            with rasterio.open(self):
+                return True
+        except RasterioIOError as exc:
+            return "not recognized as being in a supported file format" in str(exc)
+
+    def is_dir(self) -> bool:
+        """A folder to write into: a path ending in "/", or a zip file (``/vsizip/x.zip``)."""
+        return self.endswith("/") or (self.startswith("/vsizip/")
+                                      and self.suffix.lower() == ".zip")
+
+    def is_file(self) -> bool:
+        return not self.is_dir() and self.exists()
+
+    def local_zip(self) -> Path | None:
+        """The zip file on the local disk that a ``/vsizip/`` path writes into, if any."""
+        if not self.startswith("/vsizip/") or self.startswith("/vsizip//vsi"):
+            return None
+        inner = self[len("/vsizip/"):]
+        end = inner.lower().find(".zip")
+        return Path(inner[:end + 4]) if end >= 0 else None
+
+
+#: GDAL virtual file systems that can write a new file (sequentially, which is all geogan
+#: needs: the output is written locally and copied there in one pass).
+WRITABLE_PREFIXES: tuple[str, ...] = ("/vsimem/", "/vsizip/", "/vsigzip/", "/vsis3/",
+                                      "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/",
+                                      "/vsiswift/", "/vsiwebhdfs/")
+
+
+def as_output(item: str | os.PathLike[str], option: str = "-o") -> Path | GdalOutput:
+    """An output path: a ``Path``, or a :class:`GdalOutput` for a writable ``/vsi...`` path.
+
+    URLs and read-only virtual file systems (``/vsicurl/``, ``/vsitar/``...) are refused.
+    """
+    if isinstance(item, (GdalOutput, Path)):
+        return item
+    text = os.fspath(item)
+    if not is_gdal_path(text):
+        return Path(text)
+    if text.startswith(WRITABLE_PREFIXES) and text.rstrip("/").count("/") >= 2:
+        return GdalOutput(text)
+    raise InputError(f"{option} {text}: GDAL cannot write there; give a local path or a "
+                     f"writable GDAL path ({', '.join(p + '...' for p in WRITABLE_PREFIXES[:4])})")
+
 
 #: An input: a local path, or a GDAL path (``/vsi...``, URL) kept as a string.
 InputPath = Path | GdalPath

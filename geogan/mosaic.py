@@ -33,6 +33,7 @@ from rasterio.windows import Window
 from geogan.errors import InputError, first_line, require_choice
 from geogan.fileio import check_free_space, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
+from geogan.inputs import GdalOutput, as_output
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import gdal_env, open_raster
 from geogan.rasterio_meta import (
@@ -114,7 +115,7 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
     exists without ``config.overwrite`` or cannot be written. ``progress(done,
     total)`` counts output windows; ``cancel()`` stops the job, leaving nothing.
     """
-    output = Path(output)
+    output = as_output(output)
     check_output_file(output, config.overwrite)
     paths = _collect(inputs, output)
 
@@ -235,7 +236,7 @@ def _read_chip(chip: _Chip, window: Window) -> tuple[np.ndarray, np.ndarray]:
                          "truncated: re-create the chips or remove it") from exc
 
 
-def _collect(inputs: Sequence[str | Path], output: Path) -> list[Path]:
+def _collect(inputs: Sequence[str | Path], output: Path | GdalOutput) -> list[Path]:
     from geogan.inputs import GdalPath, as_input
 
     paths: list[Path] = []

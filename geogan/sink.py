@@ -23,6 +23,7 @@ from rasterio.errors import RasterioIOError
 
 from geogan.errors import InputError, first_line
 from geogan.fileio import atomic_output, gdal_errors, temp_path, verify_raster, write_error
+from geogan.inputs import GdalOutput
 from geogan.rasterio_meta import RasterMeta, photometric
 from geogan.spec.choices import COMPRESSIONS, PREDICTOR_CODECS
 
@@ -187,13 +188,14 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
     into place; any failure raises :class:`~geogan.errors.OutputError` and leaves
     ``path`` as it was. Open the yielded path with :func:`open_for_write`.
     """
-    final = Path(path)
+    final = path if isinstance(path, GdalOutput) else Path(path)
     with atomic_output(final, overwrite=overwrite,
                        verify=lambda tmp: verify_raster(tmp, final)) as tmp:
         if not cog and driver == "GTiff":
             yield tmp
             return
-        part = temp_path(final, suffix=".part.tif")
+        # beside the temporary: a /vsi... output's is local
+        part = temp_path(tmp if isinstance(final, GdalOutput) else final, suffix=".part.tif")
         try:
             yield part
             try:

@@ -1,8 +1,11 @@
-"""Shared fixtures: tiny seeded georeferenced rasters and tiny untrained checkpoints."""
+"""Shared fixtures: tiny seeded georeferenced rasters, tiny untrained checkpoints and a
+real full disk."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +147,20 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One :func:`make_checkpoint` with its defaults (resnet_6blocks, ngf 4, uint8 3 -> 3
     bands, an a2b generator only) for the whole session; tests must not change it."""
     return make_checkpoint(tmp_path_factory.mktemp("tiny") / "model.safetensors")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs), or skip where mounting is not allowed."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

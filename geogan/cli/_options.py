@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,35 @@ def parse_bands(text: str | None, option: str = "--bands") -> tuple[int, ...] | 
     except ValueError as exc:
         raise InputError(f"{option} {text!r} is not a list of band numbers; "
                          "write them like 1,2,3") from exc
+
+
+class OutputPath(click.ParamType):
+    """``-o``: a local ``Path``; with ``gdal``, a writable ``/vsi...`` path is kept as given.
+
+    Without ``gdal`` a GDAL path is refused: click's ``Path`` would fold its double slashes
+    and make a local folder of it.
+    """
+
+    name = "path"
+
+    def __init__(self, gdal: bool = False, what: str = "its outputs") -> None:
+        self.gdal, self.what = gdal, what
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from geogan.inputs import as_output, is_gdal_path
+
+        if isinstance(value, Path):
+            return value
+        text = os.fspath(value)
+        if not is_gdal_path(text):
+            return Path(text)
+        if not self.gdal:
+            command = ctx.info_name if ctx is not None else "this command"
+            raise InputError(f"`output` {text}: geogan {command} writes {self.what} to a local "
+                             "folder; give a local path (translate and mosaic can write to "
+                             "GDAL paths)")
+        return as_output(text, "`output`")
 
 
 def with_listed(inputs: tuple[object, ...] | list[object],

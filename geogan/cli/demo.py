@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from geogan.cli._options import spec_options
+from geogan.cli._options import OutputPath, spec_options
 from geogan.cli._result import emit
 from geogan.spec.options import DEMO
 
 
 @click.command("demo")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("demo_output"),
+@click.option("-o", "--output", type=OutputPath(what="a folder"), default=Path("demo_output"),
               show_default=True, help="Folder that receives the demo's outputs.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="geogan's sample_data folder (default: the one beside the geogan package).")

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from geogan.cli._options import spec_options
+from geogan.cli._options import OutputPath, spec_options
 from geogan.cli._result import emit
 from geogan.spec.options import EXPORT
 
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(what="the model"), required=True,
               metavar="MODEL.onnx|MODEL.safetensors",
               help="ONNX file to write (the sidecar MODEL.json goes beside it), or a "
                    ".safetensors file for a generators-only geogan checkpoint.")

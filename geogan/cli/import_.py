@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from geogan.cli._options import OutputPath
 from geogan.cli._result import emit
 
 
@@ -13,7 +14,7 @@ from geogan.cli._result import emit
 @click.argument("weights", type=click.Path(path_type=Path), metavar="G_A.pth")
 @click.option("--b2a", type=click.Path(path_type=Path), metavar="G_B.pth",
               help="The other generator of a CycleGAN (latest_net_G_B.pth).")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", required=True, type=OutputPath(what="a checkpoint"),
               help="The geogan checkpoint to write (.safetensors, with its .json).")
 @click.option("--name-a", default="A", show_default=True, help="Name of domain A.")
 @click.option("--name-b", default="B", show_default=True, help="Name of domain B.")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geogan.cli._options import co_option, config_values, spec_options, with_listed
+from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._progress import reporter
 from geogan.cli._result import emit
 from geogan.mosaic import MosaicConfig, mosaic_chips
@@ -16,7 +16,7 @@ from geogan.spec.options import MOSAIC
 
 @click.command(name="mosaic")
 @click.argument("inputs", nargs=-1, metavar="CHIPS...")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path, dir_okay=False),
+@click.option("-o", "--output", required=True, type=OutputPath(gdal=True),
               help="Output GeoTIFF.")
 @spec_options(MOSAIC)
 @co_option

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geogan.cli._options import co_option, config_values, spec_options, with_listed
+from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._progress import reporter
 from geogan.cli._result import emit
 from geogan.inputs import expand_inputs
@@ -17,7 +17,7 @@ from geogan.tiling import TileConfig, tile_rasters
 
 @click.command(name="tile")
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
-@click.option("-o", "--output", "outdir", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", "outdir", required=True, type=OutputPath(what="chips and an index"),
               help="Output folder for the chips and index.gpkg.")
 @spec_options(TILE)
 @co_option

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from geogan.cli._options import ManyValues, spec_options
+from geogan.cli._options import ManyValues, OutputPath, spec_options
 from geogan.cli._result import emit
 from geogan.spec.options import TRAIN
 
@@ -34,7 +34,7 @@ def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
               help="Domain B: rasters or one folder of chips (pix2pix: B rasters are read "
                    "over A's windows; B chips are paired with A by file name, the i-th "
                    "--b folder with the i-th --a folder).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(what="a run folder"), required=True,
               help="Run folder: model.safetensors, losses.csv, loss_plot.png, previews/.")
 @spec_options(TRAIN)
 def command(**params: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from geogan.cli._options import co_option, config_values, spec_options, with_listed
+from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._result import emit
 from geogan.spec.options import TRANSLATE
 
@@ -15,7 +15,7 @@ from geogan.spec.options import TRANSLATE
 @click.command("translate")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "--output", required=True, type=OutputPath(gdal=True),
               help="Output GeoTIFF (one input file, name ending in .tif) or folder.")
 @spec_options(TRANSLATE)
 @co_option

@@ -17,6 +17,9 @@ What geogan promises about a user's files, and where each promise is kept:
   and a folder only if geogan made it: it carries geogan's marker and holds nothing but
   geogan's own files (:class:`FolderKind`, :func:`check_replaceable`). An input inside the
   output is always refused.
+- :mod:`.vsi`: an output at a GDAL path (``/vsizip/``, ``/vsimem/``, ``/vsis3/``...) is
+  written as a local temporary and put there once complete: added to a local zip by way
+  of a checked copy of the zip, or copied by GDAL and read back.
 - :mod:`.faults`: the hook tests use to kill a process at each write boundary.
 
 Everything is imported from here: ``from geogan.fileio import atomic_output``.

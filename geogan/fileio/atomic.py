@@ -24,6 +24,7 @@ from geogan.errors import OutputError
 from geogan.fileio.errors import write_error
 from geogan.fileio.faults import fault_point
 from geogan.fileio.overwrite import FolderKind, check_output_file, check_replaceable
+from geogan.inputs import GdalOutput
 from geogan.spec import names
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,12 @@ def atomic_output(path: Path, overwrite: bool = False,
     temporary is removed, so no half-written output is left behind and an existing file
     is untouched. ``OSError`` raised inside the block becomes an :class:`OutputError`.
     """
+    if isinstance(path, GdalOutput):
+        from geogan.fileio.vsi import gdal_output
+
+        with gdal_output(path, overwrite, verify) as tmp:
+            yield tmp
+        return
     path = Path(path)
     check_output_file(path, overwrite)
     try:

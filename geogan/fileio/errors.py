@@ -28,8 +28,22 @@ log = logging.getLogger(__name__)
 _FULL_BYTES = 1 << 20
 
 
-def free_bytes(path: Path) -> int | None:
-    """Free bytes on the file system that holds ``path`` (or its nearest existing parent)."""
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
+    """Free bytes on the file system that holds ``path`` (or its nearest existing parent).
+
+    A ``/vsi...`` output is written in the system's temporary folder first: its space.
+    """
+    text = os.fspath(path)
+    if text.startswith("/vsi"):
+        from geogan.inputs import GdalOutput
+
+        zip_file = GdalOutput(text).local_zip()
+        if zip_file is not None:
+            path = zip_file.parent
+        else:
+            import tempfile
+
+            path = Path(tempfile.gettempdir())
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -55,7 +69,7 @@ def check_free_space(path: Path, needed: int, *, certain: bool = True) -> None:
     ``certain`` means the output will be about ``needed`` bytes (uncompressed data); else
     ``needed`` is an upper bound (compressed outputs are smaller) and only a warning is given.
     """
-    free = free_bytes(Path(path))
+    free = free_bytes(path)
     if free is None or needed <= free:
         return
     if certain:
@@ -73,7 +87,7 @@ def write_error(path: Path, exc: BaseException | str) -> OutputError:
     else:
         cause = first_line(exc) if isinstance(exc, BaseException) else str(exc)
     text = cause.lower()
-    free = free_bytes(Path(path).parent)
+    free = free_bytes(path if os.fspath(path).startswith("/vsi") else Path(path).parent)
     if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) \
             or "no space left" in text or "disk full" in text or "quota" in text \
             or (free is not None and free < _FULL_BYTES):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from geogan.errors import InputError, OutputError
+from geogan.inputs import GdalOutput
 from geogan.spec import names
 
 #: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
@@ -23,6 +24,18 @@ _TEMP_RE = names.TEMP_RE
 
 def check_output_file(path: Path, overwrite: bool) -> None:
     """Fail early if ``path`` exists without ``overwrite`` or its folder cannot be written."""
+    if isinstance(path, GdalOutput):  # only GDAL can tell; its folders need no creating
+        zip_file = path.local_zip()
+        if zip_file is not None and not zip_file.parent.is_dir():
+            raise OutputError(f"folder {zip_file.parent} does not exist; create it first, or "
+                              "give a zip file in an existing folder")
+        if path.exists():
+            if path.startswith("/vsizip/"):
+                raise OutputError(f"{path} already exists, and GDAL cannot replace a file "
+                                  "inside a zip; give another name or another zip")
+            if not overwrite:
+                raise OutputError(f"{path} already exists; pass `overwrite` to replace it")
+        return
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name for the output")

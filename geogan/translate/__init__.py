@@ -184,13 +184,14 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     from geogan.sink import atomic_raster, check_creation_options, num_threads, output_profile
 
     config = config or TranslateConfig()
-    from geogan.inputs import GdalPath, as_input
+    from geogan.inputs import GdalPath, as_input, as_output
 
-    input_path, output_path = as_input(input_path), Path(output_path)
+    input_path, output_path = as_input(input_path), as_output(output_path)
     what = f"translation of {input_path.name}"
     check_cancel(cancel, what)
     check_tile(generator, config.tile)
-    if output_path.exists() and not isinstance(input_path, GdalPath) and input_path.exists() \
+    if not isinstance(input_path, GdalPath) and not isinstance(output_path, GdalPath) \
+            and output_path.exists() and input_path.exists() \
             and output_path.samefile(input_path):
         raise OutputError(f"output {output_path} would replace its input; choose another output")
     device = resolve_device(config.device)

@@ -11,6 +11,7 @@ from pathlib import Path
 from geogan.devices import launch_env
 from geogan.errors import InputError, OutputError
 from geogan.fileio import check_output_file, is_complete_raster
+from geogan.inputs import GdalPath, as_output
 from geogan.normstats import stats_path_for
 from geogan.translate.config import OUTPUT_SUFFIXES, TranslateConfig
 
@@ -32,7 +33,7 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
     or .tiff and is not an existing folder; otherwise it is a folder that receives
     ``<input stem>.tif`` for each input.
     """
-    out = Path(output)
+    out = as_output(output)
     if (not out.is_dir() and out.suffix.lower() not in OUTPUT_SUFFIXES
             and re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{1,4}", out.suffix)):
         raise OutputError(f"-o {out}: geogan translate writes GeoTIFF (or PNG/JPEG for "
@@ -54,7 +55,7 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
                                  "rename one or translate them into different folders")
             by_name[o] = f
     for f, o in zip(files, outs, strict=True):
-        if o.exists() and o.resolve() == f.resolve():
+        if not isinstance(o, GdalPath) and o.exists() and o.resolve() == f.resolve():
             raise OutputError(f"output {o} would replace its input; choose another output")
     return outs
 
@@ -81,6 +82,10 @@ def files_to_translate(mine: Sequence[tuple[Path, Path]],
             log.info("skipping %s: %s already exists", src, dst)
             continue
         check_output_file(dst, config.overwrite)
+        if config.save_stats and isinstance(dst, GdalPath):
+            raise InputError(f"`save_stats` writes a JSON file beside the output, which geogan "
+                             f"writes to local folders only, not to {dst}; translate to a "
+                             "local file to keep the statistics, or drop `save_stats`")
         if config.save_stats:
             check_output_file(stats_path_for(dst), config.overwrite)
         todo.append((src, dst))
