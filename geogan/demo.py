@@ -222,15 +222,46 @@ def _evaluate(translated: Path, reference: Path, source: Path, east: Path,
         bands=bands, aoi=east, baseline="histogram-match", source=source), cancel=cancel)
     unchanged = evaluate(source, reference, EvaluateConfig(bands=bands, aoi=east),
                          cancel=cancel)
+    ref_texture = _texture(reference, east)
     rows: dict[str, Any] = {}
     for s in gan.scores + unchanged.scores[:1]:
         name = "untranslated 2009" if s is unchanged.scores[0] else s.name
-        rows[name] = {"rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim, "accuracy": s.accuracy}
+        rows[name] = {"rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim, "accuracy": s.accuracy,
+                      "detail": None, "checker": None}
+        raster = {"prediction": translated, "untranslated 2009": source}.get(name)
+        if raster is not None:  # histogram matching adds no spatial pattern of its own
+            detail, checker = _texture(raster, east)
+            rows[name].update(detail=detail / ref_texture[0], checker=checker / ref_texture[1])
     for name, r in rows.items():
-        log.info("eastern half vs 2020, %-18s RMSE %6.2f  SSIM %.3f  PSNR %5.2f dB", name,
-                 r["rmse"], r["ssim"], r["psnr"] if r["psnr"] is not None else float("inf"))
+        texture = "" if r["detail"] is None else (f"  detail {r['detail']:.2f}x  checker "
+                                                  f"{r['checker']:.2f}x")
+        log.info("eastern half vs 2020, %-18s RMSE %6.2f  SSIM %.3f  PSNR %5.2f dB%s", name,
+                 r["rmse"], r["ssim"], r["psnr"] if r["psnr"] is not None else float("inf"),
+                 texture)
     return {"region": "eastern half (held out from training)", "reference": reference.name,
-            "valid_pixels": gan.valid_pixels, "bands": list(bands), "scores": rows}
+            "valid_pixels": gan.valid_pixels, "bands": list(bands), "scores": rows,
+            "texture": "detail and checker are the fine texture of the RGB bands on each "
+                       "raster's own grid, divided by that of the 2020 orthophoto "
+                       "(geogan.metrics.detail_energy, checker_energy): below 1 is smoother "
+                       "than the photo, above 1 checker is the 2-pixel pattern of transposed "
+                       "convolutions"}
+
+
+def _texture(path: Path, area: Path) -> tuple[float, float]:
+    """(detail, checker) energies of the RGB bands of ``path`` inside the polygon ``area``."""
+    import rasterio
+    from rasterio.windows import Window, from_bounds
+
+    from geogan.metrics import checker_energy, detail_energy
+
+    ring = np.asarray(json.loads(area.read_text())["features"][0]["geometry"]["coordinates"][0])
+    box = (ring[:, 0].min(), ring[:, 1].min(), ring[:, 0].max(), ring[:, 1].max())
+    with rasterio.open(path) as ds:
+        win = from_bounds(*box, transform=ds.transform).round_offsets().round_lengths()
+        win = win.intersection(Window(0, 0, ds.width, ds.height))
+        x = ds.read(list(PREVIEW_BANDS), window=win)
+        valid = ds.dataset_mask(window=win) > 0
+    return detail_energy(x, valid), checker_energy(x, valid)
 
 
 def _preview(source: Path, translated: Path, reference: Path, output: Path,

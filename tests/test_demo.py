@@ -125,6 +125,33 @@ def test_demo_metrics_score_held_out_half(demo_run) -> None:
     assert demo_run.loss_plot is not None and demo_run.loss_plot.is_file()
 
 
+def test_demo_texture_compares_each_raster_with_the_2020_photo(demo_run) -> None:
+    from rasterio.windows import from_bounds
+
+    from geogan.metrics import checker_energy, detail_energy
+
+    scores = json.loads(demo_run.metrics.read_text())["scores"]
+    ring = json.loads((demo_run.output / "aoi" / "east.geojson").read_text())
+    xs, ys = zip(*ring["features"][0]["geometry"]["coordinates"][0], strict=True)
+
+    def texture(path: Path) -> tuple[float, float]:
+        with rasterio.open(path) as ds:  # RGB of the eastern half, on the raster's own grid
+            win = from_bounds(min(xs), min(ys), max(xs), max(ys), ds.transform)
+            win = win.round_offsets().round_lengths()
+            x, valid = ds.read((1, 2, 3), window=win), ds.dataset_mask(window=win) > 0
+        if path.name == "naip_2009.tif":
+            assert (win.col_off, win.width) == (ds.width // 2, ds.width - ds.width // 2)
+        return detail_energy(x, valid), checker_energy(x, valid)
+
+    ref = texture(SAMPLE / "naip_2020.tif")
+    for name, path in (("prediction", demo_run.translated),
+                       ("untranslated 2009", SAMPLE / "naip_2009.tif")):
+        detail, checker = texture(path)
+        assert scores[name]["detail"] == pytest.approx(detail / ref[0], rel=1e-9), name
+        assert scores[name]["checker"] == pytest.approx(checker / ref[1], rel=1e-9), name
+    assert scores["histogram-match"]["detail"] is None
+
+
 def test_demo_training_windows_stay_west_of_the_held_out_half(demo_run, tmp_path) -> None:
     from rasterio.windows import Window, bounds
 

@@ -45,7 +45,9 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, d
                      f"{result.checkpoint} INPUT.tif -o OUT.tif)")
         lines.append(f"  {result.metrics.name:<28} scores on the held-out eastern half:")
         for name, row in result.scores.get("scores", {}).items():
-            lines.append(f"      {name:<20} RMSE {row['rmse']:6.2f}   SSIM {row['ssim']:.3f}")
+            texture = "" if row.get("detail") is None else f"   detail {row['detail']:.2f}x"
+            lines.append(f"      {name:<20} RMSE {row['rmse']:6.2f}   SSIM {row['ssim']:.3f}"
+                         f"{texture}")
         return "\n".join(lines)
 
     emit({"output": result.output, "translated": result.translated, "preview": result.preview,
