@@ -74,6 +74,7 @@ class GdalOutput(GdalPath):
     """
 
     def exists(self) -> bool:
+        """Asked of GDAL; a path it cannot reach (credentials, network) is an error."""
         import rasterio
         from rasterio.errors import RasterioIOError
 
@@ -81,7 +82,15 @@ class GdalOutput(GdalPath):
             with rasterio.open(self):
                 return True
         except RasterioIOError as exc:
-            return "not recognized as being in a supported file format" in str(exc)
+            text = str(exc)
+            if "not recognized as being in a supported file format" in text:
+                return True  # a file that is not a raster
+            if any(m in text for m in _MISSING):
+                return False
+            from geogan.errors import OutputError
+
+            raise OutputError(f"cannot reach {self}: {text.splitlines()[0] if text else exc!r}; "
+                              "check the path and the credentials GDAL needs for it") from exc
 
     def is_dir(self) -> bool:
         """A folder to write into: a path ending in "/", or a zip file (``/vsizip/x.zip``)."""
@@ -99,6 +108,10 @@ class GdalOutput(GdalPath):
         end = inner.lower().find(".zip")
         return Path(inner[:end + 4]) if end >= 0 else None
 
+
+#: What GDAL says of a path where nothing is.
+_MISSING: tuple[str, ...] = ("does not exist in the file system", "No such file or directory",
+                             "HTTP response code: 404", "Not Found")
 
 #: GDAL virtual file systems that can write a new file (sequentially, which is all geogan
 #: needs: the output is written locally and copied there in one pass).

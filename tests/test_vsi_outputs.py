@@ -138,6 +138,22 @@ def test_a_full_disk_leaves_the_zip_as_it_was(make_raster, tmp_path, private_tmp
     assert list(private_tmp.iterdir()) == []
 
 
+def test_an_object_store_without_credentials_is_refused_before_any_work(
+        make_raster, tmp_path, private_tmp, tiny_checkpoint, monkeypatch):
+    for name in ("AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_CONNECTION_STRING",
+                 "AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_NO_SIGN_REQUEST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no Azure CLI configuration either
+    src = make_raster("ortho.tif", width=40, height=40)
+    res = _cli("translate", tiny_checkpoint, src, "-o", "/vsiaz/photos/out.tif", *TILE)
+    assert res.exit_code != 0
+    errors = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, res.stderr
+    assert errors[0].startswith("Error: cannot reach /vsiaz/photos/out.tif: ")
+    assert "AZURE_STORAGE_ACCOUNT" in errors[0] and "credentials" in errors[0]
+    assert list(private_tmp.iterdir()) == []
+
+
 @pytest.mark.parametrize("args, expect", [
     (["translate", "CKPT", "SRC", "-o", "https://example.com/out.tif"],
      "--output https://example.com/out.tif: GDAL cannot write there"),
