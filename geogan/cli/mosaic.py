@@ -17,7 +17,8 @@ from geogan.spec.options import MOSAIC
 @click.command(name="mosaic")
 @click.argument("inputs", nargs=-1, metavar="CHIPS...")
 @click.option("-o", "--output", required=True, type=OutputPath(gdal=True),
-              help="Output GeoTIFF.")
+              help="Output GeoTIFF, or a writable GDAL path (/vsis3/..., "
+                   "/vsizip/out.zip/a.tif).")
 @spec_options(MOSAIC)
 @co_option
 def command(inputs: tuple[str, ...], output: Path, **params: Any) -> None:

@@ -16,7 +16,8 @@ from geogan.spec.options import TRANSLATE
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("-o", "--output", required=True, type=OutputPath(gdal=True),
-              help="Output GeoTIFF (one input file, name ending in .tif) or folder.")
+              help="Output GeoTIFF (one input file, name ending in .tif) or folder; also a "
+                   "writable GDAL path (/vsis3/..., /vsizip/out.zip/a.tif).")
 @spec_options(TRANSLATE)
 @co_option
 def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: Any) -> None:
