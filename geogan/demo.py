@@ -76,7 +76,13 @@ class DemoConfig:
     pretrained: bool = DEMO.default_of("pretrained")
     steps: int = DEMO.default_of("steps")
     chip: int = 128
-    batch_size: int = 4
+    #: One window a step, and more steps in the same time: the generators sharpen sooner
+    #: (150 steps of 4 windows left detail at 0.37 of the real photo's; 500 of 1 at 0.56).
+    batch_size: int = 1
+    #: Twice the papers' identity weight keeps the 2009 image's edges in the short run...
+    lambda_identity: float = 1.0
+    #: ... and a learning rate 1.5 times theirs gets there sooner (4e-4 paints ripples).
+    lr: float = 3e-4
     generator: str = "resnet_6blocks"
     ngf: int = 16
     ndf: int = 32
@@ -197,6 +203,7 @@ def train_config(config: DemoConfig, source: Path, reference: Path, west: Path,
         a=source, b=reference, output=run, model="cyclegan",
         windows=WindowConfig(aoi=west, max_nodata=0.01, min_std=1.0),
         max_steps=config.steps, batch_size=config.batch_size, crop=config.chip,
+        lambda_identity=config.lambda_identity, lr=config.lr,
         generator=config.generator, ngf=config.ngf, ndf=config.ndf, name_a="2009",
         name_b="2020", device=config.device, seed=config.seed,
         log_every=max(1, min(50, config.steps // 20)),

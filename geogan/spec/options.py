@@ -327,7 +327,8 @@ DEMO = Command(
     "demo",
     Option("pretrained", "flag", False,
            "Skip training; translate with the model shipped in sample_data."),
-    Option("steps", "int", 150, "Training steps (batches); fewer is faster and worse."),
+    Option("steps", "int", 500, "Training steps (one 128 px window each); fewer is faster "
+           "and blurrier."),
     DEVICE,
     OVERWRITE.but(help="Replace the output folder if it exists."),
 )
