@@ -105,17 +105,9 @@ def atomic_output(path: Path, overwrite: bool = False,
     try:
         try:
             yield tmp
-            if not tmp.exists():
-                raise OutputError(f"nothing was written for {path}")
-            fsync_path(tmp)
-            if verify is not None:
-                verify(tmp)
         except OSError as exc:
             raise write_error(path, exc) from exc
-        fault_point("before-rename", path)
-        if not overwrite and path.exists():
-            raise OutputError(f"{path} appeared while it was being written; pass `overwrite` "
-                              "to replace it")
+        check_written(tmp, path, overwrite, verify)
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -129,6 +121,24 @@ def atomic_output(path: Path, overwrite: bool = False,
             else:
                 tmp.unlink(missing_ok=True)
         raise
+
+
+def check_written(tmp: Path, path: Path, overwrite: bool,
+                  verify: Callable[[Path], None] | None) -> None:
+    """Before a temporary takes the place of ``path``: it was written, flushed and checked
+    (``verify``), and nothing appeared at ``path`` meanwhile (without ``overwrite``)."""
+    try:
+        if not tmp.exists():
+            raise OutputError(f"nothing was written for {path}")
+        fsync_path(tmp)
+        if verify is not None:
+            verify(tmp)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    fault_point("before-rename", path)
+    if not overwrite and path.exists():
+        raise OutputError(f"{path} appeared while it was being written; pass `overwrite` "
+                          "to replace it")
 
 
 def fsync_path(path: Path) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from geogan.errors import OutputError
-from geogan.fileio.atomic import fsync_path, temp_path
+from geogan.fileio.atomic import check_written, fsync_path, temp_path
 from geogan.fileio.errors import gdal_errors, write_error
 from geogan.fileio.faults import fault_point
 from geogan.fileio.overwrite import check_output_file
@@ -44,16 +44,9 @@ def gdal_output(path: GdalOutput, overwrite: bool,
     try:
         try:
             yield tmp
-            if not tmp.exists():
-                raise OutputError(f"nothing was written for {path}")
-            if verify is not None:
-                verify(tmp)
         except OSError as exc:
             raise write_error(path, exc) from exc
-        fault_point("before-rename", path)
-        if not overwrite and path.exists():
-            raise OutputError(f"{path} appeared while it was being written; pass `overwrite` "
-                              "to replace it")
+        check_written(tmp, path, overwrite, verify)  # type: ignore[arg-type]
         zip_file = path.local_zip()
         if zip_file is not None:
             _add_to_zip(folder, path, zip_file, verify)
