@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     from PIL import Image, ImageDraw
     from rasterio.windows import Window
 
-    from geogan.demo import _halves, _texture
+    from geogan.demo import _halves, texture_energies
 
     data = ROOT / "sample_data"
     source, reference = data / "naip_2009.tif", data / "naip_2020.tif"
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> None:
         old = args.old or _run(work / "old", **OLD_RECIPE)
         new = args.new or _run(work / "new")
         east = _halves(source, work / "aoi")[1]
-        ref_detail, ref_checker = _texture(reference, east)
+        ref_detail, ref_checker = texture_energies(reference, east)
         for label, path in (("0.1's demo", old), ("today's demo", new)):
-            detail, checker = _texture(path, east)
+            detail, checker = texture_energies(path, east)
             print(f"{label:<14} detail {detail / ref_detail:.2f}x  checker "
                   f"{checker / ref_checker:.2f}x  ({path})")
         with rasterio.open(source) as src:

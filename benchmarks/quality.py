@@ -52,50 +52,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
-#: Bands scored (as geogan demo) and bands of the checker energy.
+#: Bands scored (as geogan demo); the texture figures are those of R, G, B, as the demo's.
 SCORE_BANDS = (1, 2, 3, 4)
-CHECKER_BANDS = (1, 2, 3)
 DEFAULT_MODELS = "cyclegan:deconv,cyclegan:resize,cut:resize"
-
-
-def _read_rgb(path: Path, bounds: tuple[float, float, float, float],
-              bands: tuple[int, ...] = CHECKER_BANDS) -> tuple[np.ndarray, np.ndarray]:
-    """``bands`` of ``path`` inside ``bounds`` on its own grid, and GDAL's validity there."""
-    import rasterio
-    from rasterio.windows import Window, from_bounds
-
-    with rasterio.open(path) as ds:
-        win = from_bounds(*bounds, transform=ds.transform).round_offsets().round_lengths()
-        win = win.intersection(Window(0, 0, ds.width, ds.height))
-        x = ds.read(list(bands), window=win).astype(np.float64)  # (C, H, W)
-        valid = ds.dataset_mask(window=win) > 0  # GDAL's validity: nodata, masks, alpha
-    return x, valid
-
-
-def checker_energy(path: Path, bounds: tuple[float, float, float, float],
-                   bands: tuple[int, ...] = CHECKER_BANDS) -> float:
-    """Mean 2x2 checker energy of ``bands`` of ``path`` inside ``bounds`` (see the docstring)."""
-    from geogan.metrics import checker_energy as energy
-
-    return energy(*_read_rgb(path, bounds, bands))
-
-
-def detail_energy(path: Path, bounds: tuple[float, float, float, float],
-                  bands: tuple[int, ...] = CHECKER_BANDS) -> float:
-    """Mean neighbour difference of ``bands`` of ``path`` inside ``bounds`` (see the docstring)."""
-    from geogan.metrics import detail_energy as energy
-
-    return energy(*_read_rgb(path, bounds, bands))
-
-
-def _polygon_bounds(geojson: Path) -> tuple[float, float, float, float]:
-    ring = np.asarray(json.loads(geojson.read_text())["features"][0]["geometry"]
-                      ["coordinates"][0])
-    return (float(ring[:, 0].min()), float(ring[:, 1].min()), float(ring[:, 0].max()),
-            float(ring[:, 1].max()))
 
 
 def _loop_rate(run: Path, batch_size: int) -> tuple[int, float, float]:
@@ -166,7 +126,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     import torch
 
-    from geogan.demo import _halves  # the demo's split, so the numbers compare with it
+    from geogan.demo import (
+        _halves,  # the demo's split, so the numbers compare with it
+        texture_energies,
+    )
     from geogan.evaluate import EvaluateConfig, evaluate
     from geogan.tiling import TileConfig, tile_rasters
     from geogan.translate import TranslateConfig, translate_files
@@ -182,14 +145,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         work = args.work
         work.mkdir(parents=True, exist_ok=True)
     west, east = _halves(source, work / "aoi", margin=args.chip)
-    east_bounds = _polygon_bounds(east)
     tile_cfg = TileConfig(size=args.chip, overlap=args.chip // 2, aoi=west, max_nodata=0.01,
                           min_std=1.0)
     for raster, domain in ((source, "a"), (reference, "b")):
         tile_rasters([raster], work / "chips" / domain, tile_cfg)
 
-    ref_energy = checker_energy(reference, east_bounds)
-    ref_detail = detail_energy(reference, east_bounds)
+    ref_detail, ref_energy = texture_energies(reference, east)
+
+    def texture(path: Path) -> dict[str, float]:
+        detail, checker = texture_energies(path, east)
+        return {"checker": checker / ref_energy, "detail": detail / ref_detail}
     eval_cfg = EvaluateConfig(bands=SCORE_BANDS, aoi=east, baseline="histogram-match",
                               source=source)
     rows: list[dict[str, Any]] = []
@@ -214,8 +179,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         rows.append({"candidate": name, "steps": steps,
                      "img_s": steps * args.batch_size / loop_s, "translate_s": translate_s,
                      "rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim,
-                     "checker": checker_energy(out, east_bounds) / ref_energy,
-                     "detail": detail_energy(out, east_bounds) / ref_detail})
+                     **texture(out)})
         if len(rows) == 1:
             h = report.scores[1]
             baseline = {"candidate": "histogram matching", "rmse": h.rmse, "psnr": h.psnr,
@@ -223,8 +187,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     none = evaluate(source, reference, EvaluateConfig(bands=SCORE_BANDS, aoi=east)).scores[0]
     rows.append(baseline)
     rows.append({"candidate": "untranslated 2009", "rmse": none.rmse, "psnr": none.psnr,
-                 "ssim": none.ssim, "checker": checker_energy(source, east_bounds) / ref_energy,
-                 "detail": detail_energy(source, east_bounds) / ref_detail})
+                 "ssim": none.ssim, **texture(source)})
 
     device = "cuda: " + torch.cuda.get_device_name() if (
         args.device != "cpu" and torch.cuda.is_available()) else (

@@ -229,7 +229,7 @@ def _evaluate(translated: Path, reference: Path, source: Path, east: Path,
         bands=bands, aoi=east, baseline="histogram-match", source=source), cancel=cancel)
     unchanged = evaluate(source, reference, EvaluateConfig(bands=bands, aoi=east),
                          cancel=cancel)
-    ref_texture = _texture(reference, east)
+    ref_detail, ref_checker = texture_energies(reference, east)
     rows: dict[str, Any] = {}
     for s in gan.scores + unchanged.scores[:1]:
         name = "untranslated 2009" if s is unchanged.scores[0] else s.name
@@ -237,8 +237,8 @@ def _evaluate(translated: Path, reference: Path, source: Path, east: Path,
                       "detail": None, "checker": None}
         raster = {"prediction": translated, "untranslated 2009": source}.get(name)
         if raster is not None:  # histogram matching adds no spatial pattern of its own
-            detail, checker = _texture(raster, east)
-            rows[name].update(detail=detail / ref_texture[0], checker=checker / ref_texture[1])
+            detail, checker = texture_energies(raster, east)
+            rows[name].update(detail=detail / ref_detail, checker=checker / ref_checker)
     for name, r in rows.items():
         texture = "" if r["detail"] is None else (f"  detail {r['detail']:.2f}x  checker "
                                                   f"{r['checker']:.2f}x")
@@ -254,8 +254,9 @@ def _evaluate(translated: Path, reference: Path, source: Path, east: Path,
                        "convolutions"}
 
 
-def _texture(path: Path, area: Path) -> tuple[float, float]:
-    """(detail, checker) energies of the RGB bands of ``path`` inside the polygon ``area``."""
+def texture_energies(path: Path, area: Path) -> tuple[float, float]:
+    """(detail, checker) energies of the RGB bands of ``path`` inside the polygon ``area``
+    (a GeoJSON file such as the demo's ``aoi/east.geojson``), on the raster's own grid."""
     import rasterio
     from rasterio.windows import Window, from_bounds
 
