@@ -53,16 +53,8 @@ class GdalPath(str):
     def resolve(self) -> GdalPath:
         return self
 
-    @property
-    def parent(self) -> GdalPath:
-        return type(self)(self.rstrip("/").rsplit("/", 1)[0])
-
     def __truediv__(self, name: str) -> GdalPath:
         return type(self)(self.rstrip("/") + "/" + str(name))
-
-    def with_suffix(self, suffix: str) -> GdalPath:
-        return type(self)(self[:len(self) - len(self.suffix)] + suffix if self.suffix
-                          else self + suffix)
 
 
 class GdalOutput(GdalPath):

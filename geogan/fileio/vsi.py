@@ -51,7 +51,7 @@ def gdal_output(path: GdalOutput, overwrite: bool,
         if zip_file is not None:
             _add_to_zip(folder, path, zip_file, verify)
         else:
-            _copy_with_gdal(tmp, path, verify)
+            _copy_with_gdal(tmp, path, overwrite, verify)
         fault_point("after-rename", path)
         log.debug("wrote %s", path)
     finally:
@@ -95,12 +95,15 @@ def _add_to_zip(folder: Path, path: GdalOutput, zip_file: Path,
         raise
 
 
-def _copy_with_gdal(tmp: Path, path: GdalOutput, verify: Callable[[Path], None] | None) -> None:
+def _copy_with_gdal(tmp: Path, path: GdalOutput, overwrite: bool,
+                    verify: Callable[[Path], None] | None) -> None:
     """Copy the raster ``tmp`` (and its sidecars) to ``path`` with GDAL; read it back."""
     import rasterio.shutil
     from rasterio.errors import RasterioError
 
-    existed = path.exists()  # then a failed copy is not deleted: it may be the old file
+    # over an existing file a failed copy is not deleted: it may be the old file (without
+    # overwrite, check_written has just seen that nothing is there)
+    existed = overwrite and path.exists()
     try:
         try:
             with gdal_errors(path):
