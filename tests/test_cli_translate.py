@@ -153,3 +153,28 @@ def test_missing_checkpoint_is_a_clear_error(make_raster, tmp_path):
     src = make_raster("in.tif", 20, 20)
     line = _one_line_error(_run(tmp_path / "none.safetensors", src, "-o", tmp_path / "o.tif"))
     assert "checkpoint" in line and "not found" in line
+
+
+@pytest.mark.parametrize("masked_rows", [False, True])
+def test_no_valid_pixel_reads_as_nodata_in_any_band(make_raster, tmp_path, identity,
+                                                     masked_rows):
+    """A valid pixel whose value equals nodata in one band is nudged off it (as GDAL's
+    warper does), so GDAL's per-band masks keep it; only the input's nodata stays nodata."""
+    data = np.full((3, 40, 50), 90, dtype=np.uint8)
+    data[1, 5:15, 5:20] = 0  # valid pixels (bands 1 and 3 are 90) with band 2 at nodata
+    data[:, 30:, 30:] = 0 if masked_rows else 90  # a nodata block (in the same rows or not)
+    src = make_raster("in.tif", data=data, nodata=0)
+    out = tmp_path / "out.tif"
+    result = _run("ckpt", src, "-o", out, *TILE)
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as dst:
+        got = dst.read()
+        per_band = [dst.read_masks(b) for b in (1, 2, 3)]
+        dataset = dst.dataset_mask()
+    valid = (data != 0).any(axis=0)
+    np.testing.assert_array_equal(dataset > 0, valid)
+    for band_mask in per_band:  # GDAL's per-band masks: nodata where the band equals it
+        np.testing.assert_array_equal(band_mask > 0, valid)
+    assert (got[1, 5:15, 5:20] == 1).all()  # 0 -> 1, the nearest value that is not nodata
+    np.testing.assert_array_equal(got[:, valid][[0, 2]], data[:, valid][[0, 2]])
+    assert (got[:, ~valid] == 0).all()

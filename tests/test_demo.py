@@ -214,6 +214,12 @@ def test_pretrained_demo_beats_histogram_matching_on_rmse(tmp_path: Path) -> Non
     result = run_demo(DemoConfig(output=tmp_path / "pretrained", pretrained=True,
                                  device="cpu"))
     _assert_same_grid(result.translated, SAMPLE / "naip_2009.tif")
+    with rasterio.open(result.translated) as dst:  # no valid pixel reads as nodata in any band
+        valid = dst.dataset_mask() > 0
+        assert valid.any()
+        for band in range(1, dst.count + 1):
+            assert ((dst.read(band) == dst.nodata) & valid).sum() == 0, band
+            assert (dst.read_masks(band) > 0)[valid].all(), band
     scores = result.scores["scores"]
     # measured: 43.3 (GAN) vs 46.9 (histogram matching) vs 52.3 (untranslated)
     assert scores["prediction"]["rmse"] < scores["histogram-match"]["rmse"] - 1.0

@@ -37,14 +37,26 @@ def _fits(value: float, dtype: np.dtype) -> bool:
 
 
 def apply_nodata(rows: np.ndarray, mask: np.ndarray | None, nodata: float | None) -> np.ndarray:
-    """Output nodata where the input is nodata; nudge valid pixels that would read as nodata."""
-    if mask is None or nodata is None:
+    """Output nodata where the input is nodata; nudge valid values off the nodata value.
+
+    GDAL reads nodata band by band (``gdalinfo -stats``, per-band masks, QGIS), so a valid
+    pixel whose value equals nodata in any one band would read as a hole in that band.
+    Like GDAL's warper, each such value is nudged to the nearest value that is not nodata
+    (nodata + 1 for integers, or - 1 at the dtype's maximum; the next float up).
+    """
+    if nodata is None:
         return rows
     if not math.isnan(nodata):
-        clash = mask & (rows == rows.dtype.type(nodata)).all(axis=0)
-        if clash.any():
-            rows[0][clash] = _nudge(nodata, rows.dtype)
-    rows[:, ~mask] = nodata
+        value = rows.dtype.type(nodata)
+        nudged = _nudge(nodata, rows.dtype)
+        for band in rows:  # (H, W) views: edited in place
+            clash = band == value
+            if mask is not None:
+                clash &= mask
+            if clash.any():
+                band[clash] = nudged
+    if mask is not None:
+        rows[:, ~mask] = nodata
     return rows
 
 
