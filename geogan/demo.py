@@ -89,12 +89,18 @@ class DemoConfig:
     tile: int = TRANSLATE.default_of("tile")
     overlap: int = TRANSLATE.default_of("overlap")
     device: str = DEMO.default_of("device")
-    seed: int = 0
+    #: torch CPU threads: training on a CPU is not bit-reproducible across thread counts
+    #: (the order of float sums changes), so the demo fixes it; one thread also cannot be
+    #: slowed by oversubscription on a busy machine.
+    threads: int = DEMO.default_of("threads")
+    seed: int = DEMO.default_of("seed")
     overwrite: bool = DEMO.default_of("overwrite")
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise InputError(f"`steps` must be at least 1, got {self.steps}")
+        if self.threads < 1:
+            raise InputError(f"`threads` must be at least 1, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -185,12 +191,14 @@ def _halves(source: Path, folder: Path, margin: int = 0) -> tuple[Path, Path]:
 def _train(config: DemoConfig, source: Path, reference: Path, west: Path, tmp: Path,
            progress: ProgressCallback | None, cancel: CancelCheck | None) -> Path:
     from geogan.train import train
+    from geogan.translate.runtime import torch_threads
 
     train_cfg = train_config(config, source, reference, west, tmp / "run")
     log.info("training a CycleGAN (%s, ngf %d) for %d steps of batch %d on random %d px "
-             "windows of the western half", config.generator, config.ngf, config.steps,
-             config.batch_size, config.chip)
-    return train(train_cfg, progress=progress, cancel=cancel)
+             "windows of the western half, %d torch thread(s)", config.generator, config.ngf,
+             config.steps, config.batch_size, config.chip, config.threads)
+    with torch_threads(config.threads):
+        return train(train_cfg, progress=progress, cancel=cancel)
 
 
 def train_config(config: DemoConfig, source: Path, reference: Path, west: Path,
@@ -214,7 +222,8 @@ def _translate(config: DemoConfig, checkpoint: Path, source: Path, output: Path,
                cancel: CancelCheck | None) -> None:
     from geogan.translate import TranslateConfig, translate_files
 
-    cfg = TranslateConfig(tile=config.tile, overlap=config.overlap, device=config.device)
+    cfg = TranslateConfig(tile=config.tile, overlap=config.overlap, device=config.device,
+                          threads=config.threads)
     translate_files(checkpoint, [source], output, cfg, cancel=cancel)
     log.info("translated %s to the 2020 look", source.name)
 

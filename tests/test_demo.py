@@ -225,3 +225,44 @@ def test_pretrained_demo_beats_histogram_matching_on_rmse(tmp_path: Path) -> Non
     assert scores["prediction"]["rmse"] < scores["histogram-match"]["rmse"] - 1.0
     assert scores["prediction"]["rmse"] < scores["untranslated 2009"]["rmse"] - 5.0
     assert result.loss_plot is None and not (result.output / "chips").exists()
+
+
+def test_demo_trains_with_its_fixed_thread_count(tmp_path: Path, monkeypatch) -> None:
+    """Training results depend on torch's thread count: the demo sets it (default 1)."""
+    import torch
+
+    import geogan.train
+
+    seen: list[int] = []
+
+    class Seen(Exception):
+        pass
+
+    def fake_train(config, progress=None, cancel=None):
+        seen.append(torch.get_num_threads())
+        raise Seen
+
+    monkeypatch.setattr(geogan.train, "train", fake_train)
+    before = torch.get_num_threads()
+    for threads in (1, 2):
+        with pytest.raises(Seen):
+            run_demo(DemoConfig(output=tmp_path / f"t{threads}", threads=threads, device="cpu"))
+    assert seen == [1, 2] and torch.get_num_threads() == before
+    assert DemoConfig().threads == 1
+    assert not (tmp_path / "t1").exists() and not (tmp_path / "t2").exists()
+    result = CliRunner().invoke(main, ["demo", "-o", str(tmp_path / "t0"), "--threads", "0"])
+    assert result.exit_code != 0 and not (tmp_path / "t0").exists()
+
+
+def test_demo_summary_says_how_to_call_geogan_again(tmp_path: Path, monkeypatch) -> None:
+    from geogan.cli._options import invoked_as
+
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    script = bin_dir / "geogan"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert invoked_as(str(script), path="/usr/bin") == ".venv/bin/geogan"  # not on PATH
+    assert invoked_as(str(script), path=str(bin_dir)) == "geogan"  # found on PATH
+    assert invoked_as("/usr/lib/python3/runpy.py", path="") == "geogan"  # python -m geogan

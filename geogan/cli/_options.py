@@ -178,3 +178,22 @@ def config_values(command: Command, params: dict[str, Any],
 
         names &= {f.name for f in dataclasses.fields(fields)}
     return {k: v for k, v in params.items() if k in names}
+
+
+def invoked_as(argv0: str | None = None, path: str | None = None) -> str:
+    """How to call geogan again, as the user did: ``geogan`` when that is what ``PATH``
+    finds, else the script's path (e.g. ``.venv/bin/geogan`` after ``make demo``, relative
+    to the current folder where it lies below it)."""
+    import shutil
+    import sys
+
+    script = Path(argv0 if argv0 is not None else sys.argv[0])
+    if script.name != "geogan":
+        return "geogan"
+    found = shutil.which("geogan", path=path)
+    if found is not None and Path(found).resolve() == script.resolve():
+        return "geogan"
+    try:
+        return str(script.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(script.resolve())

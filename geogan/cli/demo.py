@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from geogan.cli._options import OutputPath, spec_options
+from geogan.cli._options import OutputPath, invoked_as, spec_options
 from geogan.cli._result import emit
 from geogan.spec.options import DEMO
 
@@ -17,8 +17,8 @@ from geogan.spec.options import DEMO
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="geogan's sample_data folder (default: the one beside the geogan package).")
 @spec_options(DEMO)
-def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, device: str,
-            overwrite: bool) -> None:
+def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, threads: int,
+            seed: int, device: str, overwrite: bool) -> None:
     """Train a small CycleGAN straight from the western halves of the 2009 and 2020 NAIP
     orthophotos (random windows, no chips), translate the whole 2009 orthophoto to the
     2020 look, and score it on the held-out eastern half against 2020 and against
@@ -28,7 +28,7 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, d
     from geogan.demo import DemoConfig, run_demo
 
     config = DemoConfig(output=output, data_dir=data_dir, pretrained=pretrained, steps=steps,
-                        device=device, overwrite=overwrite)
+                        threads=threads, seed=seed, device=device, overwrite=overwrite)
     with reporter("train", unit="step") as rep:
         result = run_demo(config, progress=rep)
     def summary() -> str:
@@ -41,7 +41,7 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, d
             lines.append(f"  {'run/' + result.loss_plot.name:<28} training losses "
                          "(run/losses.csv, run/previews/)")
         model = result.checkpoint.relative_to(result.output)
-        lines.append(f"  {str(model):<28} the model (use: geogan translate "
+        lines.append(f"  {str(model):<28} the model (use: {invoked_as()} translate "
                      f"{result.checkpoint} INPUT.tif -o OUT.tif)")
         lines.append(f"  {result.metrics.name:<28} scores on the held-out eastern half:")
         for name, row in result.scores.get("scores", {}).items():

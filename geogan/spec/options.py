@@ -329,6 +329,12 @@ DEMO = Command(
            "Skip training; translate with the model shipped in sample_data."),
     Option("steps", "int", 500, "Training steps (one 128 px window each); fewer is faster "
            "and blurrier."),
+    Option("threads", "int", 1,
+           "torch CPU threads for training and translating. The default, 1, gives the same "
+           "scores on every machine and cannot be slowed by other work competing for the "
+           "cores; more threads train faster on an idle machine and give other scores.",
+           short="-j", minimum=1),
+    Option("seed", "int", 0, "Seed of the training's random windows and weights.", minimum=0),
     DEVICE,
     OVERWRITE.but(help="Replace the output folder if it exists."),
 )
