@@ -140,3 +140,26 @@ def test_translate_training_and_the_cli_share_the_launch_env(tmp_path: Path, mon
     assert result.exit_code != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: RANK='one' is not an integer"), lines
+
+
+def test_a_process_that_left_gloo_ends_without_cpp_teardown(tmp_path: Path) -> None:
+    """torch's gloo threads outlive destroy_process_group; torn down at exit they now and
+    then abort the process (SIGABRT), so the CLI ends such a process with os._exit after
+    flushing: its output is complete, its exit status kept, and no exit handler runs."""
+    marker = tmp_path / "atexit-ran"
+    code = ("import atexit, pathlib, sys\n"
+            "import geogan.train.runtime as rt\n"
+            f"atexit.register(pathlib.Path({str(marker)!r}).touch)\n"
+            "rt.gloo_threads_left = {left}\n"
+            "from geogan.cli import main\n"
+            "sys.argv = ['geogan', {args}]\n"
+            "main()\n")
+    for left, args, status in ((True, "'--version'", 0), (True, "'info', '/no/such.tif'", 1),
+                               (False, "'--version'", 0)):
+        marker.unlink(missing_ok=True)
+        proc = subprocess.run([sys.executable, "-c", code.format(left=left, args=args)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == status, proc.stderr
+        assert ("geogan, version" in proc.stdout) == (status == 0)
+        assert proc.stderr.startswith("Error: ") == (status == 1)
+        assert marker.exists() != left  # os._exit skips exit handlers (and C++'s teardown)

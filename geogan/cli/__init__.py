@@ -58,6 +58,13 @@ class LazyGroup(click.Group):
             command.params.append(json_option())
         return command
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exc:
+            _exit_past_gloo(exc.code)
+            raise
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -85,6 +92,28 @@ class LazyGroup(click.Group):
         except Exception as exc:  # never a traceback: one line, details with -vv
             logging.getLogger("geogan").debug("unexpected error", exc_info=True)
             raise click.ClickException(unexpected_error_message(exc)) from exc
+
+
+def _exit_past_gloo(code: Any) -> None:
+    """End a process that used a gloo process group now, skipping C++'s static destructors.
+
+    torch's gloo threads outlive ``destroy_process_group`` and, torn down at exit, now and
+    then abort the process (see :func:`geogan.train.runtime.process_group`); everything of
+    geogan's is written and closed by now, so only the streams are flushed first.
+    """
+    runtime = sys.modules.get("geogan.train.runtime")
+    if runtime is None or not getattr(runtime, "gloo_threads_left", False):
+        return
+    import os
+
+    status = code if isinstance(code, int) else 0 if code is None else 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def unexpected_error_message(exc: BaseException) -> str:

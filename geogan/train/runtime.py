@@ -57,9 +57,10 @@ def process_group(dist_info: DistInfo, device: torch.device) -> Iterator[None]:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    global gloo_threads_left
+    backend = "nccl" if device.type == "cuda" else "gloo"
     torch.distributed.init_process_group(
-        backend="nccl" if device.type == "cuda" else "gloo",
-        rank=dist_info.rank, world_size=dist_info.world_size)
+        backend=backend, rank=dist_info.rank, world_size=dist_info.world_size)
     try:
         yield
         # rank 0 may still be writing the last checkpoint: leave the group together,
@@ -67,6 +68,16 @@ def process_group(dist_info: DistInfo, device: torch.device) -> Iterator[None]:
         torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
+        # torch's gloo backend keeps its worker threads ("pt_gloo_runloop", "gloo_tcp_loop")
+        # running after destroy_process_group; they are torn down with C++'s static objects
+        # when the process exits, which now and then ends it with SIGABRT ("terminate called
+        # without an active exception"). The CLI ends such a process without that teardown.
+        gloo_threads_left = gloo_threads_left or backend == "gloo"
+
+
+#: True once this process has left a gloo process group (see :func:`process_group`): its
+#: exit should skip C++'s static destructors (``os._exit`` after flushing).
+gloo_threads_left = False
 
 
 class StopRequest:
