@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.geogan-installed
 
-.PHONY: install demo test lint bench clean qgis-plugin
+.PHONY: install demo test lint bench clean qgis-plugin dist
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m pip install -q ruff
 	$(PY) -m ruff check geogan qgis_plugin tests benchmarks
+
+# The sdist and the wheel (with the sample rasters and the pretrained model) in dist/.
+dist:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q build twine
+	rm -f dist/geogan-*.whl dist/geogan-*.tar.gz
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/geogan-*.whl dist/geogan-*.tar.gz
 
 qgis-plugin:
 	$(PYTHON) qgis_plugin/build_zip.py
