@@ -6,8 +6,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.geogan-installed
+DOCS_STAMP := $(VENV)/.geogan-docs-installed
 
-.PHONY: install demo test lint bench clean qgis-plugin
+.PHONY: install demo test lint bench clean qgis-plugin docs dist
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,10 +27,28 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m pip install -q ruff
-	$(PY) -m ruff check geogan qgis_plugin tests benchmarks
+	$(PY) -m ruff check geogan qgis_plugin tests benchmarks docs
+
+# The documentation site (docs/ -> site/): the CLI and QGIS reference pages are generated
+# from geogan/spec/options.py first; any MkDocs warning (a broken link) fails the build.
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(PY) docs/gen_reference.py
+	$(PY) -m mkdocs build --strict
+
+# The sdist and the wheel (with the sample rasters and the pretrained model) in dist/.
+dist:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q build twine
+	rm -f dist/geogan-*.whl dist/geogan-*.tar.gz
+	$(PY) -m build --outdir dist .
+	$(PY) -m twine check --strict dist/geogan-*.whl dist/geogan-*.tar.gz
 
 qgis-plugin:
 	$(PYTHON) qgis_plugin/build_zip.py
 
 clean:
-	rm -rf $(VENV) demo_output build dist *.egg-info
+	rm -rf $(VENV) demo_output build dist site docs/reference *.egg-info

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from geogan.demo import _halves, texture_energies
 
-    data = ROOT / "sample_data"
+    data = ROOT / "geogan" / "sample_data"
     source, reference = data / "naip_2009.tif", data / "naip_2020.tif"
     with tempfile.TemporaryDirectory(prefix="geogan_demo_figure_") as tmp:
         work = Path(tmp)

@@ -1,7 +1,7 @@
 """Draw docs/norm_modes.jpg: --norm window vs global at --tile 256, with their difference maps.
 
-Translates sample_data/naip_2009.tif with the shipped model
-(sample_data/pretrained/naip_2009_to_2020.safetensors) at --tile 256 --overlap 32 with
+Translates geogan/sample_data/naip_2009.tif with the shipped model
+(geogan/sample_data/pretrained/naip_2009_to_2020.safetensors) at --tile 256 --overlap 32 with
 ``window`` and ``global`` statistics, and once exactly (the generator on the whole
 raster in one pass: benchmarks/normstats.exact, the reference), then writes a 2 x 2
 picture (bands 1-3, half resolution): the two translations on top, their absolute
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data" / "naip_2009.tif"
-MODEL = ROOT / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
+SAMPLE = ROOT / "geogan" / "sample_data" / "naip_2009.tif"
+MODEL = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
 #: Difference (DN) shown as white.
 DIFF_MAX = 32.0
 

@@ -1,7 +1,7 @@
 """How much the translation depends on how the raster is cut, for each ``--norm`` mode.
 
-Translates sample_data/naip_2009.tif (934 x 724 px) with the shipped model
-(sample_data/pretrained/naip_2009_to_2020.safetensors) once as a single window over the
+Translates geogan/sample_data/naip_2009.tif (934 x 724 px) with the shipped model
+(geogan/sample_data/pretrained/naip_2009_to_2020.safetensors) once as a single window over the
 whole image (``--tile 1024 --overlap 128 --norm window``: the reference), then with every
 mode and ``--tile`` 128/256/512 (overlap tile/8), and prints for each:
 
@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data" / "naip_2009.tif"
-MODEL = ROOT / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
+SAMPLE = ROOT / "geogan" / "sample_data" / "naip_2009.tif"
+MODEL = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
 
 
 def read(path: Path) -> tuple[np.ndarray, np.ndarray]:

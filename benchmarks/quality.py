@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="training-loop seconds per model")
     parser.add_argument("--models", default=DEFAULT_MODELS,
                         help="comma-separated MODEL:UPSAMPLE (models: cyclegan, cut, fastcut)")
-    parser.add_argument("--data", type=Path, default=ROOT / "sample_data")
+    parser.add_argument("--data", type=Path, default=ROOT / "geogan" / "sample_data")
     parser.add_argument("--work", type=Path, default=None,
                         help="new folder for chips, runs and translations "
                              "[default: a temporary one]")

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "sample_data"
+DATA = ROOT / "geogan" / "sample_data"
 
 
 def _train(a: object, b: object, out: Path, steps: int, every: int, **extra: object) -> float:

@@ -1,6 +1,6 @@
 """How fast random windows are read from rasters, beside the training step they feed.
 
-Reads random ``--crop`` windows of the sample orthophotos (``sample_data/naip_2009.tif``
+Reads random ``--crop`` windows of the sample orthophotos (``geogan/sample_data/naip_2009.tif``
 as A, ``naip_2020.tif`` as B, with ``--max-nodata 0.01 --min-std 1`` as the demo) through
 the DataLoader ``geogan train`` builds, with 0, 1, 2 ... worker processes, and times
 one full CycleGAN optimisation step on batches of the same shape (the demo's model:
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "sample_data"
+DATA = ROOT / "geogan" / "sample_data"
 
 
 def loader_rate(dataset, batch_size: int, workers: int, batches: int, pin: bool) -> float:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "sample_data" / "naip_2009.tif"
+SAMPLE = ROOT / "geogan" / "sample_data" / "naip_2009.tif"
 
 
 def build_mirrored(sample: Path, path: Path, size: int) -> None:

@@ -1,7 +1,7 @@
 """Translation speed and memory on a large orthophoto.
 
 Builds a SIZE x SIZE px orthophoto (default 16,000) by mirroring
-sample_data/naip_2009.tif (4-band uint8, tiled, ZSTD) in a temporary folder, makes
+geogan/sample_data/naip_2009.tif (4-band uint8, tiled, ZSTD) in a temporary folder, makes
 a randomly initialised checkpoint of the chosen generator, then prints:
 
 - end to end: ``geogan translate``'s library call from GeoTIFF to GeoTIFF, output Mpx/s;
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "naip_2009.tif"
+SAMPLE = Path(__file__).resolve().parents[1] / "geogan" / "sample_data" / "naip_2009.tif"
 
 
 def mirror_index(n_out: int, n_src: int) -> np.ndarray:

@@ -6,7 +6,8 @@ look -> side-by-side preview PNG -> evaluate on the held-out eastern half agains
 2020, with histogram matching as the baseline.
 
 With ``pretrained=True`` the training is skipped and the model shipped in
-``sample_data/pretrained/`` translates instead.
+``geogan/sample_data/pretrained/`` translates instead. The sample rasters and the model are
+package data: installed with geogan (from a wheel too) and found with importlib.resources.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -28,6 +30,8 @@ from geogan.spec.options import DEMO, TRANSLATE
 
 log = logging.getLogger(__name__)
 
+#: The folder of the geogan package that holds the sample rasters and the pretrained model.
+DATA_FOLDER = "sample_data"
 SOURCE_NAME = "naip_2009.tif"
 REFERENCE_NAME = "naip_2020.tif"
 PRETRAINED_NAME = "pretrained/naip_2009_to_2020.safetensors"
@@ -63,8 +67,9 @@ DEMO_FOLDER = FolderKind("demo folder", (METRICS_NAME,), _owned_by_demo)
 
 
 def default_data_dir() -> Path:
-    """``sample_data/`` of the source checkout geogan runs from."""
-    return Path(__file__).resolve().parent.parent / "sample_data"
+    """``geogan/sample_data/``, installed with the package (a source checkout or a wheel)."""
+    data = files("geogan").joinpath(DATA_FOLDER)
+    return data if isinstance(data, Path) else Path(str(data))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ Run with QGIS's Python (the one that imports ``qgis``), for example::
     QT_QPA_PLATFORM=offscreen /usr/bin/python3 qgis_plugin/screenshot.py \
         docs/qgis_translate_dialog.png
 
-The dialog is filled with a sample raster from sample_data/ and an example
+The dialog is filled with a sample raster from geogan/sample_data/ and an example
 checkpoint path, then grabbed as an image (PNG, palette-reduced to stay small).
 """
 
@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, nargs="?",
                         default=ROOT / "docs" / "qgis_translate_dialog.png")
-    parser.add_argument("--raster", type=Path, default=ROOT / "sample_data" / "naip_2009.tif")
+    parser.add_argument("--raster", type=Path,
+                        default=ROOT / "geogan" / "sample_data" / "naip_2009.tif")
     parser.add_argument("--size", default="980x740", help="dialog size WIDTHxHEIGHT")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

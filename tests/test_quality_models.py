@@ -34,7 +34,7 @@ from geogan.train import TrainConfig, resume_config, train, validate_config
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
-PRETRAINED = ROOT / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
+PRETRAINED = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
 TINY = {"crop": 32, "ngf": 8, "ndf": 8, "generator": "resnet_6blocks"}
 SMALL = GANSettings(generator="resnet_6blocks", ngf=8, ndf=8)
 

@@ -19,7 +19,7 @@ from geogan.spec import messages, names, protocol
 from geogan.spec.options import COMMANDS, TILE, TRANSLATE
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
+SHIPPED = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
 
 
 def test_spec_imports_nothing_but_the_standard_library():

@@ -15,7 +15,8 @@ from geogan.spec.options import DEMO
 @click.option("-o", "--output", type=OutputPath(what="a folder"), default=Path("demo_output"),
               show_default=True, help="Folder that receives the demo's outputs.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="geogan's sample_data folder (default: the one beside the geogan package).")
+              help="A folder with the sample rasters (default: geogan/sample_data, installed "
+                   "with geogan).")
 @spec_options(DEMO)
 def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, threads: int,
             seed: int, device: str, overwrite: bool) -> None:

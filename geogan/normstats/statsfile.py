@@ -16,7 +16,7 @@ from geogan.errors import InputError, first_line
 from geogan.spec import choices, names
 from geogan.spec.options import TRANSLATE
 
-#: ``--norm`` choices, and the default (the one that wins on the sample, see the README).
+#: ``--norm`` choices, and the default (the one that wins on the sample, see docs/translating.md).
 NORM_MODES: tuple[str, ...] = choices.NORM_MODES
 DEFAULT_NORM: str = TRANSLATE.default_of("norm")
 #: Statistics file format.

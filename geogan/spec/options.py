@@ -326,7 +326,7 @@ TRAIN = Command(
 DEMO = Command(
     "demo",
     Option("pretrained", "flag", False,
-           "Skip training; translate with the model shipped in sample_data."),
+           "Skip training; translate with the model shipped with geogan."),
     Option("steps", "int", 500, "Training steps (one 128 px window each); fewer is faster "
            "and blurrier."),
     Option("threads", "int", 1,
