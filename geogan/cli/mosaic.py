@@ -20,7 +20,7 @@ from geogan.spec.options import MOSAIC
               help="Output GeoTIFF, or a writable GDAL path (/vsis3/..., "
                    "/vsizip/out.zip/a.tif).")
 @spec_options(MOSAIC)
-@co_option
+@co_option(MOSAIC)
 def command(inputs: tuple[str, ...], output: Path, **params: Any) -> None:
     """Mosaic chips (files or folders of *.tif) into OUTPUT using each chip's transform.
 

@@ -20,7 +20,7 @@ from geogan.tiling import TileConfig, tile_rasters
 @click.option("-o", "--output", "outdir", required=True, type=OutputPath(what="chips and an index"),
               help="Output folder for the chips and index.gpkg.")
 @spec_options(TILE)
-@co_option
+@co_option(TILE)
 def command(inputs: tuple[str, ...], outdir: Path, **params: Any) -> None:
     """Cut INPUT rasters into SIZE x SIZE GeoTIFF chips plus OUTDIR/index.gpkg.
 

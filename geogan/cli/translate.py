@@ -19,7 +19,7 @@ from geogan.spec.options import TRANSLATE
               help="Output GeoTIFF (one input file, name ending in .tif) or folder; also a "
                    "writable GDAL path (/vsis3/..., /vsizip/out.zip/a.tif).")
 @spec_options(TRANSLATE)
-@co_option
+@co_option(TRANSLATE)
 def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: Any) -> None:
     """Translate INPUT rasters (files, folders or globs) with CHECKPOINT.
 
