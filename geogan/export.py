@@ -2,15 +2,15 @@
 
 ``export_onnx(CHECKPOINT, "model.onnx")`` writes ``model.onnx`` (one file, weights
 inside) and ``model.onnx.json``, a name no checkpoint's sidecar has (a checkpoint
-``model.safetensors`` has ``model.json``; earlier geogan versions wrote the ONNX
-sidecar there too, which :func:`find_sidecar` still reads). The ONNX graph maps
-``input`` ``(batch, bands_in, height, width)`` float32 in ``[-1, 1]`` to ``output``
-``(batch, bands_out, height, width)`` float32 in ``[-1, 1]``; batch, height and width
-are dynamic, and height and width must be multiples of ``size_multiple`` (4 for
-ResNet generators, 256 for ``unet_256``). The sidecar (also embedded in the ONNX metadata under the key
-``geogan``) gives the bands, the per-band normalisation (``lo``/``hi`` and the
-formula) of both sides, the direction and the architecture, so onnxruntime
-scripts and QGIS plugins can run the model without geogan.
+``model.safetensors`` has ``model.json``; earlier geogan versions wrote the ONNX sidecar
+there too, which :func:`find_sidecar` still reads). The ONNX graph maps ``input``
+``(batch, bands_in, height, width)`` float32 in ``[-1, 1]`` to ``output`` ``(batch,
+bands_out, height, width)`` float32 in ``[-1, 1]``; batch, height and width are dynamic,
+and height and width must be multiples of ``size_multiple`` (4 for ResNet generators,
+256 for ``unet_256``). The sidecar (also embedded in the ONNX metadata under the key
+``geogan``) gives the bands, the per-band normalisation (``lo``/``hi`` and the formula)
+of both sides, the direction and the architecture, so onnxruntime scripts and QGIS
+plugins can run the model without geogan.
 
 The graph is produced by the ``torch.export``-based exporter
 (``torch.onnx.export(..., dynamo=True)``, which needs ``onnxscript``) at opset

@@ -84,7 +84,8 @@ def creation_kwargs(creation_options: CreationOptions) -> dict[str, Any]:
 
 
 def parse_creation_options(items: Iterable[str]) -> CreationOptions:
-    """``["COMPRESS=JPEG", "JPEG_QUALITY=90"]`` -> ``(("COMPRESS", "JPEG"), ("JPEG_QUALITY", "90"))``."""
+    """``["COMPRESS=JPEG", "JPEG_QUALITY=90"]`` -> ``(("COMPRESS", "JPEG"), ("JPEG_QUALITY",
+    "90"))``."""
     pairs = []
     for item in items:
         key, sep, value = item.partition("=")

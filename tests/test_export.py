@@ -184,7 +184,8 @@ def test_export_never_writes_over_a_checkpoints_sidecar(tmp_path):
     ckpt = _checkpoint(tmp_path / "m.safetensors", "resnet_6blocks")
     other = _checkpoint(tmp_path / "g.onnx.safetensors", "resnet_6blocks", both=False)
     before = (tmp_path / "g.onnx.json").read_bytes()
-    with pytest.raises(OutputError, match="would replace the metadata of the checkpoint .*g.onnx.safetensors"):
+    with pytest.raises(OutputError,
+                       match="would replace the metadata of the checkpoint .*g.onnx.safetensors"):
         export_onnx(ckpt, tmp_path / "g.onnx", overwrite=True)
     assert (tmp_path / "g.onnx.json").read_bytes() == before
     assert not (tmp_path / "g.onnx").exists() and other.is_file()
