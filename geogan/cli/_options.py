@@ -151,6 +151,8 @@ def spec_option(opt: Option, *, required: bool = False, **overrides: Any) -> Cal
         kwargs["type"] = click.Path(path_type=Path)
     elif opt.kind == "bands":
         kwargs["callback"] = bands_option
+    elif opt.kind == "bounds":
+        kwargs.update(nargs=4, type=float)
     if opt.metavar:
         kwargs["metavar"] = opt.metavar
     if opt.default is not None and opt.kind != "flag" and not required:
