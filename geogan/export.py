@@ -1,14 +1,16 @@
 """Export a checkpoint's generator to ONNX, with a JSON sidecar that says how to feed it.
 
 ``export_onnx(CHECKPOINT, "model.onnx")`` writes ``model.onnx`` (one file, weights
-inside) and ``model.json``. The ONNX graph maps ``input`` ``(batch, bands_in,
-height, width)`` float32 in ``[-1, 1]`` to ``output`` ``(batch, bands_out, height,
-width)`` float32 in ``[-1, 1]``; batch, height and width are dynamic, and height
-and width must be multiples of ``size_multiple`` (4 for ResNet generators, 256
-for ``unet_256``). The sidecar (also embedded in the ONNX metadata under the key
-``geogan``) gives the bands, the per-band normalisation (``lo``/``hi`` and the
-formula) of both sides, the direction and the architecture, so onnxruntime
-scripts and QGIS plugins can run the model without geogan.
+inside) and ``model.onnx.json``, a name no checkpoint's sidecar has (a checkpoint
+``model.safetensors`` has ``model.json``; earlier geogan versions wrote the ONNX sidecar
+there too, which :func:`find_sidecar` still reads). The ONNX graph maps ``input``
+``(batch, bands_in, height, width)`` float32 in ``[-1, 1]`` to ``output`` ``(batch,
+bands_out, height, width)`` float32 in ``[-1, 1]``; batch, height and width are dynamic,
+and height and width must be multiples of ``size_multiple`` (4 for ResNet generators,
+256 for ``unet_256``). The sidecar (also embedded in the ONNX metadata under the key
+``geogan``) gives the bands, the per-band normalisation (``lo``/``hi`` and the formula)
+of both sides, the direction and the architecture, so onnxruntime scripts and QGIS
+plugins can run the model without geogan.
 
 The graph is produced by the ``torch.export``-based exporter
 (``torch.onnx.export(..., dynamo=True)``, which needs ``onnxscript``) at opset
@@ -32,6 +34,7 @@ from typing import Any
 from geogan import __version__
 from geogan.errors import GeoganError, OutputError, first_line
 from geogan.fileio import atomic_output, check_output_file
+from geogan.spec.names import ONNX_SIDECAR_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,51 @@ FROM_MODEL_FORMULA = ("value[b] = (clip(model_output[b], -1, 1) + 1) / 2 * (hi[b
 
 
 def sidecar_path(output: str | os.PathLike[str]) -> Path:
-    """The JSON sidecar written beside ``output`` (``model.onnx`` -> ``model.json``)."""
+    """The JSON sidecar written beside ``output`` (``model.onnx`` -> ``model.onnx.json``)."""
+    out = Path(output)
+    return out.with_name(out.stem + ONNX_SIDECAR_SUFFIX)
+
+
+def legacy_sidecar_path(output: str | os.PathLike[str]) -> Path:
+    """Where earlier geogan versions wrote the sidecar (``model.onnx`` -> ``model.json``)."""
     return Path(output).with_suffix(".json")
+
+
+def find_sidecar(output: str | os.PathLike[str]) -> Path | None:
+    """The sidecar of an exported ``output``: ``NAME.onnx.json``, else an earlier export's
+    ``NAME.json`` when it is one (not a checkpoint's); None when there is neither."""
+    current = sidecar_path(output)
+    if current.is_file():
+        return current
+    legacy = legacy_sidecar_path(output)
+    if legacy.is_file():
+        try:
+            data = json.loads(legacy.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            return legacy
+    return None
+
+
+def read_sidecar(output: str | os.PathLike[str]) -> dict[str, Any]:
+    """The sidecar of an exported ONNX file (see :func:`find_sidecar`)."""
+    path = find_sidecar(output)
+    if path is None:
+        raise OutputError(f"{output} has no geogan sidecar ({sidecar_path(output).name}); "
+                          "export the model again with geogan export")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _refuse_checkpoint_sidecar(output: Path, sidecar: Path) -> None:
+    """Never write over a checkpoint's sidecar (``X.json`` of ``X.safetensors``), whatever
+    ``overwrite`` says: an export is not a checkpoint."""
+    weights = sidecar.with_suffix(".safetensors")
+    if weights.is_file():
+        raise OutputError(f"the sidecar {sidecar} of {output} would replace the metadata of the "
+                          f"checkpoint {weights}; export to another name, e.g. -o "
+                          f"{output.with_name('generator.onnx')}")
 
 
 def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[str],
@@ -73,8 +119,10 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     output = Path(output)
     if output.suffix.lower() != ".onnx":
         raise OutputError(f"output {output} must end with .onnx (the sidecar goes beside it "
-                          "as .json), or .safetensors for a generators-only geogan checkpoint")
+                          f"as {ONNX_SIDECAR_SUFFIX}), or .safetensors for a generators-only "
+                          "geogan checkpoint")
     sidecar = sidecar_path(output)
+    _refuse_checkpoint_sidecar(output, sidecar)
     check_output_file(output, overwrite)
     check_output_file(sidecar, overwrite)
     opset = DEFAULT_OPSET if opset is None else int(opset)

@@ -31,6 +31,9 @@ from geogan.errors import CheckpointError, InputError, first_line
 
 log = logging.getLogger(__name__)
 
+#: What the bands of their models are: they train on RGB (3) or grayscale (1) pictures.
+PICTURE_BANDS: dict[int, list[str]] = {3: ["red", "green", "blue"], 1: ["gray"]}
+
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A plain ``{name: tensor}`` state dict from ``path``, read with ``weights_only=True``."""
@@ -185,7 +188,9 @@ def import_generators(a2b: str | os.PathLike[str], output: str | os.PathLike[str
                 raise CheckpointError(f"{a2b} and {b2a} disagree on the bands of domain "
                                       f"{side.upper()} ({bands[side]} vs {count})")
     domains = {side: {"name": name, "norm": BandNorm.full_range("uint8", bands[side]).to_json(),
-                      "bands": bands[side], "dtype": "uint8", "nodata": None}
+                      "bands": bands[side], "dtype": "uint8", "nodata": None,
+                      **({"band_names": PICTURE_BANDS[bands[side]]}
+                         if bands[side] in PICTURE_BANDS else {})}
                for side, name in (("a", name_a), ("b", name_b))}
     meta = {"model": "cyclegan" if b2a is not None else "pix2pix", "generators": generators,
             "domains": domains, "chip_size": chip_size,

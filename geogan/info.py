@@ -8,6 +8,7 @@ the CLI prints as text or JSON.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 #: Architectures whose generators use instance normalisation.
 _INSTANCE_NORM_ARCHES = ("resnet", "unet")
+#: Short names of the CRS units GDAL/PROJ name in full.
+_UNIT_NAMES = {"metre": "m", "meter": "m", "kilometre": "km", "foot": "ft",
+               "US survey foot": "US ft", "degree": "degrees", "radian": "radians"}
 
 
 def is_checkpoint(path: str | os.PathLike[str]) -> bool:
@@ -98,7 +102,10 @@ def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:
             "crs": (f"EPSG:{epsg}" if epsg else crs.to_string()) if crs is not None else None,
             "geographic": bool(crs.is_geographic) if crs is not None else None,
             "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-            "bounds": list(src.bounds), "res": list(src.res), "nodata": src.nodata,
+            "bounds": list(src.bounds), "res": list(src.res),
+            "units": crs_units(crs)[0] if crs is not None else None,
+            "pixel_size_m": ground_pixel_size(src.res, crs, src.bounds),
+            "nodata": src.nodata,
             "colorinterp": [ci.name for ci in src.colorinterp],
             "descriptions": list(src.descriptions),
             "mask_flags": [sorted(f.name for f in flags) for flags in src.mask_flag_enums],
@@ -106,6 +113,37 @@ def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:
             "block_shapes": [list(b) for b in src.block_shapes],
             "overviews": len(src.overviews(1)) if src.count else 0,
         }
+
+
+def crs_units(crs: Any) -> tuple[str, float | None]:
+    """The short name of ``crs``'s units (``m``, ``US ft``, ``degrees``) and metres per unit
+    (None for angular units)."""
+    name, factor = crs.units_factor
+    short = _UNIT_NAMES.get(name, name)
+    if crs.is_geographic:
+        return short, None
+    return short, float(factor)
+
+
+def ground_pixel_size(res: tuple[float, float], crs: Any,
+                      bounds: Any) -> list[float] | None:
+    """A pixel's width and height on the ground in metres (None without a CRS).
+
+    Exact for projected CRSs; for geographic ones, on the WGS84 ellipsoid at the
+    raster's central latitude (an approximation for other ellipsoids).
+    """
+    if crs is None:
+        return None
+    _, factor = crs_units(crs)
+    if factor is not None:
+        return [res[0] * factor, res[1] * factor]
+    if crs.units_factor[0] != "degree":
+        return None
+    lat = math.radians(max(-90.0, min(90.0, (bounds[1] + bounds[3]) / 2)))
+    # metres per degree of latitude and of longitude on WGS84 at ``lat``
+    per_lat = 111132.954 - 559.822 * math.cos(2 * lat) + 1.175 * math.cos(4 * lat)
+    per_lon = 111412.84 * math.cos(lat) - 93.5 * math.cos(3 * lat) + 0.118 * math.cos(5 * lat)
+    return [res[0] * per_lon, res[1] * per_lat]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ thing to every command:
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from collections.abc import Sequence
@@ -136,6 +137,32 @@ def write_meta(dst: Any, meta: RasterMeta) -> None:
     tags = {k: v for k, v in meta.tags.items() if k not in OWN_TAGS}
     if tags:
         dst.update_tags(**tags)
+
+
+@functools.lru_cache(maxsize=16)
+def recorded_band_names(path: str, count: int) -> tuple[str, ...] | None:
+    """What the ``count`` bands of raster ``path`` are, as a checkpoint records a domain's.
+
+    Each band's colour interpretation when it is a colour (red, nir...), else its
+    description, else ``""``. None when the file cannot be read, has another band count,
+    or says nothing beyond GDAL's defaults (gray then undefined, no descriptions).
+    """
+    import rasterio
+
+    try:
+        with warnings.catch_warnings():  # a chip picture without georeference is fine here
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if src.count != count:
+                    return None
+                interp, descriptions = list(src.colorinterp), list(src.descriptions)
+    except rasterio.errors.RasterioError:
+        return None
+    plain = (ColorInterp.undefined, ColorInterp.palette, ColorInterp.alpha)
+    names = tuple(ci.name if ci not in plain else (d or "")
+                  for ci, d in zip(interp, descriptions, strict=True))
+    default = all(ci in (ColorInterp.gray, *plain) for ci in interp) and not any(descriptions)
+    return None if default else names
 
 
 # --------------------------------------------------------------------------- bands and masks

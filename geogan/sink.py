@@ -84,12 +84,13 @@ def creation_kwargs(creation_options: CreationOptions) -> dict[str, Any]:
 
 
 def parse_creation_options(items: Iterable[str]) -> CreationOptions:
-    """``["COMPRESS=JPEG", "QUALITY=90"]`` -> ``(("COMPRESS", "JPEG"), ("QUALITY", "90"))``."""
+    """``["COMPRESS=JPEG", "JPEG_QUALITY=90"]`` -> ``(("COMPRESS", "JPEG"), ("JPEG_QUALITY",
+    "90"))``."""
     pairs = []
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise InputError(f"`co` {item!r} is not KEY=VALUE; write e.g. `co` QUALITY=90")
+            raise InputError(f"`co` {item!r} is not KEY=VALUE; write e.g. `co` JPEG_QUALITY=90")
         pairs.append((key.strip().upper(), value.strip()))
     return tuple(pairs)
 

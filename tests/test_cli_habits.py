@@ -73,6 +73,30 @@ def test_info_describes_a_raster_and_whether_it_fits(make_raster, tmp_path, tiny
     assert ok["fits"] is True and ok["option"] == "--bands 2,3,4"
 
 
+def test_info_text_gives_extent_and_units(make_raster):
+    import math
+    import re
+
+    from conftest import GEOGRAPHIC
+
+    projected = make_raster("p.tif", width=67, height=45)  # 5 m pixels, origin 485900, 5209247
+    text = _cli("info", projected).stdout
+    assert "CRS EPSG:26914, pixel 5 x 5 m\n" in text
+    assert "extent: x 485900 to 486235, y 5209022 to 5209247 m (335 x 225 m)" in text
+    geographic = make_raster("g.tif", width=20, height=10, crs=GEOGRAPHIC)  # 0.00081 degrees
+    result = _cli("info", geographic)
+    assert result.exit_code == 0, result.output
+    found = re.search(r"pixel 0.00081 x 0.00081 degrees \(about ([\d.]+) x ([\d.]+) m\)",
+                      result.stdout)
+    assert found, result.stdout
+    lat = math.radians(-3.5 - 10 * 0.00081 / 2)  # metres per degree near the equator
+    assert float(found[1]) == pytest.approx(0.00081 * 111320 * math.cos(lat), rel=2e-3)
+    assert float(found[2]) == pytest.approx(0.00081 * 110580, rel=2e-3)
+    assert "extent: x -73.25 to -73.2338, y -3.5081 to -3.5 degrees (about" in result.stdout
+    (item,) = json.loads(_cli("info", geographic, "--json").stdout)["items"]
+    assert item["units"] == "degrees" and item["pixel_size_m"][1] == pytest.approx(89.6, abs=0.1)
+
+
 def test_verbosity_levels(make_raster, tmp_path, caplog):
     src = make_raster("r.tif", width=64, height=48)
     import logging

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from geogan.checkpoint import load_generator  # noqa: E402
 from geogan.cli import main  # noqa: E402
 from geogan.errors import CheckpointError, GeoganError, OutputError  # noqa: E402
-from geogan.export import export_onnx, sidecar_path  # noqa: E402
+from geogan.export import export_onnx, find_sidecar, read_sidecar, sidecar_path  # noqa: E402
 from geogan.normalize import BandNorm  # noqa: E402
 
 NORM_A = BandNorm.full_range("uint8", 3, 0.0)
@@ -142,7 +142,7 @@ def test_unet_export_through_the_cli(tmp_path):
     assert meta["model"] == "pix2pix"
     # no temporary files are left beside the outputs
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "p2p.json", "p2p.safetensors", "unet.json", "unet.onnx"]
+        "p2p.json", "p2p.safetensors", "unet.onnx", "unet.onnx.json"]
 
 
 def test_existing_outputs_are_kept_without_overwrite(tmp_path):
@@ -154,9 +154,54 @@ def test_existing_outputs_are_kept_without_overwrite(tmp_path):
     assert out.read_bytes() == b"old"
     out.unlink()
     sidecar_path(out).write_text("{}")
-    with pytest.raises(OutputError, match="m2.json already exists"):
+    with pytest.raises(OutputError, match="m2.onnx.json already exists"):
         export_onnx(ckpt, out)
     assert not out.exists()
+
+
+def test_export_into_a_run_folder_keeps_the_checkpoint(tmp_path, resnet, monkeypatch):
+    """``-o RUN/model.onnx``, then with --overwrite as the refusal advises: model.json stays."""
+    import geogan.export as ex
+
+    proto = onnx.load(str(resnet[1]))
+    monkeypatch.setattr(ex, "_export_proto", lambda *args: proto)  # skip the slow export
+    run = tmp_path / "run"
+    ckpt = _checkpoint(run / "model.safetensors", "resnet_6blocks")
+    before = (run / "model.json").read_bytes()
+    for extra in ([], ["--overwrite"]):
+        result = CliRunner().invoke(main, ["--progress", "none", "export", str(run), "-o",
+                                           str(run / "model.onnx"), "--no-verify", *extra])
+        assert result.exit_code == 0, result.output
+        assert str(run / "model.onnx.json") in result.stdout
+        assert (run / "model.json").read_bytes() == before
+    assert json.loads((run / "model.onnx.json").read_text())["format"] == "geogan-onnx"
+    assert sorted(p.name for p in run.iterdir()) == [
+        "model.json", "model.onnx", "model.onnx.json", "model.safetensors"]
+    assert load_generator(ckpt, "b2a").out_bands == 3  # the checkpoint still loads
+
+
+def test_export_never_writes_over_a_checkpoints_sidecar(tmp_path):
+    ckpt = _checkpoint(tmp_path / "m.safetensors", "resnet_6blocks")
+    other = _checkpoint(tmp_path / "g.onnx.safetensors", "resnet_6blocks", both=False)
+    before = (tmp_path / "g.onnx.json").read_bytes()
+    with pytest.raises(OutputError,
+                       match="would replace the metadata of the checkpoint .*g.onnx.safetensors"):
+        export_onnx(ckpt, tmp_path / "g.onnx", overwrite=True)
+    assert (tmp_path / "g.onnx.json").read_bytes() == before
+    assert not (tmp_path / "g.onnx").exists() and other.is_file()
+
+
+def test_sidecars_of_earlier_exports_are_still_found(tmp_path):
+    old = {"format": "geogan-onnx", "format_version": 1, "direction": "a2b"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert find_sidecar(tmp_path / "old.onnx") == tmp_path / "old.json"
+    assert read_sidecar(tmp_path / "old.onnx") == old
+    sidecar_path(tmp_path / "old.onnx").write_text(json.dumps({**old, "direction": "b2a"}))
+    assert read_sidecar(tmp_path / "old.onnx")["direction"] == "b2a"  # the current name wins
+    _checkpoint(tmp_path / "model.safetensors", "resnet_6blocks")  # model.json: a checkpoint's
+    assert find_sidecar(tmp_path / "model.onnx") is None
+    with pytest.raises(OutputError, match="no geogan sidecar"):
+        read_sidecar(tmp_path / "model.onnx")
 
 
 def test_failed_check_leaves_nothing_behind(tmp_path, resnet, monkeypatch):

@@ -125,6 +125,7 @@ def test_resnet_weights_give_their_output(tmp_path, n_blocks, size):
     assert meta["model"] == "cyclegan" and meta["generators"]["a2b"]["arch"] == \
         f"resnet_{n_blocks}blocks"
     assert meta["domains"]["a"]["name"] == "horse"
+    assert meta["domains"]["b"]["band_names"] == ["red", "green", "blue"]  # RGB pictures
     x = torch.rand(2, 3, size, size) * 2 - 1
     for direction, theirs in (("a2b", theirs_a), ("b2a", theirs_b)):
         ours = load_generator(out, direction).module

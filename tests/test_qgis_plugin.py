@@ -165,7 +165,7 @@ def test_help_describes_the_translate_parameters(qgis_process, env):
                           text=True, env=env, timeout=TIMEOUT_S)
     assert proc.returncode == 0, explain(proc)
     for key in ("INPUT", "CHECKPOINT", "DIRECTION", "TILE", "OVERLAP", "NORM", "STATS",
-                "BATCH_SIZE", "DEVICE", "OUTPUT"):
+                "BATCH_SIZE", "DEVICE", "BANDS", "BAND_NAMES", "AOI", "OUTPUT"):
         assert f"\n{key}: " in proc.stdout
 
 
@@ -192,6 +192,29 @@ def test_translate_keeps_crs_transform_and_size(qgis_process, env, make_raster, 
         data = b.read()
     assert data.std() > 0, "the generator output is not constant"
     assert sorted(p.name for p in out.parent.iterdir()) == ["translated.tif"]
+
+
+def test_translate_an_area_of_interest_with_band_names(qgis_process, env, make_raster,
+                                                       checkpoint, tmp_path):
+    import geopandas as gpd
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.windows import Window
+    from shapely.geometry import box
+
+    src = make_raster("in.tif", width=67, height=45, count=4, nodata=0)
+    aoi = tmp_path / "aoi.gpkg"  # columns 10-29, rows 5-24 of the 5 m grid
+    gpd.GeoDataFrame(geometry=[box(485950, 5209122, 486050, 5209222)],
+                     crs=PROJECTED).to_file(aoi)
+    out = tmp_path / "part.tif"
+    proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src,
+                      CHECKPOINT=checkpoint(4, 3), TILE=32, OVERLAP=8, DEVICE="cpu", AOI=aoi,
+                      BAND_NAMES="red,green,blue", OUTPUT=out)
+    assert proc.returncode == 0, explain(proc)
+    with rasterio.open(src) as a, rasterio.open(out) as b:
+        assert b.crs == a.crs and (b.width, b.height) == (20, 20)
+        assert b.transform == a.window_transform(Window(10, 5, 20, 20))
+        assert b.colorinterp == (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 
 
 _ALPHA_BANDS = textwrap.dedent("""

@@ -61,6 +61,9 @@ def test_cyclegan_writes_a_complete_run_folder(tmp_path: Path, make_raster) -> N
     assert meta["domains"]["a"]["name"] == "naip_2009"
     assert meta["domains"]["a"]["norm"]["hi"] == [255.0] * 4
     assert meta["domains"]["b"]["norm"]["nodata"] == 0
+    # what the bands are: RGB chips say so, 4-band gray/undefined chips say nothing
+    assert meta["domains"]["b"]["band_names"] == ["red", "green", "blue"]
+    assert "band_names" not in meta["domains"]["a"]
     assert json.loads((out / "model.json").read_text())["step"] == 4
     assert (out / "train_state.safetensors").is_file() and (out / "train_state.json").is_file()
     tensors, _ = load_checkpoint(out)

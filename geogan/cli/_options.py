@@ -75,11 +75,18 @@ def _creation_options(ctx: click.Context, param: click.Parameter,
     return parse_creation_options(value)
 
 
-#: ``--co KEY=VALUE`` (repeatable), as in gdal_translate and rio: GDAL creation options.
-co_option = click.option(
-    "--co", "creation_options", multiple=True, metavar="KEY=VALUE", callback=_creation_options,
-    help="A GDAL creation option for the output GeoTIFF (or the COG with --cog), after "
-         "geogan's defaults; repeat for more, e.g. --co COMPRESS=JPEG --co QUALITY=90.")
+def co_option(command: Command) -> Callable[[F], F]:
+    """``--co KEY=VALUE`` (repeatable), as in gdal_translate and rio: GDAL creation options.
+
+    The help names ``--cog`` only for a command that has it.
+    """
+    what = "each chip GeoTIFF" if command.name == "tile" else "the output GeoTIFF"
+    cog = " (or the COG with --cog)" if "cog" in command else ""
+    return click.option(
+        "--co", "creation_options", multiple=True, metavar="KEY=VALUE",
+        callback=_creation_options,
+        help=f"A GDAL creation option for {what}{cog}, after geogan's defaults; repeat for "
+             "more, e.g. --co COMPRESS=JPEG --co JPEG_QUALITY=90.")
 
 
 def bands_option(ctx: click.Context, param: click.Parameter,
@@ -144,6 +151,8 @@ def spec_option(opt: Option, *, required: bool = False, **overrides: Any) -> Cal
         kwargs["type"] = click.Path(path_type=Path)
     elif opt.kind == "bands":
         kwargs["callback"] = bands_option
+    elif opt.kind == "bounds":
+        kwargs.update(nargs=4, type=float)
     if opt.metavar:
         kwargs["metavar"] = opt.metavar
     if opt.default is not None and opt.kind != "flag" and not required:

@@ -30,7 +30,7 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, t
 
     config = DemoConfig(output=output, data_dir=data_dir, pretrained=pretrained, steps=steps,
                         threads=threads, seed=seed, device=device, overwrite=overwrite)
-    with reporter("train", unit="step") as rep:
+    with reporter("train", unit="steps") as rep:
         result = run_demo(config, progress=rep)
     def summary() -> str:
         lines = [f"\ngeogan demo finished in {result.seconds:.0f} s. Outputs in "

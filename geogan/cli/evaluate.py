@@ -28,7 +28,7 @@ def command(prediction: Path, reference: Path, as_json: bool, **params: Any) -> 
     from geogan.evaluate import EvaluateConfig, evaluate
 
     config = EvaluateConfig(**config_values(EVALUATE, params, EvaluateConfig))
-    with reporter("evaluate", unit="block") as rep:
+    with reporter("evaluate", unit="blocks") as rep:
         report = evaluate(prediction, reference, config, progress=rep)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))

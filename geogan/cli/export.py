@@ -15,7 +15,7 @@ from geogan.spec.options import EXPORT
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=OutputPath(what="the model"), required=True,
               metavar="MODEL.onnx|MODEL.safetensors",
-              help="ONNX file to write (the sidecar MODEL.json goes beside it), or a "
+              help="ONNX file to write (the sidecar MODEL.onnx.json goes beside it), or a "
                    ".safetensors file for a generators-only geogan checkpoint.")
 @spec_options(EXPORT)
 def command(checkpoint: Path, output: Path, direction: str, opset: int | None,

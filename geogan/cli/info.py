@@ -41,6 +41,38 @@ def command(paths: tuple[str, ...], checkpoint: Path | None, direction: str,
     emit({"items": items}, lambda: "\n\n".join(_text(i) for i in items))
 
 
+def _coord(value: float) -> str:
+    """A coordinate without float noise (``5209247``, ``-73.19573``)."""
+    return f"{round(value, 9):.12g}"
+
+
+def pixel_text(item: dict[str, Any]) -> str:
+    """``pixel 5 x 5 m``; ``pixel 0.000808 x 0.000808 degrees (about 89.8 x 89.4 m)``."""
+    rx, ry = item["res"]
+    units = item.get("units")
+    text = f"pixel {rx:g} x {ry:g}" + (f" {units}" if units else " (no CRS: units unknown)")
+    ground = item.get("pixel_size_m")
+    if ground and units != "m":
+        about = "about " if item.get("geographic") else ""
+        text += f" ({about}{ground[0]:.3g} x {ground[1]:.3g} m)"
+    return text
+
+
+def extent_text(item: dict[str, Any]) -> str:
+    """``x 485900 to 486235, y 5209022 to 5209247 m (335 x 225 m)``: left to right, bottom
+    to top, and the size on the ground."""
+    left, bottom, right, top = item["bounds"]
+    units = f" {item['units']}" if item.get("units") else ""
+    text = f"x {_coord(left)} to {_coord(right)}, y {_coord(bottom)} to {_coord(top)}{units}"
+    ground = item.get("pixel_size_m")
+    if ground:
+        w, h = ground[0] * item["width"], ground[1] * item["height"]
+        size = (f"{w / 1000:.3g} x {h / 1000:.3g} km" if max(w, h) >= 1000
+                else f"{w:.3g} x {h:.3g} m")
+        text += f" ({'about ' if item.get('geographic') else ''}{size})"
+    return text
+
+
 def _text(item: dict[str, Any]) -> str:
     if item["kind"] == "checkpoint":
         lines = [f"{item['path']}: geogan {item['model']} checkpoint, step {item['step']}, "
@@ -54,7 +86,8 @@ def _text(item: dict[str, Any]) -> str:
         return "\n".join(lines)
     lines = [f"{item['path']}: {item['driver']} {item['width']} x {item['height']} px, "
              f"{item['count']} band(s) {', '.join(sorted(set(item['dtypes'])))}, "
-             f"CRS {item['crs'] or 'none'}, pixel {item['res'][0]:g} x {item['res'][1]:g}",
+             f"CRS {item['crs'] or 'none'}, {pixel_text(item)}",
+             f"  extent: {extent_text(item)}",
              f"  bands: {', '.join(item['colorinterp'])}; nodata {item['nodata']}; "
              f"masks: {', '.join('/'.join(f) for f in item['mask_flags'])}"]
     fit = item.get("fit")

@@ -20,7 +20,7 @@ from geogan.spec.options import MOSAIC
               help="Output GeoTIFF, or a writable GDAL path (/vsis3/..., "
                    "/vsizip/out.zip/a.tif).")
 @spec_options(MOSAIC)
-@co_option
+@co_option(MOSAIC)
 def command(inputs: tuple[str, ...], output: Path, **params: Any) -> None:
     """Mosaic chips (files or folders of *.tif) into OUTPUT using each chip's transform.
 
@@ -28,6 +28,6 @@ def command(inputs: tuple[str, ...], output: Path, **params: Any) -> None:
     """
     config = MosaicConfig(**config_values(MOSAIC, params, MosaicConfig),
                           creation_options=params["creation_options"])
-    with reporter("mosaic", unit="window") as rep:
+    with reporter("mosaic", unit="windows") as rep:
         out = mosaic_chips(with_listed(inputs, params["files_from"]), output, config, progress=rep)
     emit({"output": out}, f"Wrote {out}")

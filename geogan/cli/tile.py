@@ -20,7 +20,7 @@ from geogan.tiling import TileConfig, tile_rasters
 @click.option("-o", "--output", "outdir", required=True, type=OutputPath(what="chips and an index"),
               help="Output folder for the chips and index.gpkg.")
 @spec_options(TILE)
-@co_option
+@co_option(TILE)
 def command(inputs: tuple[str, ...], outdir: Path, **params: Any) -> None:
     """Cut INPUT rasters into SIZE x SIZE GeoTIFF chips plus OUTDIR/index.gpkg.
 
@@ -31,7 +31,7 @@ def command(inputs: tuple[str, ...], outdir: Path, **params: Any) -> None:
     """
     config = TileConfig(**config_values(TILE, params, TileConfig),
                         creation_options=params["creation_options"])
-    with reporter("tile", unit="chip") as rep:
+    with reporter("tile", unit="chips") as rep:
         result = tile_rasters(expand_inputs(with_listed(inputs, params["files_from"])), outdir,
                               config, progress=rep)
     skipped = result.skipped_nodata + result.skipped_std

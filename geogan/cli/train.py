@@ -78,7 +78,7 @@ def command(**params: Any) -> None:
         config = resume_config(params["output"], **given)
     else:
         config = TrainConfig(**values)
-    with reporter("train", unit="step") as rep:
+    with reporter("train", unit="steps") as rep:
         path = train(config, progress=rep)
     from geogan.devices import launch_env
 

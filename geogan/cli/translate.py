@@ -19,14 +19,16 @@ from geogan.spec.options import TRANSLATE
               help="Output GeoTIFF (one input file, name ending in .tif) or folder; also a "
                    "writable GDAL path (/vsis3/..., /vsizip/out.zip/a.tif).")
 @spec_options(TRANSLATE)
-@co_option
+@co_option(TRANSLATE)
 def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: Any) -> None:
     """Translate INPUT rasters (files, folders or globs) with CHECKPOINT.
 
     Outputs keep each input's CRS, transform, size and nodata mask, with the
-    band count and dtype of the target domain. With several inputs, OUTPUT is a
-    folder that receives <input name>.tif for each. Under torchrun the files are
-    shared out across the GPUs.
+    band count and dtype of the target domain. With --bounds or --aoi, only that
+    part of each input is translated, on its pixel grid, as if it had been cut out
+    first (gdal_translate -projwin). With several inputs, OUTPUT is a folder that
+    receives <input name>.tif for each. Under torchrun the files are shared out
+    across the GPUs.
     """
     from geogan.cli._progress import reporter
     from geogan.devices import launch_env

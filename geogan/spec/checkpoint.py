@@ -9,7 +9,8 @@ this JSON (also written beside it as ``NAME.json``)::
                     "b2a": {...}},                 # pix2pix and CUT have a2b only
      "discriminators": {"D_A": {"arch": "patchgan", "kwargs": {...}}, ...},
      "domains": {"a": {"name": "2009", "bands": 4, "dtype": "uint8", "nodata": 0,
-                       "norm": {"lo": [...], "hi": [...], "dtype": "uint8", ...}},
+                       "norm": {"lo": [...], "hi": [...], "dtype": "uint8", ...},
+                       "band_names": ["red", "green", "blue", "nir"]},  # optional
                  "b": {...}},
      "chip_size": 256, "size_multiple": 4, "epoch": 3, "step": 1200, "total_steps": 4000,
      "losses": {...}, "training": {...}, "inference_only": false}
@@ -79,6 +80,8 @@ class DomainMeta:
     bands: Any = None
     dtype: str = ""
     nodata: float | None = None
+    #: What each band is (``["red", "green", "blue"]``): translate names its output so.
+    band_names: list[str] | None = None
 
     @property
     def band_count(self) -> int:
@@ -89,8 +92,10 @@ class DomainMeta:
         norm = dict(d["norm"])
         if not isinstance(norm.get("lo"), list):
             raise TypeError("a domain's 'norm' has no 'lo' list")
+        names = d.get("band_names")
         return cls(name=str(d.get("name", "")), norm=norm, bands=d.get("bands"),
-                   dtype=str(d.get("dtype", norm.get("dtype", ""))), nodata=d.get("nodata"))
+                   dtype=str(d.get("dtype", norm.get("dtype", ""))), nodata=d.get("nodata"),
+                   band_names=[str(n) for n in names] if isinstance(names, list) else None)
 
 
 _KNOWN = ("format", "format_version", "geogan_version", "model", "generators", "discriminators",

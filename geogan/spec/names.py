@@ -23,6 +23,8 @@ PREVIEW_DIR = "previews"
 TENSORBOARD_DIR = "tensorboard"
 #: A checkpoint's JSON sidecar sits beside it with this suffix.
 SIDECAR_SUFFIX = ".json"
+#: An ONNX export's sidecar: ``model.onnx`` -> ``model.onnx.json`` (never a checkpoint's).
+ONNX_SIDECAR_SUFFIX = ".onnx.json"
 
 
 def sidecar_name(name: str) -> str:

@@ -20,8 +20,9 @@ from typing import Any
 
 from . import choices
 
-#: What an option holds: a number, a name out of ``choices``, a flag, a path, a band list...
-KINDS = ("int", "float", "str", "choice", "flag", "path", "bands")
+#: What an option holds: a number, a name out of ``choices``, a flag, a path, a band list,
+#: four coordinates (``bounds``: xmin ymin xmax ymax)...
+KINDS = ("int", "float", "str", "choice", "flag", "path", "bands", "bounds")
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,26 @@ TRANSLATE = Command(
     COMPRESS,
     BANDS.but(help="Input bands to feed the generator (1-based). Default: all.",
               label="Input bands, e.g. 1,2,3 (empty: all but an alpha band)"),
+    Option("bounds", "bounds", None,
+           "Translate only this part of the input, in its CRS (like gdal_translate "
+           "-projwin, in xmin ymin xmax ymax order): the output is the block of whole input "
+           "pixels these bounds touch, on the input's grid; the normalisation statistics "
+           "are the part's.", metavar="XMIN YMIN XMAX YMAX"),
+    AOI.but(help="Translate only the block of the input these polygons cover (any CRS), on "
+                 "the input's grid; pixels outside the polygons are written as nodata (or "
+                 "masked). With --bounds, the part inside both.",
+            label="Area of interest: translate only the part these polygons cover"),
+    Option("nodata", "float", None,
+           "Output nodata value (like gdal_translate -a_nodata): input nodata, masked and "
+           "out-of-AOI pixels get VALUE, and translated pixels that would equal it are "
+           "nudged to the nearest other value. Default: the target domain's nodata, else "
+           "the input's (none for an input without nodata).", metavar="VALUE"),
+    Option("band_names", "str", None,
+           "Output band names, comma-separated, e.g. red,green,blue,nir: written as band "
+           "descriptions; colour names (red, green, blue, gray, nir, ...) also set the "
+           "colour interpretation. Default: the names the checkpoint records for its target "
+           "domain, else the input's band meaning.", metavar="NAMES",
+           label="Output band names, e.g. red,green,blue (empty: from the checkpoint)"),
     Option("compile", "flag", False,
            "torch.compile the generator (faster on GPUs after a warm-up)."),
     Option("skip_existing", "flag", False,

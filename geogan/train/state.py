@@ -27,6 +27,7 @@ from geogan.datasets import seed_for
 from geogan.errors import CheckpointError, TrainingError, first_line
 from geogan.fileio import fault_point, write_error
 from geogan.normalize import BandNorm
+from geogan.rasterio_meta import recorded_band_names
 from geogan.train.run import Run
 from geogan.train.step import Optimisers
 
@@ -181,6 +182,9 @@ def _model_meta(run: Run) -> dict[str, Any]:
     for key, dom in (("a", data.a), ("b", data.b)):
         domains[key] = {"name": dom.name, "norm": dom.norm.to_json(), "bands": dom.bands,
                         "dtype": dom.dtype, "nodata": dom.nodata}
+        names = recorded_band_names(str(dom.files[0]), dom.bands) if dom.files else None
+        if names is not None:  # what the bands are, so translations are named alike
+            domains[key]["band_names"] = list(names)
     last = run.history[-1] if run.history else {}
     return {
         "model": run.config.model,

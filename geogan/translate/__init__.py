@@ -3,7 +3,8 @@
 The package follows the pipeline: :mod:`~geogan.translate.config` (the options),
 :mod:`~geogan.translate.planning` (which inputs go to which outputs, on which rank),
 :mod:`~geogan.translate.compat` (does a raster suit the checkpoint; the output's band
-meaning), :mod:`~geogan.translate.nodata` (the output's nodata),
+meaning), :mod:`~geogan.translate.subset` (the part of an input translated),
+:mod:`~geogan.translate.nodata` (the output's nodata),
 :mod:`~geogan.translate.stats` (the normalisation statistics used),
 :mod:`~geogan.translate.runtime` (device, precision, module placement and compile),
 :mod:`~geogan.translate.engine` (the threaded read / infer / write of one raster) with
@@ -12,9 +13,10 @@ meaning), :mod:`~geogan.translate.nodata` (the output's nodata),
 :mod:`~geogan.translate.tensors` (raster values to model values and back). This module
 holds the library entry points, :func:`translate_files` and :func:`translate_raster`.
 
-Outputs keep the input's CRS, transform, size and nodata mask; they have the
-band count and dtype of the generator's target domain and are written to a
-temporary file that is renamed only when complete.
+Outputs keep the input's CRS, transform, size and nodata mask (those of its part
+with ``bounds``/``aoi``: :mod:`~geogan.translate.subset`); they have the band count
+and dtype of the generator's target domain and are written to a temporary file that
+is renamed only when complete.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import logging
 import os
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,7 +54,7 @@ from geogan.translate.config import (
     TranslateConfig,
 )
 from geogan.translate.engine import QUEUE_DEPTH, Job
-from geogan.translate.nodata import output_nodata
+from geogan.translate.nodata import given_nodata, output_nodata
 from geogan.translate.planning import expand_inputs, files_to_translate, map_outputs, rank_share
 from geogan.translate.runtime import (
     prepare_module,
@@ -60,6 +64,10 @@ from geogan.translate.runtime import (
     torch_threads,
 )
 from geogan.translate.stats import batch_stats, raster_stats
+from geogan.translate.subset import Subset, plan_view, subset_view
+
+if TYPE_CHECKING:
+    from geogan.rasterio_meta import RasterMeta
 
 __all__ = [
     "AUTO_BATCH",
@@ -176,16 +184,14 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     (raising :class:`geogan.errors.Cancelled`, with nothing left behind).
     With ``config.norm`` other than ``window``, ``stats`` (checked against the
     generator by the caller) are used, else ``config.stats`` is read, else the
-    statistics are estimated from this raster first.
+    statistics are estimated from this raster first (from its part with
+    ``config.bounds``/``config.aoi``, see :mod:`geogan.translate.subset`).
     """
-
-    from geogan.rasterio_io import check_readable, gdal_env
-    from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
-    from geogan.sink import atomic_raster, check_creation_options, num_threads, output_profile
+    from geogan.inputs import GdalPath, as_input, as_output
+    from geogan.rasterio_io import gdal_env
+    from geogan.sink import atomic_raster
 
     config = config or TranslateConfig()
-    from geogan.inputs import GdalPath, as_input, as_output
-
     input_path, output_path = as_input(input_path), as_output(output_path)
     what = f"translation of {input_path.name}"
     check_cancel(cancel, what)
@@ -196,48 +202,34 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         raise OutputError(f"output {output_path} would replace its input; choose another output")
     device = resolve_device(config.device)
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        with open_input(input_path) as src:
-            check_readable(src)
-            check_pixels(src, input_path, config.bands or data_bands(src))
-            indexes = select_input_bands(src.count, src.dtypes, input_path, generator,
-                                         config.bands, data_bands(src))
-            src_profile = dict(src.profile)
-            src_nodata = src.nodata
-            masked = has_mask(src, indexes)
-            meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator)
-        config = fit_tile(config, int(src_profile["width"]), int(src_profile["height"]),
+        src = _read_input(input_path, generator, config)
+        config = fit_tile(config, src.width, src.height,
                           int(getattr(generator.module, "size_multiple", 1)))
-        out_nodata = output_nodata(src_nodata, generator.out_norm)
         driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
-        if driver != "GTiff" and config.cog:
-            raise InputError(f"`cog` writes GeoTIFF; give -o {output_path.stem}.tif or drop "
-                             "`cog`")
-        profile = output_profile(src_profile, count=generator.out_bands,
-                                 dtype=generator.out_norm.dtype, nodata=out_nodata,
-                                 compress=config.compress, meta=meta,
-                                 creation_options=config.creation_options
-                                 if driver == "GTiff" and not config.cog else ())
-        check_creation_options(profile, config.creation_options,
-                               "COG" if config.cog else driver)
-        profile["num_threads"] = num_threads(config.threads)
-        norm_stats = raster_stats(generator, input_path, indexes, src_profile, config, device,
-                                  stats, cancel)
-        job = Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
-                  device, progress, cancel, meta=meta, masked=masked, norm_stats=norm_stats)
-        itemsize = np.dtype(profile["dtype"]).itemsize
-        check_free_space(output_path, job.width * job.height * generator.out_bands * itemsize,
-                         certain=False)
-        start = time.perf_counter()
-        if src_profile.get("crs") is None:
-            log.warning("%s has no georeference: %s has none either", input_path, output_path)
-        with atomic_raster(output_path, overwrite=config.overwrite, cog=config.cog,
-                           compress=config.compress, driver=driver,
-                           creation_options=config.creation_options) as target:
-            job.run(target, output_path)
-            check_cancel(cancel, what)
-            if config.save_stats and norm_stats is not None:
-                norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)
-        if src_nodata is not None and job.valid_pixels == 0:
+        profile = _output_profile(src, output_path, driver, generator, config)
+        with subset_view(input_path, src.vrt) as source:
+            norm_stats = raster_stats(generator, source, src.indexes, src.profile, config,
+                                      device, stats, cancel)
+            job = Job(generator, input_path, src.indexes, src.nodata, profile["nodata"],
+                      profile, config, device, progress, cancel, meta=src.meta,
+                      masked=src.masked, norm_stats=norm_stats, source=source,
+                      region=src.subset)
+            itemsize = np.dtype(profile["dtype"]).itemsize
+            check_free_space(output_path,
+                             job.width * job.height * generator.out_bands * itemsize,
+                             certain=False)
+            start = time.perf_counter()
+            if src.profile.get("crs") is None:
+                log.warning("%s has no georeference: %s has none either", input_path,
+                            output_path)
+            with atomic_raster(output_path, overwrite=config.overwrite, cog=config.cog,
+                               compress=config.compress, driver=driver,
+                               creation_options=config.creation_options) as target:
+                job.run(target, output_path)
+                check_cancel(cancel, what)
+                if config.save_stats and norm_stats is not None:
+                    norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)
+        if src.nodata is not None and job.valid_pixels == 0:
             log.warning("%s holds only nodata pixels: %s is all nodata", input_path,
                         output_path)
     elapsed = time.perf_counter() - start
@@ -245,3 +237,64 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     log.info("translated %s -> %s: %.1f Mpx in %.1f s (%.2f Mpx/s)", input_path, output_path,
              mpx, elapsed, mpx / elapsed if elapsed else 0.0)
     return output_path
+
+
+@dataclass(frozen=True)
+class _Input:
+    """What translation needs to know of an input: its bands, grid, nodata and meaning."""
+
+    indexes: list[int]
+    profile: dict[str, Any]  # the input's, with the grid of the part translated
+    nodata: float | None
+    masked: bool
+    meta: RasterMeta
+    subset: Subset | None
+    vrt: str | None  # the VRT of the part translated, None for the whole input
+
+    @property
+    def width(self) -> int:
+        return int(self.profile["width"])
+
+    @property
+    def height(self) -> int:
+        return int(self.profile["height"])
+
+
+def _read_input(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> _Input:
+    """Open and check ``path``; its bands, nodata, band meaning and the part translated."""
+    from geogan.rasterio_io import check_readable
+    from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
+
+    with open_input(path) as src:
+        check_readable(src)
+        check_pixels(src, path, config.bands or data_bands(src))
+        indexes = select_input_bands(src.count, src.dtypes, path, generator, config.bands,
+                                     data_bands(src))
+        profile = dict(src.profile)
+        meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator,
+                           config.band_names)
+        subset, vrt = plan_view(src, path, config)
+        if subset is not None:
+            profile.update(width=subset.width, height=subset.height, transform=subset.transform)
+            log.info("%s: translating its block of %d x %d px at column %d, row %d", path,
+                     subset.width, subset.height, subset.col, subset.row)
+        return _Input(indexes, profile, src.nodata, has_mask(src, indexes), meta, subset, vrt)
+
+
+def _output_profile(src: _Input, output_path: Path, driver: str, generator: LoadedGenerator,
+                    config: TranslateConfig) -> dict[str, Any]:
+    """The output's profile (grid of the part translated, nodata, band meaning, options)."""
+    from geogan.sink import check_creation_options, num_threads, output_profile
+
+    if driver != "GTiff" and config.cog:
+        raise InputError(f"`cog` writes GeoTIFF; give -o {output_path.stem}.tif or drop `cog`")
+    out_nodata = (given_nodata(config.nodata, generator.out_norm) if config.nodata is not None
+                  else output_nodata(src.nodata, generator.out_norm))
+    profile = output_profile(src.profile, count=generator.out_bands,
+                             dtype=generator.out_norm.dtype, nodata=out_nodata,
+                             compress=config.compress, meta=src.meta,
+                             creation_options=config.creation_options
+                             if driver == "GTiff" and not config.cog else ())
+    check_creation_options(profile, config.creation_options, "COG" if config.cog else driver)
+    profile["num_threads"] = num_threads(config.threads)
+    return profile

@@ -84,11 +84,16 @@ def inspect_input(path: Path, generator: LoadedGenerator, config: TranslateConfi
     """Check an input against the generator before a batch starts; return its pixel count."""
     from geogan.rasterio_io import check_readable
     from geogan.rasterio_meta import check_pixels, data_bands
+    from geogan.translate.subset import plan_subset
 
+    check_band_names(generator, config.band_names)
     with open_input(path) as src:
         check_readable(src)
         check_pixels(src, path, config.bands or data_bands(src))
         select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
+        subset = plan_subset(src, path, config)
+        if subset is not None:
+            return subset.width * subset.height
         return int(src.width) * int(src.height)
 
 
@@ -121,21 +126,78 @@ def check_tile(generator: LoadedGenerator, tile: int) -> None:
 
 
 def output_meta(src_meta: RasterMeta, indexes: Sequence[int], in_dtype: str,
-                generator: LoadedGenerator) -> RasterMeta:
-    """Band meaning of a translation: the fed bands' when the band count is kept.
+                generator: LoadedGenerator,
+                band_names: Sequence[str] | None = None) -> RasterMeta:
+    """Band meaning of a translation: named bands, else the fed bands' when the count is kept.
 
-    A generator that keeps the number of bands (NAIP 2009 -> NAIP 2020, RGB -> RGB)
-    keeps each band's colour interpretation, description and tags; scale, offset
-    and units too when the dtype is also kept (the values are in the same units).
-    Otherwise the bands are new: RGB for three, gray then undefined for other
-    counts. Dataset tags are kept either way.
+    ``band_names`` (``--band-names``), else the names the checkpoint records for its
+    target domain (``band_names`` of the domain), name the output bands (see
+    :func:`named_meta`). Without names, a generator that keeps the number of bands
+    (NAIP 2009 -> NAIP 2020, RGB -> RGB) keeps each band's colour interpretation,
+    description and tags; scale, offset and units too when the dtype is also kept (the
+    values are in the same units). Otherwise the bands are new: RGB for three, gray
+    then undefined for other counts. Dataset tags are kept either way.
     """
     from geogan.rasterio_meta import BandMeta, RasterMeta
 
     fed = src_meta.pick(indexes)
+    names = list(band_names) if band_names else _recorded_names(generator)
+    if names:
+        check_band_names(generator, names)
+        return named_meta(names, fed.tags)
     if generator.out_bands != len(indexes):
         return RasterMeta.plain(generator.out_bands, fed.tags)
     if str(np.dtype(generator.out_norm.dtype)) == str(np.dtype(in_dtype)):
         return fed
     return RasterMeta(tuple(BandMeta(b.colorinterp, b.description, b.tags)
                             for b in fed.bands), fed.tags)
+
+
+def check_band_names(generator: LoadedGenerator, names: Sequence[str] | None) -> None:
+    """Fail unless ``names`` (``band_names``) name each band the generator writes."""
+    if names and len(names) != generator.out_bands:
+        raise InputError(f"`band_names` names {len(names)} band(s) but the "
+                         f"{generator.direction} generator writes {generator.out_bands}; "
+                         f"give {generator.out_bands} names")
+
+
+#: Band names that are colour interpretations, and other words for some of them.
+_COLOUR_ALIASES = {"grey": "gray", "near-infrared": "nir", "red-edge": "rededge"}
+
+
+def colour_of(name: str) -> Any:
+    """The ``rasterio.enums.ColorInterp`` a band name means, or None (not a colour name).
+
+    Names are GDAL's colour interpretations, any case (red, green, blue, gray, nir,
+    rededge, swir, pan, coastal...); palette, alpha and undefined are not colours here.
+    """
+    from rasterio.enums import ColorInterp
+
+    key = _COLOUR_ALIASES.get(name.strip().lower(), name.strip().lower())
+    for ci in ColorInterp:
+        if ci.name.lower() == key and ci.name not in ("undefined", "palette", "alpha"):
+            return ci
+    return None
+
+
+def named_meta(names: Sequence[str], tags: dict[str, str] | None = None) -> RasterMeta:
+    """Bands described by ``names``, with the colour interpretation of colour names.
+
+    An empty name leaves its band undescribed.
+    """
+    from rasterio.enums import ColorInterp
+
+    from geogan.rasterio_meta import BandMeta, RasterMeta
+
+    bands = tuple(BandMeta(colour_of(n) or ColorInterp.undefined, n or None) for n in names)
+    return RasterMeta(bands, dict(tags or {}))
+
+
+def _recorded_names(generator: LoadedGenerator) -> list[str] | None:
+    """The band names the checkpoint records for the generator's target domain, if any."""
+    domains = generator.meta.get("domains", {}) if isinstance(generator.meta, dict) else {}
+    target = "b" if generator.direction == "a2b" else "a"
+    names = domains.get(target, {}).get("band_names") if isinstance(domains, dict) else None
+    if not isinstance(names, list) or len(names) != generator.out_bands:
+        return None
+    return [str(n) for n in names]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from geogan.blend import BLEND_PROFILES, check_overlap
@@ -55,6 +56,14 @@ class TranslateConfig:
     stats: str | None = TRANSLATE.default_of("stats")
     save_stats: bool = TRANSLATE.default_of("save_stats")
     shared_stats: bool = TRANSLATE.default_of("shared_stats")
+    #: Translate only this part of each input: ``(xmin, ymin, xmax, ymax)`` in its CRS.
+    bounds: tuple[float, float, float, float] | None = TRANSLATE.default_of("bounds")
+    #: Translate only the part of each input these polygons cover; outside them: nodata.
+    aoi: str | None = TRANSLATE.default_of("aoi")
+    #: The output's nodata value (None: the target domain's, else the input's).
+    nodata: float | None = TRANSLATE.default_of("nodata")
+    #: Output band names (descriptions; colour names set the colour interpretation too).
+    band_names: tuple[str, ...] | None = TRANSLATE.default_of("band_names")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -78,6 +87,32 @@ class TranslateConfig:
         if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):
             raise InputError("`norm` window uses no statistics; drop `stats`, `save_stats` and "
                              "`shared_stats` or choose `norm` global")
+        self._check_subset_and_bands()
         if self.shared_stats and (self.norm != "global" or self.stats):
             raise InputError("`shared_stats` estimates one global set over all inputs; it needs "
                              "`norm` global and no `stats`")
+
+    def _check_subset_and_bands(self) -> None:
+        if self.bounds is not None:
+            try:
+                xmin, ymin, xmax, ymax = (float(v) for v in self.bounds)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"`bounds` must be four numbers xmin ymin xmax ymax, got "
+                                 f"{self.bounds!r}") from exc
+            if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)) \
+                    or xmin >= xmax or ymin >= ymax:
+                raise InputError(f"`bounds` {xmin:g} {ymin:g} {xmax:g} {ymax:g} is not an area; "
+                                 "give xmin ymin xmax ymax with xmin < xmax and ymin < ymax")
+            object.__setattr__(self, "bounds", (xmin, ymin, xmax, ymax))
+        if self.aoi is not None:
+            object.__setattr__(self, "aoi", str(self.aoi))
+        if self.nodata is not None:
+            object.__setattr__(self, "nodata", float(self.nodata))
+        if self.band_names is not None:
+            names = (self.band_names.split(",") if isinstance(self.band_names, str)
+                     else list(self.band_names))
+            names = [str(n).strip() for n in names]
+            if not names or not all(names):
+                raise InputError(f"`band_names` {self.band_names!r} has an empty name; write "
+                                 "them like red,green,blue")
+            object.__setattr__(self, "band_names", tuple(names))

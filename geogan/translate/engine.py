@@ -44,6 +44,7 @@ from geogan.translate.workers import POLL_S, Stop, Worker, get_checked, put, put
 
 if TYPE_CHECKING:
     from geogan.rasterio_meta import RasterMeta
+    from geogan.translate.subset import Subset
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,11 @@ class Job:
                  src_nodata: float | None, out_nodata: float | None, profile: dict[str, Any],
                  config: TranslateConfig, device: str, progress: ProgressCallback | None,
                  cancel: CancelCheck | None, meta: RasterMeta | None = None,
-                 masked: bool = False, norm_stats: NormStats | None = None) -> None:
+                 masked: bool = False, norm_stats: NormStats | None = None,
+                 source: Path | None = None, region: Subset | None = None) -> None:
         self.gen = generator
+        self.source = source or input_path  # what is read: the input, or a view of a part
+        self.region = region  # the part translated, whose AOI masks pixels outside it
         self.meta = meta
         self.masked = masked  # the input has a per-dataset mask or alpha, not only nodata
         self.norm_stats = norm_stats
@@ -108,7 +112,9 @@ class Job:
 
         cols = [ax.source_index(c) for c in range(ax.count)]  # raster column of each pixel
         plain = [bool(np.array_equal(cx, np.arange(cx[0], cx[0] + t))) for cx in cols]
-        with open_input(self.input_path) as src:
+        need_mask = (self.src_nodata is not None or self.masked or self.out_nodata is not None
+                     or (self.region is not None and self.region.area is not None))
+        with open_input(self.source) as src:
             for r in range(ay.count):
                 if stop.is_set():
                     raise Stop
@@ -123,7 +129,7 @@ class Job:
                                      f"({first_line(exc)}); check that the "
                                      "file is complete") from exc
                 mask = None
-                if self.src_nodata is not None or self.masked:
+                if need_mask:
                     try:
                         mask = read_valid(src, self.indexes, Window(0, f0, self.width, f1 - f0),
                                           data[:, f0 - a:f1 - a], self.src_nodata,
@@ -132,6 +138,9 @@ class Job:
                         raise InputError(f"the mask of {self.input_path} could not be read at "
                                          f"rows {f0}-{f1} ({first_line(exc)}); check that the "
                                          "file is complete") from exc
+                    inside = self.region.inside(f0, f1 - f0) if self.region else None
+                    if inside is not None:
+                        mask &= inside
                     if mask is not None:
                         self.valid_pixels += int(np.count_nonzero(mask))
                 put(q, ("rows", r, mask), stop)

@@ -66,3 +66,16 @@ def _nudge(nodata: float, dtype: np.dtype) -> Any:
         info = np.iinfo(dtype)
         return dtype.type(nodata + 1 if nodata < info.max else nodata - 1)
     return np.nextafter(dtype.type(nodata), dtype.type(np.inf))
+
+
+def given_nodata(value: float, out_norm: BandNorm) -> float:
+    """The ``nodata`` VALUE a user gave for the output, checked against its dtype."""
+    from geogan.errors import InputError
+
+    dtype = np.dtype(out_norm.dtype)
+    if not _fits(float(value), dtype):
+        hint = (f"a whole number from {np.iinfo(dtype).min} to {np.iinfo(dtype).max}"
+                if np.issubdtype(dtype, np.integer) else "a number")
+        raise InputError(f"`nodata` {value:g} does not fit the output's {dtype} pixels; "
+                         f"choose {hint}")
+    return float(value)

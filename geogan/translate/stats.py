@@ -28,13 +28,17 @@ def batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: Trans
         return stats
     if not config.shared_stats:
         return None
+    from geogan.translate.subset import subset_views
+
     indexes = []
     for path in files:
         with open_input(path) as src:
             indexes.append(select_input_bands(src.count, src.dtypes, path, generator,
                                               config.bands))
-    return estimate_stats(generator, files, "global", indexes, device=device,
-                          precision=resolve_precision(config.precision, device), cancel=cancel)
+    with subset_views(list(files), config) as views:  # the parts translated, if parts
+        return estimate_stats(generator, views, "global", indexes, device=device,
+                              precision=resolve_precision(config.precision, device),
+                              cancel=cancel)
 
 
 def raster_stats(generator: LoadedGenerator, path: Path, indexes: list[int],

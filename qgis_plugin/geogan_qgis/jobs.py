@@ -141,6 +141,8 @@ def cli_args(command: Command, values: dict[str, Any]) -> list[str]:
                 args.append(opt.cli_flag)
         elif opt.kind == "bands":
             args += [opt.cli_flag, ",".join(str(b) for b in value)]
+        elif opt.kind == "bounds":
+            args += [opt.cli_flag, *(repr(float(v)) for v in value)]
         elif opt.kind == "float":
             args += [opt.cli_flag, repr(float(value))]
         else:

@@ -6,8 +6,10 @@ import os
 from typing import Any
 
 from qgis.core import (
+    QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -19,8 +21,10 @@ from .params import choice_value, option_value, parameter
 from .spec.names import RUN_CHECKPOINT_NAME
 from .spec.options import TRANSLATE
 
-#: The translate options the dialog shows, in order (their parameters come from the spec).
-SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands")
+#: The translate options the dialog shows, in order (their parameters come from the spec);
+#: the area of interest, a polygon layer, comes after them.
+SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands",
+         "band_names")
 
 
 class CheckpointParameter(QgsProcessingParameterFile):
@@ -54,6 +58,8 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
     TILE = "TILE"
     OVERLAP = "OVERLAP"
     BANDS = "BANDS"
+    BAND_NAMES = "BAND_NAMES"
+    AOI = "AOI"
     NORM = "NORM"
     STATS = "STATS"
     BATCH_SIZE = "BATCH_SIZE"
@@ -81,7 +87,13 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "window its own, as in training).\n"
             "Statistics file: optional .stats.json written by 'geogan translate --save-stats', "
             "to give several rasters the same look.\n"
-            "Device: auto uses a GPU when the geogan environment has one.")
+            "Device: auto uses a GPU when the geogan environment has one.\n"
+            "Output band names: e.g. red,green,blue, written as band descriptions; colour "
+            "names also set the colour interpretation (empty: the names the checkpoint "
+            "records).\n"
+            "Area of interest: an optional polygon layer; only the block of the input it "
+            "covers is translated, on the input's grid, and pixels outside the polygons "
+            "are nodata.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -96,6 +108,9 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             fileFilter=self.tr("geogan statistics (*.json);;All files (*.*)"), optional=True))
         for name in SHOWN[5:]:
             self.addParameter(parameter(TRANSLATE[name]))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.AOI, self.tr(TRANSLATE["aoi"].label), [QgsProcessing.TypeVectorPolygon],
+            optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Translated")))
 
@@ -115,6 +130,11 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         values = {name: option_value(self, parameters, TRANSLATE[name], context)
                   for name in SHOWN}
         values.update(direction=direction, bands=bands)
+        if parameters.get(self.AOI) is not None:
+            aoi = self.parameterAsCompatibleSourceLayerPath(
+                parameters, self.AOI, context, ["gpkg", "shp", "geojson", "fgb"], "gpkg",
+                feedback)
+            values["aoi"] = as_path(aoi) if aoi else None
         job = translate_job(info.path, as_path(source), as_path(output), overwrite=True,
                             **values)
         self.run_job(job, feedback)
