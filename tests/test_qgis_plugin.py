@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import GEOGRAPHIC, PROJECTED, make_checkpoint
-from test_qgis_backend import QGIS_CHECKPOINT
+from test_qgis_backend import QGIS_CHECKPOINT, _parsed, write_fake_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_PATH = ROOT / "qgis_plugin"
@@ -165,8 +165,137 @@ def test_help_describes_the_translate_parameters(qgis_process, env):
                           text=True, env=env, timeout=TIMEOUT_S)
     assert proc.returncode == 0, explain(proc)
     for key in ("INPUT", "CHECKPOINT", "DIRECTION", "TILE", "OVERLAP", "NORM", "STATS",
-                "BATCH_SIZE", "DEVICE", "OUTPUT"):
+                "BATCH_SIZE", "DEVICE", "BLEND", "PRECISION", "COG", "COMPRESS", "OUTPUT"):
         assert f"\n{key}: " in proc.stdout
+
+
+# -- the dialogs: parameters, labels, help ----------------------------------------------------
+
+DIALOG_SCRIPT = """
+import json, sys
+sys.path.insert(0, PLUGIN_PATH)
+from qgis.core import (QgsApplication, QgsProcessingFeedback,
+                       QgsProcessingParameterDefinition as Def)
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.insert(0, QgsApplication.pkgDataPath() + "/python/plugins")
+from processing.core.Processing import Processing
+Processing.initialize()
+import processing
+import geogan_qgis
+from geogan_qgis.algorithm import GeoganAlgorithm
+plugin = geogan_qgis.classFactory(None)
+plugin.initProcessing()
+out = {"algorithms": {}}
+for alg in QgsApplication.processingRegistry().providerById("geogan").algorithms():
+    out["algorithms"][alg.name()] = {
+        "help": alg.shortHelpString(),
+        "parameters": [{"name": p.name(), "label": p.description(), "type": p.type(),
+                        "optional": bool(p.flags() & Def.FlagOptional),
+                        "advanced": bool(p.flags() & Def.FlagAdvanced)}
+                       for p in alg.parameterDefinitions()]}
+if len(sys.argv) > 1:  # run geogan:translate with these parameters, keeping the job's arguments
+    jobs = []
+    GeoganAlgorithm.run_job = lambda self, job, feedback: jobs.append(list(job.args))
+    processing.run("geogan:translate", json.loads(sys.argv[1]), feedback=QgsProcessingFeedback())
+    out["args"] = jobs[0]
+print("DIALOG", json.dumps(out))
+"""
+
+
+def _dialogs(tmp_path: Path, translate: dict | None = None) -> dict:
+    """The geogan algorithms as QGIS's Python sees them (parameters and help), and with
+    ``translate`` the arguments of the job Translate raster makes of those parameters."""
+    python = _qgis_python()
+    if python is None:
+        pytest.skip("no Python with the qgis module (apt-get install python3-qgis)")
+    script = tmp_path / "dialogs.py"
+    script.write_text(f"PLUGIN_PATH = {str(PLUGIN_PATH)!r}\n" + DIALOG_SCRIPT)
+    args = [python, str(script)] + ([json.dumps(translate)] if translate else [])
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT_S,
+                          env=qgis_env(make_profile(tmp_path / "settings", None), tmp_path))
+    assert proc.returncode == 0, explain(proc)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("DIALOG "))
+    return json.loads(line[len("DIALOG "):])
+
+
+def test_optional_parameters_leave_the_optional_mark_to_qgis(tmp_path):
+    """QGIS adds "[optional]" to an optional parameter's label: the label does not say it."""
+    algorithms = _dialogs(tmp_path)["algorithms"]
+    assert sorted(algorithms) == ["tile", "train", "translate"]
+    optional = [(name, p["label"]) for name, alg in algorithms.items()
+                for p in alg["parameters"] if p["optional"]]
+    assert [label for _, label in optional if "optional" in label.lower()] == []
+    assert ("translate", "Statistics file") in optional  # the check can fail: there are some
+
+
+def test_choices_by_name_or_number_are_explained_to_qgis_process_only(qgis_process, env,
+                                                                     tmp_path):
+    """The dialog's help leaves out how qgis_process takes a choice; qgis_process help has it."""
+    note = "given by name (e.g. DIRECTION=a2b) or by number (DIRECTION=0)"
+    for name, alg in _dialogs(tmp_path)["algorithms"].items():
+        assert alg["help"], name
+        assert "by number" not in alg["help"], name
+    proc = subprocess.run([qgis_process, "help", "geogan:translate"], capture_output=True,
+                          text=True, env=env, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, explain(proc)
+    assert note in proc.stdout, explain(proc)
+
+
+def test_translate_dialog_offers_blend_precision_cog_and_compression(tmp_path):
+    from geogan.spec.options import TRANSLATE
+
+    params = {p["name"]: p for p in _dialogs(tmp_path)["algorithms"]["translate"]["parameters"]}
+    for name, kind in (("blend", "enum"), ("precision", "enum"), ("cog", "boolean"),
+                       ("compress", "enum")):
+        opt = TRANSLATE[name]
+        assert params[opt.qgis_key]["label"] == opt.label and opt.label, name
+        assert params[opt.qgis_key]["type"] == kind
+        assert params[opt.qgis_key]["advanced"], name
+
+
+def _other_value(opt, tmp_path: Path) -> tuple[object, object]:
+    """A value for ``opt`` other than its default: (as the dialog takes it, as geogan parses it)."""
+    if opt.choices:
+        choice = next(c for c in opt.choices if c != opt.default and c != "cuda")
+        return choice, choice
+    if opt.kind == "flag":
+        return not opt.default, not opt.default
+    if opt.kind == "int":
+        value = opt.default // 2 if opt.default else 3
+        return value, value
+    if opt.kind == "float":
+        value = (opt.maximum or 1.0) / 2 if opt.default is None else opt.default / 2 + 0.25
+        return value, value
+    if opt.kind == "bands":
+        return "3,2,1", (3, 2, 1)
+    if opt.kind == "path":
+        path = tmp_path / f"{opt.name}.json"
+        path.write_text("{}")
+        return str(path), path
+    pytest.fail(f"no test value for a {opt.kind} option ({opt.name}); add one here")
+
+
+def test_translate_dialog_values_reach_geogan_as_its_command_line_parses_them(make_raster,
+                                                                             tmp_path):
+    """Every translate option the dialog shows, set to a value other than its default, is in
+    the job's arguments, and geogan's own command line reads that value back."""
+    from geogan.spec.options import TRANSLATE
+
+    shown = {p["name"] for p in _dialogs(tmp_path)["algorithms"]["translate"]["parameters"]}
+    options = [opt for opt in TRANSLATE.values() if opt.qgis_key in shown]
+    assert {"blend", "precision", "cog", "compress", "tile"} <= {o.name for o in options}
+    src = make_raster("rgb.tif", count=3)
+    ckpt = write_fake_checkpoint(tmp_path / "m.safetensors", 3, 3)
+    out = tmp_path / "out.tif"
+    values = {opt.name: _other_value(opt, tmp_path) for opt in options}
+    given = {"INPUT": str(src), "CHECKPOINT": str(ckpt), "OUTPUT": str(out)}
+    given.update({TRANSLATE[name].qgis_key: dialog for name, (dialog, _) in values.items()})
+    args = _dialogs(tmp_path, given)["args"]
+    assert args[:5] == ["translate", str(ckpt), str(src), "-o", str(out)]
+    params = _parsed(tuple(args))
+    assert {name: params[name] for name in values} == {
+        name: parsed for name, (_, parsed) in values.items()}
 
 
 # -- translate -----------------------------------------------------------------------------------

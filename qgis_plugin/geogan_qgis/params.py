@@ -3,7 +3,8 @@
 Each algorithm lists the options its dialog shows; their key, label, type, default,
 bounds and choices come from the same entry the CLI's option is built from, so the
 two cannot drift. Choice parameters accept an option by name (``a2b``) or by its
-index (``0``), as ``qgis_process help`` documents them.
+index (``0``), as ``qgis_process help`` documents them. An optional option's label
+does not say so: QGIS marks it "[optional]" itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -60,8 +62,13 @@ class EnumParameter(QgsProcessingParameterEnum):
         return options[index] if 0 <= index < len(options) else options[int(self.defaultValue())]
 
 
-def parameter(opt: Option, *, advanced: bool = False) -> QgsProcessingParameterDefinition:
-    """The Processing parameter of option ``opt`` (key ``opt.qgis_key``, label ``opt.label``)."""
+def parameter(opt: Option, *, advanced: bool = False,
+              file_filter: str = "") -> QgsProcessingParameterDefinition:
+    """The Processing parameter of option ``opt`` (key ``opt.qgis_key``, label ``opt.label``).
+
+    A ``path`` option is a file parameter (``file_filter``: its file dialog's filter),
+    optional when the option is.
+    """
     key, label = opt.qgis_key, _tr(opt.label)
     result: QgsProcessingParameterDefinition
     if opt.kind == "choice" or (opt.kind == "str" and opt.choices):
@@ -87,6 +94,10 @@ def parameter(opt: Option, *, advanced: bool = False) -> QgsProcessingParameterD
         result = QgsProcessingParameterBoolean(key, label, bool(opt.default))
     elif opt.kind in ("bands", "str"):
         result = QgsProcessingParameterString(key, label, defaultValue="", optional=True)
+    elif opt.kind == "path":
+        result = QgsProcessingParameterFile(key, label, QgsProcessingParameterFile.File,
+                                            fileFilter=file_filter or _tr("All files (*.*)"),
+                                            optional=opt.optional)
     else:
         raise ValueError(f"option {opt.name}: no Processing parameter for kind {opt.kind!r}")
     if advanced:
