@@ -266,6 +266,59 @@ def test_translate_dialog_offers_blend_precision_cog_and_compression(tmp_path):
         assert params[opt.qgis_key]["advanced"], name
 
 
+NUMBER_SCRIPT = """
+import json, sys
+sys.path.insert(0, PLUGIN_PATH)
+from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingContext,
+                       QgsProcessingParameterDefinition as Def)
+app = QgsApplication([], False)
+app.initQgis()
+from geogan_qgis.params import option_value, parameter
+from geogan_qgis.spec.options import Option
+nodata = Option("nodata", "float", None, label="Nodata value", optional=True)
+batch = Option("batch_size", "int", None, label="Batch size (0: automatic)")
+
+class Probe(QgsProcessingAlgorithm):
+    def name(self): return "probe"
+    def createInstance(self): return Probe()
+    def initAlgorithm(self, config=None):
+        self.addParameter(parameter(nodata))
+        self.addParameter(parameter(batch))
+    def processAlgorithm(self, parameters, context, feedback): return {}
+
+alg = Probe()
+alg.initAlgorithm()
+context = QgsProcessingContext()
+out = {"optional": bool(alg.parameterDefinition("NODATA").flags() & Def.FlagOptional),
+       "default": alg.parameterDefinition("NODATA").defaultValue()}
+for case, given in (("empty", {}), ("zero", {"NODATA": 0, "BATCH_SIZE": 0}),
+                    ("negative", {"NODATA": -9999, "BATCH_SIZE": 4})):
+    out[case] = {"accepted": alg.checkParameterValues(given, context)[0],
+                 "values": [option_value(alg, given, o, context) for o in (nodata, batch)]}
+print("NUMBERS", json.dumps(out))
+"""
+
+
+def test_an_optional_number_is_empty_for_none_and_takes_zero_as_a_value(tmp_path):
+    """An optional number option (a nodata value, say) is None when left empty, 0 when set to 0;
+    a number defaulting to None that is not optional keeps 0 for None (batch size)."""
+    python = _qgis_python()
+    if python is None:
+        pytest.skip("no Python with the qgis module (apt-get install python3-qgis)")
+    script = tmp_path / "numbers.py"
+    script.write_text(f"PLUGIN_PATH = {str(PLUGIN_PATH)!r}\n" + NUMBER_SCRIPT)
+    proc = subprocess.run([python, str(script)], capture_output=True, text=True,
+                          timeout=TIMEOUT_S,
+                          env=qgis_env(make_profile(tmp_path / "settings", None), tmp_path))
+    assert proc.returncode == 0, explain(proc)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("NUMBERS "))
+    out = json.loads(line[len("NUMBERS "):])
+    assert (out["optional"], out["default"]) == (True, None)
+    assert out["empty"] == {"accepted": True, "values": [None, None]}
+    assert out["zero"] == {"accepted": True, "values": [0.0, None]}
+    assert out["negative"] == {"accepted": True, "values": [-9999.0, 4]}
+
+
 def _other_value(opt, tmp_path: Path) -> tuple[object, object]:
     """A value for ``opt`` other than its default: (as the dialog takes it, as geogan parses it)."""
     if opt.choices:

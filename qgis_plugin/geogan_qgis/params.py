@@ -67,7 +67,9 @@ def parameter(opt: Option, *, advanced: bool = False,
     """The Processing parameter of option ``opt`` (key ``opt.qgis_key``, label ``opt.label``).
 
     A ``path`` option is a file parameter (``file_filter``: its file dialog's filter),
-    optional when the option is.
+    optional when the option is. A number whose default is None takes 0 for None
+    ("automatic", "off"); an optional number is left empty for None instead, so 0 (a
+    nodata value, say) is a value like any other.
     """
     key, label = opt.qgis_key, _tr(opt.label)
     result: QgsProcessingParameterDefinition
@@ -83,9 +85,11 @@ def parameter(opt: Option, *, advanced: bool = False,
                 else QgsProcessingParameterNumber.Double)
         default = 0 if opt.default is None else opt.default  # 0: "automatic" / "off"
         kwargs: dict[str, Any] = {}
+        if opt.optional:
+            default, kwargs["optional"] = opt.default, True
         if opt.minimum is not None:
             kwargs["minValue"] = opt.minimum
-        elif opt.default is None or (opt.default or 0) >= 0:
+        elif not opt.optional and (opt.default is None or opt.default >= 0):
             kwargs["minValue"] = 0
         if opt.maximum is not None:
             kwargs["maxValue"] = opt.maximum
@@ -114,12 +118,15 @@ def choice_value(algorithm: Any, parameters: dict[str, Any], opt: Option) -> str
 
 def number_value(algorithm: Any, parameters: dict[str, Any], opt: Option,
                  context: Any) -> Any:
-    """An int or float option's value; 0 means None where the option's default is None."""
+    """An int or float option's value; 0 means None where the option's default is None,
+    unless the option is optional: then empty means None."""
+    if opt.optional and parameters.get(opt.qgis_key) in (None, ""):
+        return None
     if opt.kind == "int":
         value: Any = algorithm.parameterAsInt(parameters, opt.qgis_key, context)
     else:
         value = algorithm.parameterAsDouble(parameters, opt.qgis_key, context)
-    return None if opt.default is None and not value else value
+    return None if opt.default is None and not value and not opt.optional else value
 
 
 def option_value(algorithm: Any, parameters: dict[str, Any], opt: Option, context: Any) -> Any:
