@@ -49,6 +49,7 @@ dist:
 
 qgis-plugin:
 	$(PYTHON) qgis_plugin/build_zip.py
+	$(PYTHON) qgis_plugin/check_zip.py --strict dist/geogan_qgis.zip
 
 clean:
 	rm -rf $(VENV) demo_output build dist site docs/reference *.egg-info

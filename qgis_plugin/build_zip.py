@@ -3,7 +3,8 @@
 Usage: ``python qgis_plugin/build_zip.py [-o dist/geogan_qgis.zip]``
 
 The zip holds one folder, ``geogan_qgis/``, as QGIS expects, with geogan's torch-free
-ground floor (``geogan/spec``) copied in as ``geogan_qgis/spec``. The plugin version
+ground floor (``geogan/spec``) copied in as ``geogan_qgis/spec`` and geogan's LICENSE
+(which the QGIS plugin repository requires). The plugin version
 in metadata.txt is set to geogan's version so both always match. The archive
 is reproducible: sorted entries with a fixed timestamp.
 """
@@ -20,6 +21,7 @@ HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "geogan_qgis"
 ROOT = HERE.parent
 SPEC = ROOT / "geogan" / "spec"
+LICENSE = ROOT / "LICENSE"
 DEFAULT_OUTPUT = ROOT / "dist" / "geogan_qgis.zip"
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo", ".orig", ".rej", ".swp"}
@@ -52,6 +54,7 @@ def plugin_files() -> list[tuple[Path, str]]:
     entries = [(p, f"{PLUGIN.name}/{p.relative_to(PLUGIN).as_posix()}") for p in _files(PLUGIN)]
     entries += [(p, f"{PLUGIN.name}/spec/{p.relative_to(SPEC).as_posix()}")
                 for p in _files(SPEC)]
+    entries.append((LICENSE, f"{PLUGIN.name}/LICENSE"))
     return sorted(entries, key=lambda e: e[1])
 
 

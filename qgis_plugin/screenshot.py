@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=ROOT / "docs" / "qgis_translate_dialog.png")
     parser.add_argument("--raster", type=Path,
                         default=ROOT / "geogan" / "sample_data" / "naip_2009.tif")
-    parser.add_argument("--size", default="980x740", help="dialog size WIDTHxHEIGHT")
+    parser.add_argument("--size", default="980x1150", help="dialog size WIDTHxHEIGHT")
+    parser.add_argument("--collapse-advanced", action="store_true",
+                        help="leave the Advanced Parameters group collapsed")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(HERE))
@@ -58,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     })
     width, height = (int(v) for v in args.size.split("x"))
     dialog.show()
+    if not args.collapse_advanced:  # show the advanced options: click the group's arrow
+        from qgis.PyQt.QtWidgets import QToolButton, QWidget
+
+        group = dialog.findChild(QWidget, "grpAdvanced")
+        arrow = group.findChild(QToolButton, "collapseButton") if group is not None else None
+        if arrow is None:
+            raise SystemExit("Error: no Advanced Parameters group in the dialog")
+        arrow.click()
     dialog.resize(width, height)  # after show(): the dialog restores its saved geometry there
     for _ in range(30):
         app.processEvents()

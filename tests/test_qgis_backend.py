@@ -221,6 +221,25 @@ def test_run_external_without_error_line_reports_status_and_last_line(tmp_path):
         backend.run_job(_job(("train",)), RecordingFeedback(), "executable", str(exe))
 
 
+@pytest.mark.filterwarnings("error")
+def test_run_external_closes_the_pipes_of_the_child(tmp_path):
+    """No ``ResourceWarning: unclosed file`` (an error here) after a run that succeeds or fails."""
+    import gc
+
+    ok = fake_geogan(tmp_path, PROGRESS_SCRIPT, "ok-geogan")
+    failing = fake_geogan(tmp_path, """
+        import sys
+        sys.stderr.write("Error: model diverged\\n")
+        sys.exit(1)
+    """, "failing-geogan")
+    fb = RecordingFeedback()
+    backend.run_job(_job(("tile", "x.tif")), fb, backend="executable", executable=str(ok))
+    with pytest.raises(BackendError, match="^model diverged$"):
+        backend.run_job(_job(("translate",)), fb, backend="executable", executable=str(failing))
+    gc.collect()  # an unclosed pipe warns when its file object is collected
+    assert fb.progress[-1] == 100.0
+
+
 def test_run_external_that_cannot_start(tmp_path):
     not_exe = tmp_path / "geogan.txt"
     not_exe.write_text("not a program")

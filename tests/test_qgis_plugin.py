@@ -140,24 +140,36 @@ def test_algorithms_are_listed(qgis_process, env):
     assert "geogan:train\tTrain" in lines
 
 
-def test_plugin_zip_installs_into_a_profile(qgis_process, tmp_path):
-    """The built zip, unpacked where "Install from ZIP" puts it, loads without QGIS_PLUGINPATH."""
+def test_plugin_zip_installs_without_the_gui(qgis_process, make_raster, checkpoint, tmp_path):
+    """As the README has it: the zip unpacked into the profile's python/plugins folder, enabled
+    with ``qgis_process plugins enable``, geogan found through $GEOGAN_EXECUTABLE."""
     import zipfile
 
     sys.path.insert(0, str(PLUGIN_PATH))
     import build_zip
 
-    settings = make_profile(tmp_path / "settings", GEOGAN_EXE)
+    settings = tmp_path / "settings"
     plugins = settings / "profiles" / "default" / "python" / "plugins"
     plugins.mkdir(parents=True)
     with zipfile.ZipFile(build_zip.build(tmp_path / "geogan_qgis.zip")) as zf:
         zf.extractall(plugins)
-    env = qgis_env(settings, tmp_path)
+    env = qgis_env(settings, tmp_path, executable_env=GEOGAN_EXE)
     del env["QGIS_PLUGINPATH"]
+    proc = subprocess.run([qgis_process, "plugins", "enable", "geogan_qgis"],
+                          capture_output=True, text=True, env=env, timeout=TIMEOUT_S)
+    assert proc.returncode == 0, explain(proc)
+    assert "* geogan_qgis" in proc.stdout.splitlines(), explain(proc)
     proc = subprocess.run([qgis_process, "list"], capture_output=True, text=True, env=env,
                           timeout=TIMEOUT_S)
     assert proc.returncode == 0, explain(proc)
     assert "geogan:translate\tTranslate raster" in proc.stdout, explain(proc)
+    out = tmp_path / "translated.tif"
+    proc, results = run_alg(qgis_process, env, "geogan:translate",
+                            INPUT=make_raster("in.tif", count=3), CHECKPOINT=checkpoint(3, 3),
+                            TILE=32, OVERLAP=4, DEVICE="cpu", OUTPUT=out)
+    assert proc.returncode == 0, explain(proc)
+    assert f"running: {GEOGAN_EXE} " in proc.stdout, explain(proc)
+    assert Path(results["OUTPUT"]) == out and out.is_file()
 
 
 def test_help_describes_the_translate_parameters(qgis_process, env):
@@ -165,8 +177,13 @@ def test_help_describes_the_translate_parameters(qgis_process, env):
                           text=True, env=env, timeout=TIMEOUT_S)
     assert proc.returncode == 0, explain(proc)
     for key in ("INPUT", "CHECKPOINT", "DIRECTION", "TILE", "OVERLAP", "NORM", "STATS",
-                "BATCH_SIZE", "DEVICE", "BANDS", "BAND_NAMES", "AOI", "OUTPUT"):
+                "BATCH_SIZE", "DEVICE", "BANDS", "BAND_NAMES", "AOI", "BLEND", "PRECISION",
+                "COG", "COMPRESS", "OUTPUT"):
         assert f"\n{key}: " in proc.stdout
+    # qgis_process lists a choice's values by number; its help (only) says names work too
+    # (test_qgis_dialogs checks that the dialogs' help leaves this out)
+    assert "given by name (e.g. DIRECTION=a2b) or by number (DIRECTION=0)" in proc.stdout, \
+        explain(proc)
 
 
 # -- translate -----------------------------------------------------------------------------------

@@ -49,6 +49,19 @@ def test_every_spec_option_is_the_cli_option(name):
             assert list(param.type.choices) == list(opt.choices), (name, opt.name)
 
 
+def test_an_optional_option_s_label_does_not_say_optional():
+    """QGIS marks an optional parameter "[optional]" itself; "(optional)" would say it twice."""
+    from geogan.spec.options import Option
+
+    labels = [opt.label for command in COMMANDS.values() for opt in command.values()
+              if opt.optional and opt.label]
+    assert "Statistics file" in labels and "Area of interest" in labels
+    with pytest.raises(ValueError, match="says it is optional"):
+        Option("stats", "path", None, label="Statistics file (optional)", optional=True)
+    # a required option's label may say what leaving it empty means
+    assert Option("bands", "bands", label="Bands (empty: all)").label == "Bands (empty: all)"
+
+
 def test_library_configs_default_to_the_spec():
     from geogan.tiling import TileConfig
     from geogan.train import TrainConfig

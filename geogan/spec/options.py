@@ -40,7 +40,8 @@ class Option:
     minimum: float | None = None
     maximum: float | None = None
     metavar: str = ""
-    optional: bool = False             # in QGIS: may be left empty (None)
+    optional: bool = False             # in QGIS: may be left empty (None); QGIS itself marks
+                                       # the label "[optional]", so the label does not say so
     none_choice: str = ""              # in QGIS: the entry of a choice that means None
     negatable: bool = False            # a flag with a --no- form (``--compile/--no-compile``)
 
@@ -50,6 +51,9 @@ class Option:
         if self.kind == "choice" and self.default is not None \
                 and self.default not in self.choices:
             raise ValueError(f"option {self.name}: default {self.default!r} not in choices")
+        if self.optional and "optional" in self.label.lower():
+            raise ValueError(f"option {self.name}: label {self.label!r} says it is optional; "
+                             "QGIS adds [optional] to an optional parameter's label itself")
 
     @property
     def cli_flag(self) -> str:
@@ -104,7 +108,7 @@ ALLOW_NO_CRS = Option("allow_no_crs", "flag", False, "Accept rasters without a C
 DIRECTION = Option("direction", "choice", "a2b", "Which generator of the checkpoint to use.",
                    label="Direction", choices=choices.DIRECTIONS)
 AOI = Option("aoi", "path", None, "Keep only what intersects these polygons (any CRS).",
-             label="Area of interest (optional)", metavar="VECTOR_FILE", optional=True)
+             label="Area of interest", metavar="VECTOR_FILE", optional=True)
 MAX_NODATA = Option("max_nodata", "float", 0.0,
                     "Skip chips with a larger fraction of nodata pixels.",
                     label="Maximum nodata fraction", minimum=0.0, maximum=1.0)
@@ -141,7 +145,7 @@ TRANSLATE = Command(
            "window its own).", label="Normalisation statistics", choices=choices.NORM_MODES),
     Option("stats", "path", None,
            "Use these statistics (from --save-stats) for every input instead of estimating "
-           "them.", label="Statistics file (optional)", metavar="FILE", optional=True),
+           "them.", label="Statistics file", metavar="FILE", optional=True),
     Option("save_stats", "flag", False,
            "Write each output's statistics beside it as <output>.stats.json."),
     Option("shared_stats", "flag", False,
@@ -153,9 +157,11 @@ TRANSLATE = Command(
     DEVICE,
     Option("precision", "choice", "auto",
            "auto is bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), fp32 on "
-           "other CPUs.", choices=choices.TRANSLATE_PRECISIONS),
-    COG,
-    COMPRESS,
+           "other CPUs.",
+           label="Numeric precision (auto: bf16 on CUDA and CPUs with native bf16)",
+           choices=choices.TRANSLATE_PRECISIONS),
+    COG.but(label="Write a Cloud Optimized GeoTIFF (with overviews)"),
+    COMPRESS.but(label="GeoTIFF compression"),
     BANDS.but(help="Input bands to feed the generator (1-based). Default: all.",
               label="Input bands, e.g. 1,2,3 (empty: all but an alpha band)"),
     Option("bounds", "bounds", None,

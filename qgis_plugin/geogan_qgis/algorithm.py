@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from qgis.core import (
+    QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -20,6 +21,9 @@ from . import backend, settings
 from .backend import BackendError, Job
 
 _ICON = os.path.join(os.path.dirname(__file__), "icon.svg")
+#: Added to the help under qgis_process, whose help lists a choice's values by number only.
+CHOICES_NOTE = ("Choices (enum arguments) are given by name (e.g. DIRECTION=a2b) or by "
+                "number (DIRECTION=0).")
 
 
 class QgisFeedback:
@@ -61,6 +65,17 @@ class GeoganAlgorithm(QgsProcessingAlgorithm):
 
     def helpUrl(self) -> str:  # noqa: N802 - QGIS API
         return ""
+
+    def help_text(self) -> str:
+        """The algorithm's help, shown beside its dialog."""
+        return ""
+
+    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+        """:meth:`help_text`, and under qgis_process how to give a choice there."""
+        text = self.help_text()
+        if QgsApplication.platform() == "qgis_process":
+            text += "\n\n" + self.tr(CHOICES_NOTE)
+        return text
 
     def run_job(self, job: Job, feedback: QgsProcessingFeedback | None) -> Any:
         """Run ``job`` with the configured backend; failures become QgsProcessingException."""

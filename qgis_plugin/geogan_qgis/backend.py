@@ -392,12 +392,19 @@ def run_external(argv: Sequence[str], feedback: Feedback, poll_s: float = 0.1,
 
 
 def _pump(stream: Any, name: str, out: queue.Queue[tuple[str, str | None]]) -> None:
+    """Queue ``stream``'s lines, then close it (its end of the pipe) and queue None.
+
+    The reader closes the pipe itself, once the child (or a grandchild that inherited
+    it) has closed its end: closing it from another thread would block on the read.
+    """
     try:
         for line in stream:
             out.put((name, line))
     except (OSError, ValueError):
         pass
     finally:
+        with contextlib.suppress(OSError, ValueError):
+            stream.close()
         out.put((name, None))
 
 

@@ -3,7 +3,8 @@
 Each algorithm lists the options its dialog shows; their key, label, type, default,
 bounds and choices come from the same entry the CLI's option is built from, so the
 two cannot drift. Choice parameters accept an option by name (``a2b``) or by its
-index (``0``), as ``qgis_process help`` documents them.
+index (``0``), as ``qgis_process help`` documents them. An optional option's label
+does not say so: QGIS marks it "[optional]" itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
@@ -60,8 +62,15 @@ class EnumParameter(QgsProcessingParameterEnum):
         return options[index] if 0 <= index < len(options) else options[int(self.defaultValue())]
 
 
-def parameter(opt: Option, *, advanced: bool = False) -> QgsProcessingParameterDefinition:
-    """The Processing parameter of option ``opt`` (key ``opt.qgis_key``, label ``opt.label``)."""
+def parameter(opt: Option, *, advanced: bool = False,
+              file_filter: str = "") -> QgsProcessingParameterDefinition:
+    """The Processing parameter of option ``opt`` (key ``opt.qgis_key``, label ``opt.label``).
+
+    A ``path`` option is a file parameter (``file_filter``: its file dialog's filter),
+    optional when the option is. A number whose default is None takes 0 for None
+    ("automatic", "off"); an optional number is left empty for None instead, so 0 (a
+    nodata value, say) is a value like any other.
+    """
     key, label = opt.qgis_key, _tr(opt.label)
     result: QgsProcessingParameterDefinition
     if opt.kind == "choice" or (opt.kind == "str" and opt.choices):
@@ -76,9 +85,11 @@ def parameter(opt: Option, *, advanced: bool = False) -> QgsProcessingParameterD
                 else QgsProcessingParameterNumber.Double)
         default = 0 if opt.default is None else opt.default  # 0: "automatic" / "off"
         kwargs: dict[str, Any] = {}
+        if opt.optional:
+            default, kwargs["optional"] = opt.default, True
         if opt.minimum is not None:
             kwargs["minValue"] = opt.minimum
-        elif opt.default is None or (opt.default or 0) >= 0:
+        elif not opt.optional and (opt.default is None or opt.default >= 0):
             kwargs["minValue"] = 0
         if opt.maximum is not None:
             kwargs["maxValue"] = opt.maximum
@@ -87,6 +98,10 @@ def parameter(opt: Option, *, advanced: bool = False) -> QgsProcessingParameterD
         result = QgsProcessingParameterBoolean(key, label, bool(opt.default))
     elif opt.kind in ("bands", "str"):
         result = QgsProcessingParameterString(key, label, defaultValue="", optional=True)
+    elif opt.kind == "path":
+        result = QgsProcessingParameterFile(key, label, QgsProcessingParameterFile.File,
+                                            fileFilter=file_filter or _tr("All files (*.*)"),
+                                            optional=opt.optional)
     else:
         raise ValueError(f"option {opt.name}: no Processing parameter for kind {opt.kind!r}")
     if advanced:
@@ -103,12 +118,15 @@ def choice_value(algorithm: Any, parameters: dict[str, Any], opt: Option) -> str
 
 def number_value(algorithm: Any, parameters: dict[str, Any], opt: Option,
                  context: Any) -> Any:
-    """An int or float option's value; 0 means None where the option's default is None."""
+    """An int or float option's value; 0 means None where the option's default is None,
+    unless the option is optional: then empty means None."""
+    if opt.optional and parameters.get(opt.qgis_key) in (None, ""):
+        return None
     if opt.kind == "int":
         value: Any = algorithm.parameterAsInt(parameters, opt.qgis_key, context)
     else:
         value = algorithm.parameterAsDouble(parameters, opt.qgis_key, context)
-    return None if opt.default is None and not value else value
+    return None if opt.default is None and not value and not opt.optional else value
 
 
 def option_value(algorithm: Any, parameters: dict[str, Any], opt: Option, context: Any) -> Any:

@@ -50,7 +50,7 @@ class TileRasterAlgorithm(GeoganAlgorithm):
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Tile raster")
 
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+    def help_text(self) -> str:
         return self.tr(
             "Cuts a raster into square georeferenced chips (GeoTIFFs keeping the CRS and "
             "exact transform) for training, and writes their footprints to index.gpkg in the "

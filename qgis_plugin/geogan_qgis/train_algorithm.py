@@ -62,7 +62,7 @@ class TrainAlgorithm(GeoganAlgorithm):
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Train")
 
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+    def help_text(self) -> str:
         return self.tr(
             "Trains a generator that translates domain A into domain B, straight from "
             "rasters or from chip folders written by 'Tile raster'.\n\n"

@@ -21,10 +21,16 @@ from .params import choice_value, option_value, parameter
 from .spec.names import RUN_CHECKPOINT_NAME
 from .spec.options import TRANSLATE
 
-#: The translate options the dialog shows, in order (their parameters come from the spec);
-#: the area of interest, a polygon layer, comes after them.
+#: The translate options the dialog shows, in order: each one's parameter (key, label, type,
+#: default, choices) comes from its entry in geogan.spec.options.TRANSLATE and its value goes
+#: to ``translate_job`` by its name, so a name added here is all it takes. The area of
+#: interest, a polygon layer, comes after them.
 SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands",
-         "band_names")
+         "band_names", "blend", "precision", "cog", "compress")
+#: Those of SHOWN under the dialog's "Advanced" heading.
+ADVANCED = ("blend", "precision", "cog", "compress")
+#: File dialog filters of SHOWN's path options.
+FILE_FILTERS = {"stats": "geogan statistics (*.json);;All files (*.*)"}
 
 
 class CheckpointParameter(QgsProcessingParameterFile):
@@ -72,15 +78,14 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
     def displayName(self) -> str:  # noqa: N802 - QGIS API
         return self.tr("Translate raster")
 
-    def shortHelpString(self) -> str:  # noqa: N802 - QGIS API
+    def help_text(self) -> str:
         return self.tr(
             "Translates a whole raster through a geogan checkpoint (CycleGAN, CUT or pix2pix "
             "generator), in overlapping windows blended without seams. The output GeoTIFF "
             "has the input's CRS, transform, size and nodata mask.\n\n"
             "Checkpoint: a .safetensors file written by 'geogan train' (or its run folder). "
             "The input must have the band count of the checkpoint's source domain.\n"
-            "Direction: a2b translates domain A to B; b2a the reverse (CycleGAN only). "
-            "Choices are given by name (a2b) or by number (0).\n"
+            "Direction: a2b translates domain A to B; b2a the reverse (CycleGAN only).\n"
             "Tile and overlap: window size and overlap in pixels; larger overlap hides seams.\n"
             "Normalisation statistics: global (the whole raster's, so the result does not "
             "depend on the tile size), dense (a smooth grid over the raster) or window (each "
@@ -93,21 +98,19 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "records).\n"
             "Area of interest: an optional polygon layer; only the block of the input it "
             "covers is translated, on the input's grid, and pixels outside the polygons "
-            "are nodata.")
+            "are nodata.\n"
+            "Advanced: how overlapping windows are blended (cosine, linear, none), the "
+            "numeric precision, a Cloud Optimized GeoTIFF with overviews, and the GeoTIFF "
+            "compression.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.INPUT, self.tr("Input raster")))
         self.addParameter(CheckpointParameter(
             self.CHECKPOINT, self.tr("Checkpoint (.safetensors or a training run folder)")))
-        for name in SHOWN[:4]:
-            self.addParameter(parameter(TRANSLATE[name]))
-        stats = TRANSLATE["stats"]
-        self.addParameter(QgsProcessingParameterFile(
-            stats.qgis_key, self.tr(stats.label), QgsProcessingParameterFile.File,
-            fileFilter=self.tr("geogan statistics (*.json);;All files (*.*)"), optional=True))
-        for name in SHOWN[5:]:
-            self.addParameter(parameter(TRANSLATE[name]))
+        for name in SHOWN:
+            self.addParameter(parameter(TRANSLATE[name], advanced=name in ADVANCED,
+                                        file_filter=self.tr(FILE_FILTERS.get(name, ""))))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr(TRANSLATE["aoi"].label), [QgsProcessing.TypeVectorPolygon],
             optional=True))
