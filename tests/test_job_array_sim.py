@@ -1,6 +1,7 @@
 """A state-scale batch in miniature: 40 rasters translated by a job array of 4 tasks in separate
 processes (Slurm's and Kubernetes' variables), one task killed part-way and retried; every
-output exists once, is complete, and equals a single-process run byte for byte."""
+output exists once, is complete, equals a single-process run byte for byte, and is in the
+batch's index and VRT."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+import pyogrio
 import pytest
+import rasterio
 from click.testing import CliRunner
 
 from geogan.cli import main
@@ -65,7 +69,7 @@ def _start(args: list[str], extra: dict[str, str]) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """``(checkpoint, input folder, single-process output folder)``."""
+    """``(checkpoint, input folder, single-process output folder)``: 40 rasters side by side."""
     import rasterio
     from conftest import make_checkpoint, make_raster_array
     from rasterio.transform import from_origin
@@ -126,3 +130,12 @@ def test_a_job_array_with_a_killed_task_gives_the_single_process_outputs(batch, 
     for name in names:
         assert is_complete_raster(out / name)
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+
+    # the batch ends in one product: an index of every output and a VRT over them
+    result = CliRunner().invoke(main, ["--progress", "none", "mosaic", "--index", str(out)])
+    assert result.exit_code == 0, result.output
+    assert list(pyogrio.read_dataframe(out / "index.gpkg", layer="outputs")["path"]) == names
+    with rasterio.open(out / "mosaic.vrt") as mosaic, rasterio.open(out / names[-1]) as last:
+        assert (mosaic.width, mosaic.height) == (24 * FILES, 20)
+        np.testing.assert_array_equal(mosaic.read(window=((0, 20), (24 * FILES - 24,
+                                                                      24 * FILES))), last.read())

@@ -72,6 +72,10 @@ def part_name(index: int, count: int) -> str:
 
 #: Normalisation statistics saved beside an output: ``<output>.stats.json``.
 STATS_SUFFIX = ".stats.json"
+#: ``geogan mosaic --index FOLDER``: the outputs' footprints (and their layer), and a VRT.
+BATCH_INDEX_NAME = "index.gpkg"
+BATCH_INDEX_LAYER = "outputs"
+BATCH_VRT_NAME = "mosaic.vrt"
 
 # -- temporaries ---------------------------------------------------------------------------
 

@@ -212,6 +212,10 @@ TILE = Command(
 MOSAIC = Command(
     "mosaic",
     FILES_FROM,
+    Option("index", "flag", False,
+           "Instead of a mosaic: write FOLDER/index.gpkg (the footprints of the rasters in "
+           "FOLDER, with their GEOGAN_* tags) and FOLDER/mosaic.vrt over them, for a finished "
+           "batch."),
     Option("blend", "choice", choices.CHIP_BLENDS[0], "How overlapping chips are combined.",
            choices=choices.CHIP_BLENDS),
     COG.but(help="Write a Cloud Optimized GeoTIFF with overviews."),
