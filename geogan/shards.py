@@ -16,7 +16,9 @@ AWS Batch array job       ``AWS_BATCH_JOB_ARRAY_INDEX``        ``GEOGAN_TASK_COU
 torchrun                  ``RANK``                             ``WORLD_SIZE``
 ========================  ===================================  =================================
 
-``--shard`` wins over the environment. A job-array index together with torchrun's
+``--shard`` wins over the environment. A Slurm array must be a range (``--array=0-63``,
+``--array=1-64%16``, ``--array=0-126:2``): a list such as ``--array=5,17`` renumbers its
+tasks and is refused. A job-array index together with torchrun's
 ``WORLD_SIZE`` > 1, two engines' indexes at once, an index outside ``0..N-1`` or a
 count that is missing or not a positive integer is a one-line :class:`InputError`.
 
@@ -151,6 +153,12 @@ def _slurm(environ: Mapping[str, str]) -> tuple[int, int]:
                          f"SLURM_ARRAY_TASK_MIN={low} by {step}; submit a range such as "
                          "--array=0-15, or pass `shard` I/N")
     count = _count(environ, "Slurm", _integer(environ, "SLURM_ARRAY_TASK_COUNT", what))
+    high = _integer(environ, "SLURM_ARRAY_TASK_MAX", what)
+    if high is not None and (high - low) // step + 1 != count:
+        raise InputError(f"the Slurm array's {count} task(s) from {low} to {high} are not a "
+                         "range (e.g. --array=5,17), so their place in the batch is unknown; "
+                         "submit the whole --array range again (complete outputs are left "
+                         "alone) or pass `shard` I/N")
     return offset // step, count
 
 

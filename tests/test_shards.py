@@ -38,7 +38,7 @@ def _clean_environment(monkeypatch):
      None, Share(3, 4, "Slurm")),
     # sbatch --array=10-16:2 is 10, 12, 14, 16
     ({"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2",
-      "SLURM_ARRAY_TASK_COUNT": "4"}, None, Share(2, 4, "Slurm")),
+      "SLURM_ARRAY_TASK_MAX": "16", "SLURM_ARRAY_TASK_COUNT": "4"}, None, Share(2, 4, "Slurm")),
     # an older Slurm without SLURM_ARRAY_TASK_COUNT: the count from GEOGAN_TASK_COUNT
     ({"SLURM_ARRAY_TASK_ID": "3", "GEOGAN_TASK_COUNT": "5"}, None, Share(3, 5, "Slurm")),
     ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "5", "GEOGAN_TASK_COUNT": " 5 "},
@@ -75,6 +75,10 @@ def test_each_engine_gives_the_task(env: dict[str, str], shard: str | None, want
     ({"SLURM_ARRAY_TASK_ID": "13", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_STEP": "2",
       "SLURM_ARRAY_TASK_COUNT": "4"}, None, "SLURM_ARRAY_TASK_ID=13 is not on the array's steps"),
     ({"SLURM_ARRAY_TASK_ID": "1"}, None, "this Slurm array task needs the number of tasks"),
+    # a rerun of some tasks only (sbatch --array=5,17) renumbers them: refused
+    ({"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_MAX": "17",
+      "SLURM_ARRAY_TASK_COUNT": "2"}, None,
+     "the Slurm array's 2 task(s) from 5 to 17 are not a range"),
     ({"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "4", "GEOGAN_TASK_COUNT": "8"}, None,
      "GEOGAN_TASK_COUNT=8 contradicts the Slurm array's 4 task(s)"),
     ({"JOB_COMPLETION_INDEX": "2"}, None, "this Kubernetes array task needs the number of tasks"),
