@@ -28,18 +28,20 @@ def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: A
     part of each input is translated, on its pixel grid, as if it had been cut out
     first (gdal_translate -projwin). With several inputs, OUTPUT is a folder that
     receives <input name>.tif for each. Under torchrun the files are shared out
-    across the GPUs.
+    across the GPUs; as a job-array task (Slurm, Kubernetes Indexed Job, AWS Batch,
+    or --shard I/N) each task translates its share and leaves complete outputs
+    alone, so a retried task redoes only what is missing.
     """
     from geogan.cli._progress import reporter
-    from geogan.devices import launch_env
+    from geogan.shards import task_share
     from geogan.translate import TranslateConfig, translate_files
 
     values = config_values(TRANSLATE, params, TranslateConfig)
     if values.get("stats") is not None:
         values["stats"] = str(values["stats"])
     config = TranslateConfig(**values, creation_options=params["creation_options"])
-    launch = launch_env()
-    desc = f"translate (rank {launch.rank})" if launch.enabled else "translate"
+    share = task_share(params["shard"])
+    desc = f"translate ({share.describe()})" if share.enabled else "translate"
     with reporter(desc, unit="Mpx") as rep:
         paths = translate_files(checkpoint, with_listed(inputs, params["files_from"]), output,
                                 config, progress=rep, direction=params["direction"])

@@ -65,10 +65,19 @@ def parse_chip_name(name: str) -> tuple[str, int, int]:
     return m["stem"], int(m["col"]), int(m["row"])
 
 
+def part_name(index: int, count: int) -> str:
+    """The chip folder of job-array task ``index`` of ``count``: ``part-0003-of-0008``."""
+    return f"part-{index:04d}-of-{count:04d}"
+
+
 # -- translate outputs ---------------------------------------------------------------------
 
 #: Normalisation statistics saved beside an output: ``<output>.stats.json``.
 STATS_SUFFIX = ".stats.json"
+#: ``geogan mosaic --index FOLDER``: the outputs' footprints (and their layer), and a VRT.
+BATCH_INDEX_NAME = "index.gpkg"
+BATCH_INDEX_LAYER = "outputs"
+BATCH_VRT_NAME = "mosaic.vrt"
 
 # -- temporaries ---------------------------------------------------------------------------
 

@@ -122,6 +122,11 @@ ALIGN_TO = Option("align_to", "path", None,
                   metavar="REF.tif")
 RESAMPLING = Option("resampling", "choice", "bilinear", "Resampling for warped views and --pair.",
                     choices=choices.RESAMPLINGS)
+SHARD = Option("shard", "str", None,
+               "Do task I of N of the batch (numbered from 0), as one task of a job array. "
+               "Default: from $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX or "
+               "$AWS_BATCH_JOB_ARRAY_INDEX with $GEOGAN_TASK_COUNT, or torchrun's $RANK.",
+               metavar="I/N")
 
 # -- translate -----------------------------------------------------------------------------
 
@@ -189,6 +194,8 @@ TRANSLATE = Command(
     Option("skip_existing", "flag", False,
            "Leave outputs that already exist alone (resume an interrupted batch)."),
     OVERWRITE,
+    SHARD.but(help=SHARD.help + " An array task leaves complete outputs alone (as "
+              "--skip-existing) unless --overwrite."),
     Option("threads", "int", None,
            "Threads for the generator on the CPU and for GDAL's compression (default: all "
            "cores, or $GDAL_NUM_THREADS for GDAL).", short="-j", minimum=1),
@@ -223,6 +230,8 @@ TILE = Command(
            short="-j", minimum=0),
     ALLOW_NO_CRS,
     OVERWRITE.but(help="Replace OUTDIR if it exists.", label="Replace a non-empty output folder"),
+    SHARD.but(help=SHARD.help + " Task I writes OUTDIR/part-I-of-N; a complete part is left "
+              "alone unless --overwrite."),
 )
 
 # -- mosaic --------------------------------------------------------------------------------
@@ -230,6 +239,10 @@ TILE = Command(
 MOSAIC = Command(
     "mosaic",
     FILES_FROM,
+    Option("index", "flag", False,
+           "Instead of a mosaic: write FOLDER/index.gpkg (the footprints of the rasters in "
+           "FOLDER, with their GEOGAN_* tags) and FOLDER/mosaic.vrt over them, for a finished "
+           "batch."),
     Option("blend", "choice", choices.CHIP_BLENDS[0], "How overlapping chips are combined.",
            choices=choices.CHIP_BLENDS),
     COG.but(help="Write a Cloud Optimized GeoTIFF with overviews."),

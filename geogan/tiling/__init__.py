@@ -43,13 +43,16 @@ from geogan.fileio import atomic_directory, check_free_space, check_replaceable,
 from geogan.grid import ChipWindow
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import gdal_env
+from geogan.shards import Share, task_share
 from geogan.spec.names import (
+    CHIP_NAME_RE,
     INDEX_LAYER,
     INDEX_NAME,
     PAIR_DIRS,
     VALID_WINDOW_TAG,
     chip_name,
     parse_chip_name,
+    part_name,
 )
 from geogan.tiling.aoi import aoi_area, apply_aoi, read_aoi
 from geogan.tiling.chips import (
@@ -90,6 +93,11 @@ def tile_rasters(inputs: Sequence[str | Path], outdir: str | Path, config: TileC
     :class:`~geogan.errors.Cancelled`. Raises :class:`InputError` (and subclasses)
     for unusable inputs or when no chip passes the filters, :class:`OutputError`
     when ``outdir`` exists and is not empty without ``config.overwrite``.
+
+    As a job-array task (``config.shard``, or an engine's array index, see
+    :mod:`geogan.shards`) it tiles the inputs whose file name is its own into
+    ``outdir/part-I-of-N`` (a chip folder of its own), and a retried task leaves a
+    part that is complete alone.
     """
     from geogan.inputs import as_input
 
@@ -98,6 +106,39 @@ def tile_rasters(inputs: Sequence[str | Path], outdir: str | Path, config: TileC
     if not paths:
         raise InputError("no input raster given; pass at least one INPUT")
     _check_distinct_stems(paths)
+    share = task_share(config.shard)
+    if share.enabled or share.is_array:
+        return _tile_share(paths, outdir, config, share, progress, cancel)
+    return _tile_all(paths, outdir, config, progress, cancel)
+
+
+def _tile_share(paths: list[Path], outdir: Path, config: TileConfig, share: Share,
+                progress: ProgressCallback | None, cancel: CancelCheck | None) -> TileResult:
+    """A job-array task's share of the inputs into ``outdir/part-I-of-N``; a part that an
+    earlier try completed is left alone (unless ``config.overwrite``)."""
+    part = outdir / part_name(share.index, share.count)
+    mine = share.pick(paths, lambda p: p.name)
+    log.info("%s: %d of %d raster(s) into %s", share.describe(), len(mine), len(paths), part)
+    if not mine or (not config.overwrite and (part / INDEX_NAME).is_file()):
+        chips = sum(1 for _ in _chip_files(part)) if mine else 0
+        if mine:
+            log.info("%s is complete (%d chips) from an earlier try; left alone", part, chips)
+        return TileResult(outdir=part, index=part / INDEX_NAME, chips=chips, candidates=chips,
+                          skipped_nodata=0, skipped_std=0, skipped_aoi=0,
+                          paired=config.pair is not None, sources=tuple(mine),
+                          existing=bool(mine))
+    return _tile_all(mine, part, config, progress, cancel)
+
+
+def _chip_files(folder: Path) -> Iterator[Path]:
+    """The chips in a chip folder (under A/ only for a paired one)."""
+    top = folder / PAIR_DIRS[0] if (folder / PAIR_DIRS[0]).is_dir() else folder
+    return (p for p in top.iterdir() if CHIP_NAME_RE.match(p.name))
+
+
+def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
+              progress: ProgressCallback | None, cancel: CancelCheck | None) -> TileResult:
+    """Tile every one of ``paths`` into ``outdir`` (see :func:`tile_rasters`)."""
     _check_output_dir(outdir, config, paths)
 
     with contextlib.ExitStack() as stack:

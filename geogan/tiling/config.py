@@ -10,6 +10,7 @@ from rasterio.enums import Resampling
 
 from geogan.errors import InputError
 from geogan.fileio import FolderKind
+from geogan.shards import parse_shard
 from geogan.spec.choices import COMPRESSIONS
 from geogan.spec.names import CHIP_NAME_RE, INDEX_NAME, PAIR_DIRS
 from geogan.spec.options import TILE
@@ -76,6 +77,9 @@ class TileConfig:
     threads: int = TILE.default_of("threads")
     #: GDAL creation options for the chips (``--co KEY=VALUE``), applied after geogan's own.
     creation_options: tuple[tuple[str, str], ...] = ()
+    #: ``"I/N"``: task I of N of a job array (see :mod:`geogan.shards`); None: from the
+    #: environment.
+    shard: str | None = TILE.default_of("shard")
 
     def __post_init__(self) -> None:
         # Accept str paths and band lists from callers such as the QGIS plugin.
@@ -115,6 +119,8 @@ class TileConfig:
                              f"{', '.join(CHIP_COMPRESSIONS)}")
         if self.threads < 0:
             raise InputError(f"threads must be 0 or more, got {self.threads}")
+        if self.shard is not None:
+            parse_shard(self.shard)
 
     @property
     def warped(self) -> bool:
@@ -135,6 +141,8 @@ class TileResult:
     skipped_aoi: int
     paired: bool = False
     sources: tuple[Path, ...] = field(default_factory=tuple)
+    #: A job-array task found its part complete (from an earlier try) and left it alone.
+    existing: bool = False
 
 
 def fmt_bands(bands: tuple[int, ...]) -> str:

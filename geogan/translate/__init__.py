@@ -36,6 +36,7 @@ from geogan.errors import InputError, OutputError
 from geogan.fileio import check_free_space
 from geogan.normstats import NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.shards import task_share
 from geogan.translate.compat import (
     check_tile,
     fit_tile,
@@ -55,7 +56,13 @@ from geogan.translate.config import (
 )
 from geogan.translate.engine import QUEUE_DEPTH, Job
 from geogan.translate.nodata import given_nodata, output_nodata
-from geogan.translate.planning import expand_inputs, files_to_translate, map_outputs, rank_share
+from geogan.translate.planning import (
+    expand_inputs,
+    files_to_translate,
+    map_outputs,
+    my_share,
+    rank_share,
+)
 from geogan.translate.runtime import (
     prepare_module,
     resolve_batch_size,
@@ -106,9 +113,12 @@ def translate_files(checkpoint: str | os.PathLike[str],
 
     ``direction`` picks the checkpoint's generator (``a2b`` or ``b2a``).
 
-    With several inputs ``output`` is a folder (see :func:`map_outputs`). Under
-    torchrun the files are shared out round-robin across ranks (RANK,
-    WORLD_SIZE) and each rank uses ``cuda:LOCAL_RANK``. Outputs that exist are an
+    With several inputs ``output`` is a folder (see :func:`map_outputs`). A job-array
+    task (``config.shard``, or Slurm's, Kubernetes' or AWS Batch's array index, see
+    :mod:`geogan.shards`) translates the inputs whose file name hashes to it and
+    leaves complete outputs alone unless ``config.overwrite``. Under torchrun the
+    files are shared out round-robin across ranks (RANK, WORLD_SIZE) and each rank
+    uses ``cuda:LOCAL_RANK``. Outputs that exist are an
     error unless ``config.overwrite``; with ``config.skip_existing`` they are left
     alone (and still returned), so an interrupted batch can be resumed. All
     outputs are checked before any work starts. ``progress`` gets megapixels done
@@ -123,11 +133,11 @@ def translate_files(checkpoint: str | os.PathLike[str],
     inputs = list(inputs)
     files = expand_inputs(inputs)
     outs = map_outputs(files, output)
-    rank, world = rank_share()
-    mine = list(zip(files, outs, strict=True))[rank::world]
+    share = task_share(config.shard)
+    mine, config = my_share(list(zip(files, outs, strict=True)), share, config)
     todo = files_to_translate(mine, config)
-    if world > 1:
-        log.info("rank %d of %d: %d of %d file(s), %d to translate", rank, world, len(mine),
+    if share.enabled or share.is_array:
+        log.info("%s: %d of %d file(s), %d to translate", share.describe(), len(mine),
                  len(files), len(todo))
     if not todo:
         return [dst for _, dst in mine]

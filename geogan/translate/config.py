@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from geogan.blend import BLEND_PROFILES, check_overlap
 from geogan.errors import InputError, require_choice
 from geogan.normstats import NORM_MODES
+from geogan.shards import parse_shard
 from geogan.spec.choices import COMPRESSIONS as _COMPRESSIONS
 from geogan.spec.options import TRANSLATE
 
@@ -64,6 +65,9 @@ class TranslateConfig:
     nodata: float | None = TRANSLATE.default_of("nodata")
     #: Output band names (descriptions; colour names set the colour interpretation too).
     band_names: tuple[str, ...] | None = TRANSLATE.default_of("band_names")
+    #: ``"I/N"``: task I of N of a job array (see :mod:`geogan.shards`); None: from the
+    #: environment.
+    shard: str | None = TRANSLATE.default_of("shard")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -84,6 +88,8 @@ class TranslateConfig:
         if self.skip_existing and self.overwrite:
             raise InputError("`skip_existing` and `overwrite` contradict each other; pass one")
         require_choice("norm", self.norm, NORM_MODES)
+        if self.shard is not None:
+            parse_shard(self.shard)
         if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):
             raise InputError("`norm` window uses no statistics; drop `stats`, `save_stats` and "
                              "`shared_stats` or choose `norm` global")

@@ -1,4 +1,4 @@
-"""Which inputs a batch translates into which outputs, on which torchrun rank, and which remain."""
+"""Which inputs a batch translates into which outputs, on which task or rank, and which remain."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from geogan.devices import launch_env
 from geogan.errors import InputError, OutputError
 from geogan.fileio import check_output_file, is_complete_raster
 from geogan.inputs import GdalPath, as_output
 from geogan.normstats import stats_path_for
+from geogan.shards import Share, task_share
 from geogan.translate.config import OUTPUT_SUFFIXES, TranslateConfig
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,26 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
     return outs
 
 
-def rank_share() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process under torchrun (``(0, 1)`` alone)."""
-    env = launch_env()
-    return env.rank, env.world_size
+def rank_share(shard: str | None = None) -> tuple[int, int]:
+    """``(index, count)`` of this process: its job-array task or torchrun rank (``(0, 1)``
+    alone; see :func:`geogan.shards.task_share`)."""
+    share = task_share(shard)
+    return share.index, share.count
+
+
+def my_share(pairs: Sequence[tuple[Path, Path]], share: Share,
+             config: TranslateConfig) -> tuple[list[tuple[Path, Path]], TranslateConfig]:
+    """This task's ``(input, output)`` pairs, and the config it runs them with.
+
+    A job-array task takes the inputs whose file name is its own (:meth:`Share.owns`)
+    and, unless ``config.overwrite``, leaves complete outputs alone as with
+    ``skip_existing``, so that a retried task redoes only what is not complete.
+    """
+    mine = share.pick(pairs, lambda pair: pair[0].name)
+    if share.is_array and not config.overwrite and not config.skip_existing:
+        log.info("%s: outputs that exist and are complete are left alone", share.describe())
+        config = replace(config, skip_existing=True)
+    return mine, config
 
 
 def files_to_translate(mine: Sequence[tuple[Path, Path]],
