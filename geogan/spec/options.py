@@ -157,6 +157,10 @@ TRANSLATE = Command(
     COMPRESS,
     BANDS.but(help="Input bands to feed the generator (1-based). Default: all.",
               label="Input bands, e.g. 1,2,3 (empty: all but an alpha band)"),
+    Option("at_model_resolution", "flag", False,
+           "Translate at the ground resolution the model learned (the input read through a "
+           "warped view at that pixel size), then resample the result back onto the "
+           "input's grid.", label="Translate at the model's ground resolution"),
     Option("compile", "flag", False,
            "torch.compile the generator (faster on GPUs after a warm-up)."),
     Option("skip_existing", "flag", False,

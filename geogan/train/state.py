@@ -181,6 +181,8 @@ def _model_meta(run: Run) -> dict[str, Any]:
     for key, dom in (("a", data.a), ("b", data.b)):
         domains[key] = {"name": dom.name, "norm": dom.norm.to_json(), "bands": dom.bands,
                         "dtype": dom.dtype, "nodata": dom.nodata}
+        if dom.gsd_m is not None:  # ground resolution, m/px (geogan.ground)
+            domains[key].update(gsd_m=round(dom.gsd_m, 6), crs=dom.crs)
     last = run.history[-1] if run.history else {}
     return {
         "model": run.config.model,

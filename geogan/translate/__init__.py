@@ -32,6 +32,7 @@ from geogan.errors import InputError, OutputError
 from geogan.fileio import check_free_space
 from geogan.normstats import NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.provenance import with_provenance
 from geogan.translate.compat import (
     check_tile,
     fit_tile,
@@ -50,6 +51,7 @@ from geogan.translate.config import (
     TranslateConfig,
 )
 from geogan.translate.engine import QUEUE_DEPTH, Job
+from geogan.translate.lineage import check_ground, translation_provenance
 from geogan.translate.nodata import output_nodata
 from geogan.translate.planning import expand_inputs, files_to_translate, map_outputs, rank_share
 from geogan.translate.runtime import (
@@ -121,12 +123,11 @@ def translate_files(checkpoint: str | os.PathLike[str],
     if world > 1:
         log.info("rank %d of %d: %d of %d file(s), %d to translate", rank, world, len(mine),
                  len(files), len(todo))
-    if not todo:
-        return [dst for _, dst in mine]
-    check_cancel(cancel, "translation")
-    with torch_threads(config.threads):
-        return _translate_todo(checkpoint, files, todo, mine, config, progress, cancel,
-                               direction)
+    if todo:
+        check_cancel(cancel, "translation")
+        with torch_threads(config.threads):
+            _translate_todo(checkpoint, files, todo, mine, config, progress, cancel, direction)
+    return [dst for _, dst in mine]
 
 
 def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
@@ -194,6 +195,13 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
             and output_path.exists() and input_path.exists() \
             and output_path.samefile(input_path):
         raise OutputError(f"output {output_path} would replace its input; choose another output")
+    if config.at_model_resolution:
+        from geogan.translate.resolution import translate_at_model_resolution
+
+        done = translate_at_model_resolution(generator, input_path, output_path, config,
+                                             progress, cancel, stats)
+        if done is not None:
+            return done
     device = resolve_device(config.device)
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         with open_input(input_path) as src:
@@ -205,6 +213,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
             src_nodata = src.nodata
             masked = has_mask(src, indexes)
             meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator)
+            input_tags = dict(src.tags())
+            input_gsd, _ = check_ground(generator, src, input_path.name, config)
         config = fit_tile(config, int(src_profile["width"]), int(src_profile["height"]),
                           int(getattr(generator.module, "size_multiple", 1)))
         out_nodata = output_nodata(src_nodata, generator.out_norm)
@@ -222,6 +232,9 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         profile["num_threads"] = num_threads(config.threads)
         norm_stats = raster_stats(generator, input_path, indexes, src_profile, config, device,
                                   stats, cancel)
+        meta = with_provenance(meta, translation_provenance(
+            generator, input_path, config, resolve_precision(config.precision, device),
+            norm_stats, input_tags, input_gsd))
         job = Job(generator, input_path, indexes, src_nodata, out_nodata, profile, config,
                   device, progress, cancel, meta=meta, masked=masked, norm_stats=norm_stats)
         itemsize = np.dtype(profile["dtype"]).itemsize

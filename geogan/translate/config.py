@@ -55,6 +55,8 @@ class TranslateConfig:
     stats: str | None = TRANSLATE.default_of("stats")
     save_stats: bool = TRANSLATE.default_of("save_stats")
     shared_stats: bool = TRANSLATE.default_of("shared_stats")
+    #: Translate at the model's ground resolution and resample back (geogan.ground).
+    at_model_resolution: bool = TRANSLATE.default_of("at_model_resolution")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:

@@ -20,7 +20,8 @@ from .spec.names import RUN_CHECKPOINT_NAME
 from .spec.options import TRANSLATE
 
 #: The translate options the dialog shows, in order (their parameters come from the spec).
-SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands")
+SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands",
+         "at_model_resolution")
 
 
 class CheckpointParameter(QgsProcessingParameterFile):
@@ -81,7 +82,11 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "window its own, as in training).\n"
             "Statistics file: optional .stats.json written by 'geogan translate --save-stats', "
             "to give several rasters the same look.\n"
-            "Device: auto uses a GPU when the geogan environment has one.")
+            "Device: auto uses a GPU when the geogan environment has one.\n"
+            "Translate at the model's ground resolution: read the input at the pixel size "
+            "the model learned, translate, and resample the result back onto the input's "
+            "grid (the log warns when the two resolutions differ much).\n"
+            "The output says in its metadata that it is synthetic and which model made it.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
