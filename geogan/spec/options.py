@@ -161,6 +161,9 @@ TRANSLATE = Command(
            "Translate at the ground resolution the model learned (the input read through a "
            "warped view at that pixel size), then resample the result back onto the "
            "input's grid.", label="Translate at the model's ground resolution"),
+    Option("stac", "flag", False,
+           "Also write a STAC Item beside each output (<output>.stac.json); a batch also "
+           "writes collection.json listing them."),
     Option("compile", "flag", False,
            "torch.compile the generator (faster on GPUs after a warm-up)."),
     Option("skip_existing", "flag", False,

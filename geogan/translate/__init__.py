@@ -30,6 +30,7 @@ import numpy as np
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import InputError, OutputError
 from geogan.fileio import check_free_space
+from geogan.inputs import as_output
 from geogan.normstats import NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.provenance import with_provenance
@@ -119,6 +120,13 @@ def translate_files(checkpoint: str | os.PathLike[str],
     outs = map_outputs(files, output)
     rank, world = rank_share()
     mine = list(zip(files, outs, strict=True))[rank::world]
+    folder = None if len(outs) == 1 and outs[0] == as_output(output) else as_output(output)
+    if config.stac:
+        from geogan.stac import check_available, check_collection_output
+
+        check_available()
+        if folder is not None:
+            check_collection_output(folder, config.overwrite)
     todo = files_to_translate(mine, config)
     if world > 1:
         log.info("rank %d of %d: %d of %d file(s), %d to translate", rank, world, len(mine),
@@ -127,6 +135,14 @@ def translate_files(checkpoint: str | os.PathLike[str],
         check_cancel(cancel, "translation")
         with torch_threads(config.threads):
             _translate_todo(checkpoint, files, todo, mine, config, progress, cancel, direction)
+    if config.stac:
+        from geogan.stac import write_records
+
+        if folder is not None and world > 1:
+            log.info("rank %d of %d writes STAC Items only: a Collection would need every "
+                     "rank's outputs", rank, world)
+        write_records(mine, [dst for _, dst in todo], checkpoint, config.overwrite,
+                      folder if world == 1 else None)
     return [dst for _, dst in mine]
 
 

@@ -57,6 +57,8 @@ class TranslateConfig:
     shared_stats: bool = TRANSLATE.default_of("shared_stats")
     #: Translate at the model's ground resolution and resample back (geogan.ground).
     at_model_resolution: bool = TRANSLATE.default_of("at_model_resolution")
+    #: Write a STAC Item beside each output (geogan.stac).
+    stac: bool = TRANSLATE.default_of("stac")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:

@@ -107,7 +107,7 @@ def translate_at_model_resolution(generator: LoadedGenerator, input_path: Any, o
         check_cancel(cancel, f"translation of {input_path.name}")
         inner = dataclasses.replace(config, at_model_resolution=False, overwrite=False,
                                     skip_existing=False, cog=False, compress="zstd",
-                                    creation_options=())
+                                    creation_options=(), stac=False)
 
         def scaled(done: float, total: float, **info: Any) -> None:
             if progress is not None:
