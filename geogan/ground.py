@@ -9,7 +9,7 @@ it learned from and its CRS (:class:`DomainGround`, in the checkpoint's ``domain
 
 The GSD is measured on the ellipsoid at the raster's centre (:func:`ground_resolution`):
 one pixel step along each grid axis, converted to longitude and latitude and measured
-as a geodesic, the geometric mean of the two. So a geographic CRS (degrees) gets a
+on the ellipsoid, the geometric mean of the two. So a geographic CRS (degrees) gets a
 figure in metres, and a projected one its true ground figure (Web Mercator's nominal
 metres are not ground metres away from the equator).
 """
@@ -31,28 +31,47 @@ RATIO_RANGE = (0.8, 1.25)
 SPREAD_LIMIT = 1.25
 
 
+#: WGS84's semi-major axis (m) and first eccentricity squared.
+_A, _E2 = 6378137.0, 6.69437999014e-3
+
+
 def ground_resolution(crs: Any, transform: Any, width: int, height: int) -> float | None:
-    """Metres per pixel at the centre of a ``width`` x ``height`` grid; None without a CRS."""
+    """Metres per pixel at the centre of a ``width`` x ``height`` grid; None without a CRS.
+
+    The centre pixel's two steps are projected to longitude and latitude by GDAL (not
+    pyproj, whose own PROJ clashes with QGIS's inside QGIS) and measured on the WGS84
+    ellipsoid with its local radii of curvature (exact for steps this small).
+    """
     if crs is None or transform is None:
         return None
-    try:
-        import pyproj
+    from rasterio.warp import transform as to_lonlat
 
-        proj = pyproj.CRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
-        geod = proj.get_geod()
-        to_lonlat = pyproj.Transformer.from_crs(proj, proj.geodetic_crs, always_xy=True)
-        col, row = width / 2.0, height / 2.0
-        pts = [transform * (col, row), transform * (col + 1, row), transform * (col, row + 1)]
-        lons, lats = to_lonlat.transform([p[0] for p in pts], [p[1] for p in pts])
-        if geod is None or not all(map(math.isfinite, [*lons, *lats])):
-            return None
-        _, _, dx = geod.inv(lons[0], lats[0], lons[1], lats[1])
-        _, _, dy = geod.inv(lons[0], lats[0], lons[2], lats[2])
-    except Exception as exc:  # PROJ raises several types for CRSs it cannot handle
+    t = transform
+    cols, rows = (width / 2.0, width / 2.0 + 1, width / 2.0), (height / 2.0,) * 2 + (
+        height / 2.0 + 1,)
+    xs = [t.a * c + t.b * r + t.c for c, r in zip(cols, rows, strict=True)]
+    ys = [t.d * c + t.e * r + t.f for c, r in zip(cols, rows, strict=True)]
+    try:
+        lons, lats = to_lonlat(crs, "EPSG:4326", xs, ys)
+    except Exception as exc:  # GDAL/PROJ raise several types for CRSs they cannot handle
         log.debug("no ground resolution for CRS %s: %s", crs, exc)
         return None
-    gsd = math.sqrt(abs(dx) * abs(dy))
+    if not all(map(math.isfinite, [*lons, *lats])):
+        return None
+    steps = [_metres(lons[0], lats[0], lons[k], lats[k]) for k in (1, 2)]
+    gsd = math.sqrt(steps[0] * steps[1])
     return gsd if math.isfinite(gsd) and gsd > 0 else None
+
+
+def _metres(lon0: float, lat0: float, lon1: float, lat1: float) -> float:
+    """Ground distance of a small step on the WGS84 ellipsoid (local radii of curvature)."""
+    phi = math.radians((lat0 + lat1) / 2.0)
+    w = 1.0 - _E2 * math.sin(phi) ** 2
+    meridian = _A * (1.0 - _E2) / w ** 1.5  # north-south radius
+    normal = _A / math.sqrt(w)  # east-west radius (of the parallel: times cos(phi))
+    dlon = math.radians((lon1 - lon0 + 180.0) % 360.0 - 180.0)
+    dlat = math.radians(lat1 - lat0)
+    return math.hypot(normal * math.cos(phi) * dlon, meridian * dlat)
 
 
 def dataset_resolution(src: Any) -> float | None:

@@ -145,7 +145,7 @@ def test_translate_warns_at_another_resolution_and_translates_at_the_model_s(
     # the same by hand: the input at 5 m, translated, resampled back onto the 1 m grid
     coarse, translated = tmp_path / "coarse.tif", tmp_path / "coarse_out.tif"
     with rasterio.open(src) as s:
-        grid = s.transform * s.transform.scale(5.0, 5.0)
+        grid = s.transform @ s.transform.scale(5.0, 5.0)
         with WarpedVRT(s, crs=s.crs, transform=grid, width=32, height=24,
                        resampling=Resampling.average) as vrt:
             rasterio.shutil.copy(vrt, coarse, driver="GTiff")

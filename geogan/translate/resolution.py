@@ -71,7 +71,7 @@ def model_grid(src: Any, generator: LoadedGenerator, name: str) -> ModelGrid | N
         return None
     width = max(1, round(src.width / factor))
     height = max(1, round(src.height / factor))
-    transform = src.transform * Affine.scale(src.width / width, src.height / height)
+    transform = src.transform @ Affine.scale(src.width / width, src.height / height)
     return ModelGrid(transform, width, height, factor, here, learned)
 
 
