@@ -117,6 +117,8 @@ def translate_at_model_resolution(generator: LoadedGenerator, input_path: Any, o
                          cancel=cancel, stats=stats)
         check_cancel(cancel, f"translation of {input_path.name}")
         _resample_back(generator, input_path, coarse_out, output_path, config, grid)
+        log.info("translated %s -> %s at the model's %s per pixel", input_path, output_path,
+                 format_gsd(grid.model_gsd))
         if config.save_stats:
             from geogan.normstats import load_stats, stats_path_for
 
