@@ -187,7 +187,9 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
     With ``cog`` the GeoTIFF written is converted to a Cloud Optimized GeoTIFF first.
     The result is re-opened and its first and last blocks read back before it is renamed
     into place; any failure raises :class:`~geogan.errors.OutputError` and leaves
-    ``path`` as it was. Open the yielded path with :func:`open_for_write`.
+    ``path`` as it was. Open the yielded path with :func:`open_for_write`. A local PNG or
+    JPEG keeps what its format cannot hold (georeference, metadata) in ``NAME.aux.xml``,
+    renamed into place right after the picture.
     """
     final = path if isinstance(path, GdalOutput) else Path(path)
     # PNG, JPEG: GDAL keeps what the format cannot hold (georeference, metadata) in the

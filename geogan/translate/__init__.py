@@ -8,13 +8,17 @@ meaning), :mod:`~geogan.translate.nodata` (the output's nodata),
 :mod:`~geogan.translate.runtime` (device, precision, module placement and compile),
 :mod:`~geogan.translate.engine` (the threaded read / infer / write of one raster) with
 :mod:`~geogan.translate.workers` (its thread plumbing),
-:mod:`~geogan.translate.stitch` (blending windows into rows) and
-:mod:`~geogan.translate.tensors` (raster values to model values and back). This module
+:mod:`~geogan.translate.stitch` (blending windows into rows),
+:mod:`~geogan.translate.tensors` (raster values to model values and back),
+:mod:`~geogan.translate.lineage` (the provenance every output carries, the ground-resolution
+warning) and :mod:`~geogan.translate.resolution` (``at_model_resolution``). This module
 holds the library entry points, :func:`translate_files` and :func:`translate_raster`.
 
 Outputs keep the input's CRS, transform, size and nodata mask; they have the
 band count and dtype of the generator's target domain and are written to a
-temporary file that is renamed only when complete.
+temporary file that is renamed only when complete. Each says in its metadata that it
+is synthetic and how it was made (:mod:`geogan.provenance`); with ``config.stac``,
+:func:`translate_files` also writes STAC records (:mod:`geogan.stac`).
 """
 
 from __future__ import annotations
