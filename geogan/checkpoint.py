@@ -65,6 +65,8 @@ class LoadedGenerator:
     in_norm: BandNorm
     out_norm: BandNorm
     meta: dict[str, Any]
+    #: The checkpoint file it was loaded from (its SHA-256 goes into the outputs).
+    path: Path | None = None
 
     @property
     def checkpoint(self) -> schema.CheckpointMeta:
@@ -256,7 +258,8 @@ def _build_generator(path: str | os.PathLike[str], tensors: dict[str, Any],
     src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
     domains = meta["domains"]
     return LoadedGenerator(module, direction, BandNorm.from_json(domains[src]["norm"]),
-                           BandNorm.from_json(domains[dst]["norm"]), meta)
+                           BandNorm.from_json(domains[dst]["norm"]), meta,
+                           path=resolve_checkpoint_path(path))
 
 
 # -- training state (for ``geogan train --resume``) --------------------------------------

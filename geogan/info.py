@@ -57,6 +57,8 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         "format_version": meta.format_version,
         "inference_only": meta.inference_only,
         "size_bytes": p.stat().st_size,
+        "ground": {key: {"name": d.name, "gsd_m": d.gsd_m, "crs": d.crs}
+                   for key, d in sorted(meta.domains.items())},
     }
 
 
@@ -75,13 +77,18 @@ def _side(domain: DomainMeta) -> dict[str, Any]:
     norm = domain.norm
     return {"name": domain.name, "bands": norm.get("bands", len(norm.get("lo", []))),
             "dtype": norm.get("dtype"), "nodata": norm.get("nodata"),
-            "lo": norm.get("lo"), "hi": norm.get("hi")}
+            "lo": norm.get("lo"), "hi": norm.get("hi"),
+            "gsd_m": domain.gsd_m, "crs": domain.crs}  # None: not recorded (older geogan)
 
 
 def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Grid, bands, dtype, nodata, masks and band meaning of a raster."""
+    """Grid, bands, dtype, nodata, masks and band meaning of a raster; its ground
+    resolution (``gsd_m``, m/px); whether geogan generated it (``synthetic``) and how
+    (``provenance``, see :mod:`geogan.provenance`)."""
     from rasterio.errors import RasterioIOError
 
+    from geogan.ground import dataset_resolution
+    from geogan.provenance import read_provenance
     from geogan.rasterio_io import open_raster
     from geogan.rasterio_meta import alpha_band, data_bands
 
@@ -95,6 +102,7 @@ def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:
         t = src.transform
         crs = src.crs
         epsg = crs.to_epsg() if crs is not None else None
+        provenance = read_provenance(src)
         return {
             "kind": "raster", "path": str(path), "driver": src.driver,
             "width": src.width, "height": src.height, "count": src.count,
@@ -112,6 +120,9 @@ def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:
             "alpha_band": alpha_band(src), "data_bands": list(data_bands(src)),
             "block_shapes": [list(b) for b in src.block_shapes],
             "overviews": len(src.overviews(1)) if src.count else 0,
+            "gsd_m": dataset_resolution(src),
+            "synthetic": provenance is not None,
+            "provenance": provenance.to_json() if provenance is not None else None,
         }
 
 

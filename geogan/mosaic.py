@@ -35,6 +35,7 @@ from geogan.fileio import check_free_space, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
 from geogan.inputs import GdalOutput, as_output
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.provenance import carried
 from geogan.rasterio_io import gdal_env, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
@@ -154,10 +155,11 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
             log.warning("chips have no nodata value and leave gaps; gaps are marked in a mask "
                         "band of %s", output)
 
+        meta = carried([ch.meta for ch in chips])  # synthetic if any chip is
         profile = output_profile({"crs": ref.crs, "transform": transform, "width": width,
                                   "height": height, "count": ref.count, "dtype": ref.dtype,
                                   "nodata": ref.nodata}, compress=config.compress,
-                                 meta=ref.meta,
+                                 meta=meta,
                                  creation_options=() if config.cog else config.creation_options)
         check_creation_options(profile, config.creation_options,
                                "COG" if config.cog else "GTiff")
@@ -174,8 +176,8 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
                            compress=config.compress,
                            creation_options=config.creation_options) as target:
             with open_for_write(target, profile, output) as dst:
-                if ref.meta is not None:
-                    write_meta(dst, ref.meta)
+                if meta is not None:
+                    write_meta(dst, meta)
                 for n, win in enumerate(windows, 1):
                     check_cancel(cancel, "mosaic")
                     members = buckets.get((win.col_off // block, win.row_off // block), [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -187,31 +188,57 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
     With ``cog`` the GeoTIFF written is converted to a Cloud Optimized GeoTIFF first.
     The result is re-opened and its first and last blocks read back before it is renamed
     into place; any failure raises :class:`~geogan.errors.OutputError` and leaves
-    ``path`` as it was. Open the yielded path with :func:`open_for_write`.
+    ``path`` as it was. Open the yielded path with :func:`open_for_write`. A local PNG or
+    JPEG keeps what its format cannot hold (georeference, metadata) in ``NAME.aux.xml``,
+    renamed into place right after the picture.
     """
     final = path if isinstance(path, GdalOutput) else Path(path)
-    with atomic_output(final, overwrite=overwrite,
-                       verify=lambda tmp: verify_raster(tmp, final)) as tmp:
-        if not cog and driver == "GTiff":
-            yield tmp
-            return
-        # beside the temporary: a /vsi... output's is local
-        part = temp_path(tmp if isinstance(final, GdalOutput) else final, suffix=".part.tif")
-        try:
-            yield part
+    # PNG, JPEG: GDAL keeps what the format cannot hold (georeference, metadata) in the
+    # copy's NAME.aux.xml; on the local disk it follows the picture onto its name
+    aux: list[Path] = []
+    try:
+        with atomic_output(final, overwrite=overwrite,
+                           verify=lambda tmp: verify_raster(tmp, final)) as tmp:
+            if not cog and driver == "GTiff":
+                yield tmp
+                return
+            # beside the temporary: a /vsi... output's is local
+            part = temp_path(tmp if isinstance(final, GdalOutput) else final,
+                             suffix=".part.tif")
             try:
-                with gdal_errors(final):
-                    if cog:
-                        convert_to_cog(part, tmp, compress, creation_options)
-                    else:  # PNG, JPEG...: GDAL writes them by copy only
-                        from rasterio.shutil import copy as rio_copy
+                yield part
+                try:
+                    with gdal_errors(final):
+                        if cog:
+                            convert_to_cog(part, tmp, compress, creation_options)
+                        else:  # PNG, JPEG...: GDAL writes them by copy only
+                            from rasterio.shutil import copy as rio_copy
 
-                        rio_copy(part, tmp, driver=driver,
-                                 **creation_kwargs(creation_options))
-            except RasterioIOError as exc:
-                raise write_error(final, exc.__cause__ or exc) from exc
-        finally:
-            part.unlink(missing_ok=True)
+                            rio_copy(part, tmp, driver=driver,
+                                     **creation_kwargs(creation_options))
+                except RasterioIOError as exc:
+                    raise write_error(final, exc.__cause__ or exc) from exc
+                if isinstance(final, Path) and aux_path(tmp).is_file():
+                    # copied, not moved: the check of the picture before its rename reads it
+                    aux.extend((temp_path(aux_path(final), suffix=".xml"), aux_path(tmp)))
+                    shutil.copyfile(aux_path(tmp), aux[0])
+            finally:
+                part.unlink(missing_ok=True)
+        if isinstance(final, Path) and aux:
+            try:
+                os.replace(aux[0], aux_path(final))
+            except OSError as exc:
+                raise write_error(aux_path(final), exc) from exc
+        elif isinstance(final, Path) and driver != "GTiff":
+            aux_path(final).unlink(missing_ok=True)  # an older output's, now stale
+    finally:
+        for leftover in aux:
+            leftover.unlink(missing_ok=True)
+
+
+def aux_path(path: Path) -> Path:
+    """GDAL's sidecar of ``path`` for what its format cannot hold: ``NAME.aux.xml``."""
+    return path.with_name(path.name + ".aux.xml")
 
 
 @contextlib.contextmanager

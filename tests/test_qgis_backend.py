@@ -770,3 +770,52 @@ def test_translate_job_with_bands(make_raster, tmp_path, one_thread):
         with pytest.raises(backend.BackendError, match="Input bands"):
             jobs.parse_bands(bad)
     assert jobs.parse_bands(" ") is None
+
+
+def checkpoint_at_5m(path: Path, bands: int = 3) -> Path:
+    """A QGIS test checkpoint whose domains were learned at 5 m (EPSG:26914)."""
+    from geogan.normalize import BandNorm
+
+    norm = BandNorm.full_range("uint8", bands, None).to_json()
+    domains = {side: {"name": side, "norm": norm, "gsd_m": 5.0, "crs": "EPSG:26914"}
+               for side in ("a", "b")}
+    return make_checkpoint(path, bands_a=bands, bands_b=bands, meta={"domains": domains},
+                           **QGIS_CHECKPOINT)
+
+
+def test_translate_job_in_process_logs_the_resolution_warning_in_the_dialog_s_words(
+        make_raster, tmp_path, one_thread):
+    pytest.importorskip("torch")
+    import rasterio
+    from rasterio.transform import from_origin
+
+    src = make_raster("fine.tif", width=80, height=60,
+                      transform=from_origin(485900.0, 5209247.0, 1.0, 1.0))
+    ckpt = checkpoint_at_5m(tmp_path / "m.safetensors")
+    fb = RecordingFeedback()
+    backend.run_job(jobs.translate_job(ckpt, src, tmp_path / "o.tif", tile=32, overlap=4,
+                                       device="cpu"), fb, backend="python")
+    warned = [m for m in fb.messages if m.startswith("Warning: ")]
+    assert len(warned) == 1 and "the model learned a at 5 m per pixel" in warned[0]
+    assert "pass 'Translate at the model's ground resolution'" in warned[0]
+    job = jobs.translate_job(ckpt, src, tmp_path / "at.tif", tile=32, overlap=4, device="cpu",
+                             at_model_resolution=True)
+    assert "--at-model-resolution" in job.args
+    fb = RecordingFeedback()
+    backend.run_job(job, fb, backend="python")
+    assert not [m for m in fb.messages if m.startswith("Warning: ")]
+    with rasterio.open(src) as a, rasterio.open(tmp_path / "at.tif") as b:
+        assert (b.crs, b.transform, b.shape) == (a.crs, a.transform, a.shape)
+        assert b.tags()["GEOGAN_AT_MODEL_RESOLUTION"] == "yes"
+
+
+def test_the_executable_s_warnings_reach_the_log_in_the_dialog_s_words(tmp_path):
+    exe = fake_geogan(tmp_path, """
+        import sys
+        print("WARNING geogan.translate.lineage: a.tif has 1 m pixels; pass "
+              "--at-model-resolution to translate at 5 m", file=sys.stderr)
+    """)
+    fb = RecordingFeedback()
+    backend.run_job(_job(("translate",), ()), fb, "executable", str(exe))
+    assert ("Warning: a.tif has 1 m pixels; pass 'Translate at the model's ground resolution' "
+            "to translate at 5 m") in fb.messages

@@ -33,6 +33,7 @@ class _Scene:
     view: Any
     aoi_px: Any = None
     files: tuple[str, ...] = field(default_factory=tuple)
+    tags: dict[str, str] = field(default_factory=dict)  # the raster's dataset tags
 
 
 def _open_scenes(paths: Sequence[Path], option: str, windows: WindowConfig, aoi: Path | None,
@@ -47,7 +48,8 @@ def _open_scenes(paths: Sequence[Path], option: str, windows: WindowConfig, aoi:
     for p in paths:
         view, src = open_view(p, cfg, stack, option=option)
         scenes.append(_Scene(p, view, files=tuple(f for f in src.files
-                                                  if not f.startswith("/vsi"))))
+                                                  if not f.startswith("/vsi")),
+                             tags=dict(src.tags())))
     first = scenes[0].view
     for s in scenes[1:]:
         v = s.view
@@ -67,6 +69,17 @@ def _open_scenes(paths: Sequence[Path], option: str, windows: WindowConfig, aoi:
             s.aoi_px = shapely.affinity.affine_transform(
                 area, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
     return scenes
+
+
+def scenes_ground(scenes: Sequence[_Scene], option: str) -> Any:
+    """The ground resolution and CRS of a domain's rasters as read (warped views included);
+    logs one line when the rasters differ in ground resolution or any is synthetic."""
+    from geogan.ground import domain_ground
+    from geogan.provenance import warn_synthetic
+
+    warn_synthetic([s.path for s in scenes], [s.tags for s in scenes], option)
+    return domain_ground([(s.view.crs, s.view.transform, s.view.width, s.view.height)
+                          for s in scenes], [s.path.name for s in scenes], option)
 
 
 def _aoi_on_grid(gdf: Any, aoi: Path, view: Any, option: str) -> Any:

@@ -10,7 +10,8 @@ this JSON (also written beside it as ``NAME.json``)::
      "discriminators": {"D_A": {"arch": "patchgan", "kwargs": {...}}, ...},
      "domains": {"a": {"name": "2009", "bands": 4, "dtype": "uint8", "nodata": 0,
                        "norm": {"lo": [...], "hi": [...], "dtype": "uint8", ...},
-                       "band_names": ["red", "green", "blue", "nir"]},  # optional
+                       "band_names": ["red", "green", "blue", "nir"],  # optional
+                       "gsd_m": 5.0, "crs": "EPSG:26914"},   # ground resolution, m/px
                  "b": {...}},
      "chip_size": 256, "size_multiple": 4, "epoch": 3, "step": 1200, "total_steps": 4000,
      "losses": {...}, "training": {...}, "inference_only": false}
@@ -72,7 +73,9 @@ class DomainMeta:
     """One side of the translation: its name, bands, dtype, nodata and normalisation.
 
     ``bands`` is what training recorded (a count, or the source's band numbers);
-    :attr:`band_count` is the number of bands the generator takes or gives.
+    :attr:`band_count` is the number of bands the generator takes or gives. ``gsd_m``
+    and ``crs`` are the ground resolution (metres per pixel) and CRS of the data the
+    domain was trained on (None in checkpoints of geogan before they were recorded).
     """
 
     name: str
@@ -82,6 +85,8 @@ class DomainMeta:
     nodata: float | None = None
     #: What each band is (``["red", "green", "blue"]``): translate names its output so.
     band_names: list[str] | None = None
+    gsd_m: float | None = None
+    crs: str | None = None
 
     @property
     def band_count(self) -> int:
@@ -93,9 +98,12 @@ class DomainMeta:
         if not isinstance(norm.get("lo"), list):
             raise TypeError("a domain's 'norm' has no 'lo' list")
         names = d.get("band_names")
+        gsd = d.get("gsd_m")
         return cls(name=str(d.get("name", "")), norm=norm, bands=d.get("bands"),
                    dtype=str(d.get("dtype", norm.get("dtype", ""))), nodata=d.get("nodata"),
-                   band_names=[str(n) for n in names] if isinstance(names, list) else None)
+                   band_names=[str(n) for n in names] if isinstance(names, list) else None,
+                   gsd_m=None if gsd is None else float(gsd),
+                   crs=None if d.get("crs") is None else str(d["crs"]))
 
 
 _KNOWN = ("format", "format_version", "geogan_version", "model", "generators", "discriminators",

@@ -189,6 +189,13 @@ TRANSLATE = Command(
            "colour interpretation. Default: the names the checkpoint records for its target "
            "domain, else the input's band meaning.", metavar="NAMES",
            label="Output band names, e.g. red,green,blue (empty: from the checkpoint)"),
+    Option("at_model_resolution", "flag", False,
+           "Translate at the ground resolution the model learned (the input read through a "
+           "warped view at that pixel size), then resample the result back onto the "
+           "input's grid.", label="Translate at the model's ground resolution"),
+    Option("stac", "flag", False,
+           "Also write a STAC Item beside each output (<output>.stac.json); a batch also "
+           "writes collection.json listing them."),
     Option("compile", "flag", False,
            "torch.compile the generator (faster on GPUs after a warm-up)."),
     Option("skip_existing", "flag", False,

@@ -185,6 +185,8 @@ def _model_meta(run: Run) -> dict[str, Any]:
         names = recorded_band_names(str(dom.files[0]), dom.bands) if dom.files else None
         if names is not None:  # what the bands are, so translations are named alike
             domains[key]["band_names"] = list(names)
+        if dom.gsd_m is not None:  # ground resolution, m/px (geogan.ground)
+            domains[key].update(gsd_m=round(dom.gsd_m, 6), crs=dom.crs)
     last = run.history[-1] if run.history else {}
     return {
         "model": run.config.model,

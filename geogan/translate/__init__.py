@@ -9,14 +9,18 @@ meaning), :mod:`~geogan.translate.subset` (the part of an input translated),
 :mod:`~geogan.translate.runtime` (device, precision, module placement and compile),
 :mod:`~geogan.translate.engine` (the threaded read / infer / write of one raster) with
 :mod:`~geogan.translate.workers` (its thread plumbing),
-:mod:`~geogan.translate.stitch` (blending windows into rows) and
-:mod:`~geogan.translate.tensors` (raster values to model values and back). This module
+:mod:`~geogan.translate.stitch` (blending windows into rows),
+:mod:`~geogan.translate.tensors` (raster values to model values and back),
+:mod:`~geogan.translate.lineage` (the provenance every output carries, the ground-resolution
+warning) and :mod:`~geogan.translate.resolution` (``at_model_resolution``). This module
 holds the library entry points, :func:`translate_files` and :func:`translate_raster`.
 
 Outputs keep the input's CRS, transform, size and nodata mask (those of its part
 with ``bounds``/``aoi``: :mod:`~geogan.translate.subset`); they have the band count
 and dtype of the generator's target domain and are written to a temporary file that
-is renamed only when complete.
+is renamed only when complete. Each says in its metadata that it is synthetic and how it
+was made (:mod:`geogan.provenance`); with ``config.stac``, :func:`translate_files` also
+writes STAC records (:mod:`geogan.stac`).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ import numpy as np
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.errors import InputError, OutputError
 from geogan.fileio import check_free_space
+from geogan.inputs import as_output
 from geogan.normstats import NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.provenance import with_provenance
 from geogan.shards import task_share
 from geogan.translate.compat import (
     check_tile,
@@ -55,6 +61,7 @@ from geogan.translate.config import (
     TranslateConfig,
 )
 from geogan.translate.engine import QUEUE_DEPTH, Job
+from geogan.translate.lineage import check_ground, translation_provenance
 from geogan.translate.nodata import given_nodata, output_nodata
 from geogan.translate.planning import (
     expand_inputs,
@@ -135,16 +142,30 @@ def translate_files(checkpoint: str | os.PathLike[str],
     outs = map_outputs(files, output)
     share = task_share(config.shard)
     mine, config = my_share(list(zip(files, outs, strict=True)), share, config)
+    folder = None if len(outs) == 1 and outs[0] == as_output(output) else as_output(output)
+    if config.stac:
+        from geogan.stac import check_available, check_collection_output
+
+        check_available()
+        if folder is not None:
+            check_collection_output(folder, config.overwrite)
     todo = files_to_translate(mine, config)
     if share.enabled or share.is_array:
         log.info("%s: %d of %d file(s), %d to translate", share.describe(), len(mine),
                  len(files), len(todo))
-    if not todo:
-        return [dst for _, dst in mine]
-    check_cancel(cancel, "translation")
-    with torch_threads(config.threads):
-        return _translate_todo(checkpoint, files, todo, mine, config, progress, cancel,
-                               direction)
+    if todo:
+        check_cancel(cancel, "translation")
+        with torch_threads(config.threads):
+            _translate_todo(checkpoint, files, todo, mine, config, progress, cancel, direction)
+    if config.stac:
+        from geogan.stac import write_records
+
+        if folder is not None and share.enabled:
+            log.info("%s writes STAC Items only: a Collection would need every task's "
+                     "outputs", share.describe())
+        write_records(mine, [dst for _, dst in todo], checkpoint, config.overwrite,
+                      None if share.enabled else folder)
+    return [dst for _, dst in mine]
 
 
 def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
@@ -197,7 +218,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     statistics are estimated from this raster first (from its part with
     ``config.bounds``/``config.aoi``, see :mod:`geogan.translate.subset`).
     """
-    from geogan.inputs import GdalPath, as_input, as_output
+    from geogan.inputs import GdalPath, as_input
     from geogan.rasterio_io import gdal_env
     from geogan.sink import atomic_raster
 
@@ -211,6 +232,13 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
             and output_path.samefile(input_path):
         raise OutputError(f"output {output_path} would replace its input; choose another output")
     device = resolve_device(config.device)
+    if config.at_model_resolution:
+        from geogan.translate.resolution import translate_at_model_resolution
+
+        done = translate_at_model_resolution(generator, input_path, output_path, config,
+                                             progress, cancel, stats)
+        if done is not None:
+            return done
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         src = _read_input(input_path, generator, config)
         config = fit_tile(config, src.width, src.height,
@@ -220,8 +248,11 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         with subset_view(input_path, src.vrt) as source:
             norm_stats = raster_stats(generator, source, src.indexes, src.profile, config,
                                       device, stats, cancel)
+            meta = with_provenance(src.meta, translation_provenance(
+                generator, input_path, config, resolve_precision(config.precision, device),
+                norm_stats, src.tags, src.gsd_m))
             job = Job(generator, input_path, src.indexes, src.nodata, profile["nodata"],
-                      profile, config, device, progress, cancel, meta=src.meta,
+                      profile, config, device, progress, cancel, meta=meta,
                       masked=src.masked, norm_stats=norm_stats, source=source,
                       region=src.subset)
             itemsize = np.dtype(profile["dtype"]).itemsize
@@ -260,6 +291,8 @@ class _Input:
     meta: RasterMeta
     subset: Subset | None
     vrt: str | None  # the VRT of the part translated, None for the whole input
+    tags: dict[str, str]  # the input's metadata (its provenance, if geogan made it)
+    gsd_m: float | None  # the input's ground resolution, metres per pixel
 
     @property
     def width(self) -> int:
@@ -283,12 +316,15 @@ def _read_input(path: Path, generator: LoadedGenerator, config: TranslateConfig)
         profile = dict(src.profile)
         meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator,
                            config.band_names)
+        tags = dict(src.tags())
+        gsd_m, _ = check_ground(generator, src, path.name, config)
         subset, vrt = plan_view(src, path, config)
         if subset is not None:
             profile.update(width=subset.width, height=subset.height, transform=subset.transform)
             log.info("%s: translating its block of %d x %d px at column %d, row %d", path,
                      subset.width, subset.height, subset.col, subset.row)
-        return _Input(indexes, profile, src.nodata, has_mask(src, indexes), meta, subset, vrt)
+        return _Input(indexes, profile, src.nodata, has_mask(src, indexes), meta, subset, vrt,
+                      tags, gsd_m)
 
 
 def _output_profile(src: _Input, output_path: Path, driver: str, generator: LoadedGenerator,

@@ -68,6 +68,10 @@ class TranslateConfig:
     #: ``"I/N"``: task I of N of a job array (see :mod:`geogan.shards`); None: from the
     #: environment.
     shard: str | None = TRANSLATE.default_of("shard")
+    #: Translate at the model's ground resolution and resample back (geogan.ground).
+    at_model_resolution: bool = TRANSLATE.default_of("at_model_resolution")
+    #: Write a STAC Item beside each output (geogan.stac).
+    stac: bool = TRANSLATE.default_of("stac")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:

@@ -105,5 +105,9 @@ def files_to_translate(mine: Sequence[tuple[Path, Path]],
                              "local file to keep the statistics, or drop `save_stats`")
         if config.save_stats:
             check_output_file(stats_path_for(dst), config.overwrite)
+        if config.stac:
+            from geogan.stac import check_item_output
+
+            check_item_output(dst, config.overwrite)
         todo.append((src, dst))
     return todo

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import queue
 import re
@@ -276,6 +277,9 @@ def run_in_process(job: Job, feedback: Feedback) -> Any:
             feedback.set_text(desc)
 
     feedback.set_text(job.desc)
+    warnings = _WarningsToLog(feedback, _command(job))
+    logger = logging.getLogger("geogan")
+    logger.addHandler(warnings)
     try:
         return job.run_in_process(progress, feedback.is_cancelled)
     except Cancelled as exc:
@@ -287,6 +291,23 @@ def run_in_process(job: Job, feedback: Feedback) -> Any:
         lines = str(exc).strip().splitlines()
         detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
         raise BackendError(f"{job.desc} failed ({detail}); the traceback is in the log") from exc
+    finally:
+        logger.removeHandler(warnings)
+
+
+class _WarningsToLog(logging.Handler):
+    """geogan's warnings (a resolution mismatch, synthetic training data...) in the job's
+    log, naming parameters as the dialog does."""
+
+    def __init__(self, feedback: Feedback, command: str | None) -> None:
+        super().__init__(logging.WARNING)
+        self.feedback, self.command = feedback, command
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.feedback.info("Warning: " + dialog_message(record.getMessage(), self.command))
+        except Exception:  # noqa: BLE001 - logging must never break the job
+            self.handleError(record)
 
 
 def _command(job: Job) -> str | None:
@@ -374,6 +395,8 @@ def run_external(argv: Sequence[str], feedback: Feedback, poll_s: float = 0.1,
             error = error or dialog_message(message, command)
             continue
         text = line.rstrip()
+        if text.startswith("WARNING geogan"):  # a warning: parameters in the dialog's words
+            text = "Warning: " + dialog_message(text.split(": ", 1)[-1], command)
         if text:
             feedback.info(text)
             tail = (tail + [text])[-5:]

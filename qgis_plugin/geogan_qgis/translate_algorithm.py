@@ -26,7 +26,7 @@ from .spec.options import TRANSLATE
 #: to ``translate_job`` by its name, so a name added here is all it takes. The area of
 #: interest, a polygon layer, comes after them.
 SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands",
-         "band_names", "blend", "precision", "cog", "compress")
+         "band_names", "at_model_resolution", "blend", "precision", "cog", "compress")
 #: Those of SHOWN under the dialog's "Advanced" heading.
 ADVANCED = ("blend", "precision", "cog", "compress")
 #: File dialog filters of SHOWN's path options.
@@ -99,6 +99,10 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "Area of interest: an optional polygon layer; only the block of the input it "
             "covers is translated, on the input's grid, and pixels outside the polygons "
             "are nodata.\n"
+            "Translate at the model's ground resolution: read the input at the pixel size "
+            "the model learned, translate, and resample the result back onto the input's "
+            "grid (the log warns when the two resolutions differ much).\n"
+            "The output says in its metadata that it is synthetic and which model made it.\n"
             "Advanced: how overlapping windows are blended (cosine, linear, none), the "
             "numeric precision, a Cloud Optimized GeoTIFF with overviews, and the GeoTIFF "
             "compression.")
