@@ -59,8 +59,9 @@ def _try_lock(fd: int) -> bool:
 
 def _holder(fd: int) -> int | None:
     """The process id the holder wrote into the lock file, if it did yet."""
-    with contextlib.suppress(OSError, ValueError):
-        return int(os.pread(fd, 32, 0).decode("ascii").split()[0])
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(os.read(fd, 32).decode("ascii").split()[0])
     return None
 
 
@@ -90,11 +91,22 @@ def _make_parents(folder: Path, output: Path) -> list[Path]:
     return missing
 
 
+def _open_read_only(path: Path, flags: int) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | flags)
+    except OSError as exc:
+        raise OutputError(f"cannot open the lock file {path} ({exc.strerror}); choose a "
+                          "writable output location") from exc
+
+
 def _acquire(path: Path, output: Path) -> int | None:
     """Open and lock ``path``; the file descriptor, or None where locks are not supported."""
+    cloexec = getattr(os, "O_CLOEXEC", 0)
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | cloexec, 0o666)
+        except PermissionError:  # another user's lock file: it locks as well read-only
+            fd = _open_read_only(path, cloexec)
         except OSError as exc:
             raise OutputError(f"cannot create the lock file {path} ({exc.strerror}); choose a "
                               "writable output location") from exc
@@ -112,8 +124,10 @@ def _acquire(path: Path, output: Path) -> int | None:
             raise OutputError(f"{output} is in use by another geogan process{who}; wait for "
                               "it or choose another output")
         if _same_file(fd, path):
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            with contextlib.suppress(OSError):  # the holder's id, for the message of others
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, f"{os.getpid()}\n".encode("ascii"))
             return fd
         os.close(fd)  # the holder released and removed it meanwhile: lock the new one
 

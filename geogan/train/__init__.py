@@ -144,15 +144,15 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
                     "train longer", run.step, run.total_steps)
     g_run, d_run = _runnable(run.gan, config.compile, dist_info, device)
     sampler, loader = _loader(data, config, dist_info, device)
-    _open_folder(run)
-    log.info("training %s on %s (%s, %d process(es)): %d steps, %d per epoch, batch %d, "
-             "crop %d", config.model, device, precision, dist_info.world_size, run.total_steps,
-             spe, config.batch_size, config.crop)
-
     stop = StopRequest()
-    with cleaned_up(run), stop.installed():
-        run_loop(run, LoopParts(g_run, d_run, optimisers, sampler, loader, memory_format,
-                                progress, cancel, stop))
+    with cleaned_up(run):  # also what making the folder ready made, if that fails
+        _open_folder(run)
+        log.info("training %s on %s (%s, %d process(es)): %d steps, %d per epoch, batch %d, "
+                 "crop %d", config.model, device, precision, dist_info.world_size,
+                 run.total_steps, spe, config.batch_size, config.crop)
+        with stop.installed():
+            run_loop(run, LoopParts(g_run, d_run, optimisers, sampler, loader, memory_format,
+                                    progress, cancel, stop))
 
 
 def _new_gan(config: TrainConfig, data: TrainingData, dist_info: DistInfo) -> GANModel:

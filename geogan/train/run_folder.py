@@ -228,11 +228,12 @@ def _remove_new_run(run: Run) -> None:
     if run.final is not None or run.created_dir:
         shutil.rmtree(run.out, ignore_errors=True)  # an old run, if any, is untouched
         return
-    for entry in run.out.iterdir():  # a folder the user made for it: kept, empty again
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        for entry in list(run.out.iterdir()):  # a folder the user made for it: kept, empty
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def log_row(run: Run, row: dict[str, float]) -> None:
