@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,9 +118,14 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
         raise write_error(path, exc) from exc
     remove_leftovers(path)
     remove_leftovers(sidecar)
-    tmp, tmp_json = temp_path(path), temp_path(sidecar)
+    # safetensors writes a temporary of its own beside the file it saves (".tmpXXXXXX"),
+    # which a kill would leave behind; so it saves into a hidden folder named as geogan's
+    # temporaries are, which the next save over this path removes if a kill left it.
+    tmp_dir, tmp_json = temp_path(path, suffix=""), temp_path(sidecar)
+    tmp = tmp_dir / path.name
     try:
         try:
+            tmp_dir.mkdir()
             save_file(contiguous, str(tmp), metadata={_HEADER_KEY: text})
             os.chmod(tmp, 0o666 & ~current_umask())
             fsync_path(tmp)
@@ -135,9 +141,10 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
             raise write_error(path, exc) from exc
         fault_point("after-rename", path)
     except BaseException:
-        for t in (tmp, tmp_json):
-            t.unlink(missing_ok=True)
+        tmp_json.unlink(missing_ok=True)
         raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     log.debug("saved checkpoint %s", path)
     return path
 

@@ -62,8 +62,24 @@ def _owned_by_demo(rel: PurePosixPath) -> bool:
     return False
 
 
+def _demo_sub_folder(rel: PurePosixPath) -> bool:
+    """Folders geogan makes in a demo folder: aoi/, run/ (and a run's), chips/a, chips/b."""
+    from geogan.tiling import CHIP_FOLDER
+    from geogan.train import RUN_FOLDER
+
+    parts = rel.parts
+    if parts[0] == "aoi":
+        return len(parts) == 1
+    if parts[0] == "run":
+        return len(parts) == 1 or RUN_FOLDER.owned_dir(PurePosixPath(*parts[1:]))
+    if parts[0] == "chips":
+        return (len(parts) == 1 or parts[1] in ("a", "b")
+                and (len(parts) == 2 or CHIP_FOLDER.owned_dir(PurePosixPath(*parts[2:]))))
+    return False
+
+
 #: What ``geogan demo --overwrite`` may replace: a finished demo folder, nothing else.
-DEMO_FOLDER = FolderKind("demo folder", (METRICS_NAME,), _owned_by_demo)
+DEMO_FOLDER = FolderKind("demo folder", (METRICS_NAME,), _owned_by_demo, _demo_sub_folder)
 
 
 def default_data_dir() -> Path:

@@ -330,6 +330,25 @@ def test_failed_folder_output_is_removed(tmp_path):
     assert not outdir.exists()
 
 
+def test_killed_job_gets_back_the_output_it_had_moved_aside(tmp_path):
+    """Killed between the two renames of a folder swap: the old folder is the only copy."""
+    outdir = tmp_path / "chips"
+    outdir.mkdir()
+    (outdir / "index.gpkg").write_text("previous chips")
+    exe = fake_geogan(tmp_path, """
+        import os, signal, sys
+        parent, name = os.path.split(sys.argv[-1])
+        os.makedirs(os.path.join(parent, f".{name}.999999.abcdef01.tmp", "A"))
+        os.rename(sys.argv[-1], os.path.join(parent, f".{name}.999999.abcdef01.old"))
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    with pytest.raises(BackendError):
+        backend.run_job(_job(("tile", str(outdir)), (outdir,)), RecordingFeedback(),
+                        "executable", str(exe))
+    assert (outdir / "index.gpkg").read_text() == "previous chips"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chips", "fake-geogan"]
+
+
 # -- in-process backend --------------------------------------------------------------------------
 
 def test_in_process_adapts_progress_cancel_and_errors(tmp_path):

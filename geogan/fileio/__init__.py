@@ -8,7 +8,7 @@ What geogan promises about a user's files, and where each promise is kept:
   removes the temporary and the previous output stays as it was. Temporaries of a process
   that died (``kill -9``, power cut) are removed by the next run over the same output
   (:func:`remove_leftovers`); they carry the writer's process id, so a running job's are
-  never touched.
+  never touched. A folder a killed job had moved aside to replace it is put back.
 - :mod:`.errors`: a failed write raises :class:`~geogan.errors.OutputError` naming the
   file and the cause (:func:`write_error`); GDAL reports some write failures (a full disk
   while flushing its cache) only as error messages, which :func:`gdal_errors` turns into
@@ -20,6 +20,8 @@ What geogan promises about a user's files, and where each promise is kept:
 - :mod:`.vsi`: an output at a GDAL path (``/vsizip/``, ``/vsimem/``, ``/vsis3/``...) is
   written as a local temporary and put there once complete: added to a local zip by way
   of a checked copy of the zip, or copied by GDAL and read back.
+- :mod:`.lock`: one job at a time per output folder (:func:`output_lock`): a second one is
+  refused with one line; the kernel releases a dead job's lock.
 - :mod:`.faults`: the hook tests use to kill a process at each write boundary.
 
 Everything is imported from here: ``from geogan.fileio import atomic_output``.
@@ -30,7 +32,9 @@ from geogan.fileio.atomic import (
     atomic_output,
     current_umask,
     fsync_path,
+    output_folder,
     remove_leftovers,
+    swap_into_place,
     temp_path,
 )
 from geogan.fileio.errors import (
@@ -43,6 +47,7 @@ from geogan.fileio.errors import (
     write_error,
 )
 from geogan.fileio.faults import fault_point, set_fault_hook
+from geogan.fileio.lock import lock_path, output_lock
 from geogan.fileio.overwrite import (
     FolderKind,
     check_inputs_outside,
@@ -54,6 +59,6 @@ __all__ = [
     "FolderKind", "atomic_directory", "atomic_output", "check_free_space",
     "check_inputs_outside", "check_output_file", "check_replaceable", "current_umask",
     "fault_point", "format_bytes", "free_bytes", "fsync_path", "gdal_errors",
-    "is_complete_raster", "remove_leftovers", "set_fault_hook", "temp_path", "verify_raster",
-    "write_error",
+    "is_complete_raster", "lock_path", "output_folder", "output_lock", "remove_leftovers",
+    "set_fault_hook", "swap_into_place", "temp_path", "verify_raster", "write_error",
 ]

@@ -5,9 +5,15 @@ renamed onto its name only once complete.
   temporary (:func:`temp_path`) onto the output only once it was written, closed and
   checked without error, after the checks of :mod:`geogan.fileio.overwrite`. A failed
   write removes the temporary; the previous output stays as it was.
+- A folder that exists is replaced in two renames (:func:`swap_into_place`): the old one
+  aside as ``.<name>.<pid>.<token>.old``, then the new one onto the name; the second is the
+  commit. A kill between the two leaves no folder under the name: the next job over that
+  output puts the old one back (:func:`remove_leftovers`), so a killed job, wherever it
+  was killed, leaves the output as it was before the job, and never loses the only copy.
 - Temporaries of a process that died (``kill -9``, power cut) are removed by the next run
   over the same output (:func:`remove_leftovers`); temporaries carry the writer's process
   id, so a running job's are never touched.
+- A folder output is written under its lock (:mod:`geogan.fileio.lock`): one job at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 from geogan.errors import OutputError
 from geogan.fileio.errors import write_error
 from geogan.fileio.faults import fault_point
+from geogan.fileio.lock import output_lock
 from geogan.fileio.overwrite import FolderKind, check_output_file, check_replaceable
 from geogan.inputs import GdalOutput
 from geogan.spec import names
@@ -33,12 +40,20 @@ log = logging.getLogger(__name__)
 _TEMP_RE = names.TEMP_RE
 
 
-def temp_path(final: Path, suffix: str | None = None, kind: str = "tmp") -> Path:
-    """A hidden, unique temporary name beside ``final`` that records this process's id."""
+def temp_path(final: Path, suffix: str | None = None, kind: str = "tmp",
+              token: str | None = None) -> Path:
+    """A hidden, unique temporary name beside ``final`` that records this process's id.
+
+    ``kind`` is ``"tmp"`` (a new output being written) or ``"old"`` (an output moved
+    aside while a new one takes its name; :func:`swap_into_place` gives it the token of
+    the new one's temporary).
+    """
     final = Path(final)
+    if not final.name:
+        raise OutputError(f"{final} names no file or folder; give an output name")
     ext = final.suffix if suffix is None else suffix
-    return final.with_name(names.temp_name(final.name, os.getpid(), secrets.token_hex(4), kind,
-                                           ext))
+    return final.with_name(names.temp_name(final.name, os.getpid(),
+                                           token or secrets.token_hex(4), kind, ext))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -53,18 +68,58 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_leftovers(final: Path) -> list[Path]:
-    """Remove temporaries of ``final`` left by processes that are gone; return them."""
-    final = Path(final)
+def _dead_temporaries(final: Path) -> list[tuple[Path, str, str]]:
+    """``(path, kind, pid)`` of the temporaries of ``final`` whose process is gone."""
     parent = final.parent if str(final.parent) else Path(".")
-    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:
-        return removed
+        return []
+    found = []
     for entry in entries:
         m = _TEMP_RE.match(entry.name)
-        if not m or m.group("name") != final.name or _pid_alive(int(m.group("pid"))):
+        if m and m.group("name") == final.name and not _pid_alive(int(m.group("pid"))):
+            found.append((entry, m.group("kind"), m.group("pid")))
+    return found
+
+
+def _restore_moved_aside(final: Path, dead: list[tuple[Path, str, str]]) -> Path | None:
+    """Put back an output a killed job had moved aside (``.old``) before it could put the
+    new one in its place; the restored path, or None if there was nothing to restore.
+
+    Such a job leaves the ``.old`` and its new ``.tmp`` (of the same process), and nothing
+    under the name; an ``.old`` without a ``.tmp`` is one whose removal was cut short
+    after the new folder took its place, an incomplete leftover.
+    """
+    if final.exists() or final.is_symlink():
+        return None  # the swap was committed: an .old is a leftover
+    tmps = {pid for _p, kind, pid in dead if kind == "tmp"}
+    olds = [p for p, kind, pid in dead if kind == "old" and pid in tmps]
+    if not olds:
+        return None
+    old = max(olds, key=lambda p: p.lstat().st_mtime)
+    try:
+        os.rename(old, final)
+    except OSError as exc:
+        raise OutputError(f"{final} was moved aside to {old.name} by a job that was killed, "
+                          f"and cannot be put back ({exc.strerror}); rename {old} to "
+                          f"{final.name} yourself") from exc
+    log.warning("put back %s, which a killed job had moved aside to replace it", final)
+    return old
+
+
+def remove_leftovers(final: Path) -> list[Path]:
+    """Remove temporaries of ``final`` left by processes that are gone; return them.
+
+    If ``final`` is missing because a killed job had moved it aside (between the two
+    renames of :func:`swap_into_place`), it is put back first: the job never committed.
+    """
+    final = Path(final)
+    dead = _dead_temporaries(final)
+    restored = _restore_moved_aside(final, dead)
+    removed: list[Path] = []
+    for entry, _kind, _pid in dead:
+        if entry == restored:
             continue
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():
@@ -154,44 +209,70 @@ def current_umask() -> int:
     return mask
 
 
+def output_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder an output folder ``path`` stands for: a symbolic link's target (which
+    is what gets replaced; the link stays), else ``path`` itself."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def swap_into_place(tmp: Path, final: Path) -> None:
+    """Rename the complete folder ``tmp`` onto ``final``, replacing a folder there.
+
+    An existing ``final`` is first renamed aside (``.old``, with ``tmp``'s token) and
+    removed once the new one is in place; renaming ``tmp`` onto ``final`` is the commit.
+    If that rename fails, the old folder is put back.
+    """
+    fault_point("before-rename", final)
+    try:
+        if not final.exists():
+            os.rename(tmp, final)
+        else:
+            m = _TEMP_RE.match(tmp.name)
+            old = temp_path(final, suffix="", kind="old", token=m.group("token") if m else None)
+            os.rename(final, old)
+            fault_point("between-renames", final)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.rename(old, final)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise write_error(final, exc) from exc
+    fault_point("after-rename", final)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: Path, kind: FolderKind, overwrite: bool = False,
                      inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; move it onto ``path`` only on success.
 
     An existing non-empty ``path`` is replaced only as :func:`check_replaceable` allows,
-    and only once the new one is complete.
+    and only once the new one is complete. The job holds ``path``'s lock throughout
+    (:func:`~geogan.fileio.lock.output_lock`): a second job over it is refused. A
+    symbolic link as ``path`` stays; the folder it points to is replaced.
     """
-    path = Path(path)
+    path = output_folder(path)
     inputs = list(inputs)
     check_replaceable(path, kind, overwrite, inputs)
-    parent = path.parent
-    tmp = temp_path(path, suffix="")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        remove_leftovers(path)
-        tmp.mkdir()
-    except OSError as exc:
-        raise OutputError(f"cannot create output folder {path}: {exc.strerror}; "
-                          "choose a writable location") from exc
-    try:
+    with output_lock(path):
+        check_replaceable(path, kind, overwrite, inputs)  # as another job may have left it
+        tmp = temp_path(path, suffix="")
         try:
-            yield tmp
+            remove_leftovers(path)
+            tmp.mkdir()
         except OSError as exc:
-            raise write_error(path, exc) from exc
-        check_replaceable(path, kind, overwrite, inputs)  # nothing new appeared meanwhile
-        fault_point("before-rename", path)
+            raise OutputError(f"cannot create output folder {path}: {exc.strerror}; "
+                              "choose a writable location") from exc
         try:
-            if path.exists():
-                old = temp_path(path, suffix="", kind="old")
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except OSError as exc:
-            raise write_error(path, exc) from exc
-        fault_point("after-rename", path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            try:
+                yield tmp
+            except OSError as exc:
+                raise write_error(path, exc) from exc
+            check_replaceable(path, kind, overwrite, inputs)  # nothing new appeared meanwhile
+            swap_into_place(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

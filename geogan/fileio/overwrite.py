@@ -3,8 +3,9 @@
 - A file output that exists needs ``overwrite``, and its folder must be writable
   (:func:`check_output_file`).
 - ``--overwrite`` replaces a folder only if geogan made it: it carries geogan's marker and
-  holds nothing but geogan's own files (:class:`FolderKind`, :func:`check_replaceable`).
-  An input inside the output, and the current folder, are always refused.
+  holds nothing but geogan's own files and sub-folders, and no symbolic link
+  (:class:`FolderKind`, :func:`check_replaceable`). An input inside the output, and the
+  current folder (or one holding it, even empty), are always refused.
 """
 
 from __future__ import annotations
@@ -58,12 +59,14 @@ class FolderKind:
     """A kind of folder geogan makes, and how to tell that one is geogan's own.
 
     ``markers`` are relative paths of which at least one must be present; ``owned(rel)``
-    says whether a file (a relative POSIX path) is one geogan writes in such a folder.
+    says whether a file (a relative POSIX path) is one geogan writes in such a folder, and
+    ``owned_dir(rel)`` whether a sub-folder is one geogan makes there (none by default).
     """
 
     label: str
     markers: tuple[str, ...]
     owned: Callable[[PurePosixPath], bool]
+    owned_dir: Callable[[PurePosixPath], bool] = lambda rel: False
 
 
 def _inside(child: Path, folder: Path) -> bool:
@@ -93,32 +96,68 @@ def check_replaceable(folder: Path, kind: FolderKind, overwrite: bool,
     """
     folder = Path(folder)
     check_inputs_outside(folder, inputs)
+    if folder.exists() and _inside(Path.cwd(), folder):
+        raise OutputError(f"{folder} is the current folder or holds it; geogan never writes an "
+                          "output folder there, choose a new output folder")
     if not folder.exists():
         return
     if not folder.is_dir():
         raise OutputError(f"{folder} exists and is not a folder; choose another output folder")
     try:
-        entries = sorted(p for p in folder.rglob("*") if not p.is_dir())
-        empty = not any(folder.iterdir())
+        files, dirs, links = _contents(folder)
     except OSError as exc:
         raise OutputError(f"cannot read folder {folder} ({exc.strerror}); choose another "
                           "output folder") from exc
-    if empty:
+    if not (files or dirs or links):
         return
-    if _inside(Path.cwd(), folder):
-        raise OutputError(f"{folder} is the current folder or holds it; geogan never replaces "
-                          "it, choose a new output folder")
     if not overwrite:
         raise OutputError(f"{folder} already exists and is not empty; pass `overwrite` to "
                           "replace it")
-    rels = [PurePosixPath(p.relative_to(folder).as_posix()) for p in entries]
-    if not any((folder / m).exists() for m in kind.markers):
-        first = rels[0] if rels else next(iter(folder.iterdir())).name
+    if not any((folder / m).is_file() for m in kind.markers):
+        first = (files or dirs or links)[0]
         raise OutputError(f"{folder} is not a geogan {kind.label} (it holds {first}); "
                           "refusing to replace it even with `overwrite`, choose a new or "
                           "empty folder")
-    for rel in rels:
-        if not kind.owned(rel) and not _TEMP_RE.match(rel.name):
-            raise OutputError(f"{folder} holds {rel}, which geogan did not write; refusing to "
-                              "replace it even with `overwrite`, move that file or choose "
-                              "another output folder")
+    _check_all_owned(folder, kind, files, dirs, links)
+
+
+def _geogan_temporary(name: str) -> bool:
+    """A hidden temporary or a lock file that geogan writes beside any output."""
+    return _TEMP_RE.match(name) is not None or names.is_lock_name(name)
+
+
+def _contents(folder: Path) -> tuple[list[PurePosixPath], list[PurePosixPath],
+                                     list[PurePosixPath]]:
+    """The files, sub-folders and symbolic links under ``folder`` (relative, sorted);
+    geogan's lock files are left out. Links are not followed."""
+    files, dirs, links = [], [], []
+
+    def fail(exc: OSError) -> None:
+        raise exc
+
+    for top, subdirs, filenames in os.walk(folder, onerror=fail):
+        base = PurePosixPath(Path(top).relative_to(folder).as_posix())
+        for name in subdirs:
+            (links if os.path.islink(os.path.join(top, name)) else dirs).append(base / name)
+        for name in filenames:
+            if os.path.islink(os.path.join(top, name)):
+                links.append(base / name)
+            elif not names.is_lock_name(name):
+                files.append(base / name)
+    return sorted(files), sorted(dirs), sorted(links)
+
+
+def _check_all_owned(folder: Path, kind: FolderKind, files: list[PurePosixPath],
+                     dirs: list[PurePosixPath], links: list[PurePosixPath]) -> None:
+    """Refuse a folder holding anything geogan does not write there."""
+    tail = "refusing to replace it even with `overwrite`, move it or choose another output folder"
+    if links:
+        raise OutputError(f"{folder} holds {links[0]}, a symbolic link, which geogan never "
+                          f"makes; {tail}")
+    for rel in dirs:
+        if not kind.owned_dir(rel) and not _geogan_temporary(rel.name):
+            raise OutputError(f"{folder} holds the folder {rel}, which geogan did not make; "
+                              f"{tail}")
+    for rel in files:
+        if not kind.owned(rel) and not _geogan_temporary(rel.name):
+            raise OutputError(f"{folder} holds {rel}, which geogan did not write; {tail}")

@@ -52,9 +52,15 @@ VALID_WINDOW_TAG = "GEOGAN_VALID_WINDOW"
 CHIP_NAME_RE = re.compile(r"^(?P<stem>.+)__c(?P<col>\d+)_r(?P<row>\d+)\.tif$")
 
 
+def chip_stem(source_stem: str) -> str:
+    """The stem of a source's chips: its own, without leading dots, so that chips of
+    ``.hidden.tif`` are not hidden files that other commands skip (``hidden__c...``)."""
+    return source_stem.lstrip(".") or "chip"
+
+
 def chip_name(stem: str, col_off: int, row_off: int) -> str:
-    """The file name of a chip: ``naip_2009__c000512_r000256.tif``."""
-    return f"{stem}__c{col_off:06d}_r{row_off:06d}.tif"
+    """The file name of a chip: ``naip_2009__c000512_r000256.tif`` (see :func:`chip_stem`)."""
+    return f"{chip_stem(stem)}__c{col_off:06d}_r{row_off:06d}.tif"
 
 
 def parse_chip_name(name: str) -> tuple[str, int, int]:
@@ -82,13 +88,30 @@ BATCH_VRT_NAME = "mosaic.vrt"
 # -- temporaries ---------------------------------------------------------------------------
 
 #: ``.<name>.<pid>.<random>.tmp<suffix>`` (or ``.old``): hidden temporaries beside an output.
-TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(tmp|old)(\..*)?$")
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{8})\.(?P<kind>tmp|old)"
+                     r"(\..*)?$")
+#: ``.<name>.geogan-lock``: the lock file beside an output folder while a job writes it
+#: (:mod:`geogan.fileio.lock`); it may outlive a killed job and is never a user's file.
+LOCK_SUFFIX = ".geogan-lock"
+#: The temporaries safetensors (0.5 and later) makes beside a file it saves; geogan's older
+#: versions left them in run folders when killed (``.tmpAB12cd``).
+SAFETENSORS_TEMP_RE = re.compile(r"^\.tmp[A-Za-z0-9]{6}$")
 
 
 def temp_name(final_name: str, pid: int, token: str, kind: str = "tmp",
               suffix: str = "") -> str:
     """The hidden temporary name of ``final_name`` for process ``pid`` (token: 8 hex digits)."""
     return f".{final_name}.{pid}.{token}.{kind}{suffix}"
+
+
+def lock_name(final_name: str) -> str:
+    """The name of the lock file of output ``final_name``, beside it in the same folder."""
+    return f".{final_name}{LOCK_SUFFIX}"
+
+
+def is_lock_name(name: str) -> bool:
+    """Whether ``name`` is a lock file's (:func:`lock_name`)."""
+    return name.startswith(".") and name.endswith(LOCK_SUFFIX) and len(name) > len(LOCK_SUFFIX) + 1
 
 
 def temp_of(name: str) -> str | None:

@@ -4,7 +4,8 @@
 it directly with its own progress and cancel callbacks. Each chip is a ``size x
 size`` GeoTIFF whose transform is the window transform of the source grid, with
 the source's CRS, dtype and nodata, named ``<source stem>__c<col offset>_r<row
-offset>.tif`` (offsets in pixels of the tiling grid, zero-padded to six digits).
+offset>.tif`` (offsets in pixels of the tiling grid, zero-padded to six digits; the stem
+without leading dots, so that no chip is a hidden file).
 Chips are placed as :mod:`geogan.grid` describes: edge chips are shifted inward,
 and only a raster smaller than one chip gives padded chips (filled with nodata).
 
@@ -16,7 +17,8 @@ resampled onto A's grid (or read as is when it already shares A's pixel grid).
 the grid's CRS, source path, offsets, size and nodata fraction.
 
 The output folder is built beside its final place and renamed into it only when
-complete, so a failure or a cancel leaves nothing behind.
+complete, so a failure or a cancel leaves nothing behind; one job at a time writes it
+(a second one over the same folder is refused).
 
 The steps, one module each: :mod:`~geogan.tiling.config` (options and result),
 :mod:`~geogan.tiling.views` (sources on the tiling grid, warps, pairs),
@@ -51,6 +53,7 @@ from geogan.spec.names import (
     PAIR_DIRS,
     VALID_WINDOW_TAG,
     chip_name,
+    chip_stem,
     parse_chip_name,
     part_name,
 )
@@ -280,10 +283,11 @@ def _union(group: list[ChipWindow]) -> ChipWindow:
 def _check_distinct_stems(paths: list[Path]) -> None:
     seen: dict[str, Path] = {}
     for p in paths:
-        if p.stem in seen and seen[p.stem] != p:
-            raise InputError(f"{seen[p.stem]} and {p} have the same name, so their chips would "
+        stem = chip_stem(p.stem)
+        if stem in seen and seen[stem] != p:
+            raise InputError(f"{seen[stem]} and {p} have the same name, so their chips would "
                              "collide; rename one of them")
-        seen[p.stem] = p
+        seen[stem] = p
 
 
 def _check_output_dir(outdir: Path, config: TileConfig, inputs: list[Path]) -> None:

@@ -40,8 +40,14 @@ def _owned_by_chips(rel: PurePosixPath) -> bool:
     return len(parts) <= 2 and CHIP_NAME_RE.match(rel.name) is not None
 
 
-#: What ``geogan tile --overwrite`` may replace: a folder with an index and chips only.
-CHIP_FOLDER = FolderKind("chip folder", (INDEX_NAME,), _owned_by_chips)
+def _chip_sub_folder(rel: PurePosixPath) -> bool:
+    """Folders geogan makes in a chip folder: A/ and B/ of a paired one."""
+    return len(rel.parts) == 1 and rel.name in PAIR_DIRS
+
+
+#: What ``geogan tile --overwrite`` may replace: a folder with an index and chips only
+#: (in A/ and B/ for pairs).
+CHIP_FOLDER = FolderKind("chip folder", (INDEX_NAME,), _owned_by_chips, _chip_sub_folder)
 
 
 @dataclass(frozen=True)

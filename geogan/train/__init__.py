@@ -10,6 +10,10 @@ Under ``torchrun --nproc_per_node N -m geogan train ...`` every process trains
 its share of each epoch (DistributedSampler) with DistributedDataParallel; only
 rank 0 writes the run folder.
 
+One process at a time trains in a run folder (it holds the folder's lock, see
+:mod:`geogan.fileio.lock`); a new run over an old one (``overwrite``) is built beside
+it and replaces it at its first checkpoint, so a failure before then keeps the old run.
+
 Run folder::
 
     RUN/model.safetensors + model.json            generators (+ discriminators), metadata
@@ -42,7 +46,7 @@ from geogan.checkpoint import RUN_CHECKPOINT_NAME
 from geogan.datasets import EpochSampler, TrainingData, seed_for, steps_per_epoch
 from geogan.devices import launch_env, resolve_device
 from geogan.errors import InputError
-from geogan.fileio import check_free_space
+from geogan.fileio import check_free_space, output_folder
 from geogan.models.gan import DATA_LAYOUT, GAN_MODELS, GANModel
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.samplers import open_inputs
@@ -65,6 +69,7 @@ from geogan.train.run_folder import (
     TENSORBOARD_DIR,
     check_run_dir,
     cleaned_up,
+    locked_run_dir,
     open_run_dir,
 )
 from geogan.train.runtime import (
@@ -101,18 +106,20 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     """
     dist_info = launch_env()
     validate_config(config)
-    check_run_dir(config)
-    if config.resume:
-        config = merge_stored(config)
-    device = resolve_device(config.device, dist_info.local_rank)
-    precision = resolve_precision(config.precision, device)
-    with process_group(dist_info, device):
-        return _train(config, dist_info, device, precision, progress, cancel)
+    with locked_run_dir(Path(config.output), dist_info.is_main):  # one job at a time
+        check_run_dir(config)
+        if config.resume:
+            config = merge_stored(config)
+        device = resolve_device(config.device, dist_info.local_rank)
+        precision = resolve_precision(config.precision, device)
+        with process_group(dist_info, device):
+            _train(config, dist_info, device, precision, progress, cancel)
+    return Path(config.output) / RUN_CHECKPOINT_NAME
 
 
 def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, precision: str,
-           progress: ProgressCallback | None, cancel: CancelCheck | None) -> Path:
-    out = Path(config.output)
+           progress: ProgressCallback | None, cancel: CancelCheck | None) -> None:
+    out = output_folder(config.output)
     point = load_resume_point(out) if config.resume else None
     data = open_inputs(DATA_LAYOUT[config.model], config.a, config.b, config.crop,
                        windows=config.windows, augment=config.augment, name_a=config.name_a,
@@ -137,16 +144,15 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
                     "train longer", run.step, run.total_steps)
     g_run, d_run = _runnable(run.gan, config.compile, dist_info, device)
     sampler, loader = _loader(data, config, dist_info, device)
-    _open_folder(run)
-    log.info("training %s on %s (%s, %d process(es)): %d steps, %d per epoch, batch %d, "
-             "crop %d", config.model, device, precision, dist_info.world_size, run.total_steps,
-             spe, config.batch_size, config.crop)
-
     stop = StopRequest()
-    with cleaned_up(run), stop.installed():
-        run_loop(run, LoopParts(g_run, d_run, optimisers, sampler, loader, memory_format,
-                                progress, cancel, stop))
-    return out / RUN_CHECKPOINT_NAME
+    with cleaned_up(run):  # also what making the folder ready made, if that fails
+        _open_folder(run)
+        log.info("training %s on %s (%s, %d process(es)): %d steps, %d per epoch, batch %d, "
+                 "crop %d", config.model, device, precision, dist_info.world_size,
+                 run.total_steps, spe, config.batch_size, config.crop)
+        with stop.installed():
+            run_loop(run, LoopParts(g_run, d_run, optimisers, sampler, loader, memory_format,
+                                    progress, cancel, stop))
 
 
 def _new_gan(config: TrainConfig, data: TrainingData, dist_info: DistInfo) -> GANModel:

@@ -182,6 +182,10 @@ def merge_stored(config: TrainConfig) -> TrainConfig:
 
 
 def _stored_config(out: Path) -> TrainConfig:
+    if not out.exists():  # a job killed while replacing it may have moved it aside
+        from geogan.fileio import remove_leftovers
+
+        remove_leftovers(Path(os.path.realpath(out)))
     state = out / TRAIN_STATE_NAME
     if not state.is_file() and (out / TRAIN_STATE_PENDING).is_file():
         state = out / TRAIN_STATE_PENDING

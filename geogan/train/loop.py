@@ -66,7 +66,7 @@ def run_loop(run: Run, parts: LoopParts) -> None:
             if last:
                 break
     if run.saved_step != run.step:  # e.g. resumed a finished run
-        save_run(run, opts)
+        save_run(run, opts, preview.outputs_finite)
     plot_losses(run)
 
 
@@ -97,7 +97,7 @@ def _keep(run: Run, parts: LoopParts, preview: PreviewBatch, last: bool,
     if run.step % config.preview_every == 0 or last:
         preview.save(run.step)
     if run.step % config.save_every == 0 or last or stop_now:
-        save_run(run, parts.optimisers)
+        save_run(run, parts.optimisers, preview.outputs_finite)
         plot_losses(run)
     if stop_now:
         _stopped(run, parts.stop)

@@ -32,7 +32,13 @@ class Run:
     epoch: int = 0
     epoch_step: int = 0
     saved_step: int = -1
+    #: The run made its folder (which did not exist)...
     created_dir: bool = False
+    #: ... or is a new run in a folder that held nothing, or in a hidden one beside ``final``.
+    fresh_dir: bool = False
+    #: Where a new run's folder goes at its first checkpoint, while it is built in ``out``
+    #: beside the old run it replaces (``--overwrite``); None once it took its place.
+    final: Path | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     tb: Any = None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from geogan.fileio import fault_point, write_error
 from geogan.normalize import BandNorm
 from geogan.rasterio_meta import recorded_band_names
 from geogan.train.run import Run
+from geogan.train.run_folder import publish_run
 from geogan.train.step import Optimisers
 
 log = logging.getLogger(__name__)
@@ -53,21 +55,29 @@ def load_resume_point(out: Path) -> ResumePoint:
     return ResumePoint(model_tensors, state_tensors, state_meta, norms)
 
 
-def save_run(run: Run, optimisers: Optimisers) -> None:
-    """Write the training state, then the model (rank 0 only)."""
+def save_run(run: Run, optimisers: Optimisers,
+             outputs_finite: Callable[[], bool] | None = None) -> None:
+    """Write the training state, then the model (rank 0 only).
+
+    Nothing non-finite is ever committed: every tensor saved must be finite, and
+    ``outputs_finite()`` (the generators on the preview chips) must say the weights
+    still give finite images; else :class:`TrainingError`, and the last good checkpoint
+    stays the run's.
+    """
     if not run.dist.is_main or run.saved_step == run.step:
         return
     gan = run.gan
     tensors = {f"{key}.{name}": value for key, net in gan.networks.items()
                for name, value in net.state_dict().items()}
-    broken = [k for k, v in tensors.items()
-              if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if broken:
-        raise TrainingError(f"weights {broken[0]} became NaN or infinite at step {run.step}; "
-                            f"training stopped and {after_non_finite(run)}")
+    _check_finite(run, tensors, "weights")
+    if outputs_finite is not None and not outputs_finite():
+        raise TrainingError(f"the generators give NaN or infinite images at step {run.step} "
+                            f"(their weights overflowed); training stopped and "
+                            f"{after_non_finite(run)}")
     g_tensors, g_meta = optimizer_state_to_tensors(optimisers.g.state_dict(), "opt_G")
     d_tensors, d_meta = optimizer_state_to_tensors(optimisers.d.state_dict(), "opt_D")
     state = {**g_tensors, **d_tensors, **gan.state_tensors(), "rng.torch": torch.get_rng_state()}
+    _check_finite(run, state, "training state")
     if run.device.type == "cuda":
         state["rng.cuda"] = torch.cuda.get_rng_state(run.device)
     state_meta = {"kind": "train_state", "config": run.config.to_json(), "step": run.step,
@@ -86,8 +96,18 @@ def save_run(run: Run, optimisers: Optimisers) -> None:
     save_checkpoint(pending, state, state_meta)
     save_checkpoint(run.out / RUN_CHECKPOINT_NAME, tensors, _model_meta(run))
     _commit_state(run.out)
+    publish_run(run)  # a new run built beside the old one it replaces takes its place
     run.saved_step = run.step
     log.info("saved checkpoint at step %d to %s", run.step, run.out / RUN_CHECKPOINT_NAME)
+
+
+def _check_finite(run: Run, tensors: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse to save ``tensors`` if one holds NaN or infinity."""
+    broken = [k for k, v in tensors.items()
+              if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise TrainingError(f"{what} {broken[0]} became NaN or infinite at step {run.step}; "
+                            f"training stopped and {after_non_finite(run)}")
 
 
 def restore_run(run: Run, optimisers: Optimisers, point: ResumePoint) -> None:
@@ -212,6 +232,8 @@ def after_non_finite(run: Run) -> str:
     if run.saved_step >= 0:
         kept = (f"the last good checkpoint {run.out / RUN_CHECKPOINT_NAME} (step "
                 f"{run.saved_step}) was kept")
+    elif run.final is not None:
+        kept = f"no checkpoint had been saved yet; the run in {run.final} was kept as it was"
     else:
         kept = "no checkpoint had been saved yet"
     if run.precision == "fp32":

@@ -214,12 +214,26 @@ def remove_partial_outputs(states: Sequence[_OutputState],
             removed.append(p)
         if not p.parent.is_dir():
             continue
-        for name in set(os.listdir(p.parent)) - state.siblings:
+        for name in sorted(set(os.listdir(p.parent)) - state.siblings):
             final = names.temp_of(name)
-            if final is not None and (final == p.name or final.startswith(p.stem + ".")):
-                _remove(p.parent / name)
-                removed.append(p.parent / name)
+            if final is None or not (final == p.name or final.startswith(p.stem + ".")):
+                continue
+            if _put_back(p.parent / name, p.parent / final):
+                continue
+            _remove(p.parent / name)
+            removed.append(p.parent / name)
     return removed
+
+
+def _put_back(temp: Path, final: Path) -> bool:
+    """An output the killed job had moved aside (``.old``) to replace it, with nothing in
+    its place yet, goes back under its name (never deleted: it is the only copy)."""
+    m = names.TEMP_RE.match(temp.name)
+    if m is None or m.group("kind") != "old" or final.exists() or final.is_symlink():
+        return False
+    with contextlib.suppress(OSError):
+        os.rename(temp, final)
+    return True
 
 
 def _remove(p: Path) -> None:
