@@ -22,7 +22,7 @@ from rasterio.windows import transform as window_transform
 
 from geogan.errors import GeoreferenceError, InputError, first_line
 from geogan.grid import ChipWindow, chip_windows, intersection
-from geogan.rasterio_io import check_readable, open_raster
+from geogan.rasterio_io import check_readable, files_read, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
     check_pixels,
@@ -127,7 +127,7 @@ class Plan:
     pair: View | None
     windows: list[ChipWindow]
     padded: bool
-    files: tuple[str, ...] = ()  # the files GDAL reads for this input (a VRT's sources too)
+    files: tuple[Path, ...] = ()  # the files GDAL reads for this input (a VRT's sources too)
 
 
 def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
@@ -176,7 +176,7 @@ def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> P
         log.warning("%s is smaller than one %d px chip where it is tiled: chips are padded with "
                     "nodata", path, config.size)
     return Plan(view=view, pair=pair_view, windows=windows, padded=padded,
-                files=tuple(f for f in src.files if not f.startswith("/vsi")))
+                files=files_read(src))
 
 
 def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,

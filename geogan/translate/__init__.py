@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from geogan.checkpoint import LoadedGenerator, load_generator
-from geogan.errors import InputError, OutputError
+from geogan.errors import InputError
 from geogan.fileio import check_free_space
 from geogan.normstats import NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
@@ -179,21 +179,18 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     statistics are estimated from this raster first.
     """
 
-    from geogan.rasterio_io import check_readable, gdal_env
+    from geogan.rasterio_io import check_outputs_not_read, check_readable, gdal_env
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
     from geogan.sink import atomic_raster, check_creation_options, num_threads, output_profile
 
     config = config or TranslateConfig()
-    from geogan.inputs import GdalPath, as_input, as_output
+    from geogan.inputs import as_input, as_output
 
     input_path, output_path = as_input(input_path), as_output(output_path)
     what = f"translation of {input_path.name}"
     check_cancel(cancel, what)
     check_tile(generator, config.tile)
-    if not isinstance(input_path, GdalPath) and not isinstance(output_path, GdalPath) \
-            and output_path.exists() and input_path.exists() \
-            and output_path.samefile(input_path):
-        raise OutputError(f"output {output_path} would replace its input; choose another output")
+    check_outputs_not_read([output_path], [input_path])
     device = resolve_device(config.device)
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         with open_input(input_path) as src:
