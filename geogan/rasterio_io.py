@@ -1,7 +1,7 @@
 """Opening rasters for reading, shared by tiling, mosaicking, evaluation and translation.
 
 Opening validates the georeference once (CRS present, north-up transform,
-readable) and turns GDAL's errors into
+readable, a declared size within :mod:`geogan.limits`) and turns GDAL's errors into
 one-line messages; :func:`files_read` lists the files GDAL reads for a raster (which no
 output may replace, :func:`check_outputs_not_read`); :func:`gdal_env` sets
 geogan's GDAL defaults where the environment leaves them. What geogan writes goes
@@ -20,19 +20,22 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from geogan.errors import GeoreferenceError, InputError, first_line
+from geogan.limits import check_declared_size
 from geogan.rasterio_meta import check_georeferencing
 
 log = logging.getLogger(__name__)
 
 
 def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False,
-                no_crs_option: bool = False) -> Any:
+                no_crs_option: bool = False, limits: bool = True) -> Any:
     """Open ``path`` for reading after checking it is a usable georeferenced raster.
 
-    Raises :class:`InputError` for a missing or unreadable file and
-    :class:`GeoreferenceError` for GCP/RPC georeferencing, a missing CRS (unless
-    ``allow_no_crs``; ``no_crs_option`` says the caller offers --allow-no-crs) or a
-    rotated/sheared transform. Returns an open ``rasterio.DatasetReader``.
+    Raises :class:`InputError` for a missing or unreadable file, or one that declares more
+    bands or pixels than :mod:`geogan.limits` allows (unless ``limits`` is false: for
+    describing a raster, which reads no pixel), and :class:`GeoreferenceError` for GCP/RPC
+    georeferencing, a missing CRS (unless ``allow_no_crs``; ``no_crs_option`` says the
+    caller offers --allow-no-crs) or a rotated/sheared transform. Returns an open
+    ``rasterio.DatasetReader``.
     """
     from geogan.inputs import GdalPath, as_input
 
@@ -49,6 +52,8 @@ def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False,
                          "check that the file is complete and is a GeoTIFF or another "
                          "format GDAL reads") from exc
     try:
+        if limits:
+            check_declared_size(src, p)
         check_georeferencing(src, p)
         if src.crs is None and not allow_no_crs:
             raise GeoreferenceError(f"{p} has no CRS; assign one (e.g. gdal_edit.py -a_srs "
@@ -68,9 +73,14 @@ def open_raster(path: str | os.PathLike[str], *, allow_no_crs: bool = False,
 
 
 def check_readable(src: Any) -> None:
-    """Read the last block of each band so a truncated file fails now, not halfway."""
+    """Read the last block of each band so a truncated file fails now, not halfway.
+
+    The declared size is checked first (:func:`geogan.limits.check_declared_size`): a
+    header declaring 100,000 bands would otherwise cost 100,000 reads.
+    """
     from rasterio.windows import Window
 
+    check_declared_size(src, src.name)
     try:
         w = Window(max(src.width - 1, 0), max(src.height - 1, 0), 1, 1)
         src.read(window=w)

@@ -121,3 +121,110 @@ def test_tile_refuses_an_output_folder_holding_a_pair_vrts_source(make_raster, t
     assert msg == (f"Error: input {chip} lies inside the output folder {old}, which would be "
                    "replaced; choose another output folder")
     assert _snapshot(old) == before
+
+
+# --------------------------------------------------------------------------- #21.6 sizes
+
+
+@pytest.fixture
+def terapixel(tmp_path) -> Path:
+    """A sparse GeoTIFF declaring 1,000,000 x 1,000,000 px of 4 bands: no block is written,
+    so the file holds only its block tables (a few hundred kB)."""
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "terapixel.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=1_000_000, height=1_000_000, count=4,
+                       dtype="uint8", crs="EPSG:26914", nodata=0, tiled=True,
+                       blockxsize=8192, blockysize=8192, sparse_ok=True, bigtiff="YES",
+                       photometric="MINISBLACK",
+                       transform=from_origin(485900.0, 5209247.0, 5.0, 5.0)):
+        pass
+    assert path.stat().st_size < 2_000_000
+    return path
+
+
+@pytest.mark.parametrize("command", ["tile", "train", "evaluate", "translate"])
+def test_a_raster_declaring_a_terapixel_is_refused_before_any_read(command, terapixel,
+                                                                   make_raster, tmp_path,
+                                                                   tiny_checkpoint):
+    other = make_raster("other.tif", width=40, height=30)
+    out = tmp_path / "out"
+    args = {"tile": ["tile", terapixel, "-o", out],
+            "train": ["train", "--a", terapixel, "--b", other, "-o", out, "--max-steps", "1"],
+            "evaluate": ["evaluate", terapixel, other],
+            "translate": ["translate", tiny_checkpoint, terapixel, "-o", out / "t.tif"]}
+    before = _snapshot(tmp_path)
+    msg = _error(_cli(*args[command]))
+    assert msg == (f"Error: {terapixel} declares 1,000,000 x 1,000,000 px, more than geogan's "
+                   "limit of 17,179,869,184 pixels; cut it into parts (gdal_translate -srcwin, "
+                   "or gdal_retile.py), or raise the limit with GEOGAN_MAX_PIXELS if the raster "
+                   "is real")
+    assert _snapshot(tmp_path) == before and not out.exists()
+
+
+@pytest.mark.parametrize("command", ["tile", "train", "evaluate", "mosaic"])
+def test_a_vrt_of_many_bands_is_refused_before_any_read(command, make_raster, tmp_path):
+    small = make_raster("small.tif", width=40, height=30)
+    vrt = write_vrt(tmp_path / "bands.vrt", small, bands=1000, sources=False)
+    out = tmp_path / "out"
+    args = {"tile": ["tile", vrt, "-o", out, "--size", "16"],
+            "train": ["train", "--a", vrt, "--b", small, "-o", out, "--max-steps", "1"],
+            "evaluate": ["evaluate", small, vrt],
+            "mosaic": ["mosaic", vrt, "-o", out / "m.tif"]}
+    before = _snapshot(tmp_path)
+    msg = _error(_cli(*args[command]))
+    assert msg == (f"Error: {vrt} declares 1,000 bands, more than geogan's limit of 256; keep "
+                   "the bands you need (gdal_translate -b 1 -b 2 ...), or raise the limit with "
+                   "GEOGAN_MAX_BANDS if the raster is real")
+    assert _snapshot(tmp_path) == before and not out.exists()
+
+
+def test_the_limits_are_set_by_environment_variables(make_raster, tmp_path, monkeypatch):
+    small = make_raster("small.tif", width=64, height=64)
+    vrt = write_vrt(tmp_path / "bands.vrt", small, bands=300)
+    out = tmp_path / "chips"
+    monkeypatch.setenv("GEOGAN_MAX_BANDS", "300")
+    assert _cli("tile", vrt, "-o", out, "--size", "32").exit_code == 0
+    with rasterio.open(next(out.glob("*.tif"))) as chip:
+        assert chip.count == 300
+    monkeypatch.setenv("GEOGAN_MAX_PIXELS", "4000")
+    msg = _error(_cli("tile", small, "-o", tmp_path / "c2", "--size", "32"))
+    assert "declares 64 x 64 px, more than geogan's limit of 4,000 pixels" in msg
+    monkeypatch.setenv("GEOGAN_MAX_PIXELS", "lots")
+    msg = _error(_cli("tile", small, "-o", tmp_path / "c2", "--size", "32"))
+    assert msg == ("Error: GEOGAN_MAX_PIXELS='lots' is not a positive whole number; set it to "
+                   "a limit such as 17179869184 or unset it")
+    monkeypatch.delenv("GEOGAN_MAX_PIXELS")
+    monkeypatch.setenv("GEOGAN_MAX_CHIPS", "3")
+    msg = _error(_cli("tile", small, "-o", tmp_path / "c2", "--size", "32"))
+    assert msg == (f"Error: {small} would be cut into 4 candidate chips of 32 px, more than "
+                   "geogan's limit of 3; pass a larger --size, cut the raster into parts first "
+                   "(gdal_translate -srcwin), or raise the limit with GEOGAN_MAX_CHIPS")
+    assert not (tmp_path / "c2").exists()
+
+
+def test_what_is_read_at_once_is_bounded(make_raster, tmp_path, monkeypatch):
+    small = make_raster("small.tif", width=40, height=30)
+    before = _snapshot(tmp_path)
+    msg = _error(_cli("tile", small, "-o", tmp_path / "c", "--size", "20000"))
+    assert msg == (f"Error: a --size 20000 chip of {small} of 20,000 x 20,000 px and 3 band(s) "
+                   "holds 1,200,000,000 values, more than the 268,435,456 geogan reads at once; "
+                   "pass a smaller --size, or raise the limit with GEOGAN_MAX_READ")
+    msg = _error(_cli("train", "--a", small, "--b", make_raster("b.tif", 40, 30, seed=2), "-o",
+                      tmp_path / "run", "--crop", "10000", "--max-steps", "1"))
+    assert msg == ("Error: a --crop window of the --a rasters of 10,000 x 10,000 px and 3 "
+                   "band(s) holds 300,000,000 values, more than the 268,435,456 geogan reads at "
+                   "once; pass a smaller --crop, or raise the limit with GEOGAN_MAX_READ")
+    assert not (tmp_path / "c").exists() and not (tmp_path / "run").exists()
+    assert set(_snapshot(tmp_path)) == set(before) | {"b.tif"}
+
+
+def test_evaluate_reads_blocks_one_by_one_and_smaller_for_many_bands():
+    from geogan.evaluate.inputs import Blocks, block_side, raster_blocks
+
+    blocks = Blocks(1_000_000, 1_000_000, 512)
+    assert len(blocks) == 1954 ** 2
+    assert list(Blocks(1000, 700, 512)) == list(raster_blocks(1000, 700, 512))
+    assert block_side(512, 3) == 512 and block_side(512, 256) == 256
+    assert block_side(512, 10**6) == 11  # never under the SSIM window
+

@@ -37,8 +37,10 @@ It is an optimistic classical baseline: it sees the reference's histogram. When
 a baseline is asked for, pixels must also be valid in SOURCE, for both rows.
 
 Memory: rasters are read block by block (``block_size`` pixels square plus a
-5-pixel halo for SSIM), so memory stays at a few tens of MB per band whatever
-the raster size; only per-band histograms (65536 bins) are kept between passes.
+5-pixel halo for SSIM, smaller for rasters of many bands so that a block holds at most
+:data:`geogan.limits.BLOCK_VALUES` values), so memory stays at a few tens of MB per band
+whatever the raster size; the blocks are made as they are read, and only per-band
+histograms (65536 bins) are kept between passes.
 
 The steps, one module each: :mod:`~geogan.evaluate.report` (options, scores, JSON and
 text), :mod:`~geogan.evaluate.inputs` (the rasters on PREDICTION's grid, AOI, blocks),
@@ -57,13 +59,14 @@ from typing import Any
 from geogan.errors import InputError
 from geogan.evaluate.baselines import histogram_matcher
 from geogan.evaluate.inputs import (
+    Blocks,
     Inputs,
     OnGrid,
     Ticker,
+    block_side,
     check_bands,
     check_overlap,
     load_aoi,
-    raster_blocks,
 )
 from geogan.evaluate.report import (
     BASELINES,
@@ -120,7 +123,7 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
                      config.resampling)
         sources = Inputs(OnGrid(pred, pred, config.resampling, stack), ref, src, aoi, bands)
 
-        blocks = list(raster_blocks(pred.width, pred.height, config.block_size))
+        blocks = Blocks(pred.width, pred.height, block_side(config.block_size, len(bands)))
         passes = 3 if src is not None else 2
         tick = Ticker(progress, cancel, len(blocks) * passes)
 

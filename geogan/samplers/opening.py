@@ -25,7 +25,13 @@ from geogan.samplers.config import WindowConfig
 from geogan.samplers.dataset import RasterWindowDataset
 from geogan.samplers.expand import as_inputs, expand_rasters, is_chip_folder
 from geogan.samplers.sampler import RASTER_ROUNDS, TRIES_PER_RASTER, Window, WindowSampler
-from geogan.samplers.scenes import _open_scenes, _pair_nodata, _pair_partners, _sources
+from geogan.samplers.scenes import (
+    _open_scenes,
+    _pair_nodata,
+    _pair_partners,
+    _sources,
+    check_crop,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +121,7 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
     aoi_b, opt_b = windows.aoi_for("b")
     with contextlib.ExitStack() as stack:
         scenes_a = _open_scenes(paths_a, "--a", windows, aoi_a, opt_a, stack)
+        check_crop(scenes_a, crop, "--a")
         if model == "pix2pix":
             if windows.aoi_b is not None:
                 raise InputError("pix2pix windows are read from B over A's footprint; limit "
@@ -126,6 +133,7 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
             view_b_nodata = _pair_nodata(paths_b, scenes_a, partners, windows, stack)
         else:
             scenes_b = _open_scenes(paths_b, "--b", windows, aoi_b, opt_b, stack)
+            check_crop(scenes_b, crop, "--b")
             sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a), crop, tile_cfg,
                                       windows.max_nodata, windows.min_std)
             sampler_b = WindowSampler(_sources(scenes_b, "--b", aoi_b, opt_b), crop, tile_cfg,

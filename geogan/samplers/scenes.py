@@ -69,6 +69,15 @@ def _open_scenes(paths: Sequence[Path], option: str, windows: WindowConfig, aoi:
     return scenes
 
 
+def check_crop(scenes: Sequence[_Scene], crop: int, option: str) -> None:
+    """Refuse ``crop`` windows of more values than geogan reads at once
+    (:func:`geogan.limits.check_read_size`), before any window is read."""
+    from geogan.limits import check_read_size
+
+    check_read_size(crop, crop, len(scenes[0].view.bands),
+                    f"a `crop` window of the {option} rasters", "pass a smaller `crop`")
+
+
 def _aoi_on_grid(gdf: Any, aoi: Path, view: Any, option: str) -> Any:
     """The AOI in ``view``'s CRS, cut first to the raster's footprint in the AOI's CRS.
 

@@ -21,7 +21,8 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geogan.errors import GeoreferenceError, InputError, first_line
-from geogan.grid import ChipWindow, chip_windows, intersection
+from geogan.grid import ChipWindow, chip_count, chip_windows, intersection
+from geogan.limits import check_chip_count, check_read_size
 from geogan.rasterio_io import check_readable, files_read, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
@@ -156,6 +157,11 @@ def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> P
     pair_view = None
     if config.pair is not None:
         pair_view, region = _pair_view(view, config, stack)
+    bands = len(view.bands) + (len(pair_view.bands) if pair_view is not None else 0)
+    check_read_size(config.size, config.size, bands, f"a `size` {config.size} chip of {path}",
+                    "pass a smaller `size`")
+    check_chip_count(path, chip_count(region.width, config.size, config.overlap)
+                     * chip_count(region.height, config.size, config.overlap), config.size)
     windows = chip_windows(view.width, view.height, config.size, config.overlap, region)
 
     padded = False

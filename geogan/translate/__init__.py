@@ -179,6 +179,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     statistics are estimated from this raster first.
     """
 
+    from geogan.limits import check_read_size
     from geogan.rasterio_io import check_outputs_not_read, check_readable, gdal_env
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
     from geogan.sink import atomic_raster, check_creation_options, num_threads, output_profile
@@ -204,6 +205,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
             meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator)
         config = fit_tile(config, int(src_profile["width"]), int(src_profile["height"]),
                           int(getattr(generator.module, "size_multiple", 1)))
+        check_read_size(config.tile, config.tile, len(indexes), f"a `tile` window of {input_path}",
+                        "pass a smaller `tile`")
         out_nodata = output_nodata(src_nodata, generator.out_norm)
         driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
         if driver != "GTiff" and config.cog:
