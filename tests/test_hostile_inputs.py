@@ -228,3 +228,24 @@ def test_evaluate_reads_blocks_one_by_one_and_smaller_for_many_bands():
     assert block_side(512, 3) == 512 and block_side(512, 256) == 256
     assert block_side(512, 10**6) == 11  # never under the SSIM window
 
+
+# --------------------------------------------------------------------------- #21.9 types
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "int64"])
+def test_evaluate_refuses_the_data_types_every_other_command_refuses(dtype, make_raster,
+                                                                      tmp_path):
+    pred = make_raster(f"pred_{dtype}.tif", width=40, height=30, count=1, dtype=dtype)
+    ref = make_raster(f"ref_{dtype}.tif", width=40, height=30, count=1, dtype=dtype, seed=1)
+    before = _snapshot(tmp_path)
+    msg = _error(_cli("evaluate", pred, ref))
+    tiled = _error(_cli("tile", pred, "-o", tmp_path / "chips", "--size", "16"))
+    assert msg == tiled  # the one rule (rasterio_meta.check_pixels), word for word
+    if dtype == "int64":
+        assert msg == (f"Error: {pred} band 1 is int64, which geogan cannot take; convert it "
+                       "(e.g. gdal_translate -ot Float32) to one of uint8, int8, uint16, int16, "
+                       "uint32, int32, float32, float64")
+    else:
+        assert msg.startswith(f"Error: {pred} has complex (complex64) pixels, which geogan "
+                              "cannot translate; take the amplitude first")
+    assert _snapshot(tmp_path) == before

@@ -95,11 +95,13 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
              cancel: CancelCheck | None = None) -> EvaluationReport:
     """Score PREDICTION against REFERENCE (and a baseline if ``config`` asks for one).
 
-    Raises :class:`~geogan.errors.InputError` for missing or unreadable files,
-    rasters that do not overlap, band counts that differ without ``bands``, an
-    unusable AOI, or no pixel valid in all inputs.
+    Raises :class:`~geogan.errors.InputError` for missing or unreadable files, palette
+    rasters or data types no other command takes either (complex, int64:
+    :func:`geogan.rasterio_meta.check_pixels`), rasters that do not overlap, band counts
+    that differ without ``bands``, an unusable AOI, or no pixel valid in all inputs.
     """
     from geogan.rasterio_io import check_readable, open_raster
+    from geogan.rasterio_meta import check_pixels
 
     with contextlib.ExitStack() as stack:
         pred = stack.enter_context(open_raster(prediction))
@@ -111,6 +113,9 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
                 check_readable(ds)
         grid_pixels = pred.width * pred.height
         bands = check_bands(pred, ref_ds, src_ds, config.bands)
+        for ds in (pred, ref_ds, src_ds):  # the data types every command takes
+            if ds is not None:
+                check_pixels(ds, ds.name, bands, "`bands`")
         check_overlap(pred, ref_ds, "REFERENCE")
         ref = OnGrid(ref_ds, pred, config.resampling, stack)
         src = None
