@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -249,3 +248,99 @@ def test_evaluate_refuses_the_data_types_every_other_command_refuses(dtype, make
         assert msg.startswith(f"Error: {pred} has complex (complex64) pixels, which geogan "
                               "cannot translate; take the amplitude first")
     assert _snapshot(tmp_path) == before
+
+
+# --------------------------------------------------------------------------- #21.8, #20.4 warps
+
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.mark.parametrize("command", ["tile", "train"])
+def test_align_to_refuses_a_scene_outside_the_references_crs_area(command, tmp_path,
+                                                                  monkeypatch):
+    """The Peruvian Landsat scene aligned to the North Dakota NAIP: refused, not 1,450 chips
+    of Peru warped into UTM 14N at 5 m."""
+    monkeypatch.chdir(tmp_path)
+    landsat, naip = SAMPLE_DATA / "landsat_2020.tif", SAMPLE_DATA / "naip_2009.tif"
+    args = {"tile": ["tile", landsat, "--align-to", naip, "-o", "chips/landsat"],
+            "train": ["train", "--a", landsat, "--b", SAMPLE_DATA / "naip_2020.tif",
+                      "--align-to", naip, "-o", "run", "--max-steps", "1"]}
+    msg = _error(_cli(*args[command]))
+    assert msg == (f"Error: all of {landsat} lies outside the area where the CRS of --align-to "
+                   f"{naip} (EPSG:26914) is defined (longitude -102 to -96, latitude 25.83 to "
+                   "84), where a warp gives distorted or empty chips; choose a CRS (or a "
+                   "reference) whose area covers the raster, e.g. its UTM zone")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_warps_outside_a_crs_area_are_refused(make_raster, tmp_path):
+    from rasterio.transform import from_bounds
+
+    anti = make_raster("antimeridian_4326.tif", width=400, height=200, crs="EPSG:4326",
+                       nodata=0, transform=from_bounds(178, -18, 182, -16, 400, 200))
+    naip = SAMPLE_DATA / "naip_2009.tif"
+    pole = make_raster("pole_4326.tif", width=400, height=100, crs="EPSG:4326", nodata=0,
+                       transform=from_bounds(-180, 80, 180, 90, 400, 100))
+    before = _snapshot(tmp_path)
+    msg = _error(_cli("tile", anti, "--align-to", naip, "-o", tmp_path / "c1"))
+    assert msg.startswith(f"Error: all of {anti} lies outside the area where the CRS of "
+                          f"--align-to {naip} (EPSG:26914) is defined")
+    msg = _error(_cli("tile", pole, "--crs", "EPSG:3857", "-o", tmp_path / "c2"))
+    assert msg == (f"Error: 29% of {pole} lies outside the area where --crs EPSG:3857 is "
+                   "defined (longitude -180 to 180, latitude -85.06 to 85.06), where a warp "
+                   "gives distorted or empty chips; choose a CRS (or a reference) whose area "
+                   "covers the raster, e.g. its UTM zone")
+    assert _snapshot(tmp_path) == before and not (tmp_path / "c1").exists()
+    # inside the area of use, a warp still works (EPSG:3832 covers the Pacific)
+    result = _cli("tile", anti, "--crs", "EPSG:3832", "-o", tmp_path / "c3", "--size", "64",
+                  "--max-nodata", "1")
+    assert result.exit_code == 0, result.output
+
+
+def test_align_to_is_cut_to_the_references_extent(make_raster, tmp_path):
+    from rasterio.transform import from_origin
+
+    src = make_raster("utm.tif", width=67, height=45, nodata=0)  # 5 m, x 485900..486235
+    ref_t = from_origin(486000.0, 5209200.0, 10.0, 10.0)
+    ref = make_raster("ref.tif", width=30, height=20, count=1, transform=ref_t)  # 300 x 200 m
+    out = tmp_path / "chips"
+    result = _cli("tile", src, "--align-to", ref, "-o", out, "--size", "8", "--max-nodata", "1")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(ref) as r:
+        ref_bounds = r.bounds
+    chips = sorted(out.glob("*.tif"))
+    assert chips
+    for chip in chips:
+        with rasterio.open(chip) as c:
+            b, t = c.bounds, c.transform
+            assert (t.a, t.e) == (10.0, -10.0)
+            assert b.left >= ref_bounds.left and b.top <= ref_bounds.top
+            assert b.left < 486235 and b.top > 5209022  # and where the raster is
+    # a raster beside the reference's extent: refused, nothing written
+    far = make_raster("far.tif", width=40, height=30, nodata=0,
+                      transform=from_origin(490000.0, 5209247.0, 5.0, 5.0))
+    msg = _error(_cli("tile", far, "--align-to", ref, "-o", tmp_path / "c2"))
+    assert msg == (f"Error: {far} does not overlap the extent of --align-to {ref}; the chips "
+                   "are cut where both lie, so align it to a reference that covers the same "
+                   "ground")
+    assert not (tmp_path / "c2").exists()
+
+
+def test_a_warp_that_upsamples_needs_max_upsample(make_raster, tmp_path):
+    from rasterio.transform import from_origin
+
+    src = make_raster("utm.tif", width=67, height=45, nodata=0)  # 5 m pixels
+    ref = make_raster("ref.tif", width=100, height=100, count=1,
+                      transform=from_origin(485950.0, 5209200.0, 1.0, 1.0))  # 1 m pixels
+    out = tmp_path / "chips"
+    msg = _error(_cli("tile", src, "--align-to", ref, "-o", out, "--size", "32"))
+    assert msg == (f"Error: the grid of --align-to {ref} would upsample {src} 25 times (each "
+                   "pixel becomes 25 pixels, more than --max-upsample 4); pass --max-upsample "
+                   "25 to upsample it on purpose, or warp to a coarser grid (--res)")
+    msg = _error(_cli("tile", src, "--crs", "EPSG:32614", "--res", "1", "-o", out))
+    assert "would upsample" in msg and "--max-upsample" in msg
+    assert not out.exists()
+    result = _cli("tile", src, "--align-to", ref, "-o", out, "--size", "32",
+                  "--max-upsample", "25")
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.tif"))) == 16  # the reference's 100 x 100 m, in 32 px chips
