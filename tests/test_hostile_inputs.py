@@ -189,6 +189,11 @@ def test_the_limits_are_set_by_environment_variables(make_raster, tmp_path, monk
     monkeypatch.setenv("GEOGAN_MAX_PIXELS", "4000")
     msg = _error(_cli("tile", small, "-o", tmp_path / "c2", "--size", "32"))
     assert "declares 64 x 64 px, more than geogan's limit of 4,000 pixels" in msg
+    # an --align-to reference gives only its grid: its size is not limited
+    part = make_raster("part.tif", width=40, height=30)
+    ref = make_raster("ref.tif", width=100, height=100, count=1)
+    result = _cli("tile", part, "--align-to", ref, "-o", tmp_path / "c3", "--size", "16")
+    assert result.exit_code == 0, result.output
     monkeypatch.setenv("GEOGAN_MAX_PIXELS", "lots")
     msg = _error(_cli("tile", small, "-o", tmp_path / "c2", "--size", "32"))
     assert msg == ("Error: GEOGAN_MAX_PIXELS='lots' is not a positive whole number; set it to "

@@ -78,7 +78,8 @@ def _reference_grid(src: Any, path: Path, config: TileConfig,
     from rasterio.transform import Affine
     from rasterio.warp import transform_bounds
 
-    ref = stack.enter_context(open_raster(config.align_to))
+    # only the reference's grid is used, none of its pixels: its size is no concern
+    ref = stack.enter_context(open_raster(config.align_to, limits=False))
     rt = ref.transform
     if rt.a <= 0 or rt.e >= 0:
         raise GeoreferenceError(f"`align_to` {config.align_to} is not north-up; warp it "
