@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -41,14 +42,16 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def write_vrt(path: Path, like: Path, bands: int | None = None, sources: bool = True,
-              width: int | None = None, height: int | None = None) -> Path:
+              width: int | None = None, height: int | None = None,
+              source: Path | None = None) -> Path:
     """A VRT written by hand on ``like``'s grid: ``bands`` bands (default: ``like``'s), each
-    reading a band of ``like`` (relative to the VRT), or empty without ``sources``."""
+    reading a band of ``source`` (default ``like``; relative to the VRT), or empty without
+    ``sources``."""
     with rasterio.open(like) as ds:
         srs, count, dtype = ds.crs.to_wkt(), ds.count, ds.dtypes[0]
         gt = ", ".join(repr(v) for v in ds.transform.to_gdal())
         width, height = width or ds.width, height or ds.height
-    rel = escape(os.path.relpath(like, path.parent))
+    rel = escape(os.path.relpath(source or like, path.parent))
     gdal_type = {"uint8": "Byte", "float32": "Float32"}[dtype]
     items = []
     for b in range(1, (bands or count) + 1):
@@ -120,6 +123,24 @@ def test_tile_refuses_an_output_folder_holding_a_pair_vrts_source(make_raster, t
     assert msg == (f"Error: input {chip} lies inside the output folder {old}, which would be "
                    "replaced; choose another output folder")
     assert _snapshot(old) == before
+
+
+def test_train_overwrite_refuses_a_run_folder_holding_a_vrts_source(make_raster, tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    (run / "previews").mkdir(parents=True)
+    (run / "losses.csv").write_text("step\n")  # a run folder, which --overwrite may replace
+    png = run / "previews" / "step_000100.png"
+    Image.fromarray(np.full((30, 40, 3), 7, np.uint8)).save(png)
+    b = make_raster("b.tif", width=40, height=30, seed=2)
+    vrt = write_vrt(tmp_path / "a.vrt", b, source=png)
+    before = _snapshot(run)
+    msg = _error(_cli("train", "--a", vrt, "--b", b, "-o", run, "--overwrite", "--max-steps",
+                      "1", "--crop", "16"))
+    assert msg == (f"Error: input {png} lies inside the output folder {run}, which would be "
+                   "replaced; choose another output folder")
+    assert _snapshot(run) == before
 
 
 # --------------------------------------------------------------------------- #21.6 sizes
