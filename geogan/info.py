@@ -93,7 +93,7 @@ def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:
     from geogan.rasterio_meta import alpha_band, data_bands
 
     try:
-        src = open_raster(path, allow_no_crs=True)
+        src = open_raster(path, allow_no_crs=True, limits=False)  # describing reads no pixel
     except GeoganError:
         raise
     except RasterioIOError as exc:  # pragma: no cover - open_raster wraps these

@@ -31,12 +31,12 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from geogan.errors import InputError, first_line, require_choice
-from geogan.fileio import check_free_space, check_output_file
+from geogan.fileio import check_free_space, check_not_read, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
 from geogan.inputs import GdalOutput, as_output
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.provenance import carried
-from geogan.rasterio_io import gdal_env, open_raster
+from geogan.rasterio_io import files_read, gdal_env, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
     check_pixels,
@@ -104,6 +104,7 @@ class _Chip:
     bands: tuple[int, ...] = ()  # 1-based bands read (all but an alpha band)
     masked: bool = False  # validity from a per-dataset mask or alpha band, not only nodata
     meta: RasterMeta | None = None  # band meaning of ``bands``
+    files: tuple[Path, ...] = ()  # the files GDAL reads for the chip (a VRT's sources too)
 
 
 def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: MosaicConfig,
@@ -122,6 +123,7 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
 
     with gdal_env(GDAL_CACHEMAX=64):
         chips = [_read_header(p, config.allow_no_crs) for p in paths]
+        check_not_read([output], {ch.path: ch.files for ch in chips})
         _check_compatible(chips)
         ref = chips[0]
         offsets = _offsets(chips)
@@ -285,7 +287,7 @@ def _read_header(path: Path, allow_no_crs: bool) -> _Chip:
         check_pixels(src, path, bands)
         return _Chip(path, src.crs, src.transform, src.width, src.height, len(bands),
                      src.dtypes[0], src.nodata, valid, bands, has_mask(src, bands),
-                     read_meta(src).pick(bands))
+                     read_meta(src).pick(bands), files_read(src))
 
 
 def _check_compatible(chips: list[_Chip]) -> None:

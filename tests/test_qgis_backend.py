@@ -504,7 +504,8 @@ def test_translate_job_in_process_keeps_the_georeference(make_raster, tmp_path, 
     ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     out = tmp_path / "out.tif"
     job = jobs.translate_job(ckpt, src, out, direction="a2b", tile=32, overlap=4, device="cpu")
-    assert job.args[:5] == ("translate", str(ckpt), str(src), "-o", str(out))
+    assert job.args[:3] == ("translate", "-o", str(out))
+    assert job.args[-3:] == ("--", str(ckpt), str(src))
     fb = RecordingFeedback()
     result = backend.run_job(job, fb, backend="python")
     assert result == [out]
@@ -621,7 +622,7 @@ def test_train_job_from_rasters_in_process_and_as_arguments(make_raster, tmp_pat
                          generator="resnet_6blocks", ngf=8, device="cpu", aoi=aoi,
                          max_nodata=0.25)
     args = list(job.args)
-    assert args[args.index("--a") + 1:args.index("--a") + 3] == [str(p) for p in a]
+    assert [args[i + 1] for i, arg in enumerate(args) if arg == "--a"] == [str(p) for p in a]
     assert args[args.index("--aoi") + 1] == str(aoi) and "--max-nodata" in args
     ckpt = backend.run_job(job, RecordingFeedback(), backend="python")
     meta = json.loads(Path(ckpt).with_suffix(".json").read_text())
@@ -682,6 +683,24 @@ def test_train_job_arguments_round_trip_through_the_cli(tmp_path):
         k: TRAIN.default_of(k) for k in set(given) - passed}
     assert set(job.args) >= {"--resume", "--epochs", "--max-steps", "--device"}
     assert not {"--model", "--crop", "--aoi", "--overwrite"} & set(job.args)
+
+
+def test_job_arguments_keep_relative_paths_that_start_with_a_dash(tmp_path, monkeypatch):
+    """A relative path such as ``-2020.tif`` reaches the CLI as a path, never as an option."""
+    pytest.importorskip("geogan.cli")
+    monkeypatch.chdir(tmp_path)
+    ckpt, src, out = Path("-model.safetensors"), Path("-2020.tif"), Path("-out.tif")
+    params = _parsed(jobs.translate_job(ckpt, src, out).args)
+    assert params["checkpoint"] == ckpt and params["inputs"] == (str(src),)
+    assert params["output"] == out
+    params = _parsed(jobs.tile_job(src, Path("-chips"), aoi=Path("-aoi.gpkg")).args)
+    assert params["inputs"] == (str(src),) and params["outdir"] == Path("-chips")
+    assert params["aoi"] == Path("-aoi.gpkg")
+    a, b = [Path("-a1.tif"), Path("-a2.tif")], [Path("-b1.tif"), Path("-b2.tif")]
+    params = _parsed(jobs.train_job(a, b, Path("-run")).args)
+    assert params["a"] == ("-a1.tif", "-a2.tif") and params["b"] == ("-b1.tif", "-b2.tif")
+    assert params["output"] == Path("-run")
+    assert list(tmp_path.iterdir()) == []  # parsing wrote nothing
 
 
 def test_cli_args_pass_a_flag_only_when_it_differs_from_its_default(tmp_path):

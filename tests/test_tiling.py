@@ -228,11 +228,11 @@ def test_res_aligns_the_grid_to_multiples_of_res(make_raster, tmp_path: Path) ->
 def test_align_to_puts_chips_on_the_reference_grid(make_raster, tmp_path: Path,
                                                    ref_crs: str) -> None:
     src_path = make_raster("utm.tif", width=67, height=45, crs=PROJECTED, nodata=0)
-    if ref_crs == PROJECTED:
-        ref_t = from_origin(485000.5, 5210000.5, 7.0, 7.0)
+    if ref_crs == PROJECTED:  # inside the raster: the grid is the reference's extent
+        ref_t = from_origin(485950.5, 5209200.5, 7.0, 7.0)
     else:
-        ref_t = from_origin(-97.01, 47.03, 0.0001, 0.0001)
-    ref = make_raster("ref.tif", width=10, height=10, count=1, crs=ref_crs, transform=ref_t)
+        ref_t = from_origin(-99.1855, 47.0362, 0.0001, 0.0001)
+    ref = make_raster("ref.tif", width=20, height=15, count=1, crs=ref_crs, transform=ref_t)
     out = tmp_path / "chips"
     tile_rasters([src_path], out, TileConfig(size=16, align_to=ref, max_nodata=1.0))
     assert _chips(out)

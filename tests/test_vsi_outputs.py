@@ -79,9 +79,14 @@ def test_translate_writes_into_a_zip(make_raster, tmp_path, private_tmp, tiny_ch
     assert list(private_tmp.iterdir()) == []
 
 
-def test_mosaic_writes_to_vsimem_and_overwrites_only_when_asked(make_raster, tmp_path,
-                                                                 private_tmp):
+def test_the_library_mosaics_to_vsimem_and_overwrites_only_when_asked(make_raster, tmp_path,
+                                                                       private_tmp):
+    """/vsimem/ lasts as long as the process: the library writes there (a caller in the same
+    process reads it), the command line refuses it."""
     from rasterio.transform import from_origin
+
+    from geogan.errors import OutputError
+    from geogan.mosaic import MosaicConfig, mosaic_chips
 
     left = make_raster("chips/a.tif", width=32, height=32,
                        transform=from_origin(500000, 4000000, 1, 1), seed=1)
@@ -91,15 +96,13 @@ def test_mosaic_writes_to_vsimem_and_overwrites_only_when_asked(make_raster, tmp
     assert local.exit_code == 0, local.output
     out = "/vsimem/geogan-test/mosaic.tif"
     try:
-        res = _cli("mosaic", left.parent, "-o", out)
-        assert res.exit_code == 0, res.output
+        assert mosaic_chips([left.parent], out, MosaicConfig()) == out
         _same_raster(out, tmp_path / "local.tif")
-        refused = _cli("mosaic", left.parent, "-o", out, "--blend", "mean")
-        assert refused.exit_code != 0 and "already exists; pass --overwrite" in refused.stderr
+        with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+            mosaic_chips([left.parent], out, MosaicConfig(blend="mean"))
         make_raster("chips/c.tif", width=32, height=32,
                     transform=from_origin(500000, 3999968, 1, 1), seed=4)
-        res = _cli("mosaic", left.parent, "-o", out, "--overwrite")
-        assert res.exit_code == 0, res.output
+        mosaic_chips([left.parent], out, MosaicConfig(overwrite=True))
         with rasterio.open(out) as m:
             assert (m.width, m.height) == (64, 64)
     finally:
@@ -161,8 +164,12 @@ def test_an_object_store_without_credentials_is_refused_before_any_work(
      "--output https://example.com/out.tif: GDAL cannot write there"),
     (["translate", "CKPT", "SRC", "-o", "/vsicurl/http://example.com/out.tif"],
      "GDAL cannot write there"),
-    (["translate", "CKPT", "SRC", "-o", "/vsimem/geogan-x.tif", "--save-stats"],
+    (["translate", "CKPT", "SRC", "-o", "/vsizip/geogan-x.zip/x.tif", "--save-stats"],
      "--save-stats writes a JSON file beside the output"),
+    (["translate", "CKPT", "SRC", "-o", "/vsimem/geogan-x.tif"],
+     "--output /vsimem/geogan-x.tif: a /vsimem/ file lives in geogan's memory and is gone"),
+    (["mosaic", "SRC", "-o", "/vsimem/geogan-x.tif"],
+     "--output /vsimem/geogan-x.tif: a /vsimem/ file lives in geogan's memory and is gone"),
     (["tile", "SRC", "-o", "/vsis3/bucket/chips"],
      "--output /vsis3/bucket/chips: geogan tile writes chips and an index to a local folder"),
     (["train", "--a", "SRC", "--b", "SRC", "-o", "/vsimem/run"],
@@ -179,3 +186,6 @@ def test_outputs_gdal_cannot_take_are_refused_before_any_work(args, expect, make
     assert len(errors) == 1 and expect in errors[0], res.stderr
     for root in ("/vsis3", "/vsimem", "/vsicurl"):  # no local folder of that name
         assert not Path(root).exists()
+    assert not Path("geogan-x.zip").exists()
+    with pytest.raises(rasterio.errors.RasterioIOError):  # nothing kept in memory either
+        rasterio.open("/vsimem/geogan-x.tif")

@@ -30,7 +30,8 @@ class OutputPath(click.ParamType):
     """``-o``: a local ``Path``; with ``gdal``, a writable ``/vsi...`` path is kept as given.
 
     Without ``gdal`` a GDAL path is refused: click's ``Path`` would fold its double slashes
-    and make a local folder of it.
+    and make a local folder of it. ``/vsimem/`` is always refused here: what the command
+    writes there is gone when its process ends (the library may still write there).
     """
 
     name = "path"
@@ -52,6 +53,10 @@ class OutputPath(click.ParamType):
             raise InputError(f"`output` {text}: geogan {command} writes {self.what} to a local "
                              "folder; give a local path (translate and mosaic can write to "
                              "GDAL paths)")
+        if text.startswith("/vsimem/"):
+            raise InputError(f"`output` {text}: a /vsimem/ file lives in geogan's memory and is "
+                             "gone when the command ends; give a local path or a GDAL path "
+                             "that lasts (/vsizip/..., /vsis3/...)")
         return as_output(text, "`output`")
 
 

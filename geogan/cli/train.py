@@ -14,7 +14,7 @@ from geogan.spec.options import TRAIN
 
 #: Options of the random windows drawn from rasters (geogan.samplers.WindowConfig).
 _WINDOW_OPTIONS = ("aoi", "aoi_a", "aoi_b", "max_nodata", "min_std", "crs", "res", "align_to",
-                   "resampling")
+                   "max_upsample", "resampling")
 
 
 def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:

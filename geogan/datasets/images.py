@@ -168,6 +168,7 @@ def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
     if path.suffix.lower() in RASTER_SUFFIXES:
         import rasterio
 
+        from geogan.limits import check_read_size
         from geogan.rasterio_io import check_readable
         from geogan.rasterio_meta import check_pixels, data_bands
 
@@ -181,6 +182,9 @@ def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
                                          "across bands; convert it to one dtype")
                     bands = data_bands(src)
                     check_pixels(src, path, bands)
+                    check_read_size(src.width, src.height, len(bands), f"chip {path}",
+                                    "training reads a chip whole: cut it into smaller chips "
+                                    "with geogan tile")
                     return ImageInfo(path, len(bands), src.dtypes[0], src.height, src.width,
                                      src.nodata), None
         except InputError:

@@ -37,8 +37,10 @@ It is an optimistic classical baseline: it sees the reference's histogram. When
 a baseline is asked for, pixels must also be valid in SOURCE, for both rows.
 
 Memory: rasters are read block by block (``block_size`` pixels square plus a
-5-pixel halo for SSIM), so memory stays at a few tens of MB per band whatever
-the raster size; only per-band histograms (65536 bins) are kept between passes.
+5-pixel halo for SSIM, smaller for rasters of many bands so that a block holds at most
+:data:`geogan.limits.BLOCK_VALUES` values), so memory stays at a few tens of MB per band
+whatever the raster size; the blocks are made as they are read, and only per-band
+histograms (65536 bins) are kept between passes.
 
 The steps, one module each: :mod:`~geogan.evaluate.report` (options, scores, JSON and
 text), :mod:`~geogan.evaluate.inputs` (the rasters on PREDICTION's grid, AOI, blocks),
@@ -57,13 +59,14 @@ from typing import Any
 from geogan.errors import InputError
 from geogan.evaluate.baselines import histogram_matcher
 from geogan.evaluate.inputs import (
+    Blocks,
     Inputs,
     OnGrid,
     Ticker,
+    block_side,
     check_bands,
     check_overlap,
     load_aoi,
-    raster_blocks,
 )
 from geogan.evaluate.report import (
     BASELINES,
@@ -92,11 +95,13 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
              cancel: CancelCheck | None = None) -> EvaluationReport:
     """Score PREDICTION against REFERENCE (and a baseline if ``config`` asks for one).
 
-    Raises :class:`~geogan.errors.InputError` for missing or unreadable files,
-    rasters that do not overlap, band counts that differ without ``bands``, an
-    unusable AOI, or no pixel valid in all inputs.
+    Raises :class:`~geogan.errors.InputError` for missing or unreadable files, palette
+    rasters or data types no other command takes either (complex, int64:
+    :func:`geogan.rasterio_meta.check_pixels`), rasters that do not overlap, band counts
+    that differ without ``bands``, an unusable AOI, or no pixel valid in all inputs.
     """
     from geogan.rasterio_io import check_readable, open_raster
+    from geogan.rasterio_meta import check_pixels
 
     with contextlib.ExitStack() as stack:
         pred = stack.enter_context(open_raster(prediction))
@@ -108,6 +113,9 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
                 check_readable(ds)
         grid_pixels = pred.width * pred.height
         bands = check_bands(pred, ref_ds, src_ds, config.bands)
+        for ds in (pred, ref_ds, src_ds):  # the data types every command takes
+            if ds is not None:
+                check_pixels(ds, ds.name, bands, "`bands`")
         check_overlap(pred, ref_ds, "REFERENCE")
         ref = OnGrid(ref_ds, pred, config.resampling, stack)
         src = None
@@ -120,7 +128,7 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
                      config.resampling)
         sources = Inputs(OnGrid(pred, pred, config.resampling, stack), ref, src, aoi, bands)
 
-        blocks = list(raster_blocks(pred.width, pred.height, config.block_size))
+        blocks = Blocks(pred.width, pred.height, block_side(config.block_size, len(bands)))
         passes = 3 if src is not None else 2
         tick = Ticker(progress, cancel, len(blocks) * passes)
 

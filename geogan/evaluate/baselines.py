@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ class HistogramMatcher:
         return out
 
 
-def histogram_matcher(inputs: Inputs, blocks: list[Any], tick: Ticker, scan: Scan,
+def histogram_matcher(inputs: Inputs, blocks: Iterable[Any], tick: Ticker, scan: Scan,
                       ref_dtype: str, src_dtype: str) -> HistogramMatcher:
     """Histograms of SOURCE and REFERENCE over the valid pixels -> matching tables."""
     nb = len(inputs.bands)

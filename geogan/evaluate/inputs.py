@@ -97,6 +97,33 @@ class Ticker:
             self.progress(self.done, self.total, stage=stage)
 
 
+@dataclass(frozen=True)
+class Blocks:
+    """The blocks of a ``width`` x ``height`` raster, made one by one as they are read (a
+    list of a huge raster's blocks would not fit in memory); iterable more than once."""
+
+    width: int
+    height: int
+    size: int
+
+    def __len__(self) -> int:
+        return -(-self.width // self.size) * -(-self.height // self.size)
+
+    def __iter__(self) -> Iterator[Any]:
+        return raster_blocks(self.width, self.height, self.size)
+
+
+def block_side(block_size: int, bands: int) -> int:
+    """``block_size``, made smaller so one block of ``bands`` bands holds at most
+    :data:`geogan.limits.BLOCK_VALUES` values (never under the SSIM window)."""
+    import math
+
+    from geogan.limits import BLOCK_VALUES
+    from geogan.metrics import SSIM_RADIUS
+
+    return max(2 * SSIM_RADIUS + 1, min(block_size, math.isqrt(BLOCK_VALUES // max(bands, 1))))
+
+
 def raster_blocks(width: int, height: int, size: int) -> Iterator[Any]:
     """Windows of ``size`` pixels square covering the raster, row by row."""
     from rasterio.windows import Window

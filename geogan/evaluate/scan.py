@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ class Scan:
     src_max: np.ndarray
 
 
-def scan_inputs(inputs: Inputs, blocks: list[Any], tick: Ticker) -> Scan:
+def scan_inputs(inputs: Inputs, blocks: Iterable[Any], tick: Ticker) -> Scan:
     """Count the valid pixels and take each band's valid range in REFERENCE and SOURCE."""
     nb = len(inputs.bands)
     scan = Scan(0, np.full(nb, np.inf), np.full(nb, -np.inf), np.full(nb, np.inf),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ class _Sums:
     hits_all: int = 0  # pixels with every band's |difference| < delta
 
 
-def score_sums(inputs: Inputs, blocks: list[Any], tick: Ticker, data_range: tuple[float, ...],
+def score_sums(inputs: Inputs, blocks: Iterable[Any], tick: Ticker, data_range: tuple[float, ...],
                delta: tuple[float, ...], matcher: HistogramMatcher | None) -> dict[str, _Sums]:
     """The scoring pass: per-candidate sums over the valid pixels, block by block."""
     nb = len(inputs.bands)

@@ -16,7 +16,8 @@ What geogan promises about a user's files, and where each promise is kept:
 - :mod:`.overwrite`: ``--overwrite`` replaces a file that exists (:func:`check_output_file`)
   and a folder only if geogan made it: it carries geogan's marker and holds nothing but
   geogan's own files (:class:`FolderKind`, :func:`check_replaceable`). An input inside the
-  output is always refused.
+  output is always refused, and so is an output that is a file read for an input
+  (:func:`check_not_read`).
 - :mod:`.vsi`: an output at a GDAL path (``/vsizip/``, ``/vsimem/``, ``/vsis3/``...) is
   written as a local temporary and put there once complete: added to a local zip by way
   of a checked copy of the zip, or copied by GDAL and read back.
@@ -51,14 +52,15 @@ from geogan.fileio.lock import lock_path, output_lock
 from geogan.fileio.overwrite import (
     FolderKind,
     check_inputs_outside,
+    check_not_read,
     check_output_file,
     check_replaceable,
 )
 
 __all__ = [
     "FolderKind", "atomic_directory", "atomic_output", "check_free_space",
-    "check_inputs_outside", "check_output_file", "check_replaceable", "current_umask",
-    "fault_point", "format_bytes", "free_bytes", "fsync_path", "gdal_errors",
+    "check_inputs_outside", "check_not_read", "check_output_file", "check_replaceable",
+    "current_umask", "fault_point", "format_bytes", "free_bytes", "fsync_path", "gdal_errors",
     "is_complete_raster", "lock_path", "output_folder", "output_lock", "remove_leftovers",
     "set_fault_hook", "swap_into_place", "temp_path", "verify_raster", "write_error",
 ]

@@ -6,17 +6,20 @@
   holds nothing but geogan's own files and sub-folders, and no symbolic link
   (:class:`FolderKind`, :func:`check_replaceable`). An input inside the output, and the
   current folder (or one holding it, even empty), are always refused.
+- An output file is never one that GDAL reads for an input: the input itself, a VRT's
+  source, a sidecar such as ``.aux.xml``, ``.ovr`` or ``.msk`` (:func:`check_not_read`;
+  :func:`geogan.rasterio_io.files_read` lists those files).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from geogan.errors import InputError, OutputError
-from geogan.inputs import GdalOutput
+from geogan.inputs import GdalOutput, GdalPath
 from geogan.spec import names
 
 #: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
@@ -52,6 +55,43 @@ def check_output_file(path: Path, overwrite: bool) -> None:
         raise OutputError(f"{probe} is not a folder; choose another output path")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write to folder {probe}; choose a writable output location")
+
+
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(device, inode)`` of an existing local file (links and other spellings agree)."""
+    if isinstance(path, GdalPath):
+        return None
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_not_read(outputs: Iterable[str | os.PathLike[str]],
+                   reads: Mapping[str | os.PathLike[str], Iterable[str | os.PathLike[str]]]
+                   ) -> None:
+    """Refuse an output that is one of the files read for an input, even with ``overwrite``.
+
+    ``reads`` maps each input to the files GDAL reads for it (the input itself, a VRT's
+    sources, sidecars: :func:`geogan.rasterio_io.files_read`). Files are compared as files
+    (device and inode), so a symbolic link or another spelling of a path is caught too.
+    """
+    read_by: dict[tuple[int, int], str | os.PathLike[str]] = {}
+    for source, files in reads.items():
+        for f in (source, *files):
+            key = _identity(f)
+            if key is not None:
+                read_by.setdefault(key, source)
+    for out in outputs:
+        key = _identity(out)
+        if key is None or key not in read_by:
+            continue
+        source = read_by[key]
+        if _identity(source) == key:
+            raise OutputError(f"output {out} would replace its input; choose another output")
+        raise OutputError(f"output {out} would replace a file that input {source} reads (a "
+                          "VRT's source or a sidecar); choose another output")
 
 
 @dataclass(frozen=True)

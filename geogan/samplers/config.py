@@ -15,8 +15,8 @@ class WindowConfig:
     """How windows are drawn from rasters (``geogan train`` options for raster inputs).
 
     ``aoi`` limits both domains, ``aoi_a``/``aoi_b`` one each. ``max_nodata``/
-    ``min_std``, ``crs``/``res``/``align_to`` and ``resampling`` mean what they mean
-    for ``geogan tile``. Chip folders ignore none of this silently: giving any of it
+    ``min_std``, ``crs``/``res``/``align_to``, ``max_upsample`` and ``resampling`` mean
+    what they mean for ``geogan tile``. Chip folders ignore none of this silently: giving any of it
     with chips is an error (they were filtered when tiled).
     """
 
@@ -28,6 +28,7 @@ class WindowConfig:
     crs: str | None = None
     res: float | None = None
     align_to: Path | None = None
+    max_upsample: float = 4.0
     resampling: str = "bilinear"
 
     def __post_init__(self) -> None:
@@ -62,7 +63,8 @@ class WindowConfig:
         from geogan.tiling import TileConfig
 
         return TileConfig(max_nodata=self.max_nodata, min_std=self.min_std, crs=self.crs,
-                          res=self.res, align_to=self.align_to, resampling=self.resampling)
+                          res=self.res, align_to=self.align_to,
+                          max_upsample=self.max_upsample, resampling=self.resampling)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

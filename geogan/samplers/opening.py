@@ -30,6 +30,7 @@ from geogan.samplers.scenes import (
     _pair_nodata,
     _pair_partners,
     _sources,
+    check_crop,
     scenes_ground,
 )
 
@@ -121,6 +122,7 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
     aoi_b, opt_b = windows.aoi_for("b")
     with contextlib.ExitStack() as stack:
         scenes_a = _open_scenes(paths_a, "--a", windows, aoi_a, opt_a, stack)
+        check_crop(scenes_a, crop, "--a")
         ground_a = ground_b = scenes_ground(scenes_a, "--a")  # pix2pix: B on A's grid
         if model == "pix2pix":
             if windows.aoi_b is not None:
@@ -133,6 +135,7 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
             view_b_nodata = _pair_nodata(paths_b, scenes_a, partners, windows, stack)
         else:
             scenes_b = _open_scenes(paths_b, "--b", windows, aoi_b, opt_b, stack)
+            check_crop(scenes_b, crop, "--b")
             ground_b = scenes_ground(scenes_b, "--b")
             sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a), crop, tile_cfg,
                                       windows.max_nodata, windows.min_std)

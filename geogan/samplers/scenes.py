@@ -82,6 +82,15 @@ def scenes_ground(scenes: Sequence[_Scene], option: str) -> Any:
                           for s in scenes], [s.path.name for s in scenes], option)
 
 
+def check_crop(scenes: Sequence[_Scene], crop: int, option: str) -> None:
+    """Refuse ``crop`` windows of more values than geogan reads at once
+    (:func:`geogan.limits.check_read_size`), before any window is read."""
+    from geogan.limits import check_read_size
+
+    check_read_size(crop, crop, len(scenes[0].view.bands),
+                    f"a `crop` window of the {option} rasters", "pass a smaller `crop`")
+
+
 def _aoi_on_grid(gdf: Any, aoi: Path, view: Any, option: str) -> Any:
     """The AOI in ``view``'s CRS, cut first to the raster's footprint in the AOI's CRS.
 

@@ -120,6 +120,10 @@ RES = Option("res", "float", None, "Warp the inputs to this pixel size.", metava
 ALIGN_TO = Option("align_to", "path", None,
                   "Warp the inputs onto the CRS and pixel grid of this raster.",
                   metavar="REF.tif")
+MAX_UPSAMPLE = Option("max_upsample", "float", 4.0,
+                      "Refuse a warp (--crs/--res, --align-to) onto a grid of more than this "
+                      "many times the raster's pixels over the same ground; raise it to "
+                      "upsample a coarser raster on purpose.", metavar="FACTOR", minimum=1.0)
 RESAMPLING = Option("resampling", "choice", "bilinear", "Resampling for warped views and --pair.",
                     choices=choices.RESAMPLINGS)
 SHARD = Option("shard", "str", None,
@@ -226,6 +230,7 @@ TILE = Command(
     CRS,
     RES,
     ALIGN_TO,
+    MAX_UPSAMPLE,
     Option("pair", "path", None,
            "Write A/B chip pairs with this raster resampled onto the input's grid.",
            metavar="B.tif"),
@@ -314,6 +319,8 @@ TRAIN = Command(
     CRS.but(help="Rasters: read both domains warped to this CRS."),
     RES.but(help="Rasters: read both domains warped to this pixel size."),
     ALIGN_TO.but(help="Rasters: read both domains on the CRS and pixel grid of this raster."),
+    MAX_UPSAMPLE.but(help="Rasters: refuse warping them (--crs/--res, --align-to) onto a grid "
+                          "of more than this many times their pixels over the same ground."),
     RESAMPLING.but(help="Rasters: resampling of warped views and of pix2pix B."),
     Option("generator", "choice", None,
            "Generator architecture [default: resnet_9blocks for cyclegan, unet_256 for "

@@ -44,7 +44,7 @@ from geogan.errors import InputError, OutputError
 from geogan.fileio import atomic_directory, check_free_space, check_replaceable, write_error
 from geogan.grid import ChipWindow
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
-from geogan.rasterio_io import gdal_env
+from geogan.rasterio_io import files_read, gdal_env
 from geogan.shards import Share, task_share
 from geogan.spec.names import (
     CHIP_NAME_RE,
@@ -299,11 +299,14 @@ def _check_output_dir(outdir: Path, config: TileConfig, inputs: list[Path]) -> N
 
 def _all_inputs(config: TileConfig, inputs: Sequence[Path],
                 plans: Sequence[Plan] = ()) -> list[Path]:
-    """Every file the job reads: inputs, AOI, --align-to, --pair and the files behind them."""
+    """Every file the job reads: inputs, AOI, --align-to, --pair and the files behind them
+    (a VRT's sources, sidecars: :func:`~geogan.rasterio_io.files_read`)."""
     files = [*inputs, *(Path(o) for o in (config.aoi, config.align_to, config.pair)
                         if o is not None)]
-    for plan in plans:
-        files.extend(Path(f) for f in plan.files)
+    if plans:
+        files.extend(f for plan in plans for f in plan.files)
+        files.extend(f for o in (config.align_to, config.pair) if o is not None
+                     for f in files_read(o))
     return files
 
 

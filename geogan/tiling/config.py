@@ -59,7 +59,9 @@ class TileConfig:
     nodata when all its selected bands equal the nodata value). ``min_std`` drops
     near-constant chips: a chip is kept when at least one band's standard
     deviation over its valid pixels reaches ``min_std`` (0 keeps all).
-    ``crs``/``res`` or ``align_to`` read the inputs through a warped view;
+    ``crs``/``res`` or ``align_to`` read the inputs through a warped view (refused outside
+    the CRS's area of use, and onto more than ``max_upsample`` times the raster's pixels:
+    :mod:`geogan.tiling.grids`);
     ``pair`` writes A/B chip pairs with the pair raster resampled onto each
     input's grid. ``threads`` is the number of chip-writing threads (0: write in
     the calling thread).
@@ -74,6 +76,7 @@ class TileConfig:
     crs: str | None = TILE.default_of("crs")
     res: float | None = TILE.default_of("res")
     align_to: Path | None = TILE.default_of("align_to")
+    max_upsample: float = TILE.default_of("max_upsample")
     pair: Path | None = TILE.default_of("pair")
     pair_bands: tuple[int, ...] | None = TILE.default_of("pair_bands")
     resampling: str = TILE.default_of("resampling")
@@ -112,6 +115,8 @@ class TileConfig:
             raise InputError(f"`min_std` {self.min_std} must be 0 or more")
         if self.res is not None and not self.res > 0:
             raise InputError(f"`res` {self.res} must be a positive pixel size in CRS units")
+        if not self.max_upsample >= 1.0:
+            raise InputError(f"`max_upsample` {self.max_upsample} must be 1 or more")
         if self.align_to is not None and (self.crs is not None or self.res is not None):
             raise InputError("`align_to` takes the CRS and resolution from its raster; "
                              "do not combine it with `crs`/`res`")

@@ -1,8 +1,9 @@
 """Sources seen on the tiling grid: opened and checked, warped to a target grid, pairs aligned.
 
 A :class:`View` reads a raster's selected bands on the grid chips are cut from (the
-source itself, a WarpedVRT for ``--crs/--res/--align-to``, or ``--pair`` B put on
-A's grid); a :class:`Plan` is one input with its pair and the chip windows to cut.
+source itself, a WarpedVRT for ``--crs/--res/--align-to`` onto the grid of
+:mod:`geogan.tiling.grids`, or ``--pair`` B put on A's grid); a :class:`Plan` is one
+input with its pair and the chip windows to cut.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import Any
 
 import numpy as np
 from rasterio.crs import CRS
-from rasterio.errors import CRSError, RasterioError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from geogan.errors import GeoreferenceError, InputError, first_line
-from geogan.grid import ChipWindow, chip_windows, intersection
-from geogan.rasterio_io import check_readable, open_raster
+from geogan.grid import ChipWindow, chip_count, chip_windows, intersection
+from geogan.limits import check_chip_count, check_read_size
+from geogan.rasterio_io import check_readable, files_read, open_raster
 from geogan.rasterio_meta import (
     RasterMeta,
     check_pixels,
@@ -32,6 +34,7 @@ from geogan.rasterio_meta import (
     read_valid,
 )
 from geogan.tiling.config import RESAMPLING, TileConfig, fmt_bands
+from geogan.tiling.grids import target_grid
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +130,7 @@ class Plan:
     pair: View | None
     windows: list[ChipWindow]
     padded: bool
-    files: tuple[str, ...] = ()  # the files GDAL reads for this input (a VRT's sources too)
+    files: tuple[Path, ...] = ()  # the files GDAL reads for this input (a VRT's sources too)
 
 
 def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
@@ -156,6 +159,11 @@ def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> P
     pair_view = None
     if config.pair is not None:
         pair_view, region = _pair_view(view, config, stack)
+    bands = len(view.bands) + (len(pair_view.bands) if pair_view is not None else 0)
+    check_read_size(config.size, config.size, bands, f"a `size` {config.size} chip of {path}",
+                    "pass a smaller `size`")
+    check_chip_count(path, chip_count(region.width, config.size, config.overlap)
+                     * chip_count(region.height, config.size, config.overlap), config.size)
     windows = chip_windows(view.width, view.height, config.size, config.overlap, region)
 
     padded = False
@@ -176,7 +184,7 @@ def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> P
         log.warning("%s is smaller than one %d px chip where it is tiled: chips are padded with "
                     "nodata", path, config.size)
     return Plan(view=view, pair=pair_view, windows=windows, padded=padded,
-                files=tuple(f for f in src.files if not f.startswith("/vsi")))
+                files=files_read(src))
 
 
 def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
@@ -188,7 +196,7 @@ def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
     if src.crs is None:
         raise GeoreferenceError(f"{path} has no CRS, so `crs`/`res`/`align_to` cannot warp it; "
                                 "assign a CRS first (gdal_edit.py -a_srs EPSG:XXXX)")
-    crs, transform, width, height = _target_grid(src, path, config, stack)
+    crs, transform, width, height = target_grid(src, path, config, stack)
     if crs == src.crs and transform.almost_equals(src.transform, 1e-12) and \
             (width, height) == (src.width, src.height):
         log.info("%s is already on the requested grid; reading it without warping", path)
@@ -197,84 +205,6 @@ def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
     vrt = _warped(src, path, crs, transform, width, height, config)
     stack.enter_context(vrt)
     return View(path, vrt, bands, vrt.nodata, src.dtypes[0], crs, transform, width, height)
-
-
-def _target_grid(src: Any, path: Path, config: TileConfig,
-                 stack: contextlib.ExitStack) -> tuple[CRS, Any, int, int]:
-    from rasterio.transform import Affine
-    from rasterio.warp import aligned_target, calculate_default_transform, transform_bounds
-
-    if config.align_to is not None:
-        ref = stack.enter_context(open_raster(config.align_to))
-        rt = ref.transform
-        if rt.a <= 0 or rt.e >= 0:
-            raise GeoreferenceError(f"`align_to` {config.align_to} is not north-up; warp it "
-                                    "north-up first (gdalwarp)")
-        left, bottom, right, top = transform_bounds(src.crs, ref.crs, *src.bounds,
-                                                    densify_pts=21)
-        col0 = math.floor((left - rt.c) / rt.a + 1e-9)
-        col1 = math.ceil((right - rt.c) / rt.a - 1e-9)
-        row0 = math.floor((top - rt.f) / rt.e + 1e-9)
-        row1 = math.ceil((bottom - rt.f) / rt.e - 1e-9)
-        transform = rt @ Affine.translation(col0, row0)
-        width, height = max(col1 - col0, 1), max(row1 - row0, 1)
-        _check_target_grid(src, path, ref.crs, transform, width, height, "--align-to")
-        return ref.crs, transform, width, height
-
-    try:
-        crs = CRS.from_user_input(config.crs) if config.crs is not None else src.crs
-    except CRSError as exc:
-        raise InputError(f"`crs` {config.crs!r} is not a CRS GDAL understands; use e.g. "
-                         "EPSG:32614") from exc
-    try:
-        transform, width, height = calculate_default_transform(
-            src.crs, crs, src.width, src.height, *src.bounds, resolution=config.res)
-    except Exception as exc:  # GDAL's warper raises RuntimeError/CPLE errors of its own
-        raise GeoreferenceError(f"{path} cannot be reprojected to `crs` {config.crs} "
-                                f"({first_line(exc)}); choose a CRS whose area covers the "
-                                "raster") from exc
-    if config.res is not None:
-        transform, width, height = aligned_target(transform, width, height, config.res)
-    _check_target_grid(src, path, crs, transform, int(width), int(height), "--crs")
-    return crs, transform, int(width), int(height)
-
-
-def _check_target_grid(src: Any, path: Path, crs: CRS, transform: Any, width: int,
-                       height: int, option: str) -> None:
-    """Refuse a warped grid that misses the raster or is blown up by a CRS edge.
-
-    The raster's outline, sampled densely and projected onto the grid, must fall inside
-    it and fill a fair part of it; a raster cut by the antimeridian (or another edge of
-    the target CRS) would otherwise become a grid around the world, of nodata.
-    """
-    import shapely
-    from rasterio.warp import transform as warp_points
-
-    n = 21
-    cols, rows = np.meshgrid(np.linspace(0, src.width, n), np.linspace(0, src.height, n))
-    xs, ys = src.transform * (cols.ravel(), rows.ravel())
-    try:
-        tx, ty = warp_points(src.crs, crs, xs, ys)
-    except Exception as exc:
-        raise GeoreferenceError(f"{path} cannot be projected to the {option} grid "
-                                f"({first_line(exc)}); choose another CRS") from exc
-    tx, ty = np.asarray(tx), np.asarray(ty)
-    ok = np.isfinite(tx) & np.isfinite(ty)
-    if not ok.any():
-        raise GeoreferenceError(f"{path} lies outside the area of the {option} CRS; choose a "
-                                "CRS that covers it")
-    gc, gr = ~transform * (tx[ok], ty[ok])
-    gc, gr = np.asarray(gc), np.asarray(gr)
-    inside = (gc >= -1) & (gc <= width + 1) & (gr >= -1) & (gr <= height + 1)
-    if not inside.any():
-        raise GeoreferenceError(f"{path} does not overlap the {option} grid; choose a target "
-                                "that covers the raster")
-    hull = shapely.MultiPoint(np.c_[gc, gr]).convex_hull.area
-    if min(width, height) < 1 or width * height > 16 * hull + 64 * (width + height):
-        raise GeoreferenceError(f"{path} is cut by an edge of the {option} CRS (such as the "
-                                f"antimeridian): its {width}x{height} px grid would be mostly "
-                                "empty; choose a CRS in which the raster is whole (e.g. its UTM "
-                                "zone)")
 
 
 def _warped(src: Any, path: Path, crs: CRS, transform: Any, width: int, height: int,

@@ -118,8 +118,15 @@ def check_run_dir(config: TrainConfig) -> None:
         return
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder; choose another -o")
-    check_replaceable(out, RUN_FOLDER, config.overwrite, config.inputs)
+    check_replaceable(out, RUN_FOLDER, config.overwrite, _files_read(config.inputs))
     check_output_file(out / RUN_CHECKPOINT_NAME, overwrite=True)
+
+
+def _files_read(inputs: list[Path]) -> list[Path]:
+    """The inputs, and for raster files the files GDAL reads for them (a VRT's sources)."""
+    from geogan.rasterio_io import files_read
+
+    return [*inputs, *(f for p in inputs if Path(p).is_file() for f in files_read(p))]
 
 
 def open_run_dir(run: Run) -> None:
@@ -128,7 +135,7 @@ def open_run_dir(run: Run) -> None:
     out = run.out
     if not run.config.resume:
         if out.is_dir() and any(out.iterdir()):  # --overwrite, checked by check_run_dir
-            check_replaceable(out, RUN_FOLDER, True, run.config.inputs)  # nothing new appeared
+            check_replaceable(out, RUN_FOLDER, True, _files_read(run.config.inputs))  # no news
             run.final = out
             run.out = out = temp_path(out, suffix="")
             log.info("building the new run in %s; it replaces %s at its first checkpoint",

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geogan.checkpoint import LoadedGenerator, load_generator
-from geogan.errors import InputError, OutputError
+from geogan.errors import InputError
 from geogan.fileio import check_free_space
 from geogan.inputs import as_output
 from geogan.normstats import NormStats, stats_path_for
@@ -218,8 +218,9 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     statistics are estimated from this raster first (from its part with
     ``config.bounds``/``config.aoi``, see :mod:`geogan.translate.subset`).
     """
-    from geogan.inputs import GdalPath, as_input
-    from geogan.rasterio_io import gdal_env
+    from geogan.inputs import as_input
+    from geogan.limits import check_read_size
+    from geogan.rasterio_io import check_outputs_not_read, gdal_env
     from geogan.sink import atomic_raster
 
     config = config or TranslateConfig()
@@ -227,10 +228,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     what = f"translation of {input_path.name}"
     check_cancel(cancel, what)
     check_tile(generator, config.tile)
-    if not isinstance(input_path, GdalPath) and not isinstance(output_path, GdalPath) \
-            and output_path.exists() and input_path.exists() \
-            and output_path.samefile(input_path):
-        raise OutputError(f"output {output_path} would replace its input; choose another output")
+    check_outputs_not_read([output_path], [input_path])
     device = resolve_device(config.device)
     if config.at_model_resolution:
         from geogan.translate.resolution import translate_at_model_resolution
@@ -243,6 +241,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
         src = _read_input(input_path, generator, config)
         config = fit_tile(config, src.width, src.height,
                           int(getattr(generator.module, "size_multiple", 1)))
+        check_read_size(config.tile, config.tile, len(src.indexes),
+                        f"a `tile` window of {input_path}", "pass a smaller `tile`")
         driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
         profile = _output_profile(src, output_path, driver, generator, config)
         with subset_view(input_path, src.vrt) as source:

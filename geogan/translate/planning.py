@@ -13,6 +13,7 @@ from geogan.errors import InputError, OutputError
 from geogan.fileio import check_output_file, is_complete_raster
 from geogan.inputs import GdalPath, as_output
 from geogan.normstats import stats_path_for
+from geogan.rasterio_io import check_outputs_not_read
 from geogan.shards import Share, task_share
 from geogan.translate.config import OUTPUT_SUFFIXES, TranslateConfig
 
@@ -32,7 +33,8 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
 
     OUTPUT is a file when the inputs name a single raster and OUTPUT ends in .tif
     or .tiff and is not an existing folder; otherwise it is a folder that receives
-    ``<input stem>.tif`` for each input.
+    ``<input stem>.tif`` for each input. No output may be a file GDAL reads for any of
+    the inputs (:func:`~geogan.rasterio_io.check_outputs_not_read`), even with ``overwrite``.
     """
     out = as_output(output)
     if (not out.is_dir() and out.suffix.lower() not in OUTPUT_SUFFIXES
@@ -55,9 +57,7 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
                 raise InputError(f"{by_name[o]} and {f} would both be written to {o}; "
                                  "rename one or translate them into different folders")
             by_name[o] = f
-    for f, o in zip(files, outs, strict=True):
-        if not isinstance(o, GdalPath) and o.exists() and o.resolve() == f.resolve():
-            raise OutputError(f"output {o} would replace its input; choose another output")
+    check_outputs_not_read(outs, files)
     return outs
 
 

@@ -83,7 +83,9 @@ class Feedback(Protocol):
 class Job:
     """One geogan run, both as command-line arguments and as an in-process library call.
 
-    ``args`` follow ``geogan [--progress json]``, e.g. ``("translate", CKPT, IN, "-o", OUT)``.
+    ``args`` follow ``geogan [--progress json]``, e.g. ``("translate", "-o", OUT, "--",
+    CKPT, IN)``: positional paths after ``--``, so that a relative path starting with "-"
+    is not read as an option.
     ``outputs`` are the files or folders the job creates: removed when it fails or is
     cancelled, unless they existed before it started or ``keep_partial`` is set (a
     training run keeps its last checkpoint to resume from); hidden temporaries

@@ -1,7 +1,9 @@
 """The geogan jobs behind the algorithms: command-line arguments and library calls.
 
 Each builder returns a :class:`~.backend.Job` that the backend runs either in
-process (importing geogan only then) or as ``geogan --progress json ARGS``.
+process (importing geogan only then) or as ``geogan --progress json ARGS``. In ARGS the
+positional paths come after ``--`` and every option value right after its flag, so a
+relative path that starts with "-" is never read as an option.
 Nothing here imports QGIS, geogan or torch at import time.
 
 Checkpoint metadata is read with the torch-free reader of geogan's ground
@@ -167,8 +169,8 @@ def translate_job(checkpoint: Path, source: Path, output: Path, *, overwrite: bo
     values.update({k: (None if v in (0, "") and TRANSLATE[k].default is None else v)
                    for k, v in options.items()})
     values["overwrite"] = overwrite
-    args = ["translate", str(checkpoint), str(source), "-o", str(output),
-            *cli_args(TRANSLATE, values)]
+    args = ["translate", "-o", str(output), *cli_args(TRANSLATE, values),
+            "--", str(checkpoint), str(source)]
     direction = values.pop("direction")
 
     def run(progress: Progress, cancel: Cancel) -> Any:
@@ -190,7 +192,7 @@ def tile_job(source: Path, outdir: Path, *, size: int = TILE.default_of("size"),
     """Cut ``source`` into chips in ``outdir`` with ``outdir/index.gpkg``; ``bands``: which."""
     values = {"size": size, "overlap": overlap, "max_nodata": max_nodata, "min_std": min_std,
               "aoi": aoi, "bands": bands or None, "overwrite": overwrite}
-    args = ["tile", str(source), "-o", str(outdir), *cli_args(TILE, values)]
+    args = ["tile", "-o", str(outdir), *cli_args(TILE, values), "--", str(source)]
 
     def run(progress: Progress, cancel: Cancel) -> Any:
         from geogan.tiling import TileConfig, tile_rasters
@@ -242,10 +244,10 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
         if direction != TRAIN.default_of("direction"):  # pix2pix only
             values["direction"] = direction
     args = ["train", "-o", str(run_dir)]
-    if a_in is not None:
-        args += ["--a", *(str(p) for p in _as_tuple(a_in))]
-    if b_in is not None:
-        args += ["--b", *(str(p) for p in _as_tuple(b_in))]
+    # one --a (--b) per path: a value after the first that starts with "-" would be an option
+    for flag, paths in (("--a", a_in), ("--b", b_in)):
+        if paths is not None:
+            args += [item for p in _as_tuple(paths) for item in (flag, str(p))]
     args += cli_args(TRAIN, values)
 
     def run(progress: Progress, cancel: Cancel) -> Any:
