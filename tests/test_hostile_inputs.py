@@ -278,7 +278,7 @@ def test_evaluate_refuses_the_data_types_every_other_command_refuses(dtype, make
 
 # --------------------------------------------------------------------------- #21.8, #20.4 warps
 
-SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "geogan" / "sample_data"
 
 
 @pytest.mark.parametrize("command", ["tile", "train"])
