@@ -104,6 +104,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
     check_run_dir(config)
     if config.resume:
         config = merge_stored(config)
+        validate_config(config)  # the run's stored settings, as a new run's
     device = resolve_device(config.device, dist_info.local_rank)
     precision = resolve_precision(config.precision, device)
     with process_group(dist_info, device):
