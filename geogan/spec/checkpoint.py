@@ -206,15 +206,16 @@ def _int_or_none(value: Any) -> int | None:
 def _check_generator(direction: str, gen: GeneratorMeta, domains: dict[str, DomainMeta]) -> None:
     """Refuse (:class:`MetadataValueError`) a generator wider than geogan builds, or whose
     bands differ from its domains' normalisation: before any network is built from it."""
-    for name in _CHECKED_KWARGS:
-        if name in gen.kwargs or name != "ngf":
-            problem = arch_problem(name, gen.kwargs.get(name))
+    for name in _CHECKED_KWARGS:  # those not given take the builder's defaults
+        if name in gen.kwargs:
+            problem = arch_problem(name, gen.kwargs[name])
             if problem is not None:
                 raise MetadataValueError(f"the {direction} generator's {problem}")
     sides = ("a", "b") if direction == "a2b" else ("b", "a")
     for name, side in zip(("in_channels", "out_channels"), sides, strict=True):
         domain = domains.get(side)
-        if domain is not None and domain.band_count != gen.kwargs[name]:
+        if name in gen.kwargs and domain is not None \
+                and domain.band_count != gen.kwargs[name]:
             raise MetadataValueError(f"its {direction} generator has {name} "
                                      f"{gen.kwargs[name]} but domain {side} normalises "
                                      f"{domain.band_count} band(s)")
