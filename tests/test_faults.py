@@ -595,3 +595,19 @@ def test_a_demo_error_names_the_output_folder(tmp_path):
     assert f"checkpoint {tmp_path / 'demo' / 'model.safetensors'} is truncated" in msg
     assert ".tmp" not in msg
     assert _listing(tmp_path) == before
+
+
+def test_train_refuses_more_bands_than_a_checkpoint_may_hold(make_raster, tmp_path):
+    """Translation refuses checkpoints of more bands (geogan.spec.limits): so does training."""
+    from geogan.spec.limits import ARCH_LIMITS
+
+    high = ARCH_LIMITS["in_channels"][1]
+    for d in ("a", "b"):
+        for i in range(2):
+            make_raster(f"{d}/c{i}.tif", width=32, height=32, seed=i,
+                        count=high + 1 if d == "a" else 3)
+    before = _listing(tmp_path)
+    msg = _error(_cli("train", "--a", tmp_path / "a", "--b", tmp_path / "b", "-o",
+                      tmp_path / "run", "--max-steps", "1", *TINY_TRAIN))
+    assert f"--a has {high + 1} bands; geogan's networks take 1 to {high}" in msg
+    assert _listing(tmp_path) == before
