@@ -154,6 +154,16 @@ def test_translate_refuses_a_generator_wider_than_geogan_builds(tmp_path, make_r
     assert listing(tmp_path) == before
 
 
+def test_translate_refuses_a_generator_of_other_bands_than_its_domains(tmp_path, make_raster):
+    """Before: "unexpected RuntimeError" from the first convolution, mid-translation."""
+    ckpt = _tampered(tmp_path, lambda m: m["generators"]["a2b"]["kwargs"].update(in_channels=4))
+    src = make_raster("r.tif", width=40, height=30)
+    before = listing(tmp_path)
+    msg = cli_error(run_cli("translate", ckpt, src, "-o", tmp_path / "out.tif", *TILE))
+    assert "the a2b generator's in_channels is 4 but domain a normalises 3 band(s)" in msg
+    assert listing(tmp_path) == before
+
+
 @pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs os.wait4 for the child's peak memory")
 def test_tensors_are_checked_before_the_network_is_built(tmp_path, make_raster):
     """Metadata claiming ngf 512 (a 2.9 GB resnet_9blocks) over the tensors of ngf 4: the

@@ -216,7 +216,7 @@ def _check_generator(direction: str, gen: GeneratorMeta, domains: dict[str, Doma
         domain = domains.get(side)
         if name in gen.kwargs and domain is not None \
                 and domain.band_count != gen.kwargs[name]:
-            raise MetadataValueError(f"its {direction} generator has {name} "
+            raise MetadataValueError(f"the {direction} generator's {name} is "
                                      f"{gen.kwargs[name]} but domain {side} normalises "
                                      f"{domain.band_count} band(s)")
 
