@@ -206,11 +206,19 @@ def load_checkpoint(path: str | os.PathLike[str],
 
 
 def _parse_meta(p: Path, text: str | None) -> dict[str, Any]:
-    """The checked metadata JSON (geogan.spec.checkpoint.parse_meta) as a CheckpointError."""
+    """The checked metadata JSON (geogan.spec.checkpoint.parse_meta) as a CheckpointError.
+
+    The metadata of a model (one with generators) is also checked for values geogan
+    refuses (:func:`geogan.spec.checkpoint.typed_meta`): a network wider than it builds, a
+    normalisation that is not finite in float32.
+    """
     try:
-        return schema.parse_meta(p, text)
+        meta = schema.parse_meta(p, text)
+        if "generators" in meta:
+            schema.typed_meta(p, meta)
     except schema.MetadataError as exc:
         raise CheckpointError(str(exc)) from exc
+    return meta
 
 
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> schema.CheckpointMeta:
@@ -229,44 +237,63 @@ def strip_prefix(tensors: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
                    device: str = "cpu") -> LoadedGenerator:
-    """Rebuild the generator for ``direction`` ("a2b" or "b2a") from a checkpoint alone."""
-    tensors, meta = load_checkpoint(path)
-    try:
-        return _build_generator(path, tensors, meta, direction, device)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"metadata of checkpoint {path} does not describe a geogan model "
-                              f"({type(exc).__name__}: {first_line(exc)}); use a checkpoint "
-                              "written by geogan") from exc
+    """Rebuild the generator for ``direction`` ("a2b" or "b2a") from a checkpoint alone.
 
-
-def _build_generator(path: str | os.PathLike[str], tensors: dict[str, Any],
-                     meta: dict[str, Any], direction: str, device: str) -> LoadedGenerator:
+    The metadata is checked first (:func:`_parse_meta`), then the stored names, shapes and
+    types of the generator's tensors against the network it names, read from the
+    safetensors header (:mod:`geogan.weights`); only then are its tensors read and the
+    network built, so a file that claims a huge network is refused without allocating it.
+    """
     from geogan.models import build_generator
 
-    gens = meta.get("generators", {})
-    if not isinstance(gens, dict):
-        raise TypeError("'generators' is not a mapping")
-    if direction not in gens:
-        raise CheckpointError(f"checkpoint {path} has no '{direction}' generator; "
-                              f"available: {', '.join(sorted(gens)) or 'none'}")
-    spec = gens[direction]
-    try:
-        module = build_generator(spec["arch"], **spec["kwargs"])
-    except KeyError as exc:
-        raise CheckpointError(f"checkpoint {path} names an unknown architecture "
-                              f"{spec.get('arch')!r}; upgrade geogan") from exc
-    state = strip_prefix(tensors, spec["key"])
+    p = resolve_checkpoint_path(path)
+    meta, typed, state = _read_generator(p, direction)
+    spec = typed.generators[direction]
+    module = build_generator(spec.arch, **spec.kwargs)
     try:
         module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"weights in {path} do not fit architecture {spec['arch']}: "
+    except RuntimeError as exc:  # pragma: no cover - check_weights has compared them
+        raise CheckpointError(f"weights in {p} do not fit architecture {spec.arch}: "
                               f"{first_line(exc)}") from exc
     module.eval().to(device)
-    src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
-    domains = meta["domains"]
-    return LoadedGenerator(module, direction, BandNorm.from_json(domains[src]["norm"]),
-                           BandNorm.from_json(domains[dst]["norm"]), meta,
-                           path=resolve_checkpoint_path(path))
+    src, dst = typed.sides(direction)
+    return LoadedGenerator(module, direction, BandNorm.from_json(src.norm),
+                           BandNorm.from_json(dst.norm), meta, path=p)
+
+
+def _read_generator(p: Path, direction: str
+                    ) -> tuple[dict[str, Any], schema.CheckpointMeta, dict[str, Any]]:
+    """``(metadata, typed metadata, state dict)`` of the ``direction`` generator of ``p``,
+    its tensors read only once their names, shapes and types fit the network it names."""
+    from safetensors import safe_open
+
+    from geogan.weights import check_weights, expected_state
+
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as fh:
+            meta = _parse_meta(p, (fh.metadata() or {}).get(_HEADER_KEY))
+            typed = schema.CheckpointMeta.from_json(meta)
+            if direction not in typed.generators:
+                raise CheckpointError(f"checkpoint {p} has no '{direction}' generator; "
+                                      f"available: {', '.join(typed.directions) or 'none'}")
+            spec = typed.generators[direction]
+            prefix = spec.key + "."
+            keys = {k[len(prefix):]: k for k in fh.keys() if k.startswith(prefix)}
+            stored = {name: (fh.get_slice(k).get_shape(), fh.get_slice(k).get_dtype())
+                      for name, k in keys.items()}
+            check_weights(f"checkpoint {p}", spec.arch, stored,
+                          expected_state(f"checkpoint {p}", spec.arch, spec.kwargs))
+            state = {name: fh.get_tensor(k) for name, k in keys.items()}
+    except GeoganError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"metadata of checkpoint {p} does not describe a geogan model "
+                              f"({type(exc).__name__}: {first_line(exc)}); use a checkpoint "
+                              "written by geogan") from exc
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
+                              "use another checkpoint or retrain") from exc
+    return meta, typed, state
 
 
 # -- training state (for ``geogan train --resume``) --------------------------------------

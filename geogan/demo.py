@@ -12,10 +12,13 @@ package data: installed with geogan (from a wheel too) and found with importlib.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path, PurePosixPath
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from geogan.errors import InputError
+from geogan.errors import GeoganError, InputError
 from geogan.fileio import FolderKind, atomic_directory
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.spec.options import DEMO, TRANSLATE
@@ -153,7 +156,8 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
                          "`pretrained` to train one")
     start = time.perf_counter()
     out = Path(config.output)
-    with atomic_directory(out, DEMO_FOLDER, overwrite=config.overwrite, inputs=[data]) as tmp:
+    with atomic_directory(out, DEMO_FOLDER, overwrite=config.overwrite, inputs=[data]) as tmp, \
+            _named_after(tmp, out):
         west, east = _halves(source, tmp / "aoi")
         if config.pretrained:
             checkpoint = tmp / "model.safetensors"
@@ -179,6 +183,21 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
                         scores, time.perf_counter() - start)
     log.info("demo finished in %.0f s; outputs in %s", result.seconds, out)
     return result
+
+
+@contextlib.contextmanager
+def _named_after(tmp: Path, out: Path) -> Iterator[None]:
+    """Errors raised inside name the user's ``out`` folder, not its hidden temporary ``tmp``
+    (where the demo writes until it is complete)."""
+    try:
+        yield
+    except GeoganError as exc:
+        text = exc.template
+        if str(tmp) not in text:
+            raise
+        renamed = copy.copy(exc)
+        renamed.args = (text.replace(str(tmp), str(out)), *exc.args[1:])
+        raise renamed.with_traceback(exc.__traceback__) from exc.__cause__
 
 
 def _halves(source: Path, folder: Path, margin: int = 0) -> tuple[Path, Path]:

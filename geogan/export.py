@@ -33,7 +33,7 @@ from typing import Any
 
 from geogan import __version__
 from geogan.errors import GeoganError, OutputError, first_line
-from geogan.fileio import atomic_output, check_output_file
+from geogan.fileio import atomic_output, check_output_file, write_error
 from geogan.spec.names import ONNX_SIDECAR_SUFFIX
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,10 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
 
     with atomic_output(output, overwrite) as tmp_onnx, \
             atomic_output(sidecar, overwrite) as tmp_json:
-        onnx.save_model(proto, str(tmp_onnx))
+        try:  # inside the sidecar's block: its failures would be named after the sidecar
+            onnx.save_model(proto, str(tmp_onnx))
+        except OSError as exc:
+            raise write_error(output, exc) from exc
         tmp_json.write_text(text + "\n")
         if verify:
             _verify(tmp_onnx, module, gen.in_bands, multiple)

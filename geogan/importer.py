@@ -28,11 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from geogan.errors import CheckpointError, InputError, first_line
+from geogan.spec.limits import WEIGHT_DTYPES, dtype_name, is_weight_dtype
 
 log = logging.getLogger(__name__)
 
 #: What the bands of their models are: they train on RGB (3) or grayscale (1) pictures.
 PICTURE_BANDS: dict[int, list[str]] = {3: ["red", "green", "blue"], 1: ["gray"]}
+#: The tensor names of their generators: ``model.<i>.`` (Resnet, with ``conv_block.<j>.``
+#: inside a residual block) or nested ``model.model.<i>.`` (Unet) blocks, then the tensor.
+_THEIR_KEY = re.compile(r"model(?:\.\d+\.conv_block|\.model(?:\.\d+\.model)*)?\.\d+\."
+                        r"(?:weight|bias|running_mean|running_var|num_batches_tracked)")
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -52,7 +57,19 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise CheckpointError(f"{p} is not a plain tensor state dict of a generator; geogan "
                               "imports only weights saved with torch.save(net.state_dict())")
-    return {k.removeprefix("module."): v for k, v in obj.items()}  # DataParallel saves
+    state = {k.removeprefix("module."): v for k, v in obj.items()}  # DataParallel saves
+    for key in state:
+        if not _THEIR_KEY.fullmatch(key):
+            raise CheckpointError(f"{p} holds tensor {key[:80]!r}, which is not a layer of a "
+                                  "ResnetGenerator or UnetGenerator of pytorch-CycleGAN-and-"
+                                  "pix2pix; geogan imports only their generators' state dicts")
+    for key, value in state.items():
+        if not is_weight_dtype(str(value.dtype)) and not key.endswith(".num_batches_tracked"):
+            raise CheckpointError(f"{p}: tensor {key} holds {dtype_name(str(value.dtype))} "
+                                  f"values; geogan imports weights stored as "
+                                  f"{', '.join(WEIGHT_DTYPES.values())} only (a cast would "
+                                  "not give the trained network)")
+    return state
 
 
 def convert_generator(state: dict[str, Any], source: str = "weights"
@@ -65,6 +82,16 @@ def convert_generator(state: dict[str, Any], source: str = "weights"
     raise CheckpointError(f"{source} is not a ResnetGenerator or UnetGenerator state dict of "
                           "pytorch-CycleGAN-and-pix2pix (no model.1.weight or "
                           "model.model.0.weight)")
+
+
+def _conv_weight(state: dict[str, Any], key: str, source: str) -> Any:
+    """The 4-D convolution weight ``key`` the architecture is read from, or one line."""
+    weight = state.get(key)
+    if weight is None or weight.dim() != 4:
+        raise CheckpointError(f"{source}: {key} is " + ("missing" if weight is None else
+                              f"shaped {tuple(weight.shape)}, not a convolution's weight") +
+                              "; geogan imports only generators of pytorch-CycleGAN-and-pix2pix")
+    return weight
 
 
 def _norm_kind(state: dict[str, Any], prefix: str) -> str:
@@ -81,9 +108,9 @@ def _convert_resnet(state: dict[str, Any], source: str) -> tuple[str, dict[str, 
                               "has resnet_6blocks and resnet_9blocks")
     dropout = "model.10.conv_block.6.weight" in state
     second = 6 if dropout else 5
-    w0 = state["model.1.weight"]
+    w0 = _conv_weight(state, "model.1.weight", source)
     ngf, in_channels = int(w0.shape[0]), int(w0.shape[1])
-    out_channels = int(state[f"model.{17 + n}.weight"].shape[0])
+    out_channels = int(_conv_weight(state, f"model.{17 + n}.weight", source).shape[0])
     norm = _norm_kind(state, "model.2")
     # their index -> geogan's index in ``model``; norms follow their convolution
     mapping = {1: 0, 4: 3, 7: 6, 10 + n: 9 + n, 13 + n: 12 + n, 17 + n: 15 + n}
@@ -118,9 +145,10 @@ def _convert_unet(state: dict[str, Any], source: str) -> tuple[str, dict[str, An
     if num_downs not in (7, 8):
         raise CheckpointError(f"{source}: a UnetGenerator with {num_downs} levels; geogan has "
                               "unet_128 (7) and unet_256 (8)")
-    w0 = state["model.model.0.weight"]
+    w0 = _conv_weight(state, "model.model.0.weight", source)
     ngf, in_channels = int(w0.shape[0]), int(w0.shape[1])
-    out_channels = int(state["model.model.3.weight"].shape[1])  # ConvTranspose: (in, out, ...)
+    # ConvTranspose: (in, out, ...)
+    out_channels = int(_conv_weight(state, "model.model.3.weight", source).shape[1])
     norm = _norm_kind(state, f"{prefixes[1]}2")
     dropout = False
     renamed: dict[str, Any] = {}
@@ -161,6 +189,7 @@ def import_generators(a2b: str | os.PathLike[str], output: str | os.PathLike[str
     from geogan.fileio import check_output_file
     from geogan.models import build_generator
     from geogan.normalize import BandNorm
+    from geogan.weights import check_weights, expected_state
 
     out = Path(output)
     if out.suffix != ".safetensors":
@@ -174,10 +203,14 @@ def import_generators(a2b: str | os.PathLike[str], output: str | os.PathLike[str
         if path is None:
             continue
         arch, kwargs, renamed = convert_generator(load_state_dict(path), str(path))
+        # names, shapes and types checked against the network built on the meta device
+        # (no memory), and ngf bounded, before the real one is built
+        check_weights(str(path), arch, {k: (v.shape, str(v.dtype)) for k, v in renamed.items()},
+                      expected_state(str(path), arch, kwargs))
         net = build_generator(arch, **kwargs)
         try:
             net.load_state_dict(renamed, strict=True)
-        except RuntimeError as exc:
+        except RuntimeError as exc:  # pragma: no cover - check_weights has compared them
             raise CheckpointError(f"{path}: the weights do not fit {arch} "
                                   f"({first_line(exc)})") from exc
         generators[direction] = {"key": key, "arch": arch, "kwargs": kwargs}

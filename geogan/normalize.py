@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from geogan.errors import InputError
+from geogan.spec.limits import norm_problem
 
 #: Percentiles used for ``lo``/``hi`` on data that is not 8-bit.
 ROBUST_PERCENTILES = (0.5, 99.5)
@@ -35,8 +36,9 @@ class BandNorm:
     def __post_init__(self) -> None:
         if len(self.lo) != len(self.hi):
             raise ValueError("lo and hi must have one value per band")
-        if any(h <= lo for lo, h in zip(self.lo, self.hi, strict=True)):
-            raise ValueError(f"each band needs hi > lo, got lo={self.lo} hi={self.hi}")
+        problem = norm_problem(self.dtype, list(self.lo), list(self.hi))
+        if problem is not None:  # NaN, lo >= hi, or beyond float32: a constant image
+            raise ValueError(f"unusable normalisation: {problem}")
 
     @property
     def bands(self) -> int:
@@ -93,9 +95,13 @@ class BandNorm:
             if p_hi <= p_lo:
                 p_lo, p_hi = float(values.min()), float(values.max())
             if p_hi <= p_lo:
-                p_hi = p_lo + 1.0
+                p_hi = p_lo + max(1.0, abs(p_lo) * 2.0 ** -20)  # apart in float32 too
             lo.append(float(p_lo))
             hi.append(float(p_hi))
+        problem = norm_problem(dtype, lo, hi)
+        if problem is not None:
+            raise InputError(f"the chips' values cannot be normalised in float32 ({problem}); "
+                             "rescale the rasters or mask their extreme values as nodata")
         return cls(dtype, tuple(lo), tuple(hi), nodata)
 
     def to_model(self, x: np.ndarray) -> np.ndarray:

@@ -39,13 +39,12 @@ from rasterio.errors import NodataShadowWarning
 
 from geogan.errors import GeoreferenceError, InputError
 from geogan.normalize import valid_mask
-from geogan.spec import names
+from geogan.spec import choices, names
 
 log = logging.getLogger(__name__)
 
 #: Data types geogan reads and writes (what the models and normalisation take).
-SUPPORTED_DTYPES: tuple[str, ...] = ("uint8", "int8", "uint16", "int16", "uint32", "int32",
-                                     "float32", "float64")
+SUPPORTED_DTYPES: tuple[str, ...] = choices.RASTER_DTYPES
 #: Dataset tags that geogan writes itself and never copies from a source.
 OWN_TAGS: tuple[str, ...] = (names.VALID_WINDOW_TAG,)
 

@@ -164,3 +164,28 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def run_cli(*args: object) -> Any:
+    """``geogan --progress none ARGS...`` run in-process; click's Result."""
+    from click.testing import CliRunner
+
+    from geogan.cli import main
+
+    return CliRunner().invoke(main, ["--progress", "none", *map(str, args)])
+
+
+def cli_error(result: Any) -> str:
+    """The one ``Error:`` line of a failed command, which must end its stderr (warnings may
+    come before it), with no traceback anywhere."""
+    assert result.exit_code not in (0, None), result.output
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    return errors[0]
+
+
+def listing(folder: Path) -> list[str]:
+    """Every path under ``folder``, relative, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))

@@ -1,13 +1,20 @@
-"""Checkpoints: save/load round trips, optimiser state as tensors, clear errors."""
+"""Checkpoints: save/load round trips, optimiser state as tensors, clear errors; through the
+CLI, checkpoints that claim huge or broken networks are refused before anything is built."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_checkpoint
+from conftest import cli_error, listing, make_checkpoint, run_cli
 
+import geogan
 from geogan.checkpoint import (
     load_checkpoint,
     load_generator,
@@ -20,6 +27,7 @@ from geogan.checkpoint import (
 from geogan.errors import CheckpointError, OutputError
 from geogan.models import build_generator
 from geogan.normalize import BandNorm
+from geogan.spec.limits import ARCH_LIMITS
 
 torch.set_num_threads(1)
 
@@ -110,3 +118,120 @@ def test_optimizer_state_round_trips_through_tensors(tmp_path: Path) -> None:
         o.step()
     for p, q in zip(net.parameters(), twin.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+# ----------------------------------------------------------- refused before anything is built
+
+TILE = ["--tile", "32", "--overlap", "8"]
+
+
+def _tampered(folder: Path, edit_meta=None, edit_tensors=None, **kwargs) -> Path:
+    """``folder/bad.safetensors``: a tiny :func:`make_checkpoint` with its metadata and
+    tensors changed by ``edit_meta(meta)`` and ``edit_tensors(tensors) -> tensors``."""
+    good = make_checkpoint(folder / "good" / "model.safetensors", **kwargs)
+    tensors, meta = load_checkpoint(good)
+    if edit_meta is not None:
+        edit_meta(meta)
+    if edit_tensors is not None:
+        tensors = edit_tensors(tensors)
+    path = save_checkpoint(folder / "bad.safetensors", tensors, meta)
+    shutil.rmtree(folder / "good")
+    return path
+
+
+@pytest.mark.parametrize("ngf, shown", [(4096, "ngf 4096 is outside"),
+                                        (1e9, "ngf 1000000000.0 is not a whole number"),
+                                        (-8, "ngf -8 is outside")])
+def test_translate_refuses_a_generator_wider_than_geogan_builds(tmp_path, make_raster, ngf,
+                                                                shown):
+    ckpt = _tampered(tmp_path, lambda m: m["generators"]["a2b"]["kwargs"].update(ngf=ngf))
+    src = make_raster("r.tif", width=40, height=30)
+    before = listing(tmp_path)
+    low, high = ARCH_LIMITS["ngf"]
+    for args in (["translate", ckpt, src, "-o", tmp_path / "out.tif", *TILE], ["info", ckpt]):
+        msg = cli_error(run_cli(*args))
+        assert shown in msg and f"{low} to {high}" in msg and str(ckpt) in msg
+    assert listing(tmp_path) == before
+
+
+def test_translate_refuses_a_generator_of_other_bands_than_its_domains(tmp_path, make_raster):
+    """Before: "unexpected RuntimeError" from the first convolution, mid-translation."""
+    ckpt = _tampered(tmp_path, lambda m: m["generators"]["a2b"]["kwargs"].update(in_channels=4))
+    src = make_raster("r.tif", width=40, height=30)
+    before = listing(tmp_path)
+    msg = cli_error(run_cli("translate", ckpt, src, "-o", tmp_path / "out.tif", *TILE))
+    assert "the a2b generator's in_channels is 4 but domain a normalises 3 band(s)" in msg
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "wait4"), reason="needs os.wait4 for the child's peak memory")
+def test_tensors_are_checked_before_the_network_is_built(tmp_path, make_raster):
+    """Metadata claiming ngf 512 (a 2.9 GB resnet_9blocks) over the tensors of ngf 4: the
+    safetensors header alone refuses them, so translate never reaches 1 GB."""
+    ckpt = _tampered(tmp_path, lambda m: m["generators"]["a2b"]["kwargs"].update(ngf=512),
+                     arch="resnet_9blocks")
+    src = make_raster("r.tif", width=40, height=30)
+    before = listing(tmp_path)
+    root = str(Path(geogan.__file__).resolve().parents[1])
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "geogan", "--progress", "none", "translate",
+                             str(ckpt), str(src), "-o", str(tmp_path / "out.tif"), *TILE],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 1, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert "do not fit resnet_9blocks: model.0.weight is (4, 3, 7, 7), the network needs " \
+        "(512, 3, 7, 7)" in lines[0]
+    assert usage.ru_maxrss * 1024 < 1e9  # kilobytes on Linux
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("norm, shown", [
+    ({"hi": [float("nan")] * 3}, "band 1 has lo 0.0 and hi nan"),
+    ({"lo": [-1e308] * 3, "hi": [1e308] * 3}, "band 1 has lo -1e+308 and hi 1e+308"),
+    ({"lo": [-3e38] * 3, "hi": [3e38] * 3}, "band 1 spans 6e+38 (hi - lo), beyond float32"),
+    ({"lo": [5.0] * 3, "hi": [5.0] * 3}, "band 1 has lo 5.0 not below hi 5.0"),
+    ({"dtype": "complex64"}, "dtype 'complex64' is not one geogan reads or writes"),
+])
+def test_translate_refuses_an_unusable_normalisation(tmp_path, make_raster, norm, shown):
+    """Before: an all-0 or all-255 raster with every pixel valid, or a complex64 GeoTIFF."""
+    ckpt = _tampered(tmp_path, lambda m: m["domains"]["b"]["norm"].update(norm))
+    src = make_raster("r.tif", width=40, height=30)
+    before = listing(tmp_path)
+    for args in (["translate", ckpt, src, "-o", tmp_path / "out.tif", *TILE], ["info", ckpt]):
+        msg = cli_error(run_cli(*args))
+        assert "the normalisation of domain b is unusable" in msg and shown in msg
+    assert listing(tmp_path) == before
+
+
+def test_translate_refuses_integer_weights(tmp_path, make_raster):
+    """Before: the int8 weights were cast to float and gave a near-constant image."""
+    ckpt = _tampered(tmp_path, edit_tensors=lambda t: {k: (v * 100).to(torch.int8)
+                                                       for k, v in t.items()})
+    src = make_raster("r.tif", width=40, height=30)
+    before = listing(tmp_path)
+    msg = cli_error(run_cli("translate", ckpt, src, "-o", tmp_path / "out.tif", *TILE))
+    assert "tensor model.0.weight holds int8 values" in msg and "float32" in msg
+    assert listing(tmp_path) == before
+
+
+def test_deeply_nested_metadata_is_one_line(tmp_path):
+    from safetensors.torch import save_file
+
+    deep = "[" * 100_000 + "]" * 100_000
+    in_meta = tmp_path / "meta.safetensors"
+    save_file({"x": torch.zeros(1)}, str(in_meta), metadata={"geogan": deep})
+    in_header = tmp_path / "header.safetensors"
+    header = ('{"__metadata__":' + deep + "}").encode()
+    in_header.write_bytes(struct.pack("<Q", len(header)) + header)
+    before = listing(tmp_path)
+    for path in (in_meta, in_header):
+        msg = cli_error(run_cli("info", path))
+        assert "malformed JSON (nested too deeply)" in msg and str(path) in msg
+    assert listing(tmp_path) == before

@@ -257,3 +257,26 @@ def test_resize_upsampling_exports_and_matches_torch(tmp_path, arch):
     assert _compare(_session(onnx_path), module, (1, 3, side, side)) < 1e-4
     meta = json.loads(sidecar_path(onnx_path).read_text())
     assert meta["architecture"]["kwargs"]["upsample"] == "resize"
+
+
+def test_onnx_onto_a_full_disk_names_the_onnx_output(tmp_path, resnet, full_disk, monkeypatch):
+    """Before: the ONNX write failed inside the sidecar's block and the error named m.json."""
+    import os
+
+    import geogan.export as ex
+
+    proto = onnx.load(str(resnet[1]))
+    monkeypatch.setattr(ex, "_export_proto", lambda *args: proto)  # skip the slow export
+    st = os.statvfs(full_disk)
+    room = 64 * 1024
+    assert resnet[1].stat().st_size > 2 * room  # the model cannot fit in what is left
+    (full_disk / "filler").write_bytes(b"\0" * (st.f_bavail * st.f_frsize - room))
+    ckpt = _checkpoint(tmp_path / "m.safetensors", "resnet_6blocks")
+    result = CliRunner().invoke(main, ["--progress", "none", "export", str(ckpt), "-o",
+                                       str(full_disk / "m.onnx"), "--direction", "b2a"])
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Error: no space left on device writing {full_disk / 'm.onnx'}")
+    assert "m.json" not in lines[0]
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]

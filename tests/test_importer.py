@@ -1,5 +1,6 @@
 """``geogan import``: their generators, rebuilt here in their module layout, give the same
-output as the imported geogan checkpoint; anything but a plain state dict is refused."""
+output as the imported geogan checkpoint; anything but a plain state dict is refused, and so
+are huge, odd or integer tensors, in one line before any network is built."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import cli_error, listing
 from torch import nn
 
 from geogan.checkpoint import load_generator, read_metadata
 from geogan.cli import main
+from geogan.spec.limits import ARCH_LIMITS
 
 
 class TheirResnetBlock(nn.Module):
@@ -162,3 +165,56 @@ def test_anything_but_a_plain_state_dict_is_refused(tmp_path):
     result = _import(other, "-o", tmp_path / "x.safetensors")
     assert result.exit_code != 0 and "ResnetGenerator or UnetGenerator" in result.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+# ----------------------------------------------------------- refused before anything is built
+
+
+def test_a_huge_first_convolution_is_refused_before_building(tmp_path):
+    """A 2.5 MB file whose first convolution has 4096 filters claims a ResNet of hundreds of
+    GB: ngf, read from that weight's shape, is bounded before any network is built."""
+    state = TheirResnetGenerator(3, 3, 2, 9).state_dict()
+    state["model.1.weight"] = torch.zeros(4096, 3, 7, 7)
+    state["model.1.bias"] = torch.zeros(4096)
+    pth = tmp_path / "huge.pth"
+    torch.save(state, pth)
+    low, high = ARCH_LIMITS["ngf"]
+    msg = cli_error(_import(pth, "-o", tmp_path / "x.safetensors"))
+    assert f"huge.pth: the generator's ngf 4096 is outside {low} to {high}" in msg
+    assert listing(tmp_path) == ["huge.pth"]
+
+
+@pytest.mark.parametrize("key", ["../../x", "model.1.weight\nError: forged", "model.x.weight",
+                                 "model.1.conv_block.2.weight.extra"])
+def test_tensors_their_generators_do_not_have_are_refused(tmp_path, key):
+    state = TheirResnetGenerator(3, 3, 2, 6).state_dict()
+    state[key] = torch.zeros(1)
+    pth = tmp_path / "odd.pth"
+    torch.save(state, pth)
+    msg = cli_error(_import(pth, "-o", tmp_path / "x.safetensors"))
+    assert f"holds tensor {key!r}, which is not a layer of a ResnetGenerator" in msg
+    assert listing(tmp_path) == ["odd.pth"]
+
+
+def test_integer_weights_are_refused(tmp_path):
+    """Before: the int8 tensors were cast to float and the import 'succeeded'."""
+    state = {k: (v * 100).to(torch.int8) for k, v in
+             TheirResnetGenerator(3, 3, 2, 6).state_dict().items()}
+    pth = tmp_path / "int8.pth"
+    torch.save(state, pth)
+    msg = cli_error(_import(pth, "-o", tmp_path / "x.safetensors"))
+    assert "tensor model.1.weight holds int8 values" in msg and "float32" in msg
+    assert listing(tmp_path) == ["int8.pth"]
+
+
+def test_weights_of_another_width_are_refused_before_building(tmp_path):
+    """Their first convolution says ngf 8, the rest is ngf 2: refused from the shapes."""
+    state = TheirResnetGenerator(3, 3, 2, 6).state_dict()
+    state["model.1.weight"] = torch.zeros(8, 3, 7, 7)
+    state["model.1.bias"] = torch.zeros(8)
+    pth = tmp_path / "mixed.pth"
+    torch.save(state, pth)
+    msg = cli_error(_import(pth, "-o", tmp_path / "x.safetensors"))
+    assert "do not fit resnet_6blocks: model.3.weight is (4, 2, 3, 3), the network needs " \
+        "(16, 8, 3, 3)" in msg
+    assert listing(tmp_path) == ["mixed.pth"]

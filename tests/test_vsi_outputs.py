@@ -189,3 +189,23 @@ def test_outputs_gdal_cannot_take_are_refused_before_any_work(args, expect, make
     assert not Path("geogan-x.zip").exists()
     with pytest.raises(rasterio.errors.RasterioIOError):  # nothing kept in memory either
         rasterio.open("/vsimem/geogan-x.tif")
+
+
+def test_a_full_tmpdir_is_reported_as_a_full_disk(make_raster, tmp_path, full_disk,
+                                                  monkeypatch, tiny_checkpoint):
+    """A /vsizip/ output is written in TMPDIR first; with TMPDIR full, GDAL said only
+    "TIFFAppendToStrip: Write error at scanline 4294967295"."""
+    monkeypatch.setenv("TMPDIR", str(full_disk))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    rng = np.random.default_rng(1)
+    big = make_raster("big.tif", data=rng.integers(1, 256, (3, 700, 700), dtype=np.uint8))
+    zip_path = tmp_path / "out.zip"
+    res = _cli("translate", tiny_checkpoint, big, "-o", f"/vsizip/{zip_path}/big.tif", *TILE)
+    assert res.exit_code == 1
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0] == res.stderr.strip().splitlines()[-1], res.stderr
+    assert errors[0].startswith(f"Error: no space left on device writing /vsizip/{zip_path}/"
+                                "big.tif")
+    assert f"written in {full_disk} first" in errors[0] and "scanline" not in errors[0]
+    assert not zip_path.exists()
+    assert not [p for p in full_disk.iterdir() if p.name.startswith(".geogan-")]

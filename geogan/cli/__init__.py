@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import re
 import signal
 import sys
 from typing import Any
@@ -94,6 +95,12 @@ class LazyGroup(click.Group):
             raise click.ClickException(unexpected_error_message(exc)) from exc
 
 
+#: torch's words for a failed allocation (a RuntimeError on the CPU, on some GPUs too).
+_ALLOCATION_FAILED = re.compile(r"can't allocate memory|not enough memory|out of memory",
+                                re.IGNORECASE)
+_ASKED_BYTES = re.compile(r"tried to allocate (\d+) bytes")
+
+
 def _exit_past_gloo(code: Any) -> None:
     """End a process that used a gloo process group now, skipping C++'s static destructors.
 
@@ -120,9 +127,17 @@ def unexpected_error_message(exc: BaseException) -> str:
     """One line for an error geogan did not foresee (out of memory, a system error...)."""
     from geogan.errors import first_line
 
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return ("out of memory; lower the sizes that grow memory (--tile, --batch-size, "
-                "--size, --crop, --ngf) and try again")
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" \
+            or (isinstance(exc, RuntimeError) and _ALLOCATION_FAILED.search(str(exc))):
+        asked = _ASKED_BYTES.search(str(exc))
+        if asked:
+            from geogan.fileio import format_bytes
+
+            size = f" ({format_bytes(int(asked.group(1)))} could not be allocated)"
+        else:
+            size = ""
+        return (f"out of memory{size}; lower the sizes that grow memory (--tile, "
+                "--batch-size, --size, --crop, --ngf) and try again")
     if isinstance(exc, OSError):
         import errno
 

@@ -31,20 +31,28 @@ _FULL_BYTES = 1 << 20
 def free_bytes(path: str | os.PathLike[str]) -> int | None:
     """Free bytes on the file system that holds ``path`` (or its nearest existing parent).
 
-    A ``/vsi...`` output is written in the system's temporary folder first: its space.
+    A ``/vsi...`` output is written in the system's temporary folder (``TMPDIR``) first,
+    and a ``/vsizip/`` one then copied into a zip on the local disk: the smaller of the
+    two spaces.
     """
     text = os.fspath(path)
     if text.startswith("/vsi"):
+        import tempfile
+
         from geogan.inputs import GdalOutput
 
+        spaces = [_free_at(Path(tempfile.gettempdir()))]
         zip_file = GdalOutput(text).local_zip()
         if zip_file is not None:
-            path = zip_file.parent
-        else:
-            import tempfile
+            spaces.append(_free_at(zip_file.parent))
+        known = [s for s in spaces if s is not None]
+        return min(known) if known else None
+    return _free_at(Path(path))
 
-            path = Path(tempfile.gettempdir())
-    probe = Path(path)
+
+def _free_at(path: Path) -> int | None:
+    """Free bytes on the file system of ``path`` or its nearest existing parent."""
+    probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     try:
@@ -92,6 +100,11 @@ def write_error(path: Path, exc: BaseException | str) -> OutputError:
             or "no space left" in text or "disk full" in text or "quota" in text \
             or (free is not None and free < _FULL_BYTES):
         left = f", {format_bytes(free)} free" if free is not None else ""
+        if os.fspath(path).startswith("/vsi"):
+            import tempfile
+
+            left += (f" (GDAL paths are written in {tempfile.gettempdir()} first: free space "
+                     "there, or set TMPDIR to a folder with space)")
         return OutputError(f"no space left on device writing {path}{left}; free space or "
                            "choose another output location")
     if (isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)) \

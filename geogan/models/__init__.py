@@ -87,10 +87,26 @@ def size_multiple(module: nn.Module) -> int:
     return int(getattr(module, "size_multiple", 1))
 
 
+def min_crop(generator: str, discriminator: str, n_layers: int) -> tuple[int, int]:
+    """``(smallest, multiple)``: the smallest training crop ``generator`` and
+    ``discriminator`` take (their ``min_size``) and the generator's ``size_multiple``, which
+    crops must be multiples of; read off the networks built on the ``meta`` device
+    (nothing allocated)."""
+    import torch
+
+    kwargs = {"n_layers": n_layers} if discriminator == "patchgan" else {}
+    with torch.device("meta"):
+        g = build_generator(generator, in_channels=1, out_channels=1, ngf=1)
+        d = build_discriminator(discriminator, in_channels=1, ndf=1, **kwargs)
+    multiple = size_multiple(g)
+    need = max(int(getattr(g, "min_size", 1)), int(getattr(d, "min_size", 1)))
+    return -(-need // multiple) * multiple, multiple
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
 __all__ = ["DEFAULT_UPSAMPLE", "DISCRIMINATORS", "GAN_MODES", "GENERATORS", "GANLoss",
            "INIT_GAIN", "NORMS", "UPSAMPLES", "build_discriminator", "build_generator",
-           "count_parameters", "init_weights", "size_multiple"]
+           "count_parameters", "init_weights", "min_crop", "size_multiple"]

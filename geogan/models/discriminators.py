@@ -31,6 +31,10 @@ class PatchGANDiscriminator(nn.Module):
         super().__init__()
         if n_layers < 1:
             raise ValueError("n_layers must be >= 1")
+        # Smallest input side: the n_layers stride-2 convolutions leave H // 2^n_layers, and
+        # each stride-1 4x4 convolution takes one off; one logit (after a norm over at
+        # least 2 x 2 pixels) must remain.
+        self.min_size = 3 * 2 ** n_layers
         bias = _conv_bias(norm)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1),
@@ -59,6 +63,8 @@ class PatchGANDiscriminator(nn.Module):
 
 class PixelDiscriminator(nn.Module):
     """The 1x1 PixelGAN: judges each pixel's colour alone (pix2pix section 4.4)."""
+
+    min_size = 1
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, norm: str = "instance") -> None:
         super().__init__()

@@ -131,6 +131,9 @@ class ResnetGenerator(nn.Module):
     """CycleGAN's generator: downsample twice, ``n_blocks`` residual blocks, upsample twice."""
 
     size_multiple = 4
+    #: Smallest input side: the residual blocks' reflection padding and instance norm
+    #: need at least 2 x 2 pixels after the two stride-2 convolutions.
+    min_size = 8
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,
                  n_blocks: int = 9, norm: str = "instance", use_dropout: bool = False,
@@ -220,6 +223,7 @@ class UnetGenerator(nn.Module):
             return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=up_bias)
 
         self.size_multiple = 2 ** num_downs
+        self.min_size = self.size_multiple  # the 1 x 1 bottleneck has no norm
         bias = _conv_bias(norm)
         ch = [ngf * min(2 ** i, 8) for i in range(num_downs)]  # encoder widths C64..C512
 

@@ -14,6 +14,7 @@ import numpy as np
 from geogan import __version__
 from geogan.errors import InputError, first_line
 from geogan.spec import choices, names
+from geogan.spec.limits import FLOAT32_MAX
 from geogan.spec.options import TRANSLATE
 
 #: ``--norm`` choices, and the default (the one that wins on the sample, see docs/translating.md).
@@ -82,6 +83,11 @@ class NormStats:
                     or not (np.isfinite(v).all() and (v >= 0).all()):
                 raise InputError(f"{source} is damaged (layer {name}); write it again "
                                  "with `save_stats`")
+            if max(np.abs(m).max(initial=0.0), v.max(initial=0.0)) > FLOAT32_MAX:
+                raise InputError(f"{source} holds values out of range (layer {name}: "
+                                 f"{max(np.abs(m).max(), v.max()):.3g}, beyond float32's "
+                                 f"{FLOAT32_MAX:.2g}, in which the statistics are applied); "
+                                 "write it again with `save_stats`")
         return cls(mode, model, layers, dict(data.get("sample", {})), data.get("grid"))
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
@@ -103,6 +109,9 @@ def load_stats(path: str | os.PathLike[str]) -> NormStats:
                          "'geogan translate `save_stats`'")
     try:
         data = json.loads(p.read_text())
+    except RecursionError as exc:
+        raise InputError(f"statistics file {p} is malformed JSON (nested too deeply); write "
+                         "it again with `save_stats`") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"statistics file {p} is not valid JSON ({first_line(exc)}); "
                          "write it again with `save_stats`") from exc

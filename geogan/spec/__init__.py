@@ -14,5 +14,7 @@ starts without torch or geogan installed.
 * :mod:`.names`: file and folder names (run files, chips, index, temporaries);
 * :mod:`.checkpoint`: the checkpoint metadata schema as typed dataclasses, with its
   torch-free reader and version check;
+* :mod:`.limits`: the bounds every network, weight file and normalisation is held to
+  (``ngf``/``ndf`` ranges, weight types, finite float32 normalisation);
 * :mod:`.protocol`: the progress and error lines ``geogan --progress json`` writes.
 """

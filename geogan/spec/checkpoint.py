@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .limits import arch_problem, norm_problem
 from .names import RUN_CHECKPOINT_NAME, SIDECAR_SUFFIX
 
 FORMAT = "geogan-checkpoint"
@@ -41,6 +42,14 @@ MAX_HEADER = 100 * 1024 * 1024
 
 class MetadataError(ValueError):
     """A checkpoint's metadata is missing, unreadable, or not geogan's; one line to act on."""
+
+
+class MetadataValueError(MetadataError):
+    """Well-formed metadata with a value geogan refuses (a network too wide, a NaN bound)."""
+
+
+#: Integer generator arguments checked against :data:`~.limits.ARCH_LIMITS`.
+_CHECKED_KWARGS = ("in_channels", "out_channels", "ngf")
 
 
 @dataclass(frozen=True)
@@ -170,15 +179,27 @@ class CheckpointMeta:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CheckpointMeta:
-        """Typed metadata from its JSON; KeyError/TypeError/ValueError if malformed."""
+        """Typed metadata from its JSON; KeyError/TypeError/ValueError if malformed, and
+        :class:`MetadataValueError` for values geogan refuses (see :mod:`.limits`): a
+        generator wider than it builds, a normalisation that is not finite in float32."""
         gens = d["generators"]
         if not isinstance(gens, dict):
             raise TypeError("'generators' is not a mapping")
+        generators = {k: GeneratorMeta(str(g["key"]), str(g["arch"]), dict(g["kwargs"]))
+                      for k, g in gens.items()}
+        domains = {k: DomainMeta.from_json(v) for k, v in d["domains"].items()}
+        for key, domain in domains.items():
+            problem = norm_problem(domain.norm.get("dtype"), domain.norm["lo"],
+                                   domain.norm.get("hi"))
+            if problem is not None:
+                raise MetadataValueError(f"the normalisation of domain {key} is unusable "
+                                         f"({problem})")
+        for direction, gen in generators.items():
+            _check_generator(direction, gen, domains)
         return cls(
             model=str(d.get("model", "")),
-            generators={k: GeneratorMeta(str(g["key"]), str(g["arch"]), dict(g["kwargs"]))
-                        for k, g in gens.items()},
-            domains={k: DomainMeta.from_json(v) for k, v in d["domains"].items()},
+            generators=generators,
+            domains=domains,
             geogan_version=str(d.get("geogan_version", "")),
             format_version=int(d.get("format_version", 0)),
             discriminators=dict(d.get("discriminators") or {}),
@@ -193,6 +214,24 @@ class CheckpointMeta:
 
 def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def _check_generator(direction: str, gen: GeneratorMeta, domains: dict[str, DomainMeta]) -> None:
+    """Refuse (:class:`MetadataValueError`) a generator wider than geogan builds, or whose
+    bands differ from its domains' normalisation: before any network is built from it."""
+    for name in _CHECKED_KWARGS:  # those not given take the builder's defaults
+        if name in gen.kwargs:
+            problem = arch_problem(name, gen.kwargs[name])
+            if problem is not None:
+                raise MetadataValueError(f"the {direction} generator's {problem}")
+    sides = ("a", "b") if direction == "a2b" else ("b", "a")
+    for name, side in zip(("in_channels", "out_channels"), sides, strict=True):
+        domain = domains.get(side)
+        if name in gen.kwargs and domain is not None \
+                and domain.band_count != gen.kwargs[name]:
+            raise MetadataValueError(f"the {direction} generator's {name} is "
+                                     f"{gen.kwargs[name]} but domain {side} normalises "
+                                     f"{domain.band_count} band(s)")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -217,6 +256,9 @@ def read_header_text(p: Path) -> str | None:
                 raise ValueError("bad header size")
             header = json.loads(fh.read(size).decode("utf-8"))
         text = (header.get("__metadata__") or {}).get(HEADER_KEY)
+    except RecursionError as exc:
+        raise MetadataError(f"the header of checkpoint {p} is malformed JSON (nested too "
+                            "deeply); use another checkpoint") from exc
     except (OSError, ValueError, struct.error, AttributeError) as exc:
         raise MetadataError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
                             "use another checkpoint or retrain") from exc
@@ -235,6 +277,9 @@ def parse_meta(p: Path, text: str | None) -> dict[str, Any]:
         text = sidecar.read_text(encoding="utf-8")
     try:
         meta = json.loads(text)
+    except RecursionError as exc:
+        raise MetadataError(f"metadata of {p} is malformed JSON (nested too deeply); "
+                            "use another checkpoint") from exc
     except ValueError as exc:
         raise MetadataError(f"metadata of {p} is not valid JSON ({exc}); "
                             "use another checkpoint") from exc
@@ -253,9 +298,17 @@ def parse_meta(p: Path, text: str | None) -> dict[str, Any]:
 def read_checkpoint_meta(path: str | Path) -> CheckpointMeta:
     """The typed metadata of a checkpoint (file, sidecar or run folder), without torch."""
     p = resolve_checkpoint(path)
-    meta = parse_meta(p, read_header_text(p))
+    return typed_meta(p, parse_meta(p, read_header_text(p)))
+
+
+def typed_meta(p: Path, meta: dict[str, Any]) -> CheckpointMeta:
+    """:meth:`CheckpointMeta.from_json` of checkpoint ``p``'s metadata, its faults as one
+    :class:`MetadataError` line naming ``p``."""
     try:
         return CheckpointMeta.from_json(meta)
+    except MetadataValueError as exc:
+        raise MetadataValueError(f"checkpoint {p} cannot be used: {exc}; use a checkpoint "
+                                 "written by geogan") from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MetadataError(f"metadata of checkpoint {p} does not describe a geogan model "
                             f"({type(exc).__name__}: {exc}); use a checkpoint written by "

@@ -49,5 +49,8 @@ RESAMPLINGS: tuple[str, ...] = ("nearest", "bilinear", "cubic", "cubic_spline", 
 EVALUATE_RESAMPLINGS: tuple[str, ...] = ("nearest", "bilinear", "cubic", "average")
 #: Classical baselines evaluate can score beside a prediction.
 BASELINES: tuple[str, ...] = ("histogram-match",)
+#: Raster data types geogan reads and writes (what the models and normalisation take).
+RASTER_DTYPES: tuple[str, ...] = ("uint8", "int8", "uint16", "int16", "uint32", "int32",
+                                  "float32", "float64")
 #: Progress formats of ``geogan --progress``.
 PROGRESS_FORMATS: tuple[str, ...] = ("bar", "json", "none")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import choices
+from .limits import range_text
 
 #: What an option holds: a number, a name out of ``choices``, a flag, a path, a band list,
 #: four coordinates (``bounds``: xmin ymin xmax ymax)...
@@ -327,15 +328,15 @@ TRAIN = Command(
            "pix2pix; resnet_6blocks is faster at 128 px].",
            label="Generator architecture", choices=choices.GENERATORS, optional=True,
            none_choice="model default"),
-    Option("ngf", "int", 64, "Filters in the generator's first layer (width of the network).",
-           label="Generator width (filters in the first layer)"),
+    Option("ngf", "int", 64, "Filters in the generator's first layer (width of the network; "
+           f"{range_text('ngf')}).", label="Generator width (filters in the first layer)"),
     Option("upsample", "choice", "resize",
            "Generator upsampling: resize (bilinear x2 then a 3x3 convolution: no "
            "checkerboard) or deconv (transposed convolutions, as in the papers).",
            label="Generator upsampling", choices=choices.UPSAMPLES),
     Option("discriminator", "choice", choices.DISCRIMINATORS[0], "Discriminator architecture.",
            choices=choices.DISCRIMINATORS),
-    Option("ndf", "int", 64, "Filters in the discriminator's first layer."),
+    Option("ndf", "int", 64, f"Filters in the discriminator's first layer ({range_text('ndf')})."),
     Option("n_layers", "int", 3, "PatchGAN layers (3 = 70x70 patches)."),
     Option("norm", "choice", choices.NET_NORMS[0], "Normalisation layers of the networks.",
            choices=choices.NET_NORMS),

@@ -50,6 +50,7 @@ from geogan.fileio import check_free_space, output_folder
 from geogan.models.gan import DATA_LAYOUT, GAN_MODELS, GANModel
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.samplers import open_inputs
+from geogan.spec.limits import arch_problem, range_text
 from geogan.train.config import (
     PRECISIONS,
     RESUME_MAY_CHANGE,
@@ -110,6 +111,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None,
         check_run_dir(config)
         if config.resume:
             config = merge_stored(config)
+            validate_config(config)  # the run's stored settings, as a new run's
         device = resolve_device(config.device, dist_info.local_rank)
         precision = resolve_precision(config.precision, device)
         with process_group(dist_info, device):
@@ -157,6 +159,11 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
 
 def _new_gan(config: TrainConfig, data: TrainingData, dist_info: DistInfo) -> GANModel:
     """The model, with the same initial weights on every rank; then a random stream per rank."""
+    for side, bands in (("a", data.a.bands), ("b", data.b.bands)):
+        if arch_problem("in_channels", bands) is not None:  # what a checkpoint may hold
+            raise InputError(f"`{side}` has {bands} bands; geogan's networks take "
+                             f"{range_text('in_channels')}: cut chips of fewer bands with "
+                             "'geogan tile `bands`'")
     torch.manual_seed(config.seed)  # same initial weights on every rank
     gan = GAN_MODELS[config.model](data.a.bands, data.b.bands, config.settings(),
                                    seed=config.seed + 1000 * dist_info.rank)

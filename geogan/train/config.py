@@ -18,9 +18,11 @@ from geogan.models import (
     GENERATORS,
     NORMS,
     UPSAMPLES,
+    min_crop,
 )
 from geogan.models.gan import DATA_LAYOUT, DEFAULT_GENERATOR, GAN_MODELS, GANSettings
 from geogan.samplers import WindowConfig, as_inputs
+from geogan.spec.limits import arch_problem, range_text
 from geogan.spec.options import TRAIN
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
@@ -147,9 +149,14 @@ def validate_config(config: TrainConfig) -> None:
             and DATA_LAYOUT[config.model] != "pix2pix":
         raise InputError(f"`direction` {config.direction} needs a paired model (`model` "
                          f"pix2pix); to train {config.model} the other way, swap `a` and `b`")
-    for name in ("epochs", "batch_size", "crop", "ngf", "ndf", "n_layers", "lr",
+    for name in ("epochs", "batch_size", "crop", "n_layers", "lr",
                  "log_every", "preview_every", "save_every", "nce_patches"):
         positive(name, getattr(config, name))
+    for name in ("ngf", "ndf"):  # bounded before any network is built
+        if arch_problem(name, getattr(config, name)) is not None:
+            raise InputError(f"`{name}` must be from {range_text(name)}, got "
+                             f"{getattr(config, name)}")
+    _check_crop(config)
     positive("max_steps", config.max_steps, allow_none=True)
     positive("lambda_nce", config.lambda_nce, allow_none=True)
     if config.workers is not None and config.workers < 0:
@@ -159,6 +166,18 @@ def validate_config(config: TrainConfig) -> None:
             raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
     if not 0 <= config.beta1 < 1:
         raise InputError(f"`beta1` must be in [0, 1), got {config.beta1}")
+
+
+def _check_crop(config: TrainConfig) -> None:
+    """Refuse a crop too small for the networks (their feature maps would shrink to nothing)."""
+    generator = config.generator or DEFAULT_GENERATOR[config.model]
+    need, multiple = min_crop(generator, config.discriminator, config.n_layers)
+    if config.crop < need:
+        layers = f" with `n_layers` {config.n_layers}" \
+            if config.discriminator == "patchgan" else ""
+        raise InputError(f"`crop` {config.crop} is too small for generator {generator} and "
+                         f"discriminator {config.discriminator}{layers}; use at least {need}"
+                         + (f", a multiple of {multiple}" if multiple > 1 else ""))
 
 
 def resume_config(output: str | os.PathLike[str], **overrides: Any) -> TrainConfig:

@@ -85,6 +85,17 @@ class Job:
         self.what = f"translation of {input_path.name}"
         self.valid_pixels = 0  # counted by the reader where the input has nodata
 
+    def _non_finite_message(self) -> str:
+        """Why the generator may have produced NaN or infinite values, and what to try."""
+        cause = "the checkpoint's weights may be broken: use another checkpoint"
+        if self.config.stats:  # values within float32 that still overflow the network
+            cause = (f"the statistics in {self.config.stats} or the checkpoint's weights may "
+                     "be out of range: write the statistics again with `save_stats` or use "
+                     "another checkpoint")
+        return (f"the {self.gen.direction} generator produced NaN or infinite values on "
+                f"{self.input_path.name}; nothing was written ({cause}"
+                + ("" if self.precision == "fp32" else ", or try `precision` fp32") + ")")
+
     # ---------------------------------------------------------------- reader thread
 
     def _read(self, q: queue.Queue[Any], stop: threading.Event) -> None:
@@ -312,11 +323,7 @@ class Job:
                                       f"{tuple(x.shape[1:])} into {tuple(y.shape[1:])}, expected "
                                       f"{(c_out, t, t)}; try another `tile`")
             if not bool(torch.isfinite(y).all()):
-                raise CheckpointError(f"the {gen.direction} generator produced NaN or infinite "
-                                      f"values on {self.input_path.name}; nothing was written "
-                                      "(the checkpoint's weights may be broken: use another "
-                                      "checkpoint" + ("" if self.precision == "fp32" else
-                                                      ", or try `precision` fp32") + ")")
+                raise CheckpointError(self._non_finite_message())
             y = stitch.weigh(y)  # (n, C, T, T)
             for i, (r, c) in enumerate(keys):
                 while r != stitch.row:
