@@ -123,8 +123,11 @@ def test_a_demo_error_names_the_output_folder(tmp_path):
     assert listing(tmp_path) == before
 
 
-def test_train_refuses_more_bands_than_a_checkpoint_may_hold(make_raster, tmp_path):
-    """Translation refuses checkpoints of more bands (geogan.spec.limits): so does training."""
+def test_train_refuses_more_bands_than_a_checkpoint_may_hold(make_raster, tmp_path,
+                                                              monkeypatch):
+    """Translation refuses checkpoints of more bands (geogan.spec.limits): so does training,
+    also where the limit on a raster's declared bands (geogan.limits) is raised."""
+    monkeypatch.setenv("GEOGAN_MAX_BANDS", "4096")
     high = ARCH_LIMITS["in_channels"][1]
     for d in ("a", "b"):
         for i in range(2):
