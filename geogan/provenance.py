@@ -150,9 +150,21 @@ def _tiff_datetime(iso: str) -> str:
 
 
 def utc_now() -> str:
-    """The current time in UTC, ISO 8601 to the second (``2025-01-31T12:00:00Z``)."""
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat() \
-        .replace("+00:00", "Z")
+    """The current time in UTC, ISO 8601 to the second (``2025-01-31T12:00:00Z``).
+
+    With ``SOURCE_DATE_EPOCH`` set (seconds since 1970, the reproducible-builds convention),
+    that time instead, so reruns write byte-identical outputs (a job array's retried task,
+    a test). A value that is not a whole number is ignored with a warning.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    when = dt.datetime.now(dt.timezone.utc)
+    if epoch:
+        try:
+            when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            log.warning("SOURCE_DATE_EPOCH=%s is not a time in whole seconds since 1970; "
+                        "using the current time", epoch)
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def file_facts(path: str | os.PathLike[str]) -> tuple[int | None, str]:

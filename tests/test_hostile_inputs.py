@@ -137,7 +137,7 @@ def test_train_overwrite_refuses_a_run_folder_holding_a_vrts_source(make_raster,
     vrt = write_vrt(tmp_path / "a.vrt", b, source=png)
     before = _snapshot(run)
     msg = _error(_cli("train", "--a", vrt, "--b", b, "-o", run, "--overwrite", "--max-steps",
-                      "1", "--crop", "16"))
+                      "1", "--crop", "24"))
     assert msg == (f"Error: input {png} lies inside the output folder {run}, which would be "
                    "replaced; choose another output folder")
     assert _snapshot(run) == before

@@ -58,13 +58,19 @@ def _environment(extra: dict[str, str]) -> dict[str, str]:
            if not k.startswith(("SLURM_", "AWS_BATCH_", "GEOGAN_")) and k not in (
                "JOB_COMPLETION_INDEX", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
     path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    return {**env, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **extra}
+    return {**env, "PYTHONPATH": path, "OMP_NUM_THREADS": "1",
+            "SOURCE_DATE_EPOCH": EPOCH, **extra}
 
 
 def _start(args: list[str], extra: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", _TASK, "--progress", "none", *args],
                             env=_environment(extra), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+
+
+#: The creation time every run writes into its outputs' provenance (SOURCE_DATE_EPOCH), so
+#: that tasks and the single process write byte-identical files.
+EPOCH = "1764700000"
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +91,9 @@ def batch(tmp_path_factory) -> tuple[Path, Path, Path]:
                 as dst:
             dst.write(make_raster_array(24, 20, 3, "uint8", seed=k))
     ref = root / "single"
-    result = CliRunner().invoke(main, ["--progress", "none", "translate", str(ckpt), str(inputs),
-                                       "-o", str(ref), *OPTIONS])
+    result = CliRunner(env={"SOURCE_DATE_EPOCH": EPOCH}).invoke(
+        main, ["--progress", "none", "translate", str(ckpt), str(inputs), "-o", str(ref),
+               *OPTIONS])
     assert result.exit_code == 0, result.output
     return ckpt, inputs, ref
 
