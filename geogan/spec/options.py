@@ -382,7 +382,7 @@ DEMO = Command(
     "demo",
     Option("pretrained", "flag", False,
            "Skip training; translate with the model shipped with geogan."),
-    Option("steps", "int", 500, "Training steps (one 128 px window each); fewer is faster "
+    Option("steps", "int", 150, "Training steps (four 128 px windows each); fewer is faster "
            "and blurrier."),
     Option("threads", "int", 1,
            "torch CPU threads for training and translating. The default, 1, gives the same "
