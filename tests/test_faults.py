@@ -18,11 +18,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from click.testing import CliRunner
-from conftest import make_checkpoint
+from conftest import cli_error, listing, make_checkpoint, run_cli
 
 from geogan.checkpoint import TRAIN_STATE_NAME, load_checkpoint, read_metadata, save_checkpoint
-from geogan.cli import main
 from geogan.fileio import remove_leftovers, temp_path
 
 TINY_TRAIN = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6blocks",
@@ -30,22 +28,9 @@ TINY_TRAIN = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet
 TILE = ["--tile", "32", "--overlap", "8"]
 
 
-def _cli(*args: object):
-    return CliRunner().invoke(main, ["--progress", "none", *map(str, args)])
-
-
-def _error(result) -> str:
-    """The one ``Error:`` line of a failed command (warnings may come before it)."""
-    assert result.exit_code not in (0, None), result.output
-    assert "Traceback" not in result.output and "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("Error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    return errors[0]
-
-
-def _listing(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+# the shared CLI helpers of conftest, under this file's short names
+_cli, _error = run_cli, cli_error
+_listing = listing
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 import rasterio
 import torch
-from click.testing import CliRunner
+from conftest import cli_error, run_cli
 
 from geogan.checkpoint import read_metadata
-from geogan.cli import main
 from geogan.fileio import lock_path
 from geogan.spec import names
 
@@ -34,18 +33,8 @@ TINY = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6bloc
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def _cli(*args: object):
-    return CliRunner().invoke(main, ["--progress", "none", *map(str, args)])
-
-
-def _error(result) -> str:
-    """The one ``Error:`` line of a failed command (warnings may come before it)."""
-    assert result.exit_code not in (0, None), result.output
-    assert "Traceback" not in result.output and "Traceback" not in result.stderr
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("Error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    return errors[0]
+# the shared CLI helpers of conftest, under this file's short names
+_cli, _error = run_cli, cli_error
 
 
 def _ok(result) -> None:
