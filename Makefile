@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check geogan qgis_plugin tests benchmarks docs
 
 # The documentation site (docs/ -> site/): the CLI and QGIS reference pages are generated
-# from geogan/spec/options.py first; any MkDocs warning (a broken link) fails the build.
+# from geogan/contract/options.py first; any MkDocs warning (a broken link) fails the build.
 $(DOCS_STAMP): $(STAMP)
 	$(PY) -m pip install -e ".[docs]"
 	touch $(DOCS_STAMP)

@@ -5,7 +5,7 @@
 by hand, so they cannot drift from the code:
 
 - ``cli.md``: every ``geogan`` command's arguments and options. An option of the shared
-  option table (``geogan/spec/options.py``) is written from its entry there (flag, value,
+  option table (``geogan/contract/options.py``) is written from its entry there (flag, value,
   default, choices, help); the few a command adds itself (``-o``, ``--co``, ``--json``...)
   from its click command.
 - ``qgis.md``: each QGIS Processing algorithm's parameters: the spec options its dialog
@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without geogan installed
 
 import click  # noqa: E402
 
-from geogan.spec import options as spec  # noqa: E402
+from geogan.contract import options as spec  # noqa: E402
 
 DEFAULT_OUT = ROOT / "docs" / "reference"
 PLUGIN = ROOT / "qgis_plugin" / "geogan_qgis"
@@ -208,10 +208,10 @@ def cli_reference() -> str:
     from geogan.cli import main
 
     header = ("option", "value", "default", "what it does")
-    parts = [NOTICE.format(source="geogan/spec/options.py and geogan/cli"),
+    parts = [NOTICE.format(source="geogan/contract/options.py and geogan/cli"),
              "# Command-line reference\n\n",
              "Every command and option of `geogan`, generated from geogan's option table "
-             "(`geogan/spec/options.py`), the same one the commands and the QGIS plugin are "
+             "(`geogan/contract/options.py`), the same one the commands and the QGIS plugin are "
              "built from; `geogan COMMAND --help` shows the same. A default of `-` means "
              "none: the option is off, or geogan chooses (the text says how).\n\n",
              "## geogan\n\n", code(_usage(main, "")), "\n\n",
@@ -271,7 +271,7 @@ def read_algorithm(module: str) -> Algorithm:
     tree = ast.parse((PLUGIN / f"{module}.py").read_text(encoding="utf-8"))
     alg = Algorithm(module)
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "spec.options":
+        if isinstance(node, ast.ImportFrom) and node.module == "contract.options":
             alg.command = node.names[0].name
         elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) \
                 and node.targets[0].id in ("SHOWN", "ADVANCED"):
@@ -328,11 +328,11 @@ def qgis_type(opt: spec.Option) -> tuple[str, str, str]:
 
 def qgis_reference() -> str:
     """The QGIS reference page."""
-    parts = [NOTICE.format(source="geogan/spec/options.py and qgis_plugin/geogan_qgis"),
+    parts = [NOTICE.format(source="geogan/contract/options.py and qgis_plugin/geogan_qgis"),
              "# QGIS reference\n\n",
              "The parameters of the **geogan** Processing provider's algorithms, as "
              "`qgis_process run geogan:NAME -- KEY=VALUE ...` and the graphical modeler take "
-             "them. The settings come from geogan's option table (`geogan/spec/options.py`), "
+             "them. The settings come from geogan's option table (`geogan/contract/options.py`), "
              "the same one the command line is built from: each row names the `geogan` "
              "option it sets. An enum takes its name or its number, e.g. `DIRECTION=a2b` or "
              "`DIRECTION=0`; a number of 0 where the default is 0 means automatic or off, as "

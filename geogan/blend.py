@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geogan.errors import InputError
-from geogan.spec import choices
+from geogan.contract import choices
 
 #: Blend profiles accepted by :func:`blend_weights` (and ``geogan translate --blend``).
 BLEND_PROFILES: tuple[str, ...] = choices.WINDOW_BLENDS

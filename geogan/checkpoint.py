@@ -45,8 +45,8 @@ from geogan.fileio import (
     write_error,
 )
 from geogan.normalize import BandNorm
-from geogan.spec import checkpoint as schema
-from geogan.spec import names
+from geogan.contract import checkpoint as schema
+from geogan.contract import names
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +206,10 @@ def load_checkpoint(path: str | os.PathLike[str],
 
 
 def _parse_meta(p: Path, text: str | None) -> dict[str, Any]:
-    """The checked metadata JSON (geogan.spec.checkpoint.parse_meta) as a CheckpointError.
+    """The checked metadata JSON (geogan.contract.checkpoint.parse_meta) as a CheckpointError.
 
     The metadata of a model (one with generators) is also checked for values geogan
-    refuses (:func:`geogan.spec.checkpoint.typed_meta`): a network wider than it builds, a
+    refuses (:func:`geogan.contract.checkpoint.typed_meta`): a network wider than it builds, a
     normalisation that is not finite in float32.
     """
     try:

@@ -29,7 +29,7 @@ import numpy as np
 from geogan.errors import GeoganError, InputError
 from geogan.fileio import FolderKind, atomic_directory
 from geogan.progress import CancelCheck, ProgressCallback
-from geogan.spec.options import DEMO, TRANSLATE
+from geogan.contract.options import DEMO, TRANSLATE
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every message is one line that names the file or option at fault and says what
 to do. A message names the parameter it is about by its library name between
-backticks (```tile` must be ...``, see :mod:`geogan.spec.messages`); ``str()``
+backticks (```tile` must be ...``, see :mod:`geogan.contract.messages`); ``str()``
 renders it in the CLI's words (``--tile must be ...``), which the CLI prints as
 ``Error: <message>`` before it exits non-zero, and the QGIS plugin renders the
 :attr:`~GeoganError.template` in its dialog's words ("'Tile size (pixels)' must be
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from geogan.spec import messages
+from geogan.contract import messages
 
 
 class GeoganError(Exception):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from geogan.errors import CheckpointError, InputError, first_line
-from geogan.spec.limits import WEIGHT_DTYPES, dtype_name, is_weight_dtype
+from geogan.contract.limits import WEIGHT_DTYPES, dtype_name, is_weight_dtype
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from geogan.errors import CheckpointError, GeoganError, InputError
-from geogan.spec.checkpoint import DomainMeta
-from geogan.spec.names import RUN_CHECKPOINT_NAME
+from geogan.contract.checkpoint import DomainMeta
+from geogan.contract.names import RUN_CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 

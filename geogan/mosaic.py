@@ -47,10 +47,10 @@ from geogan.rasterio_meta import (
     write_meta,
 )
 from geogan.sink import atomic_raster, check_creation_options, open_for_write, output_profile
-from geogan.spec import choices
-from geogan.spec.choices import COMPRESSIONS
-from geogan.spec.names import VALID_WINDOW_TAG
-from geogan.spec.options import MOSAIC
+from geogan.contract import choices
+from geogan.contract.choices import COMPRESSIONS
+from geogan.contract.names import VALID_WINDOW_TAG
+from geogan.contract.options import MOSAIC
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ _CHIP_WEIGHTS: dict[str, Callable[[int, int], np.ndarray]] = {
     "mean": _uniform_weights,
     "feather": feather_weights,
 }
-#: Chip weightings by name, keyed by geogan.spec.choices.CHIP_BLENDS (the --blend choices).
+#: Chip weightings by name, keyed by geogan.contract.choices.CHIP_BLENDS (the --blend choices).
 BLENDS: dict[str, Callable[[int, int], np.ndarray]] = {
     name: _CHIP_WEIGHTS[name] for name in choices.CHIP_BLENDS}
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from geogan.errors import InputError
-from geogan.spec.limits import norm_problem
+from geogan.contract.limits import norm_problem
 
 #: Percentiles used for ``lo``/``hi`` on data that is not 8-bit.
 ROBUST_PERCENTILES = (0.5, 99.5)

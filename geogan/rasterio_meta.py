@@ -39,7 +39,7 @@ from rasterio.errors import NodataShadowWarning
 
 from geogan.errors import GeoreferenceError, InputError
 from geogan.normalize import valid_mask
-from geogan.spec import choices, names
+from geogan.contract import choices, names
 
 log = logging.getLogger(__name__)
 

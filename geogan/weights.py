@@ -14,17 +14,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from geogan.errors import CheckpointError, first_line
-from geogan.spec.limits import WEIGHT_DTYPES, arch_problem, dtype_name, is_weight_dtype
+from geogan.contract.limits import WEIGHT_DTYPES, arch_problem, dtype_name, is_weight_dtype
 
 #: Stored shape and type (either library's spelling) of each tensor, by state-dict name.
 StoredTensors = Mapping[str, tuple[Sequence[int], str]]
 
-#: Generator arguments bounded by geogan.spec.limits.ARCH_LIMITS.
+#: Generator arguments bounded by geogan.contract.limits.ARCH_LIMITS.
 _BOUNDED = ("in_channels", "out_channels", "ngf")
 
 
 def check_arch(source: str, kwargs: Mapping[str, Any]) -> None:
-    """Refuse generator arguments outside :data:`~geogan.spec.limits.ARCH_LIMITS`."""
+    """Refuse generator arguments outside :data:`~geogan.contract.limits.ARCH_LIMITS`."""
     for name in _BOUNDED:
         if name in kwargs:
             problem = arch_problem(name, kwargs[name])

@@ -3,7 +3,7 @@
 Usage: ``python qgis_plugin/build_zip.py [-o dist/geogan_qgis.zip]``
 
 The zip holds one folder, ``geogan_qgis/``, as QGIS expects, with geogan's torch-free
-ground floor (``geogan/spec``) copied in as ``geogan_qgis/spec`` and geogan's LICENSE
+ground floor (``geogan/contract``) copied in as ``geogan_qgis/contract`` and geogan's LICENSE
 (which the QGIS plugin repository requires). The plugin version
 in metadata.txt is set to geogan's version so both always match. The archive
 is reproducible: sorted entries with a fixed timestamp.
@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE / "geogan_qgis"
 ROOT = HERE.parent
-SPEC = ROOT / "geogan" / "spec"
+CONTRACT = ROOT / "geogan" / "contract"
 LICENSE = ROOT / "LICENSE"
 DEFAULT_OUTPUT = ROOT / "dist" / "geogan_qgis.zip"
 _SKIP_DIRS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
@@ -52,8 +52,8 @@ def _files(folder: Path) -> list[Path]:
 def plugin_files() -> list[tuple[Path, str]]:
     """``(file, name in the zip)`` of everything that belongs in the zip."""
     entries = [(p, f"{PLUGIN.name}/{p.relative_to(PLUGIN).as_posix()}") for p in _files(PLUGIN)]
-    entries += [(p, f"{PLUGIN.name}/spec/{p.relative_to(SPEC).as_posix()}")
-                for p in _files(SPEC)]
+    entries += [(p, f"{PLUGIN.name}/contract/{p.relative_to(CONTRACT).as_posix()}")
+                for p in _files(CONTRACT)]
     entries.append((LICENSE, f"{PLUGIN.name}/LICENSE"))
     return sorted(entries, key=lambda e: e[1])
 

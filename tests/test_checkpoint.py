@@ -27,7 +27,7 @@ from geogan.checkpoint import (
 from geogan.errors import CheckpointError, OutputError
 from geogan.models import build_generator
 from geogan.normalize import BandNorm
-from geogan.spec.limits import ARCH_LIMITS
+from geogan.contract.limits import ARCH_LIMITS
 
 torch.set_num_threads(1)
 

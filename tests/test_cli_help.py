@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from geogan.cli import COMMANDS, main
-from geogan.spec.options import COMMANDS as OPTION_TABLES
+from geogan.contract.options import COMMANDS as OPTION_TABLES
 
 #: ``--flag`` as a word (not the ``--`` of a range or the middle of a path).
 FLAG_RE = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*(?![\w])")

@@ -61,7 +61,7 @@ def test_command_module_is_light():
 
 def test_choices_come_from_the_library():
     from geogan.blend import BLEND_PROFILES
-    from geogan.spec.choices import COMPRESSIONS
+    from geogan.contract.choices import COMPRESSIONS
 
     result = CliRunner().invoke(main, ["translate", "--help"])
     assert result.exit_code == 0

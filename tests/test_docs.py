@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-from geogan.spec import options as spec
+from geogan.contract import options as spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

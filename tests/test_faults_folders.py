@@ -24,7 +24,7 @@ from conftest import cli_error, run_cli
 
 from geogan.checkpoint import read_metadata
 from geogan.fileio import lock_path
-from geogan.spec import names
+from geogan.contract import names
 
 torch.set_num_threads(1)
 

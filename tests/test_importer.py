@@ -15,7 +15,7 @@ from torch import nn
 
 from geogan.checkpoint import load_generator, read_metadata
 from geogan.cli import main
-from geogan.spec.limits import ARCH_LIMITS
+from geogan.contract.limits import ARCH_LIMITS
 
 
 class TheirResnetBlock(nn.Module):

@@ -645,7 +645,7 @@ def _parsed(args: tuple[str, ...]) -> dict:
 
 def test_tile_job_arguments_round_trip_through_the_cli(tmp_path):
     pytest.importorskip("geogan.cli")
-    from geogan.spec.options import TILE
+    from geogan.contract.options import TILE
 
     src, out, aoi = tmp_path / "in.tif", tmp_path / "chips", tmp_path / "aoi.gpkg"
     given = {"size": 64, "overlap": 8, "aoi": aoi, "max_nodata": 0.25, "min_std": 1.5,
@@ -660,7 +660,7 @@ def test_tile_job_arguments_round_trip_through_the_cli(tmp_path):
 
 def test_train_job_arguments_round_trip_through_the_cli(tmp_path):
     pytest.importorskip("geogan.cli")
-    from geogan.spec.options import TRAIN
+    from geogan.contract.options import TRAIN
 
     a, b, run = [tmp_path / "a1.tif", tmp_path / "a2.tif"], tmp_path / "B", tmp_path / "run"
     given = {"model": "cut", "epochs": 3, "max_steps": 40, "batch_size": 2, "crop": 64,
@@ -705,7 +705,7 @@ def test_job_arguments_keep_relative_paths_that_start_with_a_dash(tmp_path, monk
 
 def test_cli_args_pass_a_flag_only_when_it_differs_from_its_default(tmp_path):
     pytest.importorskip("geogan.cli")
-    from geogan.spec.options import TRAIN
+    from geogan.contract.options import TRAIN
 
     assert jobs.cli_args(TRAIN, {"augment": True, "compile": False, "overwrite": False}) == []
     args = jobs.cli_args(TRAIN, {"augment": False, "compile": True, "overwrite": True})
@@ -734,7 +734,7 @@ def test_plugin_zip_holds_the_plugin(tmp_path):
     # geogan's ground floor travels with the plugin, so QGIS starts without geogan
     for module in ("__init__", "options", "choices", "messages", "names", "checkpoint",
                    "protocol"):
-        assert f"geogan_qgis/spec/{module}.py" in names
+        assert f"geogan_qgis/contract/{module}.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     assert "hasProcessingProvider=yes" in metadata.splitlines()
     assert f"version={__version__}" in metadata.splitlines()

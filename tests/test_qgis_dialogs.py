@@ -80,7 +80,7 @@ def test_the_dialogs_help_leaves_qgis_process_choice_numbers_out(tmp_path):
 
 
 def test_translate_dialog_offers_blend_precision_cog_and_compression(tmp_path):
-    from geogan.spec.options import TRANSLATE
+    from geogan.contract.options import TRANSLATE
 
     params = {p["name"]: p for p in _dialogs(tmp_path)["algorithms"]["translate"]["parameters"]}
     for name, kind in (("blend", "enum"), ("precision", "enum"), ("cog", "boolean"),
@@ -99,7 +99,7 @@ from qgis.core import (QgsApplication, QgsProcessingAlgorithm, QgsProcessingCont
 app = QgsApplication([], False)
 app.initQgis()
 from geogan_qgis.params import option_value, parameter
-from geogan_qgis.spec.options import Option
+from geogan_qgis.contract.options import Option
 nodata = Option("nodata", "float", None, label="Nodata value", optional=True)
 batch = Option("batch_size", "int", None, label="Batch size (0: automatic)")
 
@@ -172,7 +172,7 @@ def test_translate_dialog_values_reach_geogan_as_its_command_line_parses_them(ma
                                                                              tmp_path):
     """Every translate option the dialog shows, set to a value other than its default, is in
     the job's arguments, and geogan's own command line reads that value back."""
-    from geogan.spec.options import TRANSLATE
+    from geogan.contract.options import TRANSLATE
 
     shown = {p["name"] for p in _dialogs(tmp_path)["algorithms"]["translate"]["parameters"]}
     # the area of interest is a polygon layer, not a value (test_qgis_plugin runs one)

@@ -13,7 +13,7 @@ import torch
 from conftest import cli_error, listing, run_cli
 
 from geogan.checkpoint import read_metadata
-from geogan.spec.limits import ARCH_LIMITS, range_text
+from geogan.contract.limits import ARCH_LIMITS, range_text
 
 TINY_TRAIN = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6blocks",
               "--batch-size", "1"]
@@ -125,7 +125,7 @@ def test_a_demo_error_names_the_output_folder(tmp_path):
 
 def test_train_refuses_more_bands_than_a_checkpoint_may_hold(make_raster, tmp_path,
                                                               monkeypatch):
-    """Translation refuses checkpoints of more bands (geogan.spec.limits): so does training,
+    """Translation refuses checkpoints of more bands (geogan.contract.limits): so does training,
     also where the limit on a raster's declared bands (geogan.limits) is raised."""
     monkeypatch.setenv("GEOGAN_MAX_BANDS", "4096")
     high = ARCH_LIMITS["in_channels"][1]

@@ -19,7 +19,7 @@ import click
 
 from geogan import __version__
 from geogan.errors import GeoganError, Terminated, TerminateRequest
-from geogan.spec import choices, protocol
+from geogan.contract import choices, protocol
 
 #: command name -> module under geogan.cli that defines a click command called ``command``.
 COMMANDS: dict[str, str] = {
@@ -75,8 +75,8 @@ class LazyGroup(click.Group):
         except GeoganError as exc:
             logging.getLogger("geogan").debug("error", exc_info=True)
             if (ctx.obj or {}).get("progress") == "json":  # for programs: the message's template
-                from geogan.spec.messages import for_cli
-                from geogan.spec.protocol import error_line
+                from geogan.contract.messages import for_cli
+                from geogan.contract.protocol import error_line
 
                 command = ctx.invoked_subcommand
                 click.echo(error_line(for_cli(exc.template, command), exc.template, exc.params),

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from geogan.errors import InputError
-from geogan.spec.options import Command, Option
+from geogan.contract.options import Command, Option
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,7 +128,7 @@ class ManyValues(click.Option):
 
 
 def spec_option(opt: Option, *, required: bool = False, **overrides: Any) -> Callable[[F], F]:
-    """The click option of one entry of :mod:`geogan.spec.options`.
+    """The click option of one entry of :mod:`geogan.contract.options`.
 
     The Python parameter is the option's library name (``max_nodata``); its flag,
     type, default, choices and help come from the entry.

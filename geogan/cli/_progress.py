@@ -101,7 +101,7 @@ class Reporter:
     ``bar``: a tqdm bar on stderr with the figures passed as ``info``.
     ``log``: INFO log lines, one per :data:`LOG_STEP` of the total (``bar`` when stderr
     is not a terminal).
-    ``json``: one JSON object per update on stderr (:mod:`geogan.spec.protocol`).
+    ``json``: one JSON object per update on stderr (:mod:`geogan.contract.protocol`).
     ``none``: nothing.
     """
 
@@ -116,7 +116,7 @@ class Reporter:
 
     def __call__(self, done: float, total: float, **info: float | str) -> None:
         if self.mode == "json":
-            from geogan.spec.protocol import progress_line
+            from geogan.contract.protocol import progress_line
 
             fields = dict(info)
             desc = str(fields.pop("desc", self.desc))

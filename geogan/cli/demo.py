@@ -8,7 +8,7 @@ import click
 
 from geogan.cli._options import OutputPath, invoked_as, spec_options
 from geogan.cli._result import emit
-from geogan.spec.options import DEMO
+from geogan.contract.options import DEMO
 
 
 @click.command("demo")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from geogan.cli._options import config_values, spec_options
-from geogan.spec.options import EVALUATE
+from geogan.contract.options import EVALUATE
 
 
 @click.command("evaluate")

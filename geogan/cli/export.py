@@ -8,7 +8,7 @@ import click
 
 from geogan.cli._options import OutputPath, spec_options
 from geogan.cli._result import emit
-from geogan.spec.options import EXPORT
+from geogan.contract.options import EXPORT
 
 
 @click.command("export")

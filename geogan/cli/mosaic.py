@@ -12,7 +12,7 @@ from geogan.cli._progress import reporter
 from geogan.cli._result import emit
 from geogan.errors import InputError
 from geogan.mosaic import MosaicConfig, mosaic_chips
-from geogan.spec.options import MOSAIC
+from geogan.contract.options import MOSAIC
 
 
 @click.command(name="mosaic")

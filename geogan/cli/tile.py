@@ -11,7 +11,7 @@ from geogan.cli._options import OutputPath, co_option, config_values, spec_optio
 from geogan.cli._progress import reporter
 from geogan.cli._result import emit
 from geogan.inputs import expand_inputs
-from geogan.spec.options import TILE
+from geogan.contract.options import TILE
 from geogan.tiling import TileConfig, tile_rasters
 
 

@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 from geogan.cli._options import ManyValues, OutputPath, spec_options
 from geogan.cli._result import emit
-from geogan.spec.options import TRAIN
+from geogan.contract.options import TRAIN
 
 #: Options of the random windows drawn from rasters (geogan.samplers.WindowConfig).
 _WINDOW_OPTIONS = ("aoi", "aoi_a", "aoi_b", "max_nodata", "min_std", "crs", "res", "align_to",

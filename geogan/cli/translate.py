@@ -9,7 +9,7 @@ import click
 
 from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._result import emit
-from geogan.spec.options import TRANSLATE
+from geogan.contract.options import TRANSLATE
 
 
 @click.command("translate")

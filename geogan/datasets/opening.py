@@ -17,7 +17,7 @@ from geogan.datasets.domains import Domain, _make_domain, _Scan
 from geogan.datasets.images import IMAGE_SUFFIXES, ImageInfo, list_images, read_image
 from geogan.errors import InputError
 from geogan.normalize import BandNorm
-from geogan.spec.options import TRAIN
+from geogan.contract.options import TRAIN
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from geogan.fileio.faults import fault_point
 from geogan.fileio.lock import output_lock
 from geogan.fileio.overwrite import FolderKind, check_output_file, check_replaceable
 from geogan.inputs import GdalOutput
-from geogan.spec import names
+from geogan.contract import names
 
 log = logging.getLogger(__name__)
 

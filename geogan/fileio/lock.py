@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from geogan.errors import OutputError
-from geogan.spec import names
+from geogan.contract import names
 
 log = logging.getLogger(__name__)
 

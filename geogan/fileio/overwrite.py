@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from geogan.errors import InputError, OutputError
 from geogan.inputs import GdalOutput, GdalPath
-from geogan.spec import names
+from geogan.contract import names
 
 #: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
 _TEMP_RE = names.TEMP_RE

@@ -24,11 +24,11 @@ from geogan.models.generators import (
     UnetGenerator,
 )
 from geogan.models.losses import GAN_MODES, GANLoss
-from geogan.spec import choices
+from geogan.contract import choices
 
 #: Generator architectures; each takes in_channels, out_channels, ngf, norm, use_dropout,
 #: upsample.
-#: Keyed by geogan.spec.choices.GENERATORS (what the CLI and QGIS list), in its order: a
+#: Keyed by geogan.contract.choices.GENERATORS (what the CLI and QGIS list), in its order: a
 #: name there without a builder here fails at import.
 _GENERATOR_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),

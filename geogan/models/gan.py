@@ -40,7 +40,7 @@ from geogan.models import (
 from geogan.models.image_pool import ImagePool
 from geogan.models.losses import GANLoss, l1_loss
 from geogan.models.patchnce import NUM_PATCHES, PatchSampleMLP, patch_nce_loss
-from geogan.spec import choices
+from geogan.contract import choices
 
 log = logging.getLogger(__name__)
 
@@ -522,7 +522,7 @@ class FastCUT(CUT):
 #: Translation models by name (the CLI's --model choices).
 GAN_MODELS: dict[str, type[GANModel]] = {
     name: {"cyclegan": CycleGAN, "pix2pix": Pix2Pix, "cut": CUT, "fastcut": FastCUT}[name]
-    for name in choices.MODELS}  # keyed by geogan.spec.choices.MODELS
+    for name in choices.MODELS}  # keyed by geogan.contract.choices.MODELS
 
 #: Default generator per model, as in the papers.
 DEFAULT_GENERATOR: dict[str, str] = {"cyclegan": "resnet_9blocks", "pix2pix": "unet_256",

@@ -39,8 +39,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from geogan.spec import choices
-from geogan.spec.options import TRAIN
+from geogan.contract import choices
+from geogan.contract.options import TRAIN
 
 NormKind = Literal["instance", "batch", "none"]
 NORMS: tuple[str, ...] = choices.NET_NORMS

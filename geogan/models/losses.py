@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geogan.spec import choices
+from geogan.contract import choices
 
 GAN_MODES: tuple[str, ...] = choices.GAN_MODES
 

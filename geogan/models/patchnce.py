@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from geogan.spec.options import TRAIN
+from geogan.contract.options import TRAIN
 
 #: Sampled locations per layer and width of the head's output (CUT's defaults).
 NUM_PATCHES: int = TRAIN.default_of("nce_patches")

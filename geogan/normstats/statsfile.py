@@ -13,9 +13,9 @@ import numpy as np
 
 from geogan import __version__
 from geogan.errors import InputError, first_line
-from geogan.spec import choices, names
-from geogan.spec.limits import FLOAT32_MAX
-from geogan.spec.options import TRANSLATE
+from geogan.contract import choices, names
+from geogan.contract.limits import FLOAT32_MAX
+from geogan.contract.options import TRANSLATE
 
 #: ``--norm`` choices, and the default (the one that wins on the sample, see docs/translating.md).
 NORM_MODES: tuple[str, ...] = choices.NORM_MODES

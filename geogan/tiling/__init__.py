@@ -24,7 +24,7 @@ The steps, one module each: :mod:`~geogan.tiling.config` (options and result),
 :mod:`~geogan.tiling.views` (sources on the tiling grid, warps, pairs),
 :mod:`~geogan.tiling.aoi`, :mod:`~geogan.tiling.filters` (which chips are kept) and
 :mod:`~geogan.tiling.chips` (chip files and the index); this module runs the job.
-File and tag names are :mod:`geogan.spec.names`.
+File and tag names are :mod:`geogan.contract.names`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from geogan.grid import ChipWindow
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.rasterio_io import files_read, gdal_env
 from geogan.shards import Share, task_share
-from geogan.spec.names import (
+from geogan.contract.names import (
     CHIP_NAME_RE,
     INDEX_LAYER,
     INDEX_NAME,

@@ -11,9 +11,9 @@ from rasterio.enums import Resampling
 from geogan.errors import InputError
 from geogan.fileio import FolderKind
 from geogan.shards import parse_shard
-from geogan.spec.choices import COMPRESSIONS
-from geogan.spec.names import CHIP_NAME_RE, INDEX_NAME, PAIR_DIRS
-from geogan.spec.options import TILE
+from geogan.contract.choices import COMPRESSIONS
+from geogan.contract.names import CHIP_NAME_RE, INDEX_NAME, PAIR_DIRS
+from geogan.contract.options import TILE
 
 #: Resampling methods for warped views (``--crs/--res``, ``--align-to``, ``--pair``).
 RESAMPLING: dict[str, Resampling] = {

@@ -50,7 +50,7 @@ from geogan.fileio import check_free_space, output_folder
 from geogan.models.gan import DATA_LAYOUT, GAN_MODELS, GANModel
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.samplers import open_inputs
-from geogan.spec.limits import arch_problem, range_text
+from geogan.contract.limits import arch_problem, range_text
 from geogan.train.config import (
     PRECISIONS,
     RESUME_MAY_CHANGE,

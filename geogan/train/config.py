@@ -22,8 +22,8 @@ from geogan.models import (
 )
 from geogan.models.gan import DATA_LAYOUT, DEFAULT_GENERATOR, GAN_MODELS, GANSettings
 from geogan.samplers import WindowConfig, as_inputs
-from geogan.spec.limits import arch_problem, range_text
-from geogan.spec.options import TRAIN
+from geogan.contract.limits import arch_problem, range_text
+from geogan.contract.options import TRAIN
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 

@@ -35,7 +35,7 @@ from geogan.fileio import (
     swap_into_place,
     temp_path,
 )
-from geogan.spec import names
+from geogan.contract import names
 from geogan.train.config import TrainConfig
 from geogan.train.run import Run
 from geogan.train.runtime import autocast_context

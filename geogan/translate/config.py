@@ -9,13 +9,13 @@ from geogan.blend import BLEND_PROFILES, check_overlap
 from geogan.errors import InputError, require_choice
 from geogan.normstats import NORM_MODES
 from geogan.shards import parse_shard
-from geogan.spec.choices import COMPRESSIONS as _COMPRESSIONS
-from geogan.spec.options import TRANSLATE
+from geogan.contract.choices import COMPRESSIONS as _COMPRESSIONS
+from geogan.contract.options import TRANSLATE
 
 #: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
 #: (AVX512-BF16, AMX), fp32 on other CPUs.
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
-#: ``--compress`` choices (geogan.spec.choices.COMPRESSIONS).
+#: ``--compress`` choices (geogan.contract.choices.COMPRESSIONS).
 COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
 #: Output file name endings that make OUTPUT a file rather than a folder.
 OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")

@@ -4,9 +4,9 @@ QGIS imports this package at start-up, so it imports nothing heavy: QGIS
 classes load with the plugin, geogan and torch only when an algorithm runs.
 
 The options, choices, names and protocols the plugin shares with geogan come from
-geogan's torch-free ground floor, ``geogan/spec``: the plugin zip carries a copy
-as ``geogan_qgis/spec``; in a source checkout the repository's own is used. Either
-way it is importable as ``geogan_qgis.spec``.
+geogan's torch-free ground floor, ``geogan/contract``: the plugin zip carries a copy
+as ``geogan_qgis/contract``; in a source checkout the repository's own is used. Either
+way it is importable as ``geogan_qgis.contract``.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from pathlib import Path
 from typing import Any
 
 
-def _load_spec() -> None:
-    """Make geogan's ground floor importable as ``geogan_qgis.spec``."""
-    name = f"{__name__}.spec"
+def _load_contract() -> None:
+    """Make geogan's ground floor importable as ``geogan_qgis.contract``."""
+    name = f"{__name__}.contract"
     if name in sys.modules:
         return
     here = Path(__file__).resolve().parent
-    for folder in (here / "spec", here.parent.parent / "geogan" / "spec"):
+    for folder in (here / "contract", here.parent.parent / "geogan" / "contract"):
         init = folder / "__init__.py"
         if init.is_file():
             break
     else:
-        raise ImportError("geogan_qgis: the geogan ground floor (spec) is missing; reinstall "
+        raise ImportError("geogan_qgis: the geogan contract (geogan_qgis/contract) is missing; reinstall "
                           "the plugin from its zip")
     found = importlib.util.spec_from_file_location(name, init,
                                                    submodule_search_locations=[str(folder)])
@@ -38,7 +38,7 @@ def _load_spec() -> None:
     found.loader.exec_module(module)
 
 
-_load_spec()
+_load_contract()
 
 
 def classFactory(iface: Any) -> Any:  # noqa: N802 - name required by QGIS

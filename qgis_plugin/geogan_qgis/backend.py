@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .spec import messages, names
-from .spec.protocol import (
+from .contract import messages, names
+from .contract.protocol import (
     ProgressEvent,
     parse_error_line,
     parse_error_record,
@@ -106,7 +106,7 @@ class Job:
 def dialog_message(template: str, command: str | None) -> str:
     """A geogan message in the dialog's words: parameters by their labels, not CLI flags.
 
-    ``template`` names parameters as `name` (geogan.spec.messages); a CLI flag that
+    ``template`` names parameters as `name` (geogan.contract.messages); a CLI flag that
     slipped into a message (``--tile``) is also rendered by its label.
     """
     text = messages.for_qgis(template, command)
@@ -206,7 +206,7 @@ def remove_partial_outputs(states: Sequence[_OutputState],
     Outputs that existed before the job are left alone (geogan replaces them only
     once a new one is complete), as are all outputs with ``temporaries_only``.
     Temporaries are the new hidden entries beside an output that geogan's atomic
-    writers name after it (or after a sidecar of its stem): geogan.spec.names.TEMP_RE.
+    writers name after it (or after a sidecar of its stem): geogan.contract.names.TEMP_RE.
     """
     removed: list[Path] = []
     for state in states:

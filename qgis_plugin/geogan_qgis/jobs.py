@@ -7,7 +7,7 @@ relative path that starts with "-" is never read as an option.
 Nothing here imports QGIS, geogan or torch at import time.
 
 Checkpoint metadata is read with the torch-free reader of geogan's ground
-floor (``geogan_qgis.spec.checkpoint``), so the plugin can check an input's band
+floor (``geogan_qgis.contract.checkpoint``), so the plugin can check an input's band
 count before it starts a run, even when QGIS's Python has no geogan. The
 defaults of the job builders are the options' defaults there.
 """
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .backend import BackendError, Job
-from .spec import checkpoint as schema
-from .spec import choices, names
-from .spec.options import TILE, TRAIN, TRANSLATE, Command
+from .contract import checkpoint as schema
+from .contract import choices, names
+from .contract.options import TILE, TRAIN, TRANSLATE, Command
 
 DIRECTIONS = choices.DIRECTIONS
 DEVICES = choices.DEVICES
@@ -124,7 +124,7 @@ def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
 # -- jobs ---------------------------------------------------------------------------------------
 
 def cli_args(command: Command, values: dict[str, Any]) -> list[str]:
-    """Command-line arguments for option ``values`` (library names), spelled by the spec.
+    """Command-line arguments for option ``values`` (library names), spelled by the contract.
 
     None and ``()`` are left out (the command's default); a flag is passed when its value
     differs from its default (``--overwrite``, ``--no-augment``, ``--no-compile``).
@@ -157,7 +157,7 @@ def translate_job(checkpoint: Path, source: Path, output: Path, *, overwrite: bo
     """Translate one raster into ``output`` (a GeoTIFF with the input's georeference).
 
     ``options`` are translate options by their library names (``tile=256``,
-    ``norm="window"``, ``bands=(1, 2, 3)``; see geogan.spec.options.TRANSLATE); those
+    ``norm="window"``, ``bands=(1, 2, 3)``; see geogan.contract.options.TRANSLATE); those
     not given take geogan's defaults, None lets geogan choose (``batch_size`` for the
     device, ``bands``: all but an alpha band).
     """

@@ -1,4 +1,4 @@
-"""Processing parameters built from geogan's option specifications (``geogan_qgis.spec``).
+"""Processing parameters built from geogan's option specifications (``geogan_qgis.contract``).
 
 Each algorithm lists the options its dialog shows; their key, label, type, default,
 bounds and choices come from the same entry the CLI's option is built from, so the
@@ -22,7 +22,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from .spec.options import Option
+from .contract.options import Option
 
 
 def _tr(text: str) -> str:

@@ -20,9 +20,9 @@ from qgis.core import (
 from .algorithm import GeoganAlgorithm, as_path
 from .jobs import INDEX_NAME, parse_bands, tile_job
 from .params import option_value, parameter
-from .spec.options import TILE
+from .contract.options import TILE
 
-#: The tile options the dialog shows, in order (their parameters come from the spec); the
+#: The tile options the dialog shows, in order (their parameters come from the contract); the
 #: area of interest, a polygon layer, comes after the first three.
 SHOWN = ("size", "overlap", "bands", "max_nodata", "min_std", "overwrite")
 #: Those of SHOWN under the dialog's "Advanced" heading.

@@ -20,9 +20,9 @@ from qgis.core import (
 from .algorithm import GeoganAlgorithm, as_path
 from .jobs import RUN_CHECKPOINT_NAME, train_job
 from .params import option_value, parameter
-from .spec.options import TRAIN
+from .contract.options import TRAIN
 
-#: The train options the dialog shows, in order (their parameters come from the spec).
+#: The train options the dialog shows, in order (their parameters come from the contract).
 SHOWN = ("model", "epochs", "batch_size", "crop", "device", "resume", "overwrite",
          "max_steps", "generator", "ngf", "upsample", "lr", "max_nodata", "min_std",
          "direction")

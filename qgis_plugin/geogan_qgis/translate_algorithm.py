@@ -18,11 +18,11 @@ from qgis.core import (
 from .algorithm import GeoganAlgorithm, as_path
 from .jobs import check_translate_input, parse_bands, translate_job
 from .params import choice_value, option_value, parameter
-from .spec.names import RUN_CHECKPOINT_NAME
-from .spec.options import TRANSLATE
+from .contract.names import RUN_CHECKPOINT_NAME
+from .contract.options import TRANSLATE
 
 #: The translate options the dialog shows, in order: each one's parameter (key, label, type,
-#: default, choices) comes from its entry in geogan.spec.options.TRANSLATE and its value goes
+#: default, choices) comes from its entry in geogan.contract.options.TRANSLATE and its value goes
 #: to ``translate_job`` by its name, so a name added here is all it takes. The area of
 #: interest, a polygon layer, comes after them.
 SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands",

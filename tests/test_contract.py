@@ -1,4 +1,4 @@
-"""The ground floor (geogan.spec): one statement of each shared fact, and what derives from it."""
+"""The ground floor (geogan.contract): one statement of each shared fact, and what derives from it."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from click.testing import CliRunner
 
 from geogan.cli import main
 from geogan.errors import InputError, OutputError
-from geogan.spec import checkpoint as schema
-from geogan.spec import messages, names, protocol
-from geogan.spec.options import COMMANDS, TILE, TRANSLATE
+from geogan.contract import checkpoint as schema
+from geogan.contract import messages, names, protocol
+from geogan.contract.options import COMMANDS, TILE, TRANSLATE
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
 
 
 def test_spec_imports_nothing_but_the_standard_library():
-    code = ("import sys; import geogan.spec.options, geogan.spec.messages, geogan.spec.names, "
-            "geogan.spec.checkpoint, geogan.spec.protocol, geogan.spec.choices; "
+    code = ("import sys; import geogan.contract.options, geogan.contract.messages, geogan.contract.names, "
+            "geogan.contract.checkpoint, geogan.contract.protocol, geogan.contract.choices; "
             "heavy = [m for m in ('torch', 'numpy', 'rasterio', 'click') if m in sys.modules]; "
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -51,7 +51,7 @@ def test_every_spec_option_is_the_cli_option(name):
 
 def test_an_optional_option_s_label_does_not_say_optional():
     """QGIS marks an optional parameter "[optional]" itself; "(optional)" would say it twice."""
-    from geogan.spec.options import Option
+    from geogan.contract.options import Option
 
     labels = [opt.label for command in COMMANDS.values() for opt in command.values()
               if opt.optional and opt.label]
