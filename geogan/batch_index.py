@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geogan.contract.names import BATCH_INDEX_LAYER, BATCH_INDEX_NAME, BATCH_VRT_NAME
 from geogan.errors import InputError, OutputError, first_line
 from geogan.fileio import atomic_output, check_output_file, write_error
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
-from geogan.contract.names import BATCH_INDEX_LAYER, BATCH_INDEX_NAME, BATCH_VRT_NAME
 from geogan.vrt import VrtSource, off_grid, read_source, vrt_xml
 
 log = logging.getLogger(__name__)

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geogan.errors import InputError
 from geogan.contract import choices
+from geogan.errors import InputError
 
 #: Blend profiles accepted by :func:`blend_weights` (and ``geogan translate --blend``).
 BLEND_PROFILES: tuple[str, ...] = choices.WINDOW_BLENDS

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from geogan import __version__
+from geogan.contract import checkpoint as schema
+from geogan.contract import names
 from geogan.errors import CheckpointError, GeoganError, first_line
 from geogan.fileio import (
     current_umask,
@@ -45,8 +47,6 @@ from geogan.fileio import (
     write_error,
 )
 from geogan.normalize import BandNorm
-from geogan.contract import checkpoint as schema
-from geogan.contract import names
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from geogan.contract.options import DEMO, TRANSLATE
 from geogan.errors import GeoganError, InputError
 from geogan.fileio import FolderKind, atomic_directory
 from geogan.progress import CancelCheck, ProgressCallback
-from geogan.contract.options import DEMO, TRANSLATE
 
 log = logging.getLogger(__name__)
 

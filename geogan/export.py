@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from geogan import __version__
+from geogan.contract.names import ONNX_SIDECAR_SUFFIX
 from geogan.errors import GeoganError, OutputError, first_line
 from geogan.fileio import atomic_output, check_output_file, write_error
-from geogan.contract.names import ONNX_SIDECAR_SUFFIX
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from geogan.errors import CheckpointError, InputError, first_line
 from geogan.contract.limits import WEIGHT_DTYPES, dtype_name, is_weight_dtype
+from geogan.errors import CheckpointError, InputError, first_line
 
 log = logging.getLogger(__name__)
 

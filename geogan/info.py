@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geogan.errors import CheckpointError, GeoganError, InputError
 from geogan.contract.checkpoint import DomainMeta
 from geogan.contract.names import RUN_CHECKPOINT_NAME
+from geogan.errors import CheckpointError, GeoganError, InputError
 
 log = logging.getLogger(__name__)
 

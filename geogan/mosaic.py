@@ -30,6 +30,10 @@ from rasterio.errors import RasterioError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from geogan.contract import choices
+from geogan.contract.choices import COMPRESSIONS
+from geogan.contract.names import VALID_WINDOW_TAG
+from geogan.contract.options import MOSAIC
 from geogan.errors import InputError, first_line, require_choice
 from geogan.fileio import check_free_space, check_not_read, check_output_file
 from geogan.grid import ChipWindow, block_windows, feather_weights, intersection
@@ -47,10 +51,6 @@ from geogan.rasterio_meta import (
     write_meta,
 )
 from geogan.sink import atomic_raster, check_creation_options, open_for_write, output_profile
-from geogan.contract import choices
-from geogan.contract.choices import COMPRESSIONS
-from geogan.contract.names import VALID_WINDOW_TAG
-from geogan.contract.options import MOSAIC
 
 log = logging.getLogger(__name__)
 

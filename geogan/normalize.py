@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from geogan.errors import InputError
 from geogan.contract.limits import norm_problem
+from geogan.errors import InputError
 
 #: Percentiles used for ``lo``/``hi`` on data that is not 8-bit.
 ROBUST_PERCENTILES = (0.5, 99.5)

@@ -37,9 +37,9 @@ import numpy as np
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NodataShadowWarning
 
+from geogan.contract import choices, names
 from geogan.errors import GeoreferenceError, InputError
 from geogan.normalize import valid_mask
-from geogan.contract import choices, names
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ import rasterio
 import rasterio.shutil
 from rasterio.errors import RasterioIOError
 
+from geogan.contract.choices import COMPRESSIONS, PREDICTOR_CODECS
 from geogan.errors import InputError, first_line
 from geogan.fileio import atomic_output, gdal_errors, temp_path, verify_raster, write_error
 from geogan.inputs import GdalOutput
 from geogan.rasterio_meta import RasterMeta, photometric
-from geogan.contract.choices import COMPRESSIONS, PREDICTOR_CODECS
 
 #: Creation options geogan sets itself; ``--co`` may override any of them.
 CreationOptions = tuple[tuple[str, str], ...]

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from geogan.errors import CheckpointError, first_line
 from geogan.contract.limits import WEIGHT_DTYPES, arch_problem, dtype_name, is_weight_dtype
+from geogan.errors import CheckpointError, first_line
 
 #: Stored shape and type (either library's spelling) of each tensor, by state-dict name.
 StoredTensors = Mapping[str, tuple[Sequence[int], str]]

@@ -24,10 +24,10 @@ from geogan.checkpoint import (
     resolve_checkpoint_path,
     save_checkpoint,
 )
+from geogan.contract.limits import ARCH_LIMITS
 from geogan.errors import CheckpointError, OutputError
 from geogan.models import build_generator
 from geogan.normalize import BandNorm
-from geogan.contract.limits import ARCH_LIMITS
 
 torch.set_num_threads(1)
 

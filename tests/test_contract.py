@@ -1,4 +1,4 @@
-"""The ground floor (geogan.contract): one statement of each shared fact, and what derives from it."""
+"""The contract (geogan.contract): one statement of each shared fact, and what derives from it."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ import pytest
 from click.testing import CliRunner
 
 from geogan.cli import main
-from geogan.errors import InputError, OutputError
 from geogan.contract import checkpoint as schema
 from geogan.contract import messages, names, protocol
 from geogan.contract.options import COMMANDS, TILE, TRANSLATE
+from geogan.errors import InputError, OutputError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
 
 
 def test_spec_imports_nothing_but_the_standard_library():
-    code = ("import sys; import geogan.contract.options, geogan.contract.messages, geogan.contract.names, "
+    code = ("import sys; import geogan.contract.options, geogan.contract.messages, "
+            "geogan.contract.names, "
             "geogan.contract.checkpoint, geogan.contract.protocol, geogan.contract.choices; "
             "heavy = [m for m in ('torch', 'numpy', 'rasterio', 'click') if m in sys.modules]; "
             "assert not heavy, heavy")

@@ -23,8 +23,8 @@ import torch
 from conftest import cli_error, run_cli
 
 from geogan.checkpoint import read_metadata
-from geogan.fileio import lock_path
 from geogan.contract import names
+from geogan.fileio import lock_path
 
 torch.set_num_threads(1)
 

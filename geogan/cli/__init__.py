@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from geogan import __version__
-from geogan.errors import GeoganError, Terminated, TerminateRequest
 from geogan.contract import choices, protocol
+from geogan.errors import GeoganError, Terminated, TerminateRequest
 
 #: command name -> module under geogan.cli that defines a click command called ``command``.
 COMMANDS: dict[str, str] = {

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import click
 
-from geogan.errors import InputError
 from geogan.contract.options import Command, Option
+from geogan.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

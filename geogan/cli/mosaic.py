@@ -10,9 +10,9 @@ import click
 from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._progress import reporter
 from geogan.cli._result import emit
+from geogan.contract.options import MOSAIC
 from geogan.errors import InputError
 from geogan.mosaic import MosaicConfig, mosaic_chips
-from geogan.contract.options import MOSAIC
 
 
 @click.command(name="mosaic")

@@ -10,8 +10,8 @@ import click
 from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._progress import reporter
 from geogan.cli._result import emit
-from geogan.inputs import expand_inputs
 from geogan.contract.options import TILE
+from geogan.inputs import expand_inputs
 from geogan.tiling import TileConfig, tile_rasters
 
 

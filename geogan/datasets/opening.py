@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from geogan.contract.options import TRAIN
 from geogan.datasets.chips import ChipDataset
 from geogan.datasets.domains import Domain, _make_domain, _Scan
 from geogan.datasets.images import IMAGE_SUFFIXES, ImageInfo, list_images, read_image
 from geogan.errors import InputError
 from geogan.normalize import BandNorm
-from geogan.contract.options import TRAIN
 
 log = logging.getLogger(__name__)
 

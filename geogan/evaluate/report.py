@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geogan.contract.options import EVALUATE
 from geogan.errors import InputError, require_choice
 from geogan.metrics import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
-from geogan.contract.options import EVALUATE
 
 #: Resampling methods for putting REFERENCE (and SOURCE) onto PREDICTION's grid.
 RESAMPLING: tuple[str, ...] = ("nearest", "bilinear", "cubic", "average")

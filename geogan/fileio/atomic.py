@@ -26,13 +26,13 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from geogan.contract import names
 from geogan.errors import OutputError
 from geogan.fileio.errors import write_error
 from geogan.fileio.faults import fault_point
 from geogan.fileio.lock import output_lock
 from geogan.fileio.overwrite import FolderKind, check_output_file, check_replaceable
 from geogan.inputs import GdalOutput
-from geogan.contract import names
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from geogan.errors import OutputError
 from geogan.contract import names
+from geogan.errors import OutputError
 
 log = logging.getLogger(__name__)
 

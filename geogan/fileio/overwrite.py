@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from geogan.contract import names
 from geogan.errors import InputError, OutputError
 from geogan.inputs import GdalOutput, GdalPath
-from geogan.contract import names
 
 #: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
 _TEMP_RE = names.TEMP_RE

@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from geogan.contract import choices
 from geogan.models.discriminators import PatchGANDiscriminator, PixelDiscriminator
 from geogan.models.generators import (
     DEFAULT_UPSAMPLE,
@@ -24,7 +25,6 @@ from geogan.models.generators import (
     UnetGenerator,
 )
 from geogan.models.losses import GAN_MODES, GANLoss
-from geogan.contract import choices
 
 #: Generator architectures; each takes in_channels, out_channels, ngf, norm, use_dropout,
 #: upsample.

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from geogan.contract import choices
 from geogan.models import (
     DEFAULT_UPSAMPLE,
     build_discriminator,
@@ -40,7 +41,6 @@ from geogan.models import (
 from geogan.models.image_pool import ImagePool
 from geogan.models.losses import GANLoss, l1_loss
 from geogan.models.patchnce import NUM_PATCHES, PatchSampleMLP, patch_nce_loss
-from geogan.contract import choices
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from geogan import __version__
-from geogan.errors import InputError, first_line
 from geogan.contract import choices, names
 from geogan.contract.limits import FLOAT32_MAX
 from geogan.contract.options import TRANSLATE
+from geogan.errors import InputError, first_line
 
 #: ``--norm`` choices, and the default (the one that wins on the sample, see docs/translating.md).
 NORM_MODES: tuple[str, ...] = choices.NORM_MODES

@@ -40,12 +40,6 @@ import numpy as np
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from geogan.errors import InputError, OutputError
-from geogan.fileio import atomic_directory, check_free_space, check_replaceable, write_error
-from geogan.grid import ChipWindow
-from geogan.progress import CancelCheck, ProgressCallback, check_cancel
-from geogan.rasterio_io import files_read, gdal_env
-from geogan.shards import Share, task_share
 from geogan.contract.names import (
     CHIP_NAME_RE,
     INDEX_LAYER,
@@ -57,6 +51,12 @@ from geogan.contract.names import (
     parse_chip_name,
     part_name,
 )
+from geogan.errors import InputError, OutputError
+from geogan.fileio import atomic_directory, check_free_space, check_replaceable, write_error
+from geogan.grid import ChipWindow
+from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.rasterio_io import files_read, gdal_env
+from geogan.shards import Share, task_share
 from geogan.tiling.aoi import aoi_area, apply_aoi, read_aoi
 from geogan.tiling.chips import (
     ChipWriter,

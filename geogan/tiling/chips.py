@@ -14,11 +14,11 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 
+from geogan.contract.names import INDEX_LAYER, VALID_WINDOW_TAG
 from geogan.fileio import gdal_errors, write_error
 from geogan.grid import ChipWindow, intersection
 from geogan.rasterio_meta import RasterMeta, write_meta
 from geogan.sink import check_creation_options, creation_kwargs, output_profile
-from geogan.contract.names import INDEX_LAYER, VALID_WINDOW_TAG
 from geogan.tiling.config import TileConfig
 from geogan.tiling.views import Plan, View
 
@@ -151,7 +151,7 @@ def chips_bytes(plans: Sequence[Plan], config: TileConfig) -> int:
 
 
 def valid_tags(win: ChipWindow, grid: ChipWindow) -> dict[str, str]:
-    """The :data:`~geogan.contract.names.VALID_WINDOW_TAG` of a padded chip (none for a whole one)."""
+    """The :data:`~geogan.contract.names.VALID_WINDOW_TAG` of a padded chip (none if whole)."""
     part = intersection(win, grid)
     if part is None or part == win:
         return {}

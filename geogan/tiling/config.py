@@ -8,12 +8,12 @@ from pathlib import Path, PurePosixPath
 
 from rasterio.enums import Resampling
 
-from geogan.errors import InputError
-from geogan.fileio import FolderKind
-from geogan.shards import parse_shard
 from geogan.contract.choices import COMPRESSIONS
 from geogan.contract.names import CHIP_NAME_RE, INDEX_NAME, PAIR_DIRS
 from geogan.contract.options import TILE
+from geogan.errors import InputError
+from geogan.fileio import FolderKind
+from geogan.shards import parse_shard
 
 #: Resampling methods for warped views (``--crs/--res``, ``--align-to``, ``--pair``).
 RESAMPLING: dict[str, Resampling] = {

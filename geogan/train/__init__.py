@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from geogan.checkpoint import RUN_CHECKPOINT_NAME
+from geogan.contract.limits import arch_problem, range_text
 from geogan.datasets import EpochSampler, TrainingData, seed_for, steps_per_epoch
 from geogan.devices import launch_env, resolve_device
 from geogan.errors import InputError
@@ -50,7 +51,6 @@ from geogan.fileio import check_free_space, output_folder
 from geogan.models.gan import DATA_LAYOUT, GAN_MODELS, GANModel
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.samplers import open_inputs
-from geogan.contract.limits import arch_problem, range_text
 from geogan.train.config import (
     PRECISIONS,
     RESUME_MAY_CHANGE,

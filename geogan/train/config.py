@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metadata
+from geogan.contract.limits import arch_problem, range_text
+from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
 from geogan.errors import CheckpointError, InputError, require_choice
 from geogan.models import (
@@ -22,8 +24,6 @@ from geogan.models import (
 )
 from geogan.models.gan import DATA_LAYOUT, DEFAULT_GENERATOR, GAN_MODELS, GANSettings
 from geogan.samplers import WindowConfig, as_inputs
-from geogan.contract.limits import arch_problem, range_text
-from geogan.contract.options import TRAIN
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from geogan.checkpoint import RUN_CHECKPOINT_NAME, TRAIN_STATE_NAME, TRAIN_STATE_PENDING
+from geogan.contract import names
 from geogan.errors import CheckpointError, OutputError
 from geogan.fileio import (
     FolderKind,
@@ -35,7 +36,6 @@ from geogan.fileio import (
     swap_into_place,
     temp_path,
 )
-from geogan.contract import names
 from geogan.train.config import TrainConfig
 from geogan.train.run import Run
 from geogan.train.runtime import autocast_context

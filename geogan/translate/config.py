@@ -6,11 +6,11 @@ import math
 from dataclasses import dataclass
 
 from geogan.blend import BLEND_PROFILES, check_overlap
+from geogan.contract.choices import COMPRESSIONS as _COMPRESSIONS
+from geogan.contract.options import TRANSLATE
 from geogan.errors import InputError, require_choice
 from geogan.normstats import NORM_MODES
 from geogan.shards import parse_shard
-from geogan.contract.choices import COMPRESSIONS as _COMPRESSIONS
-from geogan.contract.options import TRANSLATE
 
 #: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
 #: (AVX512-BF16, AMX), fp32 on other CPUs.

@@ -28,7 +28,8 @@ def _load_contract() -> None:
         if init.is_file():
             break
     else:
-        raise ImportError("geogan_qgis: the geogan contract (geogan_qgis/contract) is missing; reinstall "
+        raise ImportError("geogan_qgis: geogan's contract (geogan_qgis/contract) is missing; "
+                          "reinstall "
                           "the plugin from its zip")
     found = importlib.util.spec_from_file_location(name, init,
                                                    submodule_search_locations=[str(folder)])

@@ -18,9 +18,9 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
+from .contract.options import TILE
 from .jobs import INDEX_NAME, parse_bands, tile_job
 from .params import option_value, parameter
-from .contract.options import TILE
 
 #: The tile options the dialog shows, in order (their parameters come from the contract); the
 #: area of interest, a polygon layer, comes after the first three.

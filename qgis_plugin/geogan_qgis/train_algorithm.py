@@ -18,9 +18,9 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
+from .contract.options import TRAIN
 from .jobs import RUN_CHECKPOINT_NAME, train_job
 from .params import option_value, parameter
-from .contract.options import TRAIN
 
 #: The train options the dialog shows, in order (their parameters come from the contract).
 SHOWN = ("model", "epochs", "batch_size", "crop", "device", "resume", "overwrite",

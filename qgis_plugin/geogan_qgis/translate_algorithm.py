@@ -16,10 +16,10 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .jobs import check_translate_input, parse_bands, translate_job
-from .params import choice_value, option_value, parameter
 from .contract.names import RUN_CHECKPOINT_NAME
 from .contract.options import TRANSLATE
+from .jobs import check_translate_input, parse_bands, translate_job
+from .params import choice_value, option_value, parameter
 
 #: The translate options the dialog shows, in order: each one's parameter (key, label, type,
 #: default, choices) comes from its entry in geogan.contract.options.TRANSLATE and its value goes
