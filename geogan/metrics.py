@@ -1,5 +1,5 @@
 """Image-quality maths on numpy arrays, no I/O: the SSIM of Wang et al. (2004), PSNR, and
-two measures of fine texture.
+two measures of fine texture, and spectral fidelity (SAM, ERGAS, normalised differences).
 
 :func:`ssim_map` computes local SSIM under a Gaussian window (:func:`gaussian_kernel`,
 applied by the separable :func:`filter2d`) over valid pixels only; :func:`psnr` turns a
@@ -95,3 +95,51 @@ def checker_energy(x: np.ndarray, valid: np.ndarray) -> float:
     c = x[:, 0::2, 0::2] - x[:, 1::2, 0::2] - x[:, 0::2, 1::2] + x[:, 1::2, 1::2]
     ok = valid[0::2, 0::2] & valid[1::2, 0::2] & valid[0::2, 1::2] & valid[1::2, 1::2]
     return float(np.abs(c[:, ok]).mean() / 4) if ok.any() else math.nan
+
+
+# -- spectral fidelity --------------------------------------------------------------------
+
+#: NDVI difference above which a pixel counts as changed (``ndvi_changed``).
+NDVI_CHANGE = 0.1
+
+
+def spectral_angles(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spectral angle, in degrees, between the spectra of ``x`` and ``y`` (``(C, N)``).
+
+    ``angle = arccos(sum_b x_b y_b / (|x| |y|))`` per pixel (Kruse et al. 1993, the
+    spectral angle mapper), in [0, 180]; 0 when one spectrum is a positive multiple of the
+    other, whatever its brightness. Returns ``(angles (N,), defined (N,))``: the angle is
+    undefined (0 there, ``defined`` False) where either spectrum is all zeros.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    norms = np.sqrt((x * x).sum(axis=0)) * np.sqrt((y * y).sum(axis=0))
+    defined = norms > 0
+    cos = np.divide((x * y).sum(axis=0), norms, out=np.zeros_like(norms), where=defined)
+    angles = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    angles[~defined] = 0.0
+    return angles, defined
+
+
+def normalized_difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(b - a) / (b + a)`` per pixel (NDVI with ``a`` red and ``b`` NIR), and where it is
+    defined (``b + a`` not 0); 0 where it is not."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    total = a + b
+    defined = total != 0
+    return np.divide(b - a, total, out=np.zeros_like(total), where=defined), defined
+
+
+def ergas(rmse: np.ndarray, reference_mean: np.ndarray, ratio: float = 1.0) -> float | None:
+    """ERGAS (Wald 2000): ``100 * ratio * sqrt(mean_b (RMSE_b / mean_ref_b)^2)``.
+
+    ``rmse`` and ``reference_mean`` are per band; ``ratio`` is the ratio of the pixel
+    sizes (1 when both rasters are compared on the same grid). Lower is better, 0 for
+    identical rasters. None when a band's reference mean is 0 (the ratio is undefined).
+    """
+    rmse = np.asarray(rmse, dtype=np.float64)
+    mean = np.asarray(reference_mean, dtype=np.float64)
+    if rmse.size == 0 or np.any(mean == 0):
+        return None
+    return float(100.0 * ratio * math.sqrt(float(np.mean((rmse / mean) ** 2))))

@@ -284,6 +284,16 @@ EVALUATE = Command(
     Option("resampling", "choice", "bilinear",
            "How REFERENCE (and SOURCE) are resampled when their grid differs.",
            choices=choices.EVALUATE_RESAMPLINGS),
+    Option("red", "int", None,
+           "The red band for NDVI (1-based). Default: the band whose colour "
+           "interpretation is red.", minimum=1),
+    Option("nir", "int", None,
+           "The near-infrared band for NDVI (1-based). Default: the band whose colour "
+           "interpretation is NIR (GDAL 3.10+).", minimum=1),
+    Option("error_map", "path", None,
+           "Write the per-pixel absolute error of each band (and the spectral angle, in "
+           "degrees) to this GeoTIFF, on REFERENCE's grid.", metavar="PATH"),
+    OVERWRITE.but(help="Replace the --error-map file if it exists."),
 )
 
 # -- train ---------------------------------------------------------------------------------

@@ -20,6 +20,13 @@ Definitions (``x`` the prediction, ``y`` the reference, over the ``N`` valid pix
   window: the weights are renormalised over the valid neighbours (normalised
   convolution), and pixels beyond the raster edge count as invalid. The SSIM map
   is averaged over the valid pixels; the overall SSIM is the mean of the bands'.
+* Spectral fidelity (:mod:`~geogan.evaluate.spectral`): per-band bias
+  ``mean(x_b - y_b)``; SAM, the mean spectral angle
+  ``arccos(<x, y> / (|x| |y|))`` in degrees; ERGAS
+  ``= 100 * ratio * sqrt(mean_b (RMSE_b / mean_ref_b)^2)`` (ratio 1 on a shared grid);
+  and, when the red and NIR bands are known (``red``/``nir``, else the colour
+  interpretation), the RMSE and bias of NDVI ``(NIR - red) / (NIR + red)`` and the share
+  of pixels whose NDVI differs by more than 0.1.
 * Accuracy: the share of valid pixels whose largest band difference
   ``max_b |x_b - y_b|`` is below ``delta`` (5 on 8-bit data, the aerial->map
   measure of the CycleGAN literature); per band, the share with ``|x_b - y_b| < delta``.
@@ -40,7 +47,8 @@ Memory: rasters are read block by block (``block_size`` pixels square plus a
 5-pixel halo for SSIM, smaller for rasters of many bands so that a block holds at most
 :data:`geogan.limits.BLOCK_VALUES` values), so memory stays at a few tens of MB per band
 whatever the raster size; the blocks are made as they are read, and only per-band
-histograms (65536 bins) are kept between passes.
+histograms (65536 bins) are kept between passes. ``error_map``: one more pass on
+REFERENCE's grid writes the per-pixel errors (:mod:`~geogan.evaluate.errormap`).
 
 The steps, one module each: :mod:`~geogan.evaluate.report` (options, scores, JSON and
 text), :mod:`~geogan.evaluate.inputs` (the rasters on PREDICTION's grid, AOI, blocks),
@@ -58,6 +66,7 @@ from typing import Any
 
 from geogan.errors import InputError
 from geogan.evaluate.baselines import histogram_matcher
+from geogan.evaluate.errormap import check_error_map, error_map_tags, write_error_map
 from geogan.evaluate.inputs import (
     Blocks,
     Inputs,
@@ -74,16 +83,19 @@ from geogan.evaluate.report import (
     BandScores,
     EvaluateConfig,
     EvaluationReport,
+    NdviBands,
+    NdviScores,
     Scores,
 )
 from geogan.evaluate.scan import data_range_for, delta_for, scan_inputs
 from geogan.evaluate.scoring import finish_scores, score_sums
+from geogan.evaluate.spectral import ergas_ratio, ndvi_bands
 from geogan.metrics import SSIM_K1, SSIM_K2, SSIM_RADIUS, SSIM_SIGMA
 from geogan.progress import CancelCheck, ProgressCallback
 
 __all__ = [
     "BASELINES", "RESAMPLING", "SSIM_K1", "SSIM_K2", "SSIM_RADIUS", "SSIM_SIGMA", "BandScores",
-    "EvaluateConfig", "EvaluationReport", "Scores", "evaluate",
+    "EvaluateConfig", "EvaluationReport", "NdviBands", "NdviScores", "Scores", "evaluate",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,7 +110,9 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
     Raises :class:`~geogan.errors.InputError` for missing or unreadable files, palette
     rasters or data types no other command takes either (complex, int64:
     :func:`geogan.rasterio_meta.check_pixels`), rasters that do not overlap, band counts
-    that differ without ``bands``, an unusable AOI, or no pixel valid in all inputs.
+    that differ without ``bands``, an unusable AOI, a ``red``/``nir`` band not compared,
+    or no pixel valid in all inputs; :class:`~geogan.errors.OutputError` for an
+    ``error_map`` that exists (without ``overwrite``) or cannot be written.
     """
     from geogan.rasterio_io import check_readable, open_raster
     from geogan.rasterio_meta import check_pixels
@@ -117,6 +131,12 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
             if ds is not None:
                 check_pixels(ds, ds.name, bands, "`bands`")
         check_overlap(pred, ref_ds, "REFERENCE")
+        nd_bands = ndvi_bands(pred, ref_ds, bands, config.red, config.nir)
+        if not nd_bands.usable:
+            log.info("NDVI skipped: %s", nd_bands.how)
+        if config.error_map is not None:
+            check_error_map(config.error_map, config.overwrite,
+                            [p for p in (prediction, reference, config.source) if p])
         ref = OnGrid(ref_ds, pred, config.resampling, stack)
         src = None
         if src_ds is not None:
@@ -128,9 +148,12 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
                      config.resampling)
         sources = Inputs(OnGrid(pred, pred, config.resampling, stack), ref, src, aoi, bands)
 
-        blocks = Blocks(pred.width, pred.height, block_side(config.block_size, len(bands)))
+        side = block_side(config.block_size, len(bands))
+        blocks = Blocks(pred.width, pred.height, side)
         passes = 3 if src is not None else 2
-        tick = Ticker(progress, cancel, len(blocks) * passes)
+        map_blocks = (len(Blocks(ref_ds.width, ref_ds.height, side))
+                      if config.error_map is not None else 0)
+        tick = Ticker(progress, cancel, len(blocks) * passes + map_blocks)
 
         scan = scan_inputs(sources, blocks, tick)
         if scan.count == 0:
@@ -139,10 +162,18 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
         delta = delta_for(config, ref_ds.dtypes[0], data_range)
         matcher = histogram_matcher(sources, blocks, tick, scan, ref_ds.dtypes[0],
                                     src_ds.dtypes[0]) if src is not None else None
-        sums = score_sums(sources, blocks, tick, data_range, delta, matcher)
+        ndvi_at = ((bands.index(nd_bands.red), bands.index(nd_bands.nir))
+                   if nd_bands.red is not None and nd_bands.nir is not None else None)
+        sums = score_sums(sources, blocks, tick, data_range, delta, matcher, ndvi_at)
+        ratio = ergas_ratio(pred, ref_ds, ref.resampled)
+        if config.error_map is not None:
+            write_error_map(config.error_map, pred, ref_ds, bands,
+                            Path(config.aoi) if config.aoi is not None else None,
+                            config.resampling, config.overwrite, side,
+                            error_map_tags(prediction, reference, pred), tick)
 
     n = scan.count
-    scores = [finish_scores(name, s, n, bands, data_range) for name, s in sums.items()]
+    scores = [finish_scores(name, s, n, bands, data_range, ratio) for name, s in sums.items()]
     log.info("evaluated %d valid pixels of %s", n, prediction)
     return EvaluationReport(
         prediction=str(prediction), reference=str(reference),
@@ -150,7 +181,8 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
         aoi=None if config.aoi is None else str(config.aoi), bands=bands,
         valid_pixels=n, grid_pixels=grid_pixels, data_range=data_range,
         delta=delta, reference_resampled=ref.resampled, resampling=config.resampling,
-        scores=tuple(scores))
+        scores=tuple(scores), ndvi_bands=nd_bands, ergas_ratio=ratio,
+        error_map=None if config.error_map is None else str(config.error_map))
 
 
 def _no_valid_message(prediction: Any, reference: Any, config: EvaluateConfig) -> str:
