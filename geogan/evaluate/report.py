@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,9 +110,11 @@ class NdviBands:
     def usable(self) -> bool:
         return self.red is not None and self.nir is not None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, words: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """``words`` renders the parameter names of the note (the CLI's flags...)."""
+        how = self.how if words is None else words(self.how)
         return {"red": self.red, "nir": self.nir,
-                ("identified" if self.usable else "skipped"): self.how}
+                ("identified" if self.usable else "skipped"): how}
 
 
 @dataclass(frozen=True)
@@ -182,8 +184,9 @@ class EvaluationReport:
     ergas_ratio: float = 1.0
     error_map: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (PSNR is ``null`` where it is infinite: identical bands)."""
+    def to_json(self, words: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """A JSON-ready dict (PSNR is ``null`` where it is infinite: identical bands);
+        ``words`` renders parameter names in notes (:mod:`geogan.contract.messages`)."""
         return {
             "prediction": self.prediction, "reference": self.reference,
             "source": self.source, "aoi": self.aoi, "bands": list(self.bands),
@@ -195,13 +198,14 @@ class EvaluationReport:
             "scores": {s.name: s.to_json() for s in self.scores},
             "spectral": {"sam_unit": "degrees", "ergas_ratio": self.ergas_ratio,
                          "ndvi_bands": None if self.ndvi_bands is None
-                         else self.ndvi_bands.to_json()},
+                         else self.ndvi_bands.to_json(words)},
             "error_map": self.error_map,
         }
 
-    def format_table(self) -> str:
+    def format_table(self, words: Callable[[str], str] | None = None) -> str:
         """A plain-text table: one 'all' row and one row per band for each candidate (with
-        bias, and SAM and ERGAS on the 'all' row), then the NDVI rows."""
+        bias, and SAM and ERGAS on the 'all' row), then the NDVI rows. ``words`` renders
+        parameter names in notes (:func:`geogan.contract.messages.for_cli`)."""
         share = self.valid_pixels / self.grid_pixels if self.grid_pixels else 0.0
         how = (f"resampled onto the prediction grid, {self.resampling}"
                if self.reference_resampled else "same grid")
@@ -233,16 +237,16 @@ class EvaluationReport:
                 lines.append(f"{s.name:<{name_w}}  {band:>4}  {rmse:>10.4f}  "
                              f"{_psnr_text(psnr):>8}  {ssim:>7.4f}  {acc:>8.4f}  "
                              f"{bias:>+9.4f}{spectral}")
-        lines += ["", *self._ndvi_lines(name_w)]
+        lines += ["", *self._ndvi_lines(name_w, words or (lambda text: text))]
         if self.error_map is not None:
             lines += ["", f"error map:    {self.error_map}"]
         return "\n".join(lines)
 
-    def _ndvi_lines(self, name_w: int) -> list[str]:
+    def _ndvi_lines(self, name_w: int, words: Callable[[str], str]) -> list[str]:
         """Which bands NDVI used and how they were found, and one row per candidate."""
         nd = self.ndvi_bands
         if nd is None or not nd.usable:
-            return [f"NDVI:         skipped: {nd.how if nd is not None else 'no bands'}"]
+            return [f"NDVI:         skipped: {words(nd.how) if nd is not None else 'no bands'}"]
         from geogan.metrics import NDVI_CHANGE
 
         lines = [f"NDVI:         red band {nd.red}, NIR band {nd.nir} ({nd.how}); changed: "
