@@ -40,6 +40,9 @@ REFERENCE_NAME = "naip_2020.tif"
 PRETRAINED_NAME = "pretrained/naip_2009_to_2020.safetensors"
 #: Bands shown in the preview (R, G, B of the NAIP R, G, B, NIR orthophotos).
 PREVIEW_BANDS = (1, 2, 3)
+#: The red and NIR bands of the NAIP orthophotos, for NDVI: given, because their colour
+#: interpretation says only gray, undefined, undefined, undefined.
+RED_BAND, NIR_BAND = 1, 4
 TRANSLATED_NAME = "naip_2009_as_2020.tif"
 METRICS_NAME = "metrics.json"
 #: Files the demo writes at the top of its folder.
@@ -272,17 +275,18 @@ def _evaluate(translated: Path, reference: Path, source: Path, east: Path,
     """Held-out scores on the eastern half: the GAN, histogram matching, and no change."""
     from geogan.evaluate import EvaluateConfig, evaluate
 
-    bands = PREVIEW_BANDS + (4,)
+    bands = PREVIEW_BANDS + (NIR_BAND,)
     gan = evaluate(translated, reference, EvaluateConfig(
-        bands=bands, aoi=east, baseline="histogram-match", source=source), cancel=cancel)
-    unchanged = evaluate(source, reference, EvaluateConfig(bands=bands, aoi=east),
-                         cancel=cancel)
+        bands=bands, aoi=east, baseline="histogram-match", source=source, red=RED_BAND,
+        nir=NIR_BAND), cancel=cancel)
+    unchanged = evaluate(source, reference, EvaluateConfig(
+        bands=bands, aoi=east, red=RED_BAND, nir=NIR_BAND), cancel=cancel)
     ref_detail, ref_checker = texture_energies(reference, east)
     rows: dict[str, Any] = {}
     for s in gan.scores + unchanged.scores[:1]:
         name = "untranslated 2009" if s is unchanged.scores[0] else s.name
         rows[name] = {"rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim, "accuracy": s.accuracy,
-                      "detail": None, "checker": None}
+                      **spectral_row(s), "detail": None, "checker": None}
         raster = {"prediction": translated, "untranslated 2009": source}.get(name)
         if raster is not None:  # histogram matching adds no spatial pattern of its own
             detail, checker = texture_energies(raster, east)
@@ -293,13 +297,37 @@ def _evaluate(translated: Path, reference: Path, source: Path, east: Path,
         log.info("eastern half vs 2020, %-18s RMSE %6.2f  SSIM %.3f  PSNR %5.2f dB%s", name,
                  r["rmse"], r["ssim"], r["psnr"] if r["psnr"] is not None else float("inf"),
                  texture)
+        log.info("eastern half vs 2020, %-18s SAM %.2f deg  ERGAS %.2f  NDVI RMSE %.3f, "
+                 "bias %+.3f, changed > 0.1: %.1f%%", name, r["sam"], r["ergas"],
+                 r["ndvi_rmse"], r["ndvi_bias"], 100 * r["ndvi_changed"])
     return {"region": "eastern half (held out from training)", "reference": reference.name,
             "valid_pixels": gan.valid_pixels, "bands": list(bands), "scores": rows,
+            "ndvi_bands": {"red": RED_BAND, "nir": NIR_BAND,
+                           "identified": "given by the demo: the NAIP orthophotos are R, G, "
+                                         "B, NIR but their colour interpretation says only "
+                                         "gray/undefined"},
+            "spectral": f"sam: mean spectral angle in degrees; ergas: 100 * sqrt(mean_b "
+                        f"(RMSE_b / mean_ref_b)^2) (resolution ratio {gan.ergas_ratio:g}); "
+                        "bias: mean(candidate - 2020) per band; ndvi_*: NDVI = (NIR - red) / "
+                        f"(NIR + red) from red band {RED_BAND} and NIR band {NIR_BAND}, given "
+                        "(the NAIP orthophotos' colour interpretation is gray/undefined), "
+                        "its RMSE, bias and the share of pixels whose NDVI differs by more "
+                        "than 0.1 (geogan.evaluate.spectral)",
             "texture": "detail and checker are the fine texture of the RGB bands on each "
                        "raster's own grid, divided by that of the 2020 orthophoto "
                        "(geogan.metrics.detail_energy, checker_energy): below 1 is smoother "
                        "than the photo, above 1 checker is the 2-pixel pattern of transposed "
                        "convolutions"}
+
+
+def spectral_row(s: Any) -> dict[str, Any]:
+    """The spectral figures of one candidate's :class:`~geogan.evaluate.Scores` as the
+    demo's metrics.json (and benchmarks/quality.py) report them."""
+    nd = s.ndvi
+    return {"sam": s.sam, "ergas": s.ergas, "bias": [b.bias for b in s.bands],
+            "ndvi_rmse": None if nd is None else nd.rmse,
+            "ndvi_bias": None if nd is None else nd.bias,
+            "ndvi_changed": None if nd is None else nd.changed}
 
 
 def texture_energies(path: Path, area: Path) -> tuple[float, float]:

@@ -47,8 +47,15 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, t
         lines.append(f"  {result.metrics.name:<28} scores on the held-out eastern half:")
         for name, row in result.scores.get("scores", {}).items():
             texture = "" if row.get("detail") is None else f"   detail {row['detail']:.2f}x"
+            spectral = ("" if row.get("sam") is None else
+                        f"   SAM {row['sam']:.2f} deg   ERGAS {row['ergas']:.1f}   "
+                        f"NDVI RMSE {row['ndvi_rmse']:.3f}")
             lines.append(f"      {name:<20} RMSE {row['rmse']:6.2f}   SSIM {row['ssim']:.3f}"
-                         f"{texture}")
+                         f"{spectral}{texture}")
+        nd = result.scores.get("ndvi_bands")
+        if nd is not None:
+            lines.append(f"      NDVI from red band {nd['red']} and NIR band {nd['nir']}, "
+                         f"{nd['identified']}")
         return "\n".join(lines)
 
     emit({"output": result.output, "translated": result.translated, "preview": result.preview,
