@@ -14,6 +14,12 @@ Columns:
   (steps x batch / time in the training loop, from the run's losses.csv).
 - RMSE, PSNR, SSIM: :func:`geogan.evaluate.evaluate` on bands 1-4 of the eastern half
   (the 2020 reference resampled onto the 2009 grid, bilinear), as ``geogan demo`` reports.
+- SAM, ERGAS, NDVI: spectral fidelity on the same pixels (:mod:`geogan.evaluate.spectral`):
+  the mean spectral angle in degrees, ERGAS ``100 * sqrt(mean_b (RMSE_b / mean_ref_b)^2)``
+  (resolution ratio 1) and the RMSE of NDVI ``(NIR - red) / (NIR + red)`` from red band 1
+  and NIR band 4, given as the demo gives them (the NAIP orthophotos' colour
+  interpretation is gray/undefined); the JSON rows add per-band bias, the NDVI bias and
+  the share of pixels whose NDVI differs by more than 0.1.
 - checker: the checker-energy ratio. The 2x2 checker energy of a raster is the mean, over
   the non-overlapping 2x2 pixel blocks of its eastern half whose four pixels are valid and
   over the R, G, B bands, of ``|x[2i,2j] - x[2i+1,2j] - x[2i,2j+1] + x[2i+1,2j+1]| / 4``
@@ -56,6 +62,10 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Bands scored (as geogan demo); the texture figures are those of R, G, B, as the demo's.
 SCORE_BANDS = (1, 2, 3, 4)
 DEFAULT_MODELS = "cyclegan:deconv,cyclegan:resize,cut:resize"
+
+
+def _fig(value: float | None, width: int, digits: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
 
 
 def _loop_rate(run: Path, batch_size: int) -> tuple[int, float, float]:
@@ -127,7 +137,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     import torch
 
     from geogan.demo import (
+        NIR_BAND,
+        RED_BAND,
         _halves,  # the demo's split, so the numbers compare with it
+        spectral_row,
         texture_energies,
     )
     from geogan.evaluate import EvaluateConfig, evaluate
@@ -156,7 +169,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         detail, checker = texture_energies(path, east)
         return {"checker": checker / ref_energy, "detail": detail / ref_detail}
     eval_cfg = EvaluateConfig(bands=SCORE_BANDS, aoi=east, baseline="histogram-match",
-                              source=source)
+                              source=source, red=RED_BAND, nir=NIR_BAND)
     rows: list[dict[str, Any]] = []
     for spec in args.models.split(","):
         model, _, upsample = spec.strip().partition(":")
@@ -178,16 +191,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         s = report.scores[0]
         rows.append({"candidate": name, "steps": steps,
                      "img_s": steps * args.batch_size / loop_s, "translate_s": translate_s,
-                     "rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim,
+                     "rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim, **spectral_row(s),
                      **texture(out)})
         if len(rows) == 1:
             h = report.scores[1]
             baseline = {"candidate": "histogram matching", "rmse": h.rmse, "psnr": h.psnr,
-                        "ssim": h.ssim, "checker": None, "detail": None}
-    none = evaluate(source, reference, EvaluateConfig(bands=SCORE_BANDS, aoi=east)).scores[0]
+                        "ssim": h.ssim, **spectral_row(h), "checker": None, "detail": None}
+    none = evaluate(source, reference, EvaluateConfig(
+        bands=SCORE_BANDS, aoi=east, red=RED_BAND, nir=NIR_BAND)).scores[0]
     rows.append(baseline)
     rows.append({"candidate": "untranslated 2009", "rmse": none.rmse, "psnr": none.psnr,
-                 "ssim": none.ssim, **texture(source)})
+                 "ssim": none.ssim, **spectral_row(none), **texture(source)})
 
     device = "cuda: " + torch.cuda.get_device_name() if (
         args.device != "cpu" and torch.cuda.is_available()) else (
@@ -196,9 +210,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
           f"{platform.machine()} {device}")
     print(f"settings: {args.generator}, ngf {args.ngf}, ndf {args.ndf}, {args.chip} px chips, "
           f"batch {args.batch_size}, seed {args.seed}; scored on the eastern half vs 2020 "
-          f"(bands 1-4), 2020 checker energy {ref_energy:.3f}")
+          f"(bands 1-4; NDVI from red band {RED_BAND}, NIR band {NIR_BAND}, given), 2020 "
+          f"checker energy {ref_energy:.3f}")
     header = (f"{'candidate':<20} {'steps':>6} {'img/s':>7} {'RMSE':>7} {'PSNR dB':>8} "
-              f"{'SSIM':>6} {'checker':>8} {'detail':>7}")
+              f"{'SSIM':>6} {'SAM deg':>7} {'ERGAS':>6} {'NDVI':>6} {'checker':>8} "
+              f"{'detail':>7}")
     print(header)
     print("-" * len(header))
     for r in rows:
@@ -207,7 +223,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         checker = f"{r['checker']:>7.2f}x" if r["checker"] is not None else f"{'-':>8}"
         detail = f"{r['detail']:>6.2f}x" if r["detail"] is not None else f"{'-':>7}"
         print(f"{r['candidate']:<20} {steps} {rate} {r['rmse']:>7.2f} {r['psnr']:>8.2f} "
-              f"{r['ssim']:>6.3f} {checker} {detail}")
+              f"{r['ssim']:>6.3f} {_fig(r['sam'], 7, 2)} {_fig(r['ergas'], 6, 1)} "
+              f"{_fig(r['ndvi_rmse'], 6, 3)} {checker} {detail}")
     if args.json is not None:
         args.json.write_text(json.dumps({"budget_s": args.budget_s, "device": device,
                                          "reference_checker_energy": ref_energy,

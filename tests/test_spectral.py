@@ -241,3 +241,31 @@ def test_error_map_never_replaces_an_input_and_leaves_nothing_on_failure(make_ra
     with pytest.raises(OutputError, match="err.tif"):
         evaluate(a, b, EvaluateConfig(error_map=out, block_size=16))
     assert len(calls) == 3 and listing(out.parent) == []
+
+
+def test_ergas_ratio_is_the_pixel_size_ratio_when_the_reference_is_resampled(make_raster):
+    fine = make_raster("fine.tif", data=make_raster_array(40, 30, 3, "uint8", 0))
+    coarse = make_raster("coarse.tif", data=make_raster_array(20, 15, 3, "uint8", 1),
+                         transform=from_origin(485900.0, 5209247.0, 10.0, 10.0))
+    same = evaluate(fine, make_raster("b.tif", data=make_raster_array(40, 30, 3, "uint8", 1)))
+    assert same.ergas_ratio == 1.0 and not same.reference_resampled
+    report = evaluate(fine, coarse)
+    assert report.reference_resampled and report.ergas_ratio == pytest.approx(0.5)
+    s = report.scores[0]
+    rmse = np.array([b.rmse for b in s.bands])
+    # ERGAS = 100 * ratio * sqrt(mean_b (RMSE_b / mean_b)^2): half of the same sum at ratio 1
+    means = _ref_means(fine, coarse)
+    assert s.ergas == pytest.approx(0.5 * 100 * math.sqrt(np.mean((rmse / means) ** 2)))
+
+
+def _ref_means(fine, coarse) -> np.ndarray:
+    """The coarse reference's band means on the fine grid (bilinear, as evaluate reads it)."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with rasterio.open(fine) as f, rasterio.open(coarse) as c, WarpedVRT(
+            c, crs=f.crs, transform=f.transform, width=f.width, height=f.height,
+            resampling=Resampling.bilinear, add_alpha=True) as vrt:
+        data = vrt.read().astype(np.float64)
+    valid = data[-1] > 0
+    return data[:-1][:, valid].mean(axis=1)
