@@ -174,6 +174,19 @@ def test_stats_only_refuses_what_could_not_serve_every_task(halves: Path, tmp_pa
     assert kept.read_text() == "{}\n"
 
 
+def test_stats_only_refuses_a_generator_without_instance_norm(halves: Path,
+                                                              tmp_path: Path) -> None:
+    from conftest import cli_error, make_checkpoint, run_cli
+
+    ckpt = make_checkpoint(tmp_path / "batch.safetensors", norm="batch")
+    before = sorted(tmp_path.iterdir())
+    error = cli_error(run_cli("translate", ckpt, halves, "--bands", "1,2,3", "--stats-only",
+                              "-o", tmp_path / "s.json"))
+    assert error == (f"Error: the a2b generator of {ckpt} has no instance normalisation, so "
+                     "its translations use no statistics; translate without --stats-only")
+    assert sorted(tmp_path.iterdir()) == before
+
+
 def test_stats_only_json_result_names_the_file(halves: Path, tmp_path: Path,
                                                tiny_checkpoint: Path) -> None:
     out = tmp_path / "s.json"
