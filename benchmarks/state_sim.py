@@ -20,6 +20,15 @@ Examples::
     python benchmarks/state_sim.py                                   # 48 files, 6 tasks, 2 kills
     python benchmarks/state_sim.py --files 80 --tasks 8 --kill 3 --engine kubernetes
     python benchmarks/state_sim.py --gpu-mpx-s 100 --gpus 8 64        # the state on GPUs
+    python benchmarks/state_sim.py --seam                            # colours across tasks
+
+``--seam`` shows instead what shared normalisation statistics do across tasks: two
+adjacent halves of the bundled NAIP sample, under a brightness ramp (dark west, bright
+east, continuous across the seam), are translated with the bundled pretrained model by a
+job array of two tasks (one half each), once with per-file statistics (the default) and
+once with one statistics file written first by ``geogan translate --stats-only``; it
+prints the colour step where the two outputs meet (mean absolute difference, in DN, of
+the columns either side of the seam) for both.
 """
 
 from __future__ import annotations
@@ -183,6 +192,75 @@ def verify(out: Path, ref: Path, names: list[str]) -> dict[str, Any]:
             "vrt_px": vrt_px}
 
 
+def cut_halves(folder: Path, side: int) -> tuple[Path, Path]:
+    """West and east ``side`` px halves of the NAIP sample under a brightness ramp from 0.35
+    (west edge) to 1.0 (east edge) on the colour bands, on one pixel grid."""
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    folder.mkdir(parents=True)
+    with rasterio.open(ROOT / "geogan" / "sample_data" / "naip_2009.tif") as src:
+        if 2 * side > src.width - 200 or side > src.height - 200:
+            sys.exit(f"--size {side}: the NAIP sample holds halves of at most "
+                     f"{min((src.width - 200) // 2, src.height - 200)} px")
+        data = src.read(window=Window(200, 200, 2 * side, side)).astype(np.float64)
+        data[:3] = np.clip(np.rint(data[:3] * np.linspace(0.35, 1.0, 2 * side)), 1, 255)
+        profile = {**src.profile, "photometric": "MINISBLACK", "width": side, "height": side}
+        paths = (folder / "west.tif", folder / "east.tif")
+        for k, path in enumerate(paths):
+            window = Window(200 + k * side, 200, side, side)
+            with rasterio.open(path, "w", **{**profile,
+                               "transform": src.window_transform(window)}) as dst:
+                dst.write(data[:, :, k * side:(k + 1) * side].astype(np.uint8))
+    return paths
+
+
+def seam_step(west: Path, east: Path) -> float:
+    """Mean absolute difference (DN, all bands) of the columns either side of the seam."""
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(west) as a, rasterio.open(east) as b:
+        left = a.read()[:, :, -1].astype(np.float64)
+        right = b.read()[:, :, 0].astype(np.float64)
+    return float(np.abs(left - right).mean())
+
+
+def seam(args: argparse.Namespace) -> dict[str, Any]:
+    """The seam between two tasks' outputs, with per-file and with shared statistics."""
+    from geogan.shards import task_of
+
+    model = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
+    work = Path(tempfile.mkdtemp(prefix="geogan-seam-", dir=args.workdir))
+    try:
+        west, east = cut_halves(work / "in", args.size)
+        assert [task_of(p.name, 2) for p in (west, east)] == [0, 1]  # one half per task
+        options = ["--tile", "256", "--overlap", "32", "-j", str(args.threads)]
+        stats = work / "shared.stats.json"
+        t0 = time.perf_counter()
+        wait_all({0: start(["translate", str(model), str(work / "in"), "--stats-only", "-o",
+                            str(stats), *options], {})})
+        stats_s = time.perf_counter() - t0
+        steps = {}
+        for label, extra in (("per_file", []), ("shared_file", ["--stats", str(stats)])):
+            cmd = ["translate", str(model), str(work / "in"), "-o", str(work / label),
+                   *options, *extra]
+            wait_all({i: start(cmd, ENGINES[args.engine](i, 2)) for i in range(2)})
+            steps[label] = round(seam_step(work / label / west.name, work / label / east.name),
+                                 2)
+        source = round(seam_step(west, east), 2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"two {args.size} px halves, one per task ({args.engine} array of 2); colour step "
+          f"at the seam (mean |west last column - east first column|, DN): inputs {source}, "
+          f"per-file statistics {steps['per_file']}, one shared statistics file "
+          f"{steps['shared_file']} ({steps['per_file'] / max(steps['shared_file'], 1e-9):.1f}x "
+          f"smaller; --stats-only took {stats_s:.1f} s)")
+    return {"benchmark": "state_sim_seam", "engine": args.engine, "size_px": args.size,
+            "seam_step_dn": {"input": source, **steps}, "stats_only_s": round(stats_s, 2)}
+
+
 def on_paper(mpx_s: float, workers: list[int], state_px: float) -> dict[str, float]:
     """Hours for the state's pixels at ``mpx_s`` per worker, for each number of workers."""
     return {str(w): round(state_px / (mpx_s * 1e6) / w / 3600, 2) for w in workers}
@@ -203,7 +281,13 @@ def main() -> None:
                         help="translate Mpx/s of one GPU (benchmarks/gpu_check.py)")
     parser.add_argument("--gpus", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--seam", action="store_true",
+                        help="instead: the colour step where two tasks' adjacent outputs meet, "
+                             "with per-file and with shared statistics")
     args = parser.parse_args()
+    if args.seam:
+        print(json.dumps(seam(args)))
+        return
     if not 1 <= args.kill < args.tasks <= args.files:
         sys.exit("need 1 <= --kill < --tasks <= --files")
 

@@ -126,29 +126,9 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
         check_not_read([output], {ch.path: ch.files for ch in chips})
         _check_compatible(chips)
         ref = chips[0]
-        offsets = _offsets(chips)
-        rects = [ChipWindow(c + ch.valid.col_off, r + ch.valid.row_off, ch.valid.width,
-                            ch.valid.height) for ch, (c, r) in zip(chips, offsets, strict=True)]
-        col0 = min(r.col_off for r in rects)
-        row0 = min(r.row_off for r in rects)
-        width = max(r.col_end for r in rects) - col0
-        height = max(r.row_end for r in rects) - row0
-        # Origin taken from the chips that define it, so it is exact, not accumulated.
-        left = next(ch.transform.c + ch.valid.col_off * ch.transform.a
-                    for ch, r in zip(chips, rects, strict=True) if r.col_off == col0)
-        top = next(ch.transform.f + ch.valid.row_off * ch.transform.e
-                   for ch, r in zip(chips, rects, strict=True) if r.row_off == row0)
-        transform = Affine(ref.transform.a, 0.0, left, 0.0, ref.transform.e, top)
-        places = [(c - col0, r - row0) for c, r in offsets]
-        valid = [ChipWindow(r.col_off - col0, r.row_off - row0, r.width, r.height)
-                 for r in rects]
-
+        transform, width, height, places, valid = _output_grid(chips)
         block = _window_size(ref.count)
-        buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, v in enumerate(valid):
-            for bj in range(v.row_off // block, (v.row_end - 1) // block + 1):
-                for bi in range(v.col_off // block, (v.col_end - 1) // block + 1):
-                    buckets[(bi, bj)].append(i)
+        buckets = _buckets(valid, block)
         windows = list(block_windows(width, height, block))
         masked = any(ch.masked for ch in chips)
         use_mask = ref.nodata is None and (masked or not _fully_covered(windows, buckets, valid,
@@ -193,6 +173,41 @@ def mosaic_chips(inputs: Sequence[str | Path], output: str | Path, config: Mosai
                         progress(n, len(windows))
     log.info("wrote %s", output)
     return output
+
+
+def _output_grid(chips: list[_Chip]) -> tuple[Affine, int, int, list[tuple[int, int]],
+                                               list[ChipWindow]]:
+    """The output's transform, width and height, and each chip's place (pixel offset of
+    its corner) and valid part in output pixels."""
+    ref = chips[0]
+    offsets = _offsets(chips)
+    rects = [ChipWindow(c + ch.valid.col_off, r + ch.valid.row_off, ch.valid.width,
+                        ch.valid.height) for ch, (c, r) in zip(chips, offsets, strict=True)]
+    col0 = min(r.col_off for r in rects)
+    row0 = min(r.row_off for r in rects)
+    width = max(r.col_end for r in rects) - col0
+    height = max(r.row_end for r in rects) - row0
+    # Origin taken from the chips that define it, so it is exact, not accumulated.
+    left = next(ch.transform.c + ch.valid.col_off * ch.transform.a
+                for ch, r in zip(chips, rects, strict=True) if r.col_off == col0)
+    top = next(ch.transform.f + ch.valid.row_off * ch.transform.e
+               for ch, r in zip(chips, rects, strict=True) if r.row_off == row0)
+    transform = Affine(ref.transform.a, 0.0, left, 0.0, ref.transform.e, top)
+    places = [(c - col0, r - row0) for c, r in offsets]
+    valid = [ChipWindow(r.col_off - col0, r.row_off - row0, r.width, r.height)
+             for r in rects]
+    return transform, width, height, places, valid
+
+
+def _buckets(valid: list[ChipWindow], block: int) -> dict[tuple[int, int], list[int]]:
+    """(block column, block row) of each output window -> the chips whose valid part
+    touches it."""
+    buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, v in enumerate(valid):
+        for bj in range(v.row_off // block, (v.row_end - 1) // block + 1):
+            for bi in range(v.col_off // block, (v.col_end - 1) // block + 1):
+                buckets[(bi, bj)].append(i)
+    return buckets
 
 
 def _blend_window(win: ChipWindow, members: list[int], chips: list[_Chip],

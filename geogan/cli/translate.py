@@ -40,6 +40,13 @@ def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: A
     if values.get("stats") is not None:
         values["stats"] = str(values["stats"])
     config = TranslateConfig(**values, creation_options=params["creation_options"])
+    if params["stats_only"]:
+        from geogan.shared_stats import write_shared_stats
+
+        stats = write_shared_stats(checkpoint, with_listed(inputs, params["files_from"]),
+                                   output, config, direction=params["direction"])
+        emit({"stats": stats}, str(stats))
+        return
     share = task_share(params["shard"])
     desc = f"translate ({share.describe()})" if share.enabled else "translate"
     with reporter(desc, unit="Mpx") as rep:

@@ -161,6 +161,10 @@ TRANSLATE = Command(
     Option("shared_stats", "flag", False,
            "Estimate one set of global statistics over all inputs together (one look for a "
            "whole batch)."),
+    Option("stats_only", "flag", False,
+           "Translate nothing: estimate one set of global statistics over all inputs (as "
+           "--shared-stats) and write it to OUTPUT, a .json file, for --stats OUTPUT in every "
+           "task of a job array."),
     Option("batch_size", "int", None,
            "Windows per generator call. Default: 8 on CUDA, 1 on the CPU.",
            label="Batch size (0: automatic for the device)"),
