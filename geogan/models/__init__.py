@@ -108,10 +108,11 @@ def min_crop(generator: str, discriminator: str, n_layers: int = 3) -> tuple[int
     (nothing allocated)."""
     import torch
 
-    kwargs = discriminator_kwargs(discriminator, 1, 1, "instance", {"n_layers": n_layers})
+    given = {"n_layers": n_layers}  # the settings the crop depends on; others: defaults
+    kwargs = {k: given[k] for k in settings_args(discriminator) if k in given}
     with torch.device("meta"):
         g = build_generator(generator, in_channels=1, out_channels=1, ngf=1)
-        d = build_discriminator(discriminator, **kwargs)
+        d = build_discriminator(discriminator, in_channels=1, ndf=1, **kwargs)
     multiple = size_multiple(g)
     need = max(g.min_size, int(d.min_size))
     return -(-need // multiple) * multiple, multiple

@@ -23,6 +23,7 @@ from torch import nn
 
 from geogan.contract.checkpoint import GeneratorMeta
 from geogan.datasets.layouts import Pairing
+from geogan.errors import InputError
 from geogan.models import (
     DEFAULT_UPSAMPLE,
     build_discriminator,
@@ -31,7 +32,7 @@ from geogan.models import (
 )
 from geogan.models.losses import GANLoss
 from geogan.models.patchnce import NUM_PATCHES
-from geogan.models.protocol import size_multiple
+from geogan.models.protocol import Encoder, size_multiple
 
 Tensor = torch.Tensor
 
@@ -114,7 +115,10 @@ class GANModel:
         s = self.settings
         kwargs = {"in_channels": c_in, "out_channels": c_out, "ngf": s.ngf, "norm": s.norm,
                   "use_dropout": s.use_dropout, "upsample": s.upsample}
-        net = build_generator(s.generator, encoder=self.needs_encoder, **kwargs)
+        net = build_generator(s.generator, **kwargs)
+        if self.needs_encoder and not isinstance(net, Encoder):
+            raise InputError(f"`generator` {s.generator} exposes no encoder features, which "
+                             f"`model` {self.name} reads; choose another `generator`")
         self.specs[key] = GeneratorMeta(key, s.generator, kwargs)
         self.networks[key] = net
         return net

@@ -13,6 +13,7 @@ from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metada
 from geogan.contract.limits import arch_problem, range_text
 from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
+from geogan.datasets.layouts import Pairing, paired_models
 from geogan.errors import CheckpointError, InputError, require_choice
 from geogan.models import (
     DISCRIMINATORS,
@@ -21,8 +22,8 @@ from geogan.models import (
     NORMS,
     UPSAMPLES,
     min_crop,
+    settings_args,
 )
-from geogan.datasets.layouts import Pairing, paired_models
 from geogan.models.gan import GAN_MODELS, GANSettings
 from geogan.samplers import WindowConfig, as_inputs
 
@@ -177,7 +178,7 @@ def _check_crop(config: TrainConfig) -> None:
     need, multiple = min_crop(generator, config.discriminator, config.n_layers)
     if config.crop < need:
         layers = f" with `n_layers` {config.n_layers}" \
-            if config.discriminator == "patchgan" else ""
+            if "n_layers" in settings_args(config.discriminator) else ""
         raise InputError(f"`crop` {config.crop} is too small for generator {generator} and "
                          f"discriminator {config.discriminator}{layers}; use at least {need}"
                          + (f", a multiple of {multiple}" if multiple > 1 else ""))
