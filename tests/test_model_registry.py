@@ -15,6 +15,7 @@ from geogan import models
 from geogan.checkpoint import load_generator, read_metadata
 from geogan.datasets.layouts import Layout, Pairing
 from geogan.errors import InputError
+from geogan.info import norm_modes
 from geogan.models import build_generator, discriminator_kwargs
 from geogan.models.base import DECLARED, GANModel, GANSettings, Tensor
 from geogan.models.generators import norm_layer
@@ -203,3 +204,6 @@ def test_norm_global_refuses_a_generator_without_instance_norm_it_can_reach(
                    "--norm", "window")
     assert done.exit_code == 0, done.output
     assert out.is_file()
+    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": 4}  # what info says it offers
+    assert norm_modes("groupnorm", kwargs) == ["window"]
+    assert norm_modes("resnet_6blocks", kwargs) == ["window", "global", "dense"]
