@@ -132,11 +132,10 @@ def _estimate_global(generator: LoadedGenerator, paths: Sequence[Path],
                      cancel: CancelCheck | None) -> NormStats:
     import torch
 
-    from geogan.models.protocol import size_multiple
-
     module = generator.module.eval().to(device)
     info = probe(module, generator.in_bands, device)
-    plan = plan_global_sample(sizes, info.bytes_per_px, size_multiple(module), info.passes)
+    plan = plan_global_sample(sizes, info.bytes_per_px, int(getattr(module, "size_multiple", 1)),
+                              info.passes)
     x, w = _read_sample(paths, nodatas, indexes, plan, generator, cancel)
     if not w.any():
         raise InputError(f"{', '.join(p.name for p in paths)}: the statistics sample holds no "
@@ -168,11 +167,9 @@ def _estimate_dense(generator: LoadedGenerator, path: Path, size_wh: tuple[int, 
                     cancel: CancelCheck | None) -> NormStats:
     import torch
 
-    from geogan.models.protocol import size_multiple
-
     module = generator.module.eval().to(device)
     width, height = size_wh
-    m = size_multiple(module)
+    m = int(getattr(module, "size_multiple", 1))
     size = max(m, -(-min(DENSE_WINDOW, max(width, height) + 2 * SAMPLE_BORDER) // m) * m)
     border = min(SAMPLE_BORDER, size // 4)
     gy = [float(v) for v in _cell_centres(height, DENSE_SPACING)]

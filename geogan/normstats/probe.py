@@ -44,12 +44,10 @@ def probe(module: nn.Module, in_bands: int, device: str) -> Probe:
     import torch
     from torch import nn
 
-    from geogan.models.protocol import size_multiple
-
     key = (id(module), in_bands)
     if key in _PROBES:
         return _PROBES[key]
-    side = max(64, size_multiple(module))
+    side = max(64, int(getattr(module, "size_multiple", 1)))
     sizes: list[int] = []
     macs = [0.0]
     reached: list[tuple[str, float]] = []
