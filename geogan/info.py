@@ -68,9 +68,13 @@ def norm_modes(arch: str, kwargs: dict[str, Any]) -> list[str]:
         from geogan.normstats import NORM_MODES
     except ImportError:  # translate offers per-window statistics only
         NORM_MODES = ("window",)  # noqa: N806
-    if not arch.startswith(_INSTANCE_NORM_ARCHES) or kwargs.get("norm", "instance") != "instance":
+    if kwargs.get("norm", "instance") != "instance":
         return ["window"]
-    return list(NORM_MODES)
+    try:  # what the generator itself holds (geogan.models.protocol), when torch is there
+        from geogan.models.protocol import takes_stats
+    except ImportError:
+        return list(NORM_MODES) if arch.startswith(_INSTANCE_NORM_ARCHES) else ["window"]
+    return list(NORM_MODES) if takes_stats(arch, kwargs) else ["window"]
 
 
 def _side(domain: DomainMeta) -> dict[str, Any]:

@@ -185,7 +185,7 @@ def test_existing_run_folder_needs_overwrite(tmp_path: Path, make_raster) -> Non
 
 
 def _nan_after(monkeypatch: pytest.MonkeyPatch, calls_ok: int) -> None:
-    import geogan.models.gan as gan_module
+    import geogan.models.pix2pix as gan_module
 
     real = gan_module.l1_loss
     count = {"n": 0}

@@ -16,6 +16,7 @@ from geogan.contract.options import TRAIN
 from geogan.datasets.chips import ChipDataset
 from geogan.datasets.domains import Domain, _make_domain, _Scan
 from geogan.datasets.images import IMAGE_SUFFIXES, ImageInfo, list_images, read_image
+from geogan.datasets.layouts import Layout, Pairing, data_pairing, paired_models
 from geogan.errors import InputError
 from geogan.normalize import BandNorm
 
@@ -32,7 +33,7 @@ class TrainingData:
     dataset: ChipDataset
     a: Domain
     b: Domain
-    layout: str  # "unpaired", "paired" or "side_by_side"
+    layout: Layout  # what was found; the checkpoint's training.layout
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,8 +128,9 @@ def _scene_folders(root: Path, option: str) -> list[tuple[Path, Path]]:
 
 
 def _pix2pix_sources(folders_a: list[Path],
-                     folders_b: list[Path]) -> tuple[str, list[tuple[Path, Path]]]:
-    """pix2pix's layout and its ``(A folder, B folder)`` pairs (side by side: one folder twice).
+                     folders_b: list[Path]) -> tuple[Layout, list[tuple[Path, Path]]]:
+    """A paired model's layout and its ``(A folder, B folder)`` pairs (side by side: one
+    folder twice).
 
     Without ``b``, each ``a`` folder is a ``geogan tile --pair`` output (``A/``, ``B/``),
     a folder of such outputs (scenes), or a folder of side-by-side A|B images; with
@@ -139,7 +141,7 @@ def _pix2pix_sources(folders_a: list[Path],
             raise InputError(f"`a` gives {len(folders_a)} chip folders and `b` "
                              f"{len(folders_b)}; pix2pix pairs the chips of the i-th folder "
                              "of `a` with those of the i-th of `b`")
-        return "paired", list(zip(folders_a, folders_b, strict=True))
+        return Layout.PAIRED, list(zip(folders_a, folders_b, strict=True))
     paired: list[tuple[Path, Path]] = []
     side: list[Path] = []
     for folder in folders_a:
@@ -154,8 +156,8 @@ def _pix2pix_sources(folders_a: list[Path],
         raise InputError(f"--a {side[0]} holds side-by-side A|B images but "
                          f"{paired[0][0].parent} holds A/ and B/ pairs; train on one kind")
     if paired:
-        return "paired", paired
-    return "side_by_side", [(f, f) for f in side]
+        return Layout.PAIRED, paired
+    return Layout.SIDE_BY_SIDE, [(f, f) for f in side]
 
 
 def _common_folder(folders: Sequence[Path]) -> Path:
@@ -170,99 +172,127 @@ def _default_name(folders: Sequence[Path], fallback: str) -> str:
     return names.pop() if len(names) == 1 else fallback
 
 
-def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[Path] | None,
-                       crop: int, *, augment: bool = True, name_a: str | None = None,
-                       name_b: str | None = None,
-                       norms: tuple[BandNorm, BandNorm] | None = None,
-                       cache_mb: float = DEFAULT_CACHE_MB,
-                       direction: str = DIRECTIONS[0]) -> TrainingData:
-    """Find, check and describe the training chips of ``model`` ("cyclegan" or "pix2pix").
+def _unpaired_sources(folders_a: list[Path], folders_b: list[Path],
+                      direction: str) -> tuple[list[Path], list[Path], list[tuple[Path, Path]]]:
+    """The chips of an unpaired model: one folder per domain, checked not to be paired."""
+    if direction != DIRECTIONS[0]:
+        raise InputError(f"`direction` {direction} needs paired data (`model` "
+                         f"{paired_models()}); swap `a` and `b` to train the other way")
+    if not folders_b:
+        raise InputError("CycleGAN needs two folders: pass `a` FOLDER_A `b` FOLDER_B")
+    if len(folders_a) > 1 or len(folders_b) > 1:
+        raise InputError("CycleGAN reads one chip folder per domain; give one folder as "
+                         "`a` and one as `b`")
+    a_folder, b_folder = folders_a[0], folders_b[0]
+    for opt, folder in (("--a", a_folder), ("--b", b_folder)):
+        if folder.is_dir() and _paired_layout(folder):
+            raise InputError(f"{opt} {folder} holds A/ and B/ subfolders; pass "
+                             f"`a` {folder / 'A'} `b` {folder / 'B'}")
+        if folder.is_dir() and _find_scenes(folder)[0]:
+            raise InputError(f"{opt} {folder} holds scene folders with A/ and B/ pairs; "
+                             f"train on them with `model` {paired_models()}, or give one "
+                             "domain's chips to each of `a` and `b`")
+        if folder.is_dir() and (folder / "trainA").is_dir():
+            raise InputError(f"{opt} {folder} holds trainA/ and trainB/ subfolders; pass "
+                             f"`a` {folder / 'trainA'} `b` {folder / 'trainB'}")
+    return (list_images(a_folder, "--a"), list_images(b_folder, "--b"),
+            [(a_folder, b_folder)])
 
-    pix2pix takes several folders (``a`` alone, or ``a`` and ``b`` folder by folder);
-    ``direction`` "BtoA" swaps its domains, so the model translates B to A. ``norms``
-    (when resuming) replaces the statistics with those the run started with and
-    checks the chips still match them. Raises :class:`InputError` naming the file or
-    folder at fault.
-    """
-    folders_a = [_train_split(f, "--a") for f in _paths(a)]
-    folders_b = [_train_split(f, "--b") for f in _paths(b)]
+
+def _paired_files(layout: Layout, sources: list[tuple[Path, Path]]
+                  ) -> tuple[list[Path], list[Path]]:
+    """The chips of a paired model, matched by name within each source."""
+    a_files: list[Path] = []
+    b_files: list[Path] = []
+    for a_folder, b_folder in sources:  # pairs are matched within each source
+        files = list_images(a_folder, "--a")
+        if layout is Layout.PAIRED:
+            files, partners = _pair_files(a_folder, files, b_folder,
+                                          list_images(b_folder, "--b"))
+            b_files.extend(partners)
+        a_files.extend(files)
+    return a_files, (a_files if layout is Layout.SIDE_BY_SIDE else b_files)
+
+
+def _scan(layout: Layout, a_files: list[Path], b_files: list[Path],
+          b_given: bool) -> tuple[_Scan, _Scan, str, str]:
+    """The chips of both domains inspected (pairs checked for equal sizes), and the option
+    each domain's chips came from."""
+    scan_a = _Scan(a_files)
+    scan_b = scan_a if layout is Layout.SIDE_BY_SIDE else _Scan(b_files)
+    opt_a, opt_b = "--a", "--a" if layout is Layout.SIDE_BY_SIDE or not b_given else "--b"
+    scan_a.harmonise_pictures(opt_a)
+    if scan_b is not scan_a:
+        scan_b.harmonise_pictures(opt_b)
+    if layout is Layout.PAIRED:
+        for ia, ib in zip(scan_a.infos, scan_b.infos, strict=True):
+            if (ia.height, ia.width) != (ib.height, ib.width):
+                raise InputError(f"paired chips {ia.path} ({ia.width}x{ia.height}) and "
+                                 f"{ib.path} ({ib.width}x{ib.height}) differ in size; "
+                                 "re-create them with 'geogan tile `pair`'")
+    return scan_a, scan_b, opt_a, opt_b
+
+
+def _fill_cache(scan_a: _Scan, scan_b: _Scan, cache_mb: float) -> dict[Path, np.ndarray]:
+    """Every chip decoded in memory when they take at most ``cache_mb``, else nothing."""
+    all_infos = scan_a.infos + ([] if scan_b is scan_a else scan_b.infos)
+    cache: dict[Path, np.ndarray] = {**scan_a.pixels, **scan_b.pixels}
+    if _estimate_mb(all_infos) > cache_mb:
+        return {}
+    for info in all_infos:
+        if info.path not in cache:
+            cache[info.path] = read_image(info.path, info.bands)
+    return cache
+
+
+def _default_names(layout: Layout, sources: list[tuple[Path, Path]]) -> tuple[str, str]:
+    if layout is Layout.SIDE_BY_SIDE:
+        name = _default_name([s[0] for s in sources], "")
+        return f"{name} left".strip(), f"{name} right".strip()
+    default_a = _default_name([s[0] for s in sources], "A")
+    default_b = _default_name([s[1] for s in sources], "B")
+    return ("A", "B") if default_a == default_b else (default_a, default_b)
+
+
+def _check_request(folders_a: list[Path], crop: int, direction: str) -> None:
     if not folders_a:
         raise InputError("`a` is required: a folder of chips")
     if crop < 1:
         raise InputError(f"`crop` must be positive, got {crop}")
     if direction not in DIRECTIONS:
         raise InputError(f"unknown `direction` {direction!r}; choose {' or '.join(DIRECTIONS)}")
-    if model == "cyclegan":
-        if direction != DIRECTIONS[0]:
-            raise InputError(f"`direction` {direction} needs paired data (`model` pix2pix); "
-                             "swap `a` and `b` to train the other way")
-        if not folders_b:
-            raise InputError("CycleGAN needs two folders: pass `a` FOLDER_A `b` FOLDER_B")
-        if len(folders_a) > 1 or len(folders_b) > 1:
-            raise InputError("CycleGAN reads one chip folder per domain; give one folder as "
-                             "`a` and one as `b`")
-        a_folder, b_folder = folders_a[0], folders_b[0]
-        for opt, folder in (("--a", a_folder), ("--b", b_folder)):
-            if folder.is_dir() and _paired_layout(folder):
-                raise InputError(f"{opt} {folder} holds A/ and B/ subfolders; pass "
-                                 f"`a` {folder / 'A'} `b` {folder / 'B'}")
-            if folder.is_dir() and _find_scenes(folder)[0]:
-                raise InputError(f"{opt} {folder} holds scene folders with A/ and B/ pairs; "
-                                 "train on them with `model` pix2pix, or give one domain's "
-                                 "chips to each of `a` and `b`")
-            if folder.is_dir() and (folder / "trainA").is_dir():
-                raise InputError(f"{opt} {folder} holds trainA/ and trainB/ subfolders; pass "
-                                 f"`a` {folder / 'trainA'} `b` {folder / 'trainB'}")
-        layout = "unpaired"
-        a_files, b_files = list_images(a_folder, "--a"), list_images(b_folder, "--b")
-        sources = [(a_folder, b_folder)]
-    elif model == "pix2pix":
+
+
+def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[Path] | None,
+                       crop: int, *, augment: bool = True, name_a: str | None = None,
+                       name_b: str | None = None,
+                       norms: tuple[BandNorm, BandNorm] | None = None,
+                       cache_mb: float = DEFAULT_CACHE_MB,
+                       direction: str = DIRECTIONS[0]) -> TrainingData:
+    """Find, check and describe the training chips of ``model`` (a model name, or the
+    :class:`~geogan.datasets.layouts.Pairing` it needs).
+
+    A paired model takes several folders (``a`` alone, or ``a`` and ``b`` folder by
+    folder); ``direction`` "BtoA" swaps its domains, so the model translates B to A.
+    ``norms`` (when resuming) replaces the statistics with those the run started with
+    and checks the chips still match them. Raises :class:`InputError` naming the file
+    or folder at fault.
+    """
+    folders_a = [_train_split(f, "--a") for f in _paths(a)]
+    folders_b = [_train_split(f, "--b") for f in _paths(b)]
+    _check_request(folders_a, crop, direction)
+    if data_pairing(model) is Pairing.UNPAIRED:
+        layout = Layout.UNPAIRED
+        a_files, b_files, sources = _unpaired_sources(folders_a, folders_b, direction)
+    else:
         layout, sources = _pix2pix_sources(folders_a, folders_b)
-        a_files, b_files = [], []
-        for a_folder, b_folder in sources:  # pairs are matched within each source
-            files = list_images(a_folder, "--a")
-            if layout == "paired":
-                files, partners = _pair_files(a_folder, files, b_folder,
-                                              list_images(b_folder, "--b"))
-                b_files.extend(partners)
-            a_files.extend(files)
-        if layout == "side_by_side":
-            b_files = a_files
-    else:
-        raise InputError(f"unknown `model` {model!r}; choose cyclegan or pix2pix")
-
-    scan_a = _Scan(a_files)
-    scan_b = scan_a if layout == "side_by_side" else _Scan(b_files)
-    opt_a, opt_b = "--a", "--a" if layout == "side_by_side" or not folders_b else "--b"
-    scan_a.harmonise_pictures(opt_a)
-    if scan_b is not scan_a:
-        scan_b.harmonise_pictures(opt_b)
-    if layout == "paired":
-        for ia, ib in zip(scan_a.infos, scan_b.infos, strict=True):
-            if (ia.height, ia.width) != (ib.height, ib.width):
-                raise InputError(f"paired chips {ia.path} ({ia.width}x{ia.height}) and "
-                                 f"{ib.path} ({ib.width}x{ib.height}) differ in size; "
-                                 "re-create them with 'geogan tile `pair`'")
-    all_infos = scan_a.infos + ([] if scan_b is scan_a else scan_b.infos)
-    cache: dict[Path, np.ndarray] = {**scan_a.pixels, **scan_b.pixels}
-    if _estimate_mb(all_infos) <= cache_mb:
-        for info in all_infos:
-            if info.path not in cache:
-                cache[info.path] = read_image(info.path, info.bands)
-    else:
-        cache = {}
-
+        a_files, b_files = _paired_files(layout, sources)
+    scan_a, scan_b, opt_a, opt_b = _scan(layout, a_files, b_files, bool(folders_b))
+    cache = _fill_cache(scan_a, scan_b, cache_mb)
     folder_a = _common_folder([s[0] for s in sources])
     folder_b = _common_folder([s[1] for s in sources])
-    half_a, half_b = ("left", "right") if layout == "side_by_side" else ("full", "full")
-    if layout == "side_by_side":
-        name = _default_name([s[0] for s in sources], "")
-        default_a, default_b = f"{name} left".strip(), f"{name} right".strip()
-    else:
-        default_a = _default_name([s[0] for s in sources], "A")
-        default_b = _default_name([s[1] for s in sources], "B")
-        if default_a == default_b:
-            default_a, default_b = "A", "B"
+    half_a, half_b = ("left", "right") if layout is Layout.SIDE_BY_SIDE else ("full", "full")
+    default_a, default_b = _default_names(layout, sources)
     if direction == "BtoA":  # the model translates B to A: B's chips are its domain A
         half_a, half_b = half_b, half_a
         default_a, default_b = default_b, default_a

@@ -9,43 +9,59 @@ reads its choices from these dicts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from torch import nn
 
 from geogan.contract import choices
-from geogan.models.discriminators import PatchGANDiscriminator, PixelDiscriminator
+from geogan.models.discriminators import DISCRIMINATOR_BUILDERS
 from geogan.models.generators import (
     DEFAULT_UPSAMPLE,
+    GENERATOR_BUILDERS,
     NORMS,
     UPSAMPLES,
-    ResnetGenerator,
-    UnetGenerator,
 )
 from geogan.models.losses import GAN_MODES, GANLoss
+from geogan.models.protocol import check_generator, size_multiple
 
-#: Generator architectures; each takes in_channels, out_channels, ngf, norm, use_dropout,
-#: upsample.
-#: Keyed by geogan.contract.choices.GENERATORS (what the CLI and QGIS list), in its order: a
-#: name there without a builder here fails at import.
-_GENERATOR_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),
-    "resnet_6blocks": partial(ResnetGenerator, n_blocks=6),
-    "unet_256": partial(UnetGenerator, num_downs=8),
-    "unet_128": partial(UnetGenerator, num_downs=7),
-}
+#: Generator architectures (geogan.models.generators.GENERATOR_BUILDERS), keyed by and in the
+#: order of geogan.contract.choices.GENERATORS (what the CLI and QGIS list): a name there
+#: without a builder fails at import.
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
-    name: _GENERATOR_BUILDERS[name] for name in choices.GENERATORS}
+    name: GENERATOR_BUILDERS[name] for name in choices.GENERATORS}
 
-#: Discriminator architectures; each takes in_channels, ndf, norm (and n_layers for PatchGAN).
-_DISCRIMINATOR_BUILDERS: dict[str, Callable[..., nn.Module]] = {
-    "patchgan": PatchGANDiscriminator,
-    "pixel": PixelDiscriminator,
-}
+#: Discriminator architectures; each takes in_channels, ndf, norm and its ``settings_args``.
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
-    name: _DISCRIMINATOR_BUILDERS[name] for name in choices.DISCRIMINATORS}
+    name: DISCRIMINATOR_BUILDERS[name] for name in choices.DISCRIMINATORS}
+
+
+def settings_args(arch: str) -> tuple[str, ...]:
+    """The training settings discriminator ``arch`` takes beyond in_channels, ndf and norm."""
+    builder = DISCRIMINATORS[arch]
+    cls = builder.func if isinstance(builder, partial) else builder
+    declared = getattr(cls, "settings_args", None)
+    if not isinstance(declared, tuple) or not all(isinstance(a, str) for a in declared):
+        raise TypeError(f"discriminator {arch!r} ({getattr(cls, '__qualname__', cls)}) does "
+                        "not declare settings_args, the tuple of settings it takes")
+    return declared
+
+
+for _arch in DISCRIMINATORS:  # each states its arguments, checked at import
+    settings_args(_arch)
+
+
+def discriminator_kwargs(arch: str, in_channels: int, ndf: int, norm: str,
+                         settings: Any | Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of discriminator ``arch``: the common three and the settings it declares,
+    read from ``settings`` (a :class:`~geogan.models.base.GANSettings` or a mapping)."""
+    kwargs: dict[str, Any] = {"in_channels": in_channels, "ndf": ndf, "norm": norm}
+    for name in settings_args(arch):
+        kwargs[name] = settings[name] if isinstance(settings, Mapping) \
+            else getattr(settings, name)
+    return kwargs
+
 
 #: Initialisation gain of the papers' code: weights ~ N(0, 0.02).
 INIT_GAIN = 0.02
@@ -63,11 +79,14 @@ def init_weights(module: nn.Module, gain: float = INIT_GAIN) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_generator(arch: str, **kwargs: Any) -> nn.Module:
-    """A freshly initialised generator; unknown ``arch`` raises ``KeyError``."""
+def build_generator(arch: str, *, encoder: bool = False, **kwargs: Any) -> nn.Module:
+    """A freshly initialised generator, checked against
+    :class:`~geogan.models.protocol.Generator` (and :class:`~geogan.models.protocol.Encoder`
+    when ``encoder``); unknown ``arch`` raises ``KeyError``."""
     if arch not in GENERATORS:
         raise KeyError(f"unknown generator {arch!r}; choose one of {', '.join(GENERATORS)}")
     net = GENERATORS[arch](**kwargs)
+    check_generator(net, arch, encoder=encoder)
     init_weights(net)
     return net
 
@@ -82,24 +101,20 @@ def build_discriminator(arch: str, **kwargs: Any) -> nn.Module:
     return net
 
 
-def size_multiple(module: nn.Module) -> int:
-    """Input height and width must be multiples of this (4 for ResNet, 256 for U-Net 256)."""
-    return int(getattr(module, "size_multiple", 1))
-
-
-def min_crop(generator: str, discriminator: str, n_layers: int) -> tuple[int, int]:
+def min_crop(generator: str, discriminator: str, n_layers: int = 3) -> tuple[int, int]:
     """``(smallest, multiple)``: the smallest training crop ``generator`` and
     ``discriminator`` take (their ``min_size``) and the generator's ``size_multiple``, which
     crops must be multiples of; read off the networks built on the ``meta`` device
     (nothing allocated)."""
     import torch
 
-    kwargs = {"n_layers": n_layers} if discriminator == "patchgan" else {}
+    given = {"n_layers": n_layers}  # the settings the crop depends on; others: defaults
+    kwargs = {k: given[k] for k in settings_args(discriminator) if k in given}
     with torch.device("meta"):
         g = build_generator(generator, in_channels=1, out_channels=1, ngf=1)
         d = build_discriminator(discriminator, in_channels=1, ndf=1, **kwargs)
     multiple = size_multiple(g)
-    need = max(int(getattr(g, "min_size", 1)), int(getattr(d, "min_size", 1)))
+    need = max(g.min_size, int(d.min_size))
     return -(-need // multiple) * multiple, multiple
 
 
@@ -109,4 +124,5 @@ def count_parameters(module: nn.Module) -> int:
 
 __all__ = ["DEFAULT_UPSAMPLE", "DISCRIMINATORS", "GAN_MODES", "GENERATORS", "GANLoss",
            "INIT_GAIN", "NORMS", "UPSAMPLES", "build_discriminator", "build_generator",
-           "count_parameters", "init_weights", "min_crop", "size_multiple"]
+           "count_parameters", "discriminator_kwargs", "init_weights", "min_crop",
+           "settings_args", "size_multiple"]

@@ -4,9 +4,17 @@
 ``C64-C128-C256-C512`` (pix2pix appendix 6.1.2, CycleGAN appendix 7.2): it
 classifies every overlapping 70x70 patch as real or fake, so its output is a map
 ``(B, 1, h, w)`` of logits rather than one number.
+
+Every discriminator takes ``in_channels``, ``ndf`` and ``norm``, and names the training
+settings it takes beyond those in ``settings_args`` (the PatchGAN: ``n_layers``);
+:func:`geogan.models.discriminator_kwargs` passes exactly those. A new one is a class
+here, an entry in :data:`DISCRIMINATOR_BUILDERS` and its name in
+:data:`geogan.contract.choices.DISCRIMINATORS`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,6 +33,9 @@ def patchgan_receptive_field(n_layers: int) -> int:
 
 class PatchGANDiscriminator(nn.Module):
     """``Ck`` = 4x4 conv (stride 2) - norm - LeakyReLU(0.2), no norm on the first layer."""
+
+    #: Training settings (geogan.models.base.GANSettings fields) it takes as arguments.
+    settings_args: tuple[str, ...] = ("n_layers",)
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3,
                  norm: str = "instance") -> None:
@@ -65,6 +76,7 @@ class PixelDiscriminator(nn.Module):
     """The 1x1 PixelGAN: judges each pixel's colour alone (pix2pix section 4.4)."""
 
     min_size = 1
+    settings_args: tuple[str, ...] = ()
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, norm: str = "instance") -> None:
         super().__init__()
@@ -80,3 +92,10 @@ class PixelDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # (B, 1, H, W)
+
+
+#: Discriminator architectures by name (keyed as geogan.contract.choices.DISCRIMINATORS).
+DISCRIMINATOR_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "patchgan": PatchGANDiscriminator,
+    "pixel": PixelDiscriminator,
+}

@@ -10,8 +10,12 @@ Paper-to-code names:
   halvings, so the input side must be a multiple of ``2 ** num_downs``.
 
 Every generator maps ``(B, in_channels, H, W)`` in ``[-1, 1]`` to
-``(B, out_channels, H, W)`` in ``[-1, 1]`` (tanh) and has a ``size_multiple``
-attribute: the input height and width must be multiples of it.
+``(B, out_channels, H, W)`` in ``[-1, 1]`` (tanh) and provides what
+:class:`geogan.models.protocol.Generator` states (``size_multiple``, ``min_size``,
+instance norm by :func:`norm_layer`); ``build_generator`` checks each one it builds.
+
+A new architecture is a class here and an entry in :data:`GENERATOR_BUILDERS`, plus its
+name in :data:`geogan.contract.choices.GENERATORS` (what the CLI and QGIS list).
 
 Upsampling (``upsample``):
 
@@ -34,6 +38,8 @@ head that reads them can be built before the first forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Literal
 
 import torch
@@ -272,3 +278,13 @@ class UnetGenerator(nn.Module):
             h = down(h)
             feats.append(h)
         return feats
+
+
+#: Generator architectures by name; each takes in_channels, out_channels, ngf, norm,
+#: use_dropout, upsample. Keyed as geogan.contract.choices.GENERATORS (in geogan.models).
+GENERATOR_BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "resnet_9blocks": partial(ResnetGenerator, n_blocks=9),
+    "resnet_6blocks": partial(ResnetGenerator, n_blocks=6),
+    "unet_256": partial(UnetGenerator, num_downs=8),
+    "unet_128": partial(UnetGenerator, num_downs=7),
+}

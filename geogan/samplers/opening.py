@@ -7,6 +7,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from geogan.datasets import (
     TrainingData,
     open_training_data,
 )
+from geogan.datasets.layouts import Layout, Pairing, data_pairing
 from geogan.errors import InputError
 from geogan.normalize import BandNorm
 from geogan.samplers.config import WindowConfig
@@ -41,7 +43,7 @@ STAT_WINDOWS = 64
 #: Seed of the windows drawn before training (statistics, previews, fallbacks).
 SCAN_SEED = 20240
 #: Layouts of raster training data, as stored in the checkpoint's ``training.layout``.
-LAYOUTS = ("raster_windows", "paired_raster_windows")
+LAYOUTS = (Layout.RASTER_WINDOWS, Layout.PAIRED_RASTER_WINDOWS)
 
 
 def scan_windows(sampler: WindowSampler, option: str, windows: WindowConfig, crop: int,
@@ -93,20 +95,55 @@ def _norm(found: Sequence[tuple[list[np.ndarray], list[np.ndarray]]], side: int,
                                  dtype, nodata)
 
 
-def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str], crop: int,
-                     windows: WindowConfig, *, augment: bool = True, name_a: str | None = None,
-                     name_b: str | None = None,
-                     norms: tuple[BandNorm, BandNorm] | None = None,
-                     min_length: int = 1) -> TrainingData:
-    """Plan random-window training on rasters ``a`` and ``b`` (files, globs, ``@LIST``).
+@dataclass
+class _Domains:
+    """What opening the rasters found: a sampler per domain (B's is None for pairs, read
+    over A's windows), each domain's ground, bands, dtype and nodata."""
 
-    Every raster is opened and checked, sources weighted, a sample of windows drawn
-    (normalisation statistics unless ``norms`` is given, previews) and the epoch
-    length set to ``ceil(valid pixels / crop**2)`` windows (of A for pix2pix, the
-    larger domain for CycleGAN), at least ``min_length``. Raises :class:`InputError`
-    for rasters of different band counts or dtypes in one domain, a domain with no
-    valid window, and pix2pix rasters that do not overlap.
-    """
+    sampler_a: WindowSampler
+    sampler_b: WindowSampler | None
+    ground_a: Any
+    ground_b: Any
+    view_a: tuple[int, str, float | None]
+    view_b: tuple[int, str, float | None]
+
+
+def _open_domains(pairing: Pairing, paths_a: list[Path], paths_b: list[Path], crop: int,
+                  windows: WindowConfig) -> _Domains:
+    """Open and check every raster, and make the window samplers of ``pairing``."""
+    tile_cfg = windows.tile_config()
+    aoi_a, opt_a = windows.aoi_for("a")
+    aoi_b, opt_b = windows.aoi_for("b")
+    with contextlib.ExitStack() as stack:
+        scenes_a = _open_scenes(paths_a, "--a", windows, aoi_a, opt_a, stack)
+        check_crop(scenes_a, crop, "--a")
+        ground_a = ground_b = scenes_ground(scenes_a, "--a")  # paired: B on A's grid
+        if pairing is Pairing.PAIRED:
+            if windows.aoi_b is not None:
+                raise InputError("pix2pix windows are read from B over A's footprint; limit "
+                                 "them with `aoi` or `aoi_a`, not `aoi_b`")
+            partners = _pair_partners(scenes_a, paths_b, windows, stack)
+            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a, partners), crop,
+                                      tile_cfg, windows.max_nodata, windows.min_std)
+            sampler_b = None
+            view_b = _pair_nodata(paths_b, scenes_a, partners, windows, stack)
+        else:
+            scenes_b = _open_scenes(paths_b, "--b", windows, aoi_b, opt_b, stack)
+            check_crop(scenes_b, crop, "--b")
+            ground_b = scenes_ground(scenes_b, "--b")
+            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a), crop, tile_cfg,
+                                      windows.max_nodata, windows.min_std)
+            sampler_b = WindowSampler(_sources(scenes_b, "--b", aoi_b, opt_b), crop, tile_cfg,
+                                      windows.max_nodata, windows.min_std)
+            first_b = scenes_b[0].view
+            view_b = (len(first_b.bands), first_b.dtype, first_b.nodata)
+    first_a = scenes_a[0].view
+    return _Domains(sampler_a, sampler_b, ground_a, ground_b,
+                    (len(first_a.bands), first_a.dtype, first_a.nodata), view_b)
+
+
+def _raster_paths(model: str, a: Sequence[Path | str], b: Sequence[Path | str],
+                  crop: int) -> tuple[list[Path], list[Path]]:
     if crop < 1:
         raise InputError(f"`crop` must be positive, got {crop}")
     paths_a = expand_rasters(a, "--a")
@@ -117,35 +154,29 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
         if any(pa.resolve() == pb.resolve() for pb in paths_b):
             raise InputError(f"{pa} is given as both `a` and `b`; give each domain its own "
                              "rasters")
-    tile_cfg = windows.tile_config()
-    aoi_a, opt_a = windows.aoi_for("a")
-    aoi_b, opt_b = windows.aoi_for("b")
-    with contextlib.ExitStack() as stack:
-        scenes_a = _open_scenes(paths_a, "--a", windows, aoi_a, opt_a, stack)
-        check_crop(scenes_a, crop, "--a")
-        ground_a = ground_b = scenes_ground(scenes_a, "--a")  # pix2pix: B on A's grid
-        if model == "pix2pix":
-            if windows.aoi_b is not None:
-                raise InputError("pix2pix windows are read from B over A's footprint; limit "
-                                 "them with `aoi` or `aoi_a`, not `aoi_b`")
-            partners = _pair_partners(scenes_a, paths_b, windows, stack)
-            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a, partners), crop,
-                                      tile_cfg, windows.max_nodata, windows.min_std)
-            sampler_b = None
-            view_b_nodata = _pair_nodata(paths_b, scenes_a, partners, windows, stack)
-        else:
-            scenes_b = _open_scenes(paths_b, "--b", windows, aoi_b, opt_b, stack)
-            check_crop(scenes_b, crop, "--b")
-            ground_b = scenes_ground(scenes_b, "--b")
-            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a), crop, tile_cfg,
-                                      windows.max_nodata, windows.min_std)
-            sampler_b = WindowSampler(_sources(scenes_b, "--b", aoi_b, opt_b), crop, tile_cfg,
-                                      windows.max_nodata, windows.min_std)
-            first_b = scenes_b[0].view
-            view_b_nodata = (len(first_b.bands), first_b.dtype, first_b.nodata)
-    first_a = scenes_a[0].view
-    bands_a, dtype_a, nodata_a = len(first_a.bands), first_a.dtype, first_a.nodata
-    bands_b, dtype_b, nodata_b = view_b_nodata
+    return paths_a, paths_b
+
+
+def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str], crop: int,
+                     windows: WindowConfig, *, augment: bool = True, name_a: str | None = None,
+                     name_b: str | None = None,
+                     norms: tuple[BandNorm, BandNorm] | None = None,
+                     min_length: int = 1) -> TrainingData:
+    """Plan random-window training on rasters ``a`` and ``b`` (files, globs, ``@LIST``)
+    for ``model`` (a model name, or the :class:`~geogan.datasets.layouts.Pairing` it needs).
+
+    Every raster is opened and checked, sources weighted, a sample of windows drawn
+    (normalisation statistics unless ``norms`` is given, previews) and the epoch
+    length set to ``ceil(valid pixels / crop**2)`` windows (of A for a paired model, the
+    larger domain for an unpaired one), at least ``min_length``. Raises
+    :class:`InputError` for rasters of different band counts or dtypes in one domain, a
+    domain with no valid window, and paired rasters that do not overlap.
+    """
+    paths_a, paths_b = _raster_paths(model, a, b, crop)
+    pairing = data_pairing(model)
+    d = _open_domains(pairing, paths_a, paths_b, crop, windows)
+    (bands_a, dtype_a, nodata_a), (bands_b, dtype_b, nodata_b) = d.view_a, d.view_b
+    sampler_a, sampler_b = d.sampler_a, d.sampler_b
 
     found_a = scan_windows(sampler_a, "--a", windows, crop)
     found_b = found_a if sampler_b is None else scan_windows(sampler_b, "--b", windows, crop)
@@ -160,20 +191,20 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
     if default_a == default_b:
         default_a, default_b = "A", "B"
     dom_a = Domain(name_a or default_a, paths_a[0].parent, tuple(paths_a), bands_a, dtype_a,
-                   nodata_a, norm_a, min_size=crop, gsd_m=ground_a.gsd_m, crs=ground_a.crs)
+                   nodata_a, norm_a, min_size=crop, gsd_m=d.ground_a.gsd_m, crs=d.ground_a.crs)
     dom_b = Domain(name_b or default_b, paths_b[0].parent, tuple(paths_b), bands_b, dtype_b,
-                   nodata_b, norm_b, min_size=crop, gsd_m=ground_b.gsd_m, crs=ground_b.crs)
+                   nodata_b, norm_b, min_size=crop, gsd_m=d.ground_b.gsd_m, crs=d.ground_b.crs)
     dataset = RasterWindowDataset(sampler_a, sampler_b, norm_a, norm_b, crop, length, augment)
     for sampler in (sampler_a, sampler_b):
         if sampler is not None:
             sampler.close()  # reopened lazily by whichever process reads next
-    layout = LAYOUTS[1] if model == "pix2pix" else LAYOUTS[0]
     log.info("training data: random %d px windows from %d raster(s) of %s (%d bands %s) and "
              "%d of %s (%d bands %s), %s; an epoch is %d windows (%.3g valid Mpx / crop^2)",
              crop, len(paths_a), dom_a.name, bands_a, dtype_a, len(paths_b), dom_b.name,
              bands_b, dtype_b, "paired by ground" if sampler_b is None else "unpaired", length,
              valid / 1e6)
-    return TrainingData(dataset, dom_a, dom_b, layout)  # type: ignore[arg-type]
+    return TrainingData(dataset, dom_a, dom_b,  # type: ignore[arg-type]
+                        Layout.raster_windows(pairing))
 
 
 def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig | None = None,

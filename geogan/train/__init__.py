@@ -48,7 +48,7 @@ from geogan.datasets import EpochSampler, TrainingData, seed_for, steps_per_epoc
 from geogan.devices import launch_env, resolve_device
 from geogan.errors import InputError
 from geogan.fileio import check_free_space, output_folder
-from geogan.models.gan import DATA_LAYOUT, GAN_MODELS, GANModel
+from geogan.models.gan import GAN_MODELS, GANModel
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.samplers import open_inputs
 from geogan.train.config import (
@@ -123,7 +123,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
            progress: ProgressCallback | None, cancel: CancelCheck | None) -> None:
     out = output_folder(config.output)
     point = load_resume_point(out) if config.resume else None
-    data = open_inputs(DATA_LAYOUT[config.model], config.a, config.b, config.crop,
+    data = open_inputs(config.model, config.a, config.b, config.crop,
                        windows=config.windows, augment=config.augment, name_a=config.name_a,
                        name_b=config.name_b, norms=None if point is None else point.norms,
                        cache_mb=config.cache_mb, direction=config.direction,

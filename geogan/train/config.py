@@ -13,6 +13,7 @@ from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metada
 from geogan.contract.limits import arch_problem, range_text
 from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
+from geogan.datasets.layouts import Pairing, paired_models
 from geogan.errors import CheckpointError, InputError, require_choice
 from geogan.models import (
     DISCRIMINATORS,
@@ -21,8 +22,9 @@ from geogan.models import (
     NORMS,
     UPSAMPLES,
     min_crop,
+    settings_args,
 )
-from geogan.models.gan import DATA_LAYOUT, DEFAULT_GENERATOR, GAN_MODELS, GANSettings
+from geogan.models.gan import GAN_MODELS, GANSettings
 from geogan.samplers import WindowConfig, as_inputs
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
@@ -114,7 +116,7 @@ class TrainConfig:
     def settings(self) -> GANSettings:
         """The architecture and loss part of the config."""
         return GANSettings(
-            generator=self.generator or DEFAULT_GENERATOR[self.model], ngf=self.ngf,
+            generator=self.generator or GAN_MODELS[self.model].default_generator, ngf=self.ngf,
             discriminator=self.discriminator, ndf=self.ndf, n_layers=self.n_layers,
             norm=self.norm, use_dropout=self.use_dropout, gan_mode=self.gan_mode,
             lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
@@ -138,7 +140,8 @@ def validate_config(config: TrainConfig) -> None:
 
     require_choice("model", config.model, GAN_MODELS)
     for name, value, choices in (
-            ("generator", config.generator or DEFAULT_GENERATOR[config.model], GENERATORS),
+            ("generator", config.generator or GAN_MODELS[config.model].default_generator,
+             GENERATORS),
             ("discriminator", config.discriminator, DISCRIMINATORS),
             ("norm", config.norm, NORMS), ("gan_mode", config.gan_mode, GAN_MODES),
             ("upsample", config.upsample, UPSAMPLES),
@@ -146,9 +149,10 @@ def validate_config(config: TrainConfig) -> None:
             ("direction", config.direction, TRAIN["direction"].choices)):
         require_choice(name, value, choices)
     if config.direction != TRAIN.default_of("direction") \
-            and DATA_LAYOUT[config.model] != "pix2pix":
+            and GAN_MODELS[config.model].pairing is not Pairing.PAIRED:
         raise InputError(f"`direction` {config.direction} needs a paired model (`model` "
-                         f"pix2pix); to train {config.model} the other way, swap `a` and `b`")
+                         f"{paired_models()}); to train {config.model} the other way, swap "
+                         "`a` and `b`")
     for name in ("epochs", "batch_size", "crop", "n_layers", "lr",
                  "log_every", "preview_every", "save_every", "nce_patches"):
         positive(name, getattr(config, name))
@@ -170,11 +174,11 @@ def validate_config(config: TrainConfig) -> None:
 
 def _check_crop(config: TrainConfig) -> None:
     """Refuse a crop too small for the networks (their feature maps would shrink to nothing)."""
-    generator = config.generator or DEFAULT_GENERATOR[config.model]
+    generator = config.generator or GAN_MODELS[config.model].default_generator
     need, multiple = min_crop(generator, config.discriminator, config.n_layers)
     if config.crop < need:
         layers = f" with `n_layers` {config.n_layers}" \
-            if config.discriminator == "patchgan" else ""
+            if "n_layers" in settings_args(config.discriminator) else ""
         raise InputError(f"`crop` {config.crop} is too small for generator {generator} and "
                          f"discriminator {config.discriminator}{layers}; use at least {need}"
                          + (f", a multiple of {multiple}" if multiple > 1 else ""))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,7 @@ def _model_meta(run: Run) -> dict[str, Any]:
     last = run.history[-1] if run.history else {}
     return {
         "model": run.config.model,
-        "generators": gan.generator_meta(),
+        "generators": {k: asdict(g) for k, g in gan.generator_meta().items()},
         "discriminators": gan.discriminator_meta(),
         "domains": domains,
         "chip_size": run.config.crop,

@@ -1,0 +1,170 @@
+"""The base of the translation models and what each model family declares about itself.
+
+The training loop (:mod:`geogan.train`) owns optimisers, precision, devices and
+DDP; a model only says what each step computes. Generators of one model run inside
+one module (``g_net``) and discriminators inside another (``d_net``) so that
+DistributedDataParallel sees exactly one forward per backward.
+
+A family (one module: :mod:`~geogan.models.cyclegan`, :mod:`~geogan.models.pix2pix`,
+:mod:`~geogan.models.cut`) is a :class:`GANModel` subclass that declares, as class
+attributes, everything the rest of geogan asks of it (see :data:`DECLARED`), and is
+listed in :mod:`geogan.models.registry`, which checks those declarations when it is
+built. The data and training code read the declarations and never a family's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from geogan.contract.checkpoint import GeneratorMeta
+from geogan.datasets.layouts import Pairing
+from geogan.errors import InputError
+from geogan.models import (
+    DEFAULT_UPSAMPLE,
+    build_discriminator,
+    build_generator,
+    discriminator_kwargs,
+)
+from geogan.models.losses import GANLoss
+from geogan.models.patchnce import NUM_PATCHES
+from geogan.models.protocol import Encoder, size_multiple
+
+Tensor = torch.Tensor
+
+#: What every family declares (class attributes), checked by the registry:
+#: ``name`` its ``--model`` name; ``pairing`` the data it trains on
+#: (:class:`~geogan.datasets.layouts.Pairing`); ``default_generator`` the paper's
+#: architecture when ``--generator`` is not given; ``generators`` what its checkpoint
+#: keeps: ``{direction: network key}`` (``"a2b"`` at least); ``generator_keys`` the
+#: networks G's optimiser trains (the checkpoint's generators and helpers such as CUT's
+#: patch head); ``needs_encoder`` whether it reads the generator's encoder features
+#: (:class:`~geogan.models.protocol.Encoder`); ``loss_names`` its losses in CSV order and
+#: ``plot_panels`` their plot.
+DECLARED: tuple[str, ...] = ("name", "pairing", "default_generator", "generators",
+                             "generator_keys", "needs_encoder", "loss_names", "plot_panels")
+
+#: Methods every family implements (the base's raise ``NotImplementedError``).
+IMPLEMENTED: tuple[str, ...] = ("generator_step", "discriminator_step", "preview")
+
+
+@dataclass(frozen=True)
+class GANSettings:
+    """Architecture and loss weights of a model (the parts a checkpoint must describe)."""
+
+    generator: str = "resnet_9blocks"
+    ngf: int = 64
+    discriminator: str = "patchgan"
+    ndf: int = 64
+    n_layers: int = 3
+    norm: str = "instance"
+    use_dropout: bool = False
+    gan_mode: str = "lsgan"
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    lambda_l1: float = 100.0
+    pool_size: int = 50
+    upsample: str = DEFAULT_UPSAMPLE
+    #: Weight of PatchNCE (CUT); ``None`` takes the model's default (CUT 1, FastCUT 10).
+    lambda_nce: float | None = None
+    nce_patches: int = NUM_PATCHES
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    """Freeze (``False``) or unfreeze a network; D is frozen while G steps."""
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class GANModel:
+    """Base of the translation models. Subclasses declare :data:`DECLARED`, build their
+    networks with :meth:`_add_generator` / :meth:`_add_discriminator` and implement
+    :data:`IMPLEMENTED`."""
+
+    name: ClassVar[str]
+    pairing: ClassVar[Pairing]
+    default_generator: ClassVar[str]
+    generators: ClassVar[Mapping[str, str]]
+    generator_keys: ClassVar[tuple[str, ...]]
+    needs_encoder: ClassVar[bool]
+    #: Loss names in CSV column order; generator terms first, then discriminator terms.
+    loss_names: ClassVar[tuple[str, ...]]
+    #: Panels of the loss plot: (title, loss names).
+    plot_panels: ClassVar[tuple[tuple[str, tuple[str, ...]], ...]]
+
+    def __init__(self, in_bands: int, out_bands: int, settings: GANSettings,
+                 seed: int = 0) -> None:
+        self.in_bands = in_bands
+        self.out_bands = out_bands
+        self.settings = settings
+        self.seed = seed
+        self.gan_loss = GANLoss(settings.gan_mode)
+        self.specs: dict[str, GeneratorMeta] = {}  # the generators, by network key
+        self.discriminator_specs: dict[str, dict[str, Any]] = {}
+        self.networks = nn.ModuleDict()
+        # batch norm mixes the samples of a batch, so only without it may G and D run
+        # real and fake images (or two inputs) through in one concatenated batch
+        self.batched = settings.norm != "batch"
+
+    def _add_generator(self, key: str, c_in: int, c_out: int) -> nn.Module:
+        """Build generator ``key`` (``settings.generator``) mapping ``c_in`` to ``c_out`` bands."""
+        s = self.settings
+        kwargs = {"in_channels": c_in, "out_channels": c_out, "ngf": s.ngf, "norm": s.norm,
+                  "use_dropout": s.use_dropout, "upsample": s.upsample}
+        net = build_generator(s.generator, **kwargs)
+        if self.needs_encoder and not isinstance(net, Encoder):
+            raise InputError(f"`generator` {s.generator} exposes no encoder features, which "
+                             f"`model` {self.name} reads; choose another `generator`")
+        self.specs[key] = GeneratorMeta(key, s.generator, kwargs)
+        self.networks[key] = net
+        return net
+
+    def _add_discriminator(self, key: str, c_in: int) -> nn.Module:
+        """Build discriminator ``key`` (``settings.discriminator``) of ``c_in`` bands."""
+        s = self.settings
+        kwargs = discriminator_kwargs(s.discriminator, c_in, s.ndf, s.norm, s)
+        net = build_discriminator(s.discriminator, **kwargs)
+        self.discriminator_specs[key] = {"arch": s.discriminator, "kwargs": kwargs}
+        self.networks[key] = net
+        return net
+
+    # -- what the training loop uses -------------------------------------------------
+    g_net: nn.Module
+    d_net: nn.Module
+
+    @property
+    def size_multiple(self) -> int:
+        return max(size_multiple(self.networks[k]) for k in self.generators.values())
+
+    def generator_meta(self) -> dict[str, GeneratorMeta]:
+        """The generators the checkpoint keeps, by direction (:attr:`generators`)."""
+        return {direction: self.specs[key] for direction, key in self.generators.items()}
+
+    def discriminator_meta(self) -> dict[str, dict[str, Any]]:
+        return {k: {"arch": s["arch"], "kwargs": dict(s["kwargs"])}
+                for k, s in self.discriminator_specs.items()}
+
+    def generator_step(self, g_run: nn.Module, real_a: Tensor,
+                       real_b: Tensor) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """G's total loss, its named parts, and the fakes the D step needs (detached)."""
+        raise NotImplementedError
+
+    def discriminator_step(self, d_run: nn.Module, real_a: Tensor, real_b: Tensor,
+                           fakes: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        """Training state beyond the weights (image pools), as tensors."""
+        return {}
+
+    def load_state_tensors(self, tensors: dict[str, Tensor], device: torch.device) -> None:
+        """Restore :meth:`state_tensors`."""
+
+    @torch.no_grad()
+    def preview(self, real_a: Tensor, real_b: Tensor) -> list[list[tuple[str, str, Tensor]]]:
+        """Rows of ``(label, domain "a"/"b", image (B, C, H, W))`` to show a person."""
+        raise NotImplementedError
