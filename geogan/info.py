@@ -71,7 +71,7 @@ def norm_modes(arch: str, kwargs: dict[str, Any]) -> list[str]:
     if kwargs.get("norm", "instance") != "instance":
         return ["window"]
     try:  # what the generator itself holds (geogan.models.protocol), when torch is there
-        from geogan.models.protocol import takes_stats
+        from geogan.models import takes_stats
     except ImportError:
         return list(NORM_MODES) if arch.startswith(_INSTANCE_NORM_ARCHES) else ["window"]
     return list(NORM_MODES) if takes_stats(arch, kwargs) else ["window"]

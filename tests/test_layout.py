@@ -54,11 +54,7 @@ KNOWN_OFFENDERS: frozenset[str] = frozenset(
         "cycle: geogan.fileio.atomic, geogan.fileio.vsi",
         "cycle: geogan.translate, geogan.translate.resolution",
         "cycle: geogan.translate.compat, geogan.translate.subset",
-        "module: geogan/models/gan.py",
         "module: qgis_plugin/geogan_qgis/backend.py",
-        "function: geogan/datasets/opening.py:open_training_data",
-        "function: geogan/samplers/opening.py:open_raster_data",
-        "function: geogan/normstats/layers.py:_stats_norm_class",
         "function: qgis_plugin/geogan_qgis/backend.py:run_external",
     }
 )

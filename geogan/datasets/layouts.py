@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from geogan.errors import InputError
-
 
 class Pairing(StrEnum):
     """What a model needs of its samples."""
@@ -48,31 +46,3 @@ class Layout(StrEnum):
 
 
 _UNPAIRED = frozenset({Layout.UNPAIRED, Layout.RASTER_WINDOWS})
-
-
-def pairing_of(model: str) -> Pairing:
-    """The pairing a model needs; ``model`` is a pairing ("paired", "unpaired") or a model
-    name, looked up in the model registry. Unknown names raise ``KeyError``."""
-    if model in {p.value for p in Pairing}:
-        return Pairing(model)
-    from geogan.models.registry import family
-
-    return family(model).pairing
-
-
-def data_pairing(model: str) -> Pairing:
-    """:func:`pairing_of` for the data code: an unknown model is an :class:`InputError`."""
-    try:
-        return pairing_of(model)
-    except KeyError as exc:
-        from geogan.models.registry import FAMILIES
-
-        raise InputError(f"unknown `model` {model!r}; choose one of "
-                         f"{', '.join(FAMILIES)}") from exc
-
-
-def paired_models() -> str:
-    """The registered models that need paired data, as text for a message ("pix2pix")."""
-    from geogan.models.registry import FAMILIES
-
-    return " or ".join(n for n, f in FAMILIES.items() if f.pairing is Pairing.PAIRED)

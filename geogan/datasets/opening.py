@@ -16,8 +16,9 @@ from geogan.contract.options import TRAIN
 from geogan.datasets.chips import ChipDataset
 from geogan.datasets.domains import Domain, _make_domain, _Scan
 from geogan.datasets.images import IMAGE_SUFFIXES, ImageInfo, list_images, read_image
-from geogan.datasets.layouts import Layout, Pairing, data_pairing, paired_models
+from geogan.datasets.layouts import Layout, Pairing
 from geogan.errors import InputError
+from geogan.models.registry import data_pairing, paired_models
 from geogan.normalize import BandNorm
 
 log = logging.getLogger(__name__)

@@ -114,23 +114,9 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
     or no pixel valid in all inputs; :class:`~geogan.errors.OutputError` for an
     ``error_map`` that exists (without ``overwrite``) or cannot be written.
     """
-    from geogan.rasterio_io import check_readable, open_raster
-    from geogan.rasterio_meta import check_pixels
-
     with contextlib.ExitStack() as stack:
-        pred = stack.enter_context(open_raster(prediction))
-        ref_ds = stack.enter_context(open_raster(reference))
-        src_ds = (stack.enter_context(open_raster(config.source))
-                  if config.source is not None else None)
-        for ds in (pred, ref_ds, src_ds):
-            if ds is not None:
-                check_readable(ds)
+        pred, ref_ds, src_ds, bands = _open_checked(stack, prediction, reference, config)
         grid_pixels = pred.width * pred.height
-        bands = check_bands(pred, ref_ds, src_ds, config.bands)
-        for ds in (pred, ref_ds, src_ds):  # the data types every command takes
-            if ds is not None:
-                check_pixels(ds, ds.name, bands, "`bands`")
-        check_overlap(pred, ref_ds, "REFERENCE")
         nd_bands = ndvi_bands(pred, ref_ds, bands, config.red, config.nir)
         if not nd_bands.usable:
             log.info("NDVI skipped: %s", nd_bands.how)
@@ -183,6 +169,28 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
         delta=delta, reference_resampled=ref.resampled, resampling=config.resampling,
         scores=tuple(scores), ndvi_bands=nd_bands, ergas_ratio=ratio,
         error_map=None if config.error_map is None else str(config.error_map))
+
+
+def _open_checked(stack: contextlib.ExitStack, prediction: Any, reference: Any,
+                  config: EvaluateConfig) -> tuple[Any, Any, Any, list[int]]:
+    """PREDICTION, REFERENCE and ``config.source`` opened on ``stack`` and checked: readable,
+    their ``bands`` of a data type every command takes, REFERENCE overlapping PREDICTION."""
+    from geogan.rasterio_io import check_readable, open_raster
+    from geogan.rasterio_meta import check_pixels
+
+    pred = stack.enter_context(open_raster(prediction))
+    ref_ds = stack.enter_context(open_raster(reference))
+    src_ds = (stack.enter_context(open_raster(config.source))
+              if config.source is not None else None)
+    for ds in (pred, ref_ds, src_ds):
+        if ds is not None:
+            check_readable(ds)
+    bands = check_bands(pred, ref_ds, src_ds, config.bands)
+    for ds in (pred, ref_ds, src_ds):  # the data types every command takes
+        if ds is not None:
+            check_pixels(ds, ds.name, bands, "`bands`")
+    check_overlap(pred, ref_ds, "REFERENCE")
+    return pred, ref_ds, src_ds, bands
 
 
 def _no_valid_message(prediction: Any, reference: Any, config: EvaluateConfig) -> str:

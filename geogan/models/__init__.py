@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+import torch
 from torch import nn
 
 from geogan.contract import choices
@@ -24,7 +25,12 @@ from geogan.models.generators import (
     UPSAMPLES,
 )
 from geogan.models.losses import GAN_MODES, GANLoss
-from geogan.models.protocol import check_generator, size_multiple
+from geogan.models.protocol import (
+    check_generator,
+    foreign_norm_layers,
+    instance_norm_layers,
+    size_multiple,
+)
 
 #: Generator architectures (geogan.models.generators.GENERATOR_BUILDERS), keyed by and in the
 #: order of geogan.contract.choices.GENERATORS (what the CLI and QGIS list): a name there
@@ -126,3 +132,17 @@ __all__ = ["DEFAULT_UPSAMPLE", "DISCRIMINATORS", "GAN_MODES", "GENERATORS", "GAN
            "INIT_GAIN", "NORMS", "UPSAMPLES", "build_discriminator", "build_generator",
            "count_parameters", "discriminator_kwargs", "init_weights", "min_crop",
            "settings_args", "size_multiple"]
+
+
+def takes_stats(arch: str, kwargs: dict[str, Any]) -> bool:
+    """Whether generator ``arch`` built with ``kwargs`` (a checkpoint's) has instance-norm
+    layers and no other per-input normalisation: whether ``--norm global|dense`` applies.
+    Built on the meta device (nothing allocated); an unknown or unbuildable one: False."""
+    if arch not in GENERATORS:
+        return False
+    try:
+        with torch.device("meta"):
+            net = GENERATORS[arch](**kwargs)
+    except (TypeError, ValueError):
+        return False
+    return bool(instance_norm_layers(net)) and not foreign_norm_layers(net)

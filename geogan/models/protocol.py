@@ -26,7 +26,7 @@ built, with a message naming what is missing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -73,22 +73,6 @@ def foreign_norm_layers(module: nn.Module) -> list[tuple[str, str]]:
     return [(name, type(m).__name__) for name, m in module.named_modules()
             if not isinstance(m, nn.InstanceNorm2d)
             and (isinstance(m, _PER_INPUT_NORMS) or getattr(m, "normalises_per_input", False))]
-
-
-def takes_stats(arch: str, kwargs: dict[str, Any]) -> bool:
-    """Whether generator ``arch`` built with ``kwargs`` (a checkpoint's) has instance-norm
-    layers and no other per-input normalisation: whether ``--norm global|dense`` applies.
-    Built on the meta device (nothing allocated); an unknown or unbuildable one: False."""
-    from geogan.models import GENERATORS
-
-    if arch not in GENERATORS:
-        return False
-    try:
-        with torch.device("meta"):
-            net = GENERATORS[arch](**kwargs)
-    except (TypeError, ValueError):
-        return False
-    return bool(instance_norm_layers(net)) and not foreign_norm_layers(net)
 
 
 def size_multiple(module: nn.Module) -> int:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from geogan.contract import choices
 from geogan.datasets.layouts import Pairing
+from geogan.errors import InputError
 from geogan.models import GENERATORS
 from geogan.models.base import DECLARED, IMPLEMENTED, GANModel
 from geogan.models.cut import CUT, FastCUT
@@ -116,3 +117,25 @@ def family(name: str) -> type[GANModel]:
     if name not in FAMILIES:
         raise KeyError(f"unknown model {name!r}; choose one of {', '.join(FAMILIES)}")
     return FAMILIES[name]
+
+
+def pairing_of(model: str) -> Pairing:
+    """The pairing a model needs; ``model`` is a pairing ("paired", "unpaired") or a model
+    name, looked up in the model registry. Unknown names raise ``KeyError``."""
+    if model in {p.value for p in Pairing}:
+        return Pairing(model)
+    return family(model).pairing
+
+
+def data_pairing(model: str) -> Pairing:
+    """:func:`pairing_of` for the data code: an unknown model is an :class:`InputError`."""
+    try:
+        return pairing_of(model)
+    except KeyError as exc:
+        raise InputError(f"unknown `model` {model!r}; choose one of "
+                         f"{', '.join(FAMILIES)}") from exc
+
+
+def paired_models() -> str:
+    """The registered models that need paired data, as text for a message ("pix2pix")."""
+    return " or ".join(n for n, f in FAMILIES.items() if f.pairing is Pairing.PAIRED)

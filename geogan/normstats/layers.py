@@ -36,10 +36,6 @@ def norm_layers(module: nn.Module) -> list[tuple[str, nn.InstanceNorm2d]]:
     return instance_norm_layers(module)
 
 
-class SampleDone(Exception):
-    """Raised by the last layer to measure, so an estimation pass skips the layers after it."""
-
-
 def stats_norm_class() -> type:
     """The :class:`~geogan.normstats.statsnorm.StatsNorm` module class (imported on first
     use, so importing this module needs no torch)."""
@@ -85,6 +81,8 @@ class PreparedModule:
         self.context.set_weights(weights)
         self.context.pending = sum(layer.mode in ("estimate", "measure")
                                    for layer in self.layers.values())
+        from geogan.normstats.statsnorm import SampleDone
+
         try:
             self.module(x)
         except SampleDone:

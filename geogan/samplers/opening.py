@@ -20,8 +20,9 @@ from geogan.datasets import (
     TrainingData,
     open_training_data,
 )
-from geogan.datasets.layouts import Layout, Pairing, data_pairing
+from geogan.datasets.layouts import Layout, Pairing
 from geogan.errors import InputError
+from geogan.models.registry import data_pairing
 from geogan.normalize import BandNorm
 from geogan.samplers.config import WindowConfig
 from geogan.samplers.dataset import RasterWindowDataset

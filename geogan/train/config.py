@@ -13,7 +13,7 @@ from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metada
 from geogan.contract.limits import arch_problem, range_text
 from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
-from geogan.datasets.layouts import Pairing, paired_models
+from geogan.datasets.layouts import Pairing
 from geogan.errors import CheckpointError, InputError, require_choice
 from geogan.models import (
     DISCRIMINATORS,
@@ -25,6 +25,7 @@ from geogan.models import (
     settings_args,
 )
 from geogan.models.gan import GAN_MODELS, GANSettings
+from geogan.models.registry import paired_models
 from geogan.samplers import WindowConfig, as_inputs
 
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
