@@ -9,15 +9,18 @@ import click
 
 from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._result import emit
+from geogan.contract.formats import default_format
 from geogan.contract.options import TRANSLATE
+
+_OUT = default_format()  # the format of -o (geogan.contract.formats)
 
 
 @click.command("translate")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, metavar="INPUT...")
 @click.option("-o", "--output", required=True, type=OutputPath(gdal=True),
-              help="Output GeoTIFF (one input file, name ending in .tif) or folder; also a "
-                   "writable GDAL path (/vsis3/..., /vsizip/out.zip/a.tif).")
+              help=f"Output {_OUT.name} (one input file, name ending in {_OUT.suffixes[0]}) or "
+                   "folder; also a writable GDAL path (/vsis3/..., /vsizip/out.zip/a.tif).")
 @spec_options(TRANSLATE)
 @co_option(TRANSLATE)
 def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: Any) -> None:

@@ -12,6 +12,7 @@ starts without torch or geogan installed.
 * :mod:`.messages`: how a library message names the parameter it is about, and how
   each front end renders that name (``--tile`` in the CLI, "Tile size" in QGIS);
 * :mod:`.names`: file and folder names (run files, chips, index, temporaries);
+* :mod:`.formats`: the output formats translate writes (suffixes, driver, georeference);
 * :mod:`.checkpoint`: the checkpoint metadata schema as typed dataclasses, with its
   torch-free reader and version check;
 * :mod:`.limits`: the bounds every network, weight file and normalisation is held to

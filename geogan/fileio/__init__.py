@@ -18,6 +18,10 @@ What geogan promises about a user's files, and where each promise is kept:
   geogan's own files (:class:`FolderKind`, :func:`check_replaceable`). An input inside the
   output is always refused, and so is an output that is a file read for an input
   (:func:`check_not_read`).
+- :mod:`.temp`: the temporaries' names and the checks before one takes an output's name,
+  shared by :mod:`.atomic` and :mod:`.vsi`.
+- :mod:`.group`: several outputs written together (a translation and a raster beside it)
+  take their names together or not at all (:func:`output_group`).
 - :mod:`.vsi`: an output at a GDAL path (``/vsizip/``, ``/vsimem/``, ``/vsis3/``...) is
   written as a local temporary and put there once complete: added to a local zip by way
   of a checked copy of the zip, or copied by GDAL and read back.
@@ -48,6 +52,7 @@ from geogan.fileio.errors import (
     write_error,
 )
 from geogan.fileio.faults import fault_point, set_fault_hook
+from geogan.fileio.group import OutputGroup, output_group
 from geogan.fileio.lock import lock_path, output_lock
 from geogan.fileio.overwrite import (
     FolderKind,
@@ -58,9 +63,10 @@ from geogan.fileio.overwrite import (
 )
 
 __all__ = [
-    "FolderKind", "atomic_directory", "atomic_output", "check_free_space",
+    "FolderKind", "OutputGroup", "atomic_directory", "atomic_output", "check_free_space",
     "check_inputs_outside", "check_not_read", "check_output_file", "check_replaceable",
     "current_umask", "fault_point", "format_bytes", "free_bytes", "fsync_path", "gdal_errors",
-    "is_complete_raster", "lock_path", "output_folder", "output_lock", "remove_leftovers",
-    "set_fault_hook", "swap_into_place", "temp_path", "verify_raster", "write_error",
+    "is_complete_raster", "lock_path", "output_folder", "output_group", "output_lock",
+    "remove_leftovers", "set_fault_hook", "swap_into_place", "temp_path", "verify_raster",
+    "write_error",
 ]

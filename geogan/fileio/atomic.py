@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -30,30 +29,20 @@ from geogan.contract import names
 from geogan.errors import OutputError
 from geogan.fileio.errors import write_error
 from geogan.fileio.faults import fault_point
+from geogan.fileio.group import OutputGroup
 from geogan.fileio.lock import output_lock
 from geogan.fileio.overwrite import FolderKind, check_output_file, check_replaceable
+from geogan.fileio.temp import check_written, fsync_path, temp_path
+from geogan.fileio.vsi import gdal_output
 from geogan.inputs import GdalOutput
+
+__all__ = ["atomic_directory", "atomic_output", "check_written", "current_umask", "fsync_path",
+           "output_folder", "remove_leftovers", "swap_into_place", "temp_path"]
 
 log = logging.getLogger(__name__)
 
 #: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
 _TEMP_RE = names.TEMP_RE
-
-
-def temp_path(final: Path, suffix: str | None = None, kind: str = "tmp",
-              token: str | None = None) -> Path:
-    """A hidden, unique temporary name beside ``final`` that records this process's id.
-
-    ``kind`` is ``"tmp"`` (a new output being written) or ``"old"`` (an output moved
-    aside while a new one takes its name; :func:`swap_into_place` gives it the token of
-    the new one's temporary).
-    """
-    final = Path(final)
-    if not final.name:
-        raise OutputError(f"{final} names no file or folder; give an output name")
-    ext = final.suffix if suffix is None else suffix
-    return final.with_name(names.temp_name(final.name, os.getpid(),
-                                           token or secrets.token_hex(4), kind, ext))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -135,17 +124,21 @@ def remove_leftovers(final: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def atomic_output(path: Path, overwrite: bool = False,
-                  verify: Callable[[Path], None] | None = None) -> Iterator[Path]:
+                  verify: Callable[[Path], None] | None = None,
+                  group: OutputGroup | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     The temporary is renamed only after the block returned without error and, with
     ``verify``, ``verify(tmp)`` passed (e.g. :func:`verify_raster`). On any exception the
     temporary is removed, so no half-written output is left behind and an existing file
     is untouched. ``OSError`` raised inside the block becomes an :class:`OutputError`.
+    With ``group`` (:func:`~geogan.fileio.group.output_group`, local files only) the
+    checked temporary waits for the group, which renames all its files or none.
     """
     if isinstance(path, GdalOutput):
-        from geogan.fileio.vsi import gdal_output
-
+        if group is not None:
+            raise OutputError(f"{path}: files written together go to local folders only; "
+                              "write to a local folder")
         with gdal_output(path, overwrite, verify) as tmp:
             yield tmp
         return
@@ -163,6 +156,9 @@ def atomic_output(path: Path, overwrite: bool = False,
         except OSError as exc:
             raise write_error(path, exc) from exc
         check_written(tmp, path, overwrite, verify)
+        if group is not None:
+            group.add(tmp, path)
+            return
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -176,30 +172,6 @@ def atomic_output(path: Path, overwrite: bool = False,
             else:
                 tmp.unlink(missing_ok=True)
         raise
-
-
-def check_written(tmp: Path, path: Path, overwrite: bool,
-                  verify: Callable[[Path], None] | None) -> None:
-    """Before a temporary takes the place of ``path``: it was written, flushed and checked
-    (``verify``), and nothing appeared at ``path`` meanwhile (without ``overwrite``)."""
-    try:
-        if not tmp.exists():
-            raise OutputError(f"nothing was written for {path}")
-        fsync_path(tmp)
-        if verify is not None:
-            verify(tmp)
-    except OSError as exc:
-        raise write_error(path, exc) from exc
-    fault_point("before-rename", path)
-    if not overwrite and path.exists():
-        raise OutputError(f"{path} appeared while it was being written; pass `overwrite` "
-                          "to replace it")
-
-
-def fsync_path(path: Path) -> None:
-    """Flush a written file to disk (best effort on file systems that refuse)."""
-    with contextlib.suppress(OSError), open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def current_umask() -> int:

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from geogan.errors import OutputError
-from geogan.fileio.atomic import check_written, fsync_path, temp_path
 from geogan.fileio.errors import gdal_errors, write_error
 from geogan.fileio.faults import fault_point
 from geogan.fileio.overwrite import check_output_file
+from geogan.fileio.temp import check_written, fsync_path, temp_path
 from geogan.inputs import GdalOutput
 
 log = logging.getLogger(__name__)

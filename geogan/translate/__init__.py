@@ -221,7 +221,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     from geogan.inputs import as_input
     from geogan.limits import check_read_size
     from geogan.rasterio_io import check_outputs_not_read, gdal_env
-    from geogan.sink import atomic_raster
+    from geogan.sink import translation_outputs
 
     config = config or TranslateConfig()
     input_path, output_path = as_input(input_path), as_output(output_path)
@@ -263,10 +263,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
             if src.profile.get("crs") is None:
                 log.warning("%s has no georeference: %s has none either", input_path,
                             output_path)
-            with atomic_raster(output_path, overwrite=config.overwrite, cog=config.cog,
-                               compress=config.compress, driver=driver,
-                               creation_options=config.creation_options) as target:
-                job.run(target, output_path)
+            with translation_outputs(output_path, profile, meta, driver, config) as sinks:
+                job.run(sinks)
                 check_cancel(cancel, what)
                 if config.save_stats and norm_stats is not None:
                     norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geogan.checkpoint import LoadedGenerator
+from geogan.contract.formats import readable_without_crs
 from geogan.errors import InputError
-from geogan.translate.config import PICTURE_DRIVERS, TranslateConfig
+from geogan.translate.config import TranslateConfig
 
 if TYPE_CHECKING:
     from geogan.rasterio_meta import RasterMeta
@@ -33,8 +34,7 @@ def open_input(path: str | os.PathLike[str]) -> Any:
     """Open an input raster; a plain picture (PNG/JPEG) may lack a georeference."""
     from geogan.rasterio_io import open_raster
 
-    return open_raster(path, allow_no_crs=Path(os.fspath(path)).suffix.lower()
-                       in PICTURE_DRIVERS)
+    return open_raster(path, allow_no_crs=readable_without_crs(path))
 
 
 def select_input_bands(count: int, dtypes: Sequence[str], path: Path,

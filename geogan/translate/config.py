@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from geogan.blend import BLEND_PROFILES, check_overlap
+from geogan.contract import formats
 from geogan.contract.choices import COMPRESSIONS as _COMPRESSIONS
 from geogan.contract.options import TRANSLATE
 from geogan.errors import InputError, require_choice
@@ -17,10 +18,11 @@ from geogan.shards import parse_shard
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 #: ``--compress`` choices (geogan.contract.choices.COMPRESSIONS).
 COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
-#: Output file name endings that make OUTPUT a file rather than a folder.
-OUTPUT_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+#: Output file name endings that make OUTPUT a file rather than a folder
+#: (geogan.contract.formats, the table of output formats).
+OUTPUT_SUFFIXES: tuple[str, ...] = formats.output_suffixes()
 #: Plain pictures (no georeference): read with a warning, written by GDAL's drivers.
-PICTURE_DRIVERS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+PICTURE_DRIVERS: dict[str, str] = formats.picture_drivers()
 #: Default batch size per device type when ``batch_size`` is None.
 AUTO_BATCH: dict[str, int] = {"cuda": 8, "cpu": 1}
 #: GDAL block cache (MB) while translating, so cached blocks do not grow with the raster.

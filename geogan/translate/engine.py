@@ -9,15 +9,18 @@ depends on ``tile`` and the raster width, not its height.
 
 Three threads overlap the work: a reader (GDAL reads, reflection padding,
 batching), the caller's thread (device transfer, normalisation, the generator,
-blending on the device) and a writer (nodata, GDAL writes and compression).
+blending on the device) and a writer (nodata, then the sinks of :mod:`geogan.sink`: the
+output's GDAL writes and compression, and any raster written beside it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,7 @@ from geogan.checkpoint import LoadedGenerator
 from geogan.errors import CheckpointError, InputError, first_line
 from geogan.normstats import NormStats
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
+from geogan.sink.rows import GdalTarget, Rows, SinkTarget
 from geogan.translate.compat import open_input
 from geogan.translate.config import TranslateConfig
 from geogan.translate.nodata import apply_nodata
@@ -178,38 +182,11 @@ class Job:
 
     # ---------------------------------------------------------------- writer thread
 
-    def _write(self, path: Path, final: Path, q: queue.Queue[Any],
+    def _write(self, targets: Sequence[SinkTarget], q: queue.Queue[Any],
                stop: threading.Event) -> None:
-        """Apply nodata and write finished rows in block-aligned chunks into ``path``."""
-        from rasterio.windows import Window
-
-        from geogan.rasterio_meta import write_meta
-        from geogan.sink import BLOCK_SIZE, open_for_write
-
-        buf: np.ndarray | None = None  # (C, BLOCK_SIZE + tile, W): rows waiting for a block
-        # (BLOCK_SIZE + tile, W): validity of those rows, kept when written as an internal mask
-        valid_buf: np.ndarray | None = None
-        buf_start = 0  # raster row of buf[:, 0]
-        filled = 0
-
-        def flush(dst: Any, final: bool) -> None:
-            nonlocal buf_start, filled
-            assert buf is not None
-            n = filled if final else (filled // BLOCK_SIZE) * BLOCK_SIZE
-            if n == 0:
-                return
-            dst.write(buf[:, :n], window=Window(0, buf_start, self.width, n))
-            rest = filled - n
-            buf[:, :rest] = buf[:, n:filled]  # rest < BLOCK_SIZE <= n: no overlap
-            if valid_buf is not None:
-                dst.write_mask(valid_buf[:n], window=Window(0, buf_start, self.width, n))
-                valid_buf[:rest] = valid_buf[n:filled]
-            buf_start += n
-            filled = rest
-
-        with open_for_write(path, self.profile, final) as dst:
-            if self.meta is not None:
-                write_meta(dst, self.meta)
+        """Apply nodata and hand finished rows to every sink (opened here, in this thread)."""
+        with contextlib.ExitStack() as stack:
+            sinks = [stack.enter_context(target.open()) for target in targets]
             while True:
                 try:
                     item = q.get(timeout=POLL_S)
@@ -218,37 +195,31 @@ class Job:
                         raise Stop from None
                     continue
                 if item[0] == "end":
-                    if buf is not None:
-                        flush(dst, final=True)
+                    for sink in sinks:
+                        sink.finish()
                     break
                 _, f0, rows, mask = item
-                if f0 != buf_start + filled:
-                    raise RuntimeError(f"rows {f0} arrived out of order")
-                if buf is None:
-                    buf = np.empty((rows.shape[0], BLOCK_SIZE + self.config.tile,
-                                    self.width), dtype=rows.dtype)
-                n = rows.shape[1]
-                buf[:, filled:filled + n] = apply_nodata(rows, mask, self.out_nodata)
-                if mask is not None and self.out_nodata is None:  # masked in -> masked out
-                    if valid_buf is None:
-                        valid_buf = np.empty(buf.shape[1:], dtype=np.uint8)
-                    valid_buf[filled:filled + n] = np.where(mask, 255, 0)
-                filled += n
-                flush(dst, final=False)
+                done = Rows(f0, apply_nodata(rows, mask, self.out_nodata), mask)
+                for sink in sinks:
+                    sink.write(done)
                 if stop.is_set():
                     raise Stop
 
     # ---------------------------------------------------------------- caller's thread
 
-    def run(self, path: Path, final: Path | None = None) -> None:
-        """Translate into ``path`` (a new GeoTIFF; ``final`` names it in errors)."""
+    def run(self, sinks: Path | Sequence[SinkTarget], final: Path | None = None) -> None:
+        """Translate into ``sinks`` (see :mod:`geogan.sink.rows`), or into the new GeoTIFF
+        ``sinks`` with this job's profile and meta (``final`` names it in errors)."""
         import torch
 
+        if isinstance(sinks, Path):
+            sinks = [GdalTarget(sinks, self.profile, final or sinks, self.meta)]
+        targets = list(sinks)
         stop = threading.Event()
         in_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         out_q: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         reader = Worker("geogan-reader", lambda: self._read(in_q, stop))
-        writer = Worker("geogan-writer", lambda: self._write(path, final or path, out_q, stop))
+        writer = Worker("geogan-writer", lambda: self._write(targets, out_q, stop))
         log.debug("%s: %dx%d px, %dx%d windows of %d px, overlap %d, batch %d, %s %s",
                   self.input_path, self.width, self.height, self.ax.count, self.ay.count,
                   self.config.tile, self.config.overlap, self.batch_size, self.device,

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from geogan.contract.formats import default_format, picture_names
 from geogan.errors import InputError, OutputError
 from geogan.fileio import check_output_file, is_complete_raster
 from geogan.inputs import GdalPath, as_output
@@ -18,6 +19,10 @@ from geogan.shards import Share, task_share
 from geogan.translate.config import OUTPUT_SUFFIXES, TranslateConfig
 
 log = logging.getLogger(__name__)
+
+#: The format of outputs geogan names, and the plain pictures (geogan.contract.formats).
+_DEFAULT = default_format()
+_PICTURES = "/".join(picture_names())
 
 
 def expand_inputs(inputs: Iterable[str | os.PathLike[str]],
@@ -31,17 +36,19 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]],
 def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[Path]:
     """Output path of each input file.
 
-    OUTPUT is a file when the inputs name a single raster and OUTPUT ends in .tif
-    or .tiff and is not an existing folder; otherwise it is a folder that receives
-    ``<input stem>.tif`` for each input. No output may be a file GDAL reads for any of
-    the inputs (:func:`~geogan.rasterio_io.check_outputs_not_read`), even with ``overwrite``.
+    OUTPUT is a file when the inputs name a single raster and OUTPUT ends in one of
+    :data:`~geogan.translate.config.OUTPUT_SUFFIXES` (.tif, .tiff, .png, .jpg, .jpeg) and
+    is not an existing folder; otherwise it is a folder that receives
+    ``<input stem>.tif`` for each input (:func:`geogan.contract.formats.default_format`).
+    No output may be a file GDAL reads for any of the inputs
+    (:func:`~geogan.rasterio_io.check_outputs_not_read`), even with ``overwrite``.
     """
     out = as_output(output)
     if (not out.is_dir() and out.suffix.lower() not in OUTPUT_SUFFIXES
             and re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{1,4}", out.suffix)):
-        raise OutputError(f"-o {out}: geogan translate writes GeoTIFF (or PNG/JPEG for "
-                          "pictures); give a .tif file name or a folder (to use a folder of "
-                          "that name, create it first)")
+        raise OutputError(f"-o {out}: geogan translate writes {_DEFAULT.name} (or {_PICTURES} "
+                          f"for pictures); give a {_DEFAULT.suffixes[0]} file name or a folder "
+                          "(to use a folder of that name, create it first)")
     single = (len(files) == 1 and not out.is_dir()
               and out.suffix.lower() in OUTPUT_SUFFIXES)
     if single:
@@ -50,7 +57,7 @@ def map_outputs(files: Sequence[Path], output: str | os.PathLike[str]) -> list[P
         if out.exists() and not out.is_dir():
             raise OutputError(f"{out} is a file but {len(files)} input(s) need an output folder; "
                               "give a folder with -o")
-        outs = [out / f"{f.stem}.tif" for f in files]
+        outs = [out / f"{f.stem}{_DEFAULT.suffixes[0]}" for f in files]
         by_name: dict[Path, Path] = {}
         for f, o in zip(files, outs, strict=True):
             if o in by_name:
@@ -109,5 +116,17 @@ def files_to_translate(mine: Sequence[tuple[Path, Path]],
             from geogan.stac import check_item_output
 
             check_item_output(dst, config.overwrite)
+        _check_side_rasters(dst, config)
         todo.append((src, dst))
     return todo
+
+
+def _check_side_rasters(dst: Path, config: TranslateConfig) -> None:
+    """Each raster written beside ``dst`` (:mod:`geogan.sink.side`) can be written."""
+    from geogan.sink import check_side_outputs, side_rasters
+
+    sides = side_rasters(config)
+    if sides and config.at_model_resolution:
+        raise InputError(f"`at_model_resolution` writes no {sides[0].name} raster beside the "
+                         "output; drop `at_model_resolution`")
+    check_side_outputs(dst, config, local=not isinstance(dst, GdalPath))

@@ -9,6 +9,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from . import settings
+from .contract.formats import default_format, qgis_extensions
 from .tile_algorithm import TileRasterAlgorithm
 from .train_algorithm import TrainAlgorithm
 from .translate_algorithm import TranslateRasterAlgorithm
@@ -63,7 +64,7 @@ class GeoganProvider(QgsProcessingProvider):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API
-        return ["tif"]
+        return qgis_extensions()  # geogan.contract.formats: the georeferenced formats
 
     def defaultRasterFileExtension(self) -> str:  # noqa: N802 - QGIS API
-        return "tif"
+        return default_format().extension

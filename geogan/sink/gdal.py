@@ -1,4 +1,4 @@
-"""One output sink shared by translate, mosaic and tile: every GeoTIFF geogan writes.
+"""GDAL outputs shared by translate, mosaic and tile: every GeoTIFF geogan writes.
 
 Output profiles are derived from an input profile, never rebuilt by hand, so CRS and
 transform are inherited unchanged; ``--co`` creation options are parsed, applied last
@@ -23,8 +23,16 @@ import rasterio.shutil
 from rasterio.errors import RasterioIOError
 
 from geogan.contract.choices import COMPRESSIONS, PREDICTOR_CODECS
+from geogan.contract.formats import format_of_driver
 from geogan.errors import InputError, first_line
-from geogan.fileio import atomic_output, gdal_errors, temp_path, verify_raster, write_error
+from geogan.fileio import (
+    OutputGroup,
+    atomic_output,
+    gdal_errors,
+    temp_path,
+    verify_raster,
+    write_error,
+)
 from geogan.inputs import GdalOutput
 from geogan.rasterio_meta import RasterMeta, photometric
 
@@ -182,24 +190,29 @@ def convert_to_cog(src_path: str | os.PathLike[str], dst_path: str | os.PathLike
 @contextlib.contextmanager
 def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog: bool = False,
                   compress: str = "zstd", driver: str = "GTiff",
-                  creation_options: CreationOptions = ()) -> Iterator[Path]:
+                  creation_options: CreationOptions = (),
+                  group: OutputGroup | None = None) -> Iterator[Path]:
     """Yield the path to write a GeoTIFF to; it becomes ``path`` only when complete.
 
-    With ``cog`` the GeoTIFF written is converted to a Cloud Optimized GeoTIFF first.
+    With ``cog`` the GeoTIFF written is converted to a Cloud Optimized GeoTIFF first,
+    and a format GDAL writes by copy only (``write`` ``copy`` in
+    :data:`geogan.contract.formats.OUTPUT_FORMATS`) is copied from it.
     The result is re-opened and its first and last blocks read back before it is renamed
     into place; any failure raises :class:`~geogan.errors.OutputError` and leaves
     ``path`` as it was. Open the yielded path with :func:`open_for_write`. A local PNG or
     JPEG keeps what its format cannot hold (georeference, metadata) in ``NAME.aux.xml``,
-    renamed into place right after the picture.
+    renamed into place right after the picture. With ``group``
+    (:func:`geogan.fileio.output_group`) the files are renamed with the group's others.
     """
     final = path if isinstance(path, GdalOutput) else Path(path)
+    fmt = format_of_driver("COG" if cog else driver)
     # PNG, JPEG: GDAL keeps what the format cannot hold (georeference, metadata) in the
     # copy's NAME.aux.xml; on the local disk it follows the picture onto its name
     aux: list[Path] = []
     try:
         with atomic_output(final, overwrite=overwrite,
-                           verify=lambda tmp: verify_raster(tmp, final)) as tmp:
-            if not cog and driver == "GTiff":
+                           verify=lambda tmp: verify_raster(tmp, final), group=group) as tmp:
+            if fmt.write == "create":
                 yield tmp
                 return
             # beside the temporary: a /vsi... output's is local
@@ -225,15 +238,28 @@ def atomic_raster(path: str | os.PathLike[str], *, overwrite: bool = False, cog:
             finally:
                 part.unlink(missing_ok=True)
         if isinstance(final, Path) and aux:
-            try:
-                os.replace(aux[0], aux_path(final))
-            except OSError as exc:
-                raise write_error(aux_path(final), exc) from exc
+            _place_aux(aux, final, group)
         elif isinstance(final, Path) and driver != "GTiff":
-            aux_path(final).unlink(missing_ok=True)  # an older output's, now stale
+            stale = aux_path(final)  # an older output's
+            if group is None:
+                stale.unlink(missing_ok=True)
+            else:
+                group.after_commit(lambda: stale.unlink(missing_ok=True))
     finally:
         for leftover in aux:
             leftover.unlink(missing_ok=True)
+
+
+def _place_aux(aux: list[Path], final: Path, group: OutputGroup | None) -> None:
+    """Rename the picture's sidecar ``aux[0]`` onto ``NAME.aux.xml`` (with ``group``: when
+    the group commits, which then owns the temporary)."""
+    if group is not None:
+        group.add(aux.pop(0), aux_path(final))
+        return
+    try:
+        os.replace(aux[0], aux_path(final))
+    except OSError as exc:
+        raise write_error(aux_path(final), exc) from exc
 
 
 def aux_path(path: Path) -> Path:
