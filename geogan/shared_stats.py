@@ -26,11 +26,11 @@ from geogan.fileio import check_output_file
 from geogan.inputs import GdalOutput, as_output
 from geogan.progress import CancelCheck, check_cancel
 from geogan.shards import task_share
-from geogan.translate.compat import inspect_input
 from geogan.translate.config import TranslateConfig
 from geogan.translate.planning import expand_inputs
 from geogan.translate.runtime import resolve_device, torch_threads
 from geogan.translate.stats import batch_stats
+from geogan.translate.subset import inspect_input
 
 log = logging.getLogger(__name__)
 

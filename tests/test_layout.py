@@ -51,8 +51,6 @@ MAX_FUNCTION_LINES = 80
 #: Keys are as :func:`offences` spells them.
 KNOWN_OFFENDERS: frozenset[str] = frozenset(
     {
-        "cycle: geogan.translate, geogan.translate.resolution",
-        "cycle: geogan.translate.compat, geogan.translate.subset",
         "module: qgis_plugin/geogan_qgis/backend.py",
         "function: qgis_plugin/geogan_qgis/backend.py:run_external",
     }

@@ -46,7 +46,6 @@ from geogan.shards import task_share
 from geogan.translate.compat import (
     check_tile,
     fit_tile,
-    inspect_input,
     open_input,
     output_meta,
     select_input_bands,
@@ -78,7 +77,7 @@ from geogan.translate.runtime import (
     torch_threads,
 )
 from geogan.translate.stats import batch_stats, raster_stats
-from geogan.translate.subset import Subset, plan_view, subset_view
+from geogan.translate.subset import Subset, inspect_input, plan_view, subset_view
 
 if TYPE_CHECKING:
     from geogan.rasterio_meta import RasterMeta
@@ -233,7 +232,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     if config.at_model_resolution:
         from geogan.translate.resolution import translate_at_model_resolution
 
-        done = translate_at_model_resolution(generator, input_path, output_path, config,
+        done = translate_at_model_resolution(translate_raster, generator, input_path,
+                                             output_path, config,
                                              progress, cancel, stats)
         if done is not None:
             return done

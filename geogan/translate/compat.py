@@ -80,22 +80,6 @@ def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
     return indexes
 
 
-def inspect_input(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
-    """Check an input against the generator before a batch starts; return its pixel count."""
-    from geogan.rasterio_io import check_readable
-    from geogan.rasterio_meta import check_pixels, data_bands
-    from geogan.translate.subset import plan_subset
-
-    check_band_names(generator, config.band_names)
-    with open_input(path) as src:
-        check_readable(src)
-        check_pixels(src, path, config.bands or data_bands(src))
-        select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
-        subset = plan_subset(src, path, config)
-        if subset is not None:
-            return subset.width * subset.height
-        return int(src.width) * int(src.height)
-
 
 def fit_tile(config: TranslateConfig, width: int, height: int, multiple: int) -> TranslateConfig:
     """``config`` with ``tile`` clamped to the raster (rounded up to ``multiple``).

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,18 +76,19 @@ def model_grid(src: Any, generator: LoadedGenerator, name: str) -> ModelGrid | N
     return ModelGrid(transform, width, height, factor, here, learned)
 
 
-def translate_at_model_resolution(generator: LoadedGenerator, input_path: Any, output_path: Any,
+def translate_at_model_resolution(translate: Callable[..., Any], generator: LoadedGenerator,
+                                  input_path: Any, output_path: Any,
                                   config: TranslateConfig,
                                   progress: ProgressCallback | None,
                                   cancel: CancelCheck | None,
                                   stats: NormStats | None) -> Path | None:
-    """Translate ``input_path`` at the model's resolution into ``output_path``.
+    """Translate ``input_path`` at the model's resolution into ``output_path``, with
+    ``translate`` (:func:`geogan.translate.translate_raster`) on the resampled input.
 
     Returns None when the input is already at the model's resolution (the caller
     translates it as usual).
     """
     from geogan.fileio import check_output_file
-    from geogan.translate import translate_raster
     from geogan.translate.compat import open_input
 
     with open_input(input_path) as src:
@@ -113,8 +115,8 @@ def translate_at_model_resolution(generator: LoadedGenerator, input_path: Any, o
             if progress is not None:
                 progress(done / total * full_mpx if total else 0.0, full_mpx, **info)
 
-        translate_raster(generator, coarse_in, coarse_out, inner, progress=scaled,
-                         cancel=cancel, stats=stats)
+        translate(generator, coarse_in, coarse_out, inner, progress=scaled,
+                  cancel=cancel, stats=stats)
         check_cancel(cancel, f"translation of {input_path.name}")
         _resample_back(generator, input_path, coarse_out, output_path, config, grid)
         log.info("translated %s -> %s at the model's %s per pixel", input_path, output_path,

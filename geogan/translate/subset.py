@@ -24,7 +24,9 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from geogan.checkpoint import LoadedGenerator
 from geogan.errors import InputError
+from geogan.translate.compat import check_band_names, open_input, select_input_bands
 from geogan.translate.config import TranslateConfig
 
 log = logging.getLogger(__name__)
@@ -216,8 +218,6 @@ def plan_view(src: Any, path: Path, config: TranslateConfig) -> tuple[Subset | N
 @contextlib.contextmanager
 def subset_views(paths: list[Path], config: TranslateConfig) -> Iterator[list[Path]]:
     """:func:`subset_view` of each of ``paths`` (the inputs themselves without a subset)."""
-    from geogan.translate.compat import open_input
-
     with contextlib.ExitStack() as stack:
         views = []
         for path in paths:
@@ -225,3 +225,19 @@ def subset_views(paths: list[Path], config: TranslateConfig) -> Iterator[list[Pa
                 _, vrt = plan_view(src, path, config)
             views.append(stack.enter_context(subset_view(path, vrt)))
         yield views
+
+
+def inspect_input(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> int:
+    """Check an input against the generator before a batch starts; return its pixel count."""
+    from geogan.rasterio_io import check_readable
+    from geogan.rasterio_meta import check_pixels, data_bands
+
+    check_band_names(generator, config.band_names)
+    with open_input(path) as src:
+        check_readable(src)
+        check_pixels(src, path, config.bands or data_bands(src))
+        select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
+        subset = plan_subset(src, path, config)
+        if subset is not None:
+            return subset.width * subset.height
+        return int(src.width) * int(src.height)
