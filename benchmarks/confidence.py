@@ -146,12 +146,7 @@ def confidences(ck: Path, raster_path: Path, args: argparse.Namespace,
     out, secs = {}, {}
     for name in measures:
         start = time.perf_counter()
-        models = conf.load_models(a2b, b2a, stats)
-        if "cycle" in conf.measure_spec(name)[0]:
-            model = conf.model_space(raster, models)
-            b2a_stats = conf.cycle_stats(models.a2b, b2a, conf.array_reader(model, valid),
-                                         raster.shape[2], raster.shape[1], "cpu")
-            models = conf.load_models(a2b, b2a, stats, b2a_stats=b2a_stats)
+        models = conf.raster_models(a2b, b2a, raster, stats, name, valid)
         out[name] = conf.raster_confidence(models, raster, args.tile, args.overlap,
                                            measure=name, valid=valid)
         secs[name] = time.perf_counter() - start
@@ -236,11 +231,19 @@ def run(args: argparse.Namespace) -> None:
     print(f"\nReal errors, eastern half vs 2020 ({sel.sum()} px): RMSE (8-bit) of the most "
           "confident pixels")
     print(f"{'measure':<14}" + "".join(f"{int(f * 100):>9}%" for f in COVERAGES))
+    from geogan import confidence as conf
+
     clean["random"] = rng.random(valid.shape).astype(np.float32)
     for name, c in clean.items():
         print(f"{name:<14}" + "".join(f"{v:>10.2f}" for v in risk_coverage(c[sel], sq)))
-    from geogan import confidence as conf
-
+    print("\nMedian confidence of the untouched raster, and the median of each component's "
+          "distance d_k (s_k = median / ln 2 makes a typical pixel 0.5)")
+    for name, c in clean.items():
+        if name in conf.MEASURES and len(conf.measure_spec(name)[0]) == 1:
+            k = conf.measure_spec(name)[0][0]
+            d = -np.log(np.clip(np.nanmedian(c[valid]), 1e-30, 1)) * conf.SCALES[k]
+            print(f"{name:<14} confidence {np.nanmedian(c[valid]):.3f}  median d {d:.4f}  "
+                  f"-> s {d / np.log(2):.4f} (now {conf.SCALES[k]})")
     print(f"\nCost: plain translation {t_plain:.1f} s (tile {args.tile}, overlap "
           f"{args.overlap}, statistics included)")
     print(f"{'measure':<14}{'passes':>8}{'seconds':>10}{'ratio':>8}{'total':>8}")

@@ -4,10 +4,10 @@ Every measure is a per-pixel *distance* ``d >= 0`` computed on the normalised wi
 translation feeds the generator (model space, ``[-1, 1]``), and is turned into a
 confidence in ``[0, 1]`` (1 = the model is sure, 0 = it is guessing) by::
 
-    confidence = exp(-sum_k d_k / s_k)
+    confidence = exp(-(1/K) sum_k d_k / s_k)
 
-over the measure's components ``k``, each with its scale ``s_k`` (:data:`SCALES`). A
-combination is therefore the product of its components' confidences. The components:
+over the measure's ``K`` components ``k``, each with its scale ``s_k`` (:data:`SCALES`). A
+combination is therefore the geometric mean of its components' confidences. The components:
 
 ``tta``
     Test-time augmentation disagreement: the generator translates the window under
@@ -70,8 +70,11 @@ DEFAULT_MEASURE = "combined"
 #: through the shipped model divided by ln 2, so that a typical pixel of familiar ground
 #: scores about 0.5.
 SCALES: dict[str, float] = {"tta": 0.03, "cycle": 0.15, "feature": 1.5}
-#: The instance-norm layer whose features ``feature`` measures (last index: the deepest).
-FEATURE_LAYER = -1
+#: The instance-norm layer whose features ``feature`` measures, by order in the network: 0,
+#: the first (after the 7x7 stem convolution), flagged foreign patches best of the layers
+#: tried on the benchmark (0, 2, 5, 8, 11, 14, 16 of the shipped model's 17); the deeper
+#: layers' statistics hardly separate them.
+FEATURE_LAYER = 0
 
 
 def transform(x: torch.Tensor, name: str, inverse: bool = False) -> torch.Tensor:
@@ -107,12 +110,15 @@ class Net:
 
     def __call__(self, x: torch.Tensor, origins: Sequence[tuple[int, int]] | None = None
                  ) -> torch.Tensor:
-        """Model-space windows ``(B, C, T, T)`` -> outputs clamped to ``[-1, 1]``."""
+        """Model-space windows ``(B, C, T, T)`` -> outputs clamped to ``[-1, 1]`` (no grad)."""
+        import torch
+
         if self.dense:
             if origins is None:
                 raise ValueError("dense statistics need the windows' origins")
             self.prepared.set_windows(list(origins), int(x.shape[-1]))
-        return self.module(x).float().clamp_(-1.0, 1.0)
+        with torch.no_grad():
+            return self.module(x).float().clamp_(-1.0, 1.0)
 
 
 def make_net(generator: LoadedGenerator, stats: NormStats | None, device: str,
@@ -173,11 +179,12 @@ def cycle_error(a2b: Net, b2a: Net, x: torch.Tensor, y: torch.Tensor | None = No
 class _FeatureHook:
     """Captures the RMS z-score of one StatsNorm layer's input during a forward pass."""
 
-    def __init__(self, net: Net, layer: int = FEATURE_LAYER) -> None:
+    def __init__(self, net: Net, layer: int | None = None) -> None:
         if net.prepared is None or net.dense:
             raise ValueError("the feature measure needs global normalisation statistics "
                              "(`norm` global)")
-        self.layer = list(net.prepared.layers.values())[layer]
+        self.layer = list(net.prepared.layers.values())[
+            FEATURE_LAYER if layer is None else layer]
         self.value: torch.Tensor | None = None
 
     def __enter__(self) -> _FeatureHook:
@@ -206,7 +213,8 @@ class _FeatureHook:
 def window_distance(models: Models, x: torch.Tensor, measure: str = DEFAULT_MEASURE,
                     y: torch.Tensor | None = None,
                     origins: Sequence[tuple[int, int]] | None = None) -> torch.Tensor:
-    """The measure's combined distance ``sum_k d_k / s_k`` of model-space windows, ``(B, T, T)``.
+    """The measure's combined distance ``(1/K) sum_k d_k / s_k`` of model-space windows,
+    ``(B, T, T)``.
 
     ``x`` is the normalised batch the translation feeds the generator; ``y`` its output
     when the caller has it (saves a pass; not with ``feature``, which watches that pass).
@@ -229,7 +237,7 @@ def window_distance(models: Models, x: torch.Tensor, measure: str = DEFAULT_MEAS
         total += cycle_error(models.a2b, models.b2a, x, y, origins) / s["cycle"]
     if hook is not None:
         total += hook.distance(int(x.shape[-1])) / s["feature"]
-    return total
+    return total / len(components)
 
 
 def to_confidence(distance: torch.Tensor | np.ndarray) -> Any:
@@ -255,7 +263,13 @@ def measure_spec(measure: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def passes(measure: str) -> int:
-    """Forward passes per window, the translation's own included (its cost in translations)."""
+    """Forward passes per window, the translation's own included (its cost in translations).
+
+    A caller that has the translation's output ``y`` saves one of them, except for
+    measures with ``feature`` (which watches the pass it makes itself). The ``b2a``
+    statistics of ``cycle`` cost a further pass through both generators of the
+    translation's statistics sample (the whole raster up to 1 Mpx, else at most 40 %).
+    """
     components, transforms = measure_spec(measure)
     n = 1
     if "tta" in components:
@@ -326,6 +340,26 @@ def array_reader(model: np.ndarray, valid: np.ndarray | None) -> WindowReader:
     return read
 
 
+def file_reader(src: Any, indexes: list[int], models: Models,
+                nodata: float | None) -> WindowReader:
+    """:data:`WindowReader` over an open rasterio dataset (the translation's bands), as the
+    statistics sample reads it (:func:`geogan.normstats.sampling.read_window`)."""
+    from geogan.normalize import valid_mask
+    from geogan.normstats.sampling import read_window
+
+    def read(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        raw = read_window(src, indexes, row, col, height, width)
+        return model_space(raw, models), valid_mask(raw, nodata).astype(np.float32)
+
+    return read
+
+
+def default_measure(has_b2a: bool) -> str:
+    """:data:`DEFAULT_MEASURE` for a CycleGAN; ``tta`` for a model without ``b2a``."""
+    return DEFAULT_MEASURE if has_b2a or "cycle" not in measure_spec(DEFAULT_MEASURE)[0] \
+        else "tta"
+
+
 def load_models(a2b: LoadedGenerator, b2a: LoadedGenerator | None, stats: NormStats | None,
                 device: str = "cpu", b2a_stats: NormStats | None = None) -> Models:
     """:class:`Models` for the measures; ``b2a`` normalises with ``b2a_stats`` (or per window)."""
@@ -333,6 +367,26 @@ def load_models(a2b: LoadedGenerator, b2a: LoadedGenerator | None, stats: NormSt
     net = make_net(a2b, stats, device)
     other = None if b2a is None else make_net(b2a, b2a_stats, device, shared=False)
     return Models(net, lo, span, other)
+
+
+def raster_models(a2b: LoadedGenerator, b2a: LoadedGenerator | None, raster: np.ndarray,
+                  stats: NormStats | None, measure: str = DEFAULT_MEASURE,
+                  valid: np.ndarray | None = None, device: str = "cpu") -> Models:
+    """:class:`Models` for ``measure`` on one raster ``(C, H, W)`` (raster values).
+
+    ``stats`` are the translation's (None for ``--norm window``); when the measure needs
+    the cycle and ``stats`` are given, ``b2a``'s are estimated (:func:`cycle_stats`).
+    """
+    models = load_models(a2b, b2a, stats, device)
+    if "cycle" not in measure_spec(measure)[0]:
+        return models
+    if b2a is None:
+        raise ValueError(f"measure {measure!r} needs the b2a generator (a CycleGAN)")
+    if stats is None:
+        return models
+    read = array_reader(model_space(raster, models), valid)
+    b2a_stats = cycle_stats(models.a2b, b2a, read, raster.shape[2], raster.shape[1], device)
+    return load_models(a2b, b2a, stats, device, b2a_stats)
 
 
 def model_space(raster: np.ndarray, models: Models) -> np.ndarray:
