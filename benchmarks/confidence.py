@@ -17,10 +17,13 @@ On the bundled NAIP data with the shipped CycleGAN (2009 -> 2020), for every mea
    bands, 8-bit units) against the 2020 orthophoto resampled onto the 2009 grid
    (bilinear) is printed for the most confident 10, 25, 50, 75 and 100 % of the valid
    pixels (risk-coverage), beside a random order.
-3. Cost: the time of the confidence of the untouched raster (all its passes, the b2a
-   statistics included, the translation's statistics given) against the time of the plain
-   translation; ``total`` is (translation + confidence) / translation, an upper bound of
-   what ``translate --confidence`` costs (its sink can reuse the translation's own pass).
+3. Cost, in generator work: megapixels of forward passes of a plain translation (the
+   statistics sample and the windows), of the measure alone (its passes over the windows,
+   and for ``cycle`` the sample through both generators for b2a's statistics), their
+   ``ratio``, and ``with``: (translation + measure) / translation when the measure reuses
+   the translation's own pass, as ``translate --confidence`` does. Also in seconds for the
+   default measure: best of ``--repeats`` interleaved runs of a plain ``translate_raster``
+   and of the confidence alone (the translation's statistics given).
 
 Example (about 6 minutes on one busy core)::
 
@@ -129,8 +132,8 @@ def write_like(path: Path, array: np.ndarray, profile: dict[str, Any]) -> None:
 
 
 def confidences(ck: Path, raster_path: Path, args: argparse.Namespace,
-                measures: list[str]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Each measure's confidence of ``raster_path`` and the seconds it took."""
+                measures: list[str]) -> dict[str, np.ndarray]:
+    """Each measure's confidence of ``raster_path``, its global statistics estimated first."""
     import rasterio
 
     from geogan import confidence as conf
@@ -143,14 +146,68 @@ def confidences(ck: Path, raster_path: Path, args: argparse.Namespace,
         valid = src.dataset_mask() > 0
     stats = estimate_stats(a2b, [raster_path], "global", [list(range(1, raster.shape[0] + 1))],
                            device="cpu")
-    out, secs = {}, {}
+    out = {}
     for name in measures:
-        start = time.perf_counter()
         models = conf.raster_models(a2b, b2a, raster, stats, name, valid)
         out[name] = conf.raster_confidence(models, raster, args.tile, args.overlap,
                                            measure=name, valid=valid)
-        secs[name] = time.perf_counter() - start
-    return out, secs
+    return out
+
+
+def work_mpx(ck: Path, width: int, height: int, tile: int, overlap: int,
+             measure: str) -> tuple[float, float, float]:
+    """Generator work in megapixels of forward passes: ``(plain translation, the measure
+    alone, translation + measure when the measure reuses the translation's output)``.
+
+    A plain translation is the statistics sample (one pass) and the windows (one pass);
+    the measure is :func:`geogan.confidence.passes` over the windows plus, for ``cycle``,
+    the sample through both generators for b2a's statistics.
+    """
+    from geogan import confidence as conf
+    from geogan.blend import AxisLayout
+    from geogan.checkpoint import load_generator
+    from geogan.normstats import plan_global_sample, probe
+
+    gen = load_generator(ck, "a2b")
+    info = probe(gen.module, gen.in_bands, "cpu")
+    plan = plan_global_sample([(width, height)], info.bytes_per_px, 4, info.passes)
+    sample = len(plan.windows) * plan.height * plan.width / 1e6
+    windows = AxisLayout(width, tile, overlap).count * AxisLayout(height, tile, overlap).count
+    one = windows * tile * tile / 1e6
+    components = conf.measure_spec(measure)[0]
+    alone = conf.passes(measure) * one + (2 * sample if "cycle" in components else 0.0)
+    reuse = one if "feature" not in components else 0.0
+    return sample + one, alone, sample + one + alone - reuse
+
+
+def timed_cost(ck: Path, path: Path, args: argparse.Namespace, measure: str,
+               tmp: Path) -> tuple[float, float]:
+    """Best of ``args.repeats`` seconds, interleaved: a plain translation of ``path`` (its
+    statistics included), and the measure's confidence given those statistics."""
+    import rasterio
+
+    from geogan import confidence as conf
+    from geogan.checkpoint import load_generator
+    from geogan.normstats import estimate_stats
+    from geogan.translate import TranslateConfig, translate_raster
+
+    a2b, b2a = load_generator(ck, "a2b"), load_generator(ck, "b2a")
+    with rasterio.open(path) as src:
+        raster, valid = src.read(), src.dataset_mask() > 0
+    plain, alone = [], []
+    for i in range(args.repeats):
+        start = time.perf_counter()
+        translate_raster(a2b, path, tmp / f"cost{i}.tif",
+                         TranslateConfig(tile=args.tile, overlap=args.overlap))
+        plain.append(time.perf_counter() - start)
+        stats = estimate_stats(a2b, [path], "global", [list(range(1, raster.shape[0] + 1))],
+                               device="cpu")
+        start = time.perf_counter()
+        models = conf.raster_models(a2b, b2a, raster, stats, measure, valid)
+        conf.raster_confidence(models, raster, args.tile, args.overlap, measure=measure,
+                               valid=valid)
+        alone.append(time.perf_counter() - start)
+    return min(plain), min(alone)
 
 
 def main() -> None:
@@ -169,6 +226,7 @@ def main() -> None:
     p.add_argument("--overlap", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="timings of the cost (best of)")
     args = p.parse_args()
     run(args)
 
@@ -179,6 +237,7 @@ def run(args: argparse.Namespace) -> None:
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
+    from geogan import confidence as conf
     from geogan.checkpoint import load_generator
     from geogan.translate import TranslateConfig, translate_raster
 
@@ -189,12 +248,10 @@ def run(args: argparse.Namespace) -> None:
         image, valid, profile = src.read(), src.dataset_mask() > 0, dict(src.profile)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        # 3. plain translation (timed), then the real errors on the eastern half
+        # 2. the plain translation, then the real errors on the eastern half
         a2b = load_generator(args.checkpoint, "a2b")
-        start = time.perf_counter()
         translate_raster(a2b, args.a, tmp / "plain.tif",
-                         TranslateConfig(tile=args.tile, overlap=args.overlap, threads=None))
-        t_plain = time.perf_counter() - start
+                         TranslateConfig(tile=args.tile, overlap=args.overlap))
         with rasterio.open(tmp / "plain.tif") as src:
             pred = src.read().astype(np.float64)
         with rasterio.open(args.b) as ref_ds, WarpedVRT(
@@ -203,7 +260,9 @@ def run(args: argparse.Namespace) -> None:
                 resampling=Resampling.bilinear) as vrt:
             ref = vrt.read().astype(np.float64)
             ref_valid = vrt.dataset_mask() > 0
-        clean, secs = confidences(args.checkpoint, args.a, args, measures)
+        clean = confidences(args.checkpoint, args.a, args, measures)
+        t_plain, t_conf = timed_cost(args.checkpoint, args.a, args, conf.DEFAULT_MEASURE,
+                                     tmp)
         east = np.zeros_like(valid)
         east[:, profile["width"] // 2:] = True
         sel = valid & ref_valid & east
@@ -215,7 +274,7 @@ def run(args: argparse.Namespace) -> None:
                 print(f"skipping {kind}: its file is missing")
         pasted, masks = paste(image, valid, sources, args.patches, rng)
         write_like(tmp / "pasted.tif", pasted, profile)
-        ood, _ = confidences(args.checkpoint, tmp / "pasted.tif", args, measures)
+        ood = confidences(args.checkpoint, tmp / "pasted.tif", args, measures)
     untouched = valid & ~np.any(np.stack(list(masks.values())), axis=0)
     print(f"\nOut-of-distribution patches ({args.patches} per kind, 32-128 px, seed {args.seed}): "
           "AUROC of low confidence, pasted vs untouched pixels")
@@ -231,8 +290,6 @@ def run(args: argparse.Namespace) -> None:
     print(f"\nReal errors, eastern half vs 2020 ({sel.sum()} px): RMSE (8-bit) of the most "
           "confident pixels")
     print(f"{'measure':<14}" + "".join(f"{int(f * 100):>9}%" for f in COVERAGES))
-    from geogan import confidence as conf
-
     clean["random"] = rng.random(valid.shape).astype(np.float32)
     for name, c in clean.items():
         print(f"{name:<14}" + "".join(f"{v:>10.2f}" for v in risk_coverage(c[sel], sq)))
@@ -244,12 +301,18 @@ def run(args: argparse.Namespace) -> None:
             d = -np.log(np.clip(np.nanmedian(c[valid]), 1e-30, 1)) * conf.SCALES[k]
             print(f"{name:<14} confidence {np.nanmedian(c[valid]):.3f}  median d {d:.4f}  "
                   f"-> s {d / np.log(2):.4f} (now {conf.SCALES[k]})")
-    print(f"\nCost: plain translation {t_plain:.1f} s (tile {args.tile}, overlap "
-          f"{args.overlap}, statistics included)")
-    print(f"{'measure':<14}{'passes':>8}{'seconds':>10}{'ratio':>8}{'total':>8}")
-    for name, s in secs.items():
-        print(f"{name:<14}{conf.passes(name):>8}{s:>10.1f}{s / t_plain:>8.2f}"
-              f"{(t_plain + s) / t_plain:>8.2f}")
+    print(f"\nCost, in generator work (Mpx of forward passes) and, for the default measure "
+          f"({conf.DEFAULT_MEASURE}), in seconds (best of {args.repeats}); tile {args.tile}, "
+          f"overlap {args.overlap}, statistics included")
+    print(f"{'measure':<14}{'passes':>8}{'plain':>8}{'alone':>8}{'ratio':>8}{'with':>8}")
+    for name in measures:
+        plain, alone, total = work_mpx(args.checkpoint, profile["width"], profile["height"],
+                                       args.tile, args.overlap, name)
+        print(f"{name:<14}{conf.passes(name):>8}{plain:>8.2f}{alone:>8.2f}{alone / plain:>8.2f}"
+              f"{total / plain:>8.2f}")
+    print(f"seconds: plain translation {t_plain:.1f}, {conf.DEFAULT_MEASURE} alone {t_conf:.1f}: "
+          f"ratio {t_conf / t_plain:.2f}, translation + confidence <= "
+          f"{(t_plain + t_conf) / t_plain:.2f} x a plain translation")
 
 
 if __name__ == "__main__":
