@@ -25,7 +25,7 @@ On the bundled NAIP data with the shipped CycleGAN (2009 -> 2020), for every mea
    default measure: best of ``--repeats`` interleaved runs of a plain ``translate_raster``
    and of the confidence alone (the translation's statistics given).
 
-Example (about 6 minutes on one busy core)::
+Example (13 minutes on a 2-core machine shared with other work; --repeats 1 saves two)::
 
     OMP_NUM_THREADS=1 nice python benchmarks/confidence.py --threads 1
 """

@@ -328,17 +328,19 @@ def cycle_stats(a2b: Net, b2a: LoadedGenerator, read: WindowReader, width: int,
                                 "width": plan.width, "border": plan.border})
 
 
-def array_reader(model: np.ndarray, valid: np.ndarray | None) -> WindowReader:
-    """:data:`WindowReader` over an in-memory model-space raster ``(C, H, W)``."""
+def array_reader(raster: np.ndarray, models: Models,
+                 valid: np.ndarray | None = None) -> WindowReader:
+    """:data:`WindowReader` over an in-memory raster ``(C, H, W)`` of raster values (each
+    window put into model space as it is read, so no model-space copy of the raster)."""
     from geogan.blend import reflect_index
 
-    _, h, w = model.shape
+    _, h, w = raster.shape
 
     def read(row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         rows, cols = reflect_index(row, height, h), reflect_index(col, width, w)
         v = (np.ones((height, width), np.float32) if valid is None
              else valid[rows][:, cols].astype(np.float32))
-        return np.ascontiguousarray(model[:, rows][:, :, cols]), v
+        return model_space(raster[:, rows][:, :, cols], models), v
 
     return read
 
@@ -389,7 +391,7 @@ def raster_models(a2b: LoadedGenerator, b2a: LoadedGenerator | None, raster: np.
         raise ValueError(f"measure {measure!r} needs the b2a generator (a CycleGAN)")
     if stats is None:
         return models
-    read = array_reader(model_space(raster, models), valid)
+    read = array_reader(raster, models, valid)
     b2a_stats = cycle_stats(models.a2b, b2a, read, raster.shape[2], raster.shape[1], device)
     return load_models(a2b, b2a, stats, device, b2a_stats)
 
@@ -411,7 +413,8 @@ def raster_confidence(models: Models, raster: np.ndarray, tile: int, overlap: in
     translation's (:class:`~geogan.blend.AxisLayout`, :func:`~geogan.blend.blend_weights`):
     each window's confidence is weighted by ``w(y) w(x)`` and the sum divided by the
     summed weight. Pixels where ``valid`` is False are NaN. Working memory beyond the
-    input and output is one batch of windows.
+    input and the output is one batch of windows (and, for ``cycle``, the b2a statistics
+    sample, :func:`cycle_stats`).
     """
     import torch
 
@@ -420,9 +423,8 @@ def raster_confidence(models: Models, raster: np.ndarray, tile: int, overlap: in
     device = models.in_lo.device
     w1 = blend_weights(tile, overlap, blend)
     weights = torch.from_numpy(np.outer(w1, w1).astype(np.float32)).to(device)
-    model = model_space(raster, models)
-    read = array_reader(model, valid)
-    out = np.zeros((h, w), dtype=np.float64)
+    read = array_reader(raster, models, valid)
+    out = np.zeros((h, w), dtype=np.float32)
     keys = [(r, c) for r in range(ay.count) for c in range(ax.count)]
     with torch.inference_mode():
         for k in range(0, len(keys), batch_size):
@@ -435,8 +437,8 @@ def raster_confidence(models: Models, raster: np.ndarray, tile: int, overlap: in
                 a, b = max(y0, 0), min(y0 + tile, h)
                 c0, c1 = max(x0, 0), min(x0 + tile, w)
                 out[a:b, c0:c1] += win[a - y0:b - y0, c0 - x0:c1 - x0]
-    out /= np.outer(ay.weight_totals(w1), ax.weight_totals(w1))
-    result = out.astype(np.float32)
+    out *= (1.0 / ay.weight_totals(w1)).astype(np.float32)[:, None]
+    out *= (1.0 / ax.weight_totals(w1)).astype(np.float32)[None, :]
     if valid is not None:
-        result[~valid] = np.nan
-    return result
+        out[~valid] = np.nan
+    return out

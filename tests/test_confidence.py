@@ -133,8 +133,7 @@ def test_file_reader_reads_the_windows_the_array_reader_does(make_raster):
         from_file = conf.file_reader(src, [1, 2, 3], models, 0)(-5, -3, 20, 20)
     from geogan.normalize import valid_mask
 
-    from_array = conf.array_reader(conf.model_space(raw, models),
-                                   valid_mask(raw, 0))(-5, -3, 20, 20)
+    from_array = conf.array_reader(raw, models, valid_mask(raw, 0))(-5, -3, 20, 20)
     assert np.array_equal(from_file[0], from_array[0])
     assert np.array_equal(from_file[1], from_array[1])
     assert from_file[1].min() == 0.0 and from_file[1].max() == 1.0  # mirrored nodata corner
