@@ -64,9 +64,9 @@ from geogan.tiling.chips import (
     chip_profile,
     chips_bytes,
     valid_tags,
-    write_chip,
 )
 from geogan.tiling.config import CHIP_COMPRESSIONS, CHIP_FOLDER, RESAMPLING, TileConfig, TileResult
+from geogan.tiling.fastchips import ChipTemplate, submit_chip
 from geogan.tiling.filters import nodata_fraction, rejection
 from geogan.tiling.views import Plan, View, open_view, pair_view, plan_input, window_bounds
 
@@ -220,6 +220,7 @@ def _tile_one(plan: Plan, outdir: Path, config: TileConfig, writer: ChipWriter,
                 for v in views]
     grid_transform = plan.view.transform
     grid = ChipWindow(0, 0, plan.view.width, plan.view.height)
+    templates = [ChipTemplate(p, v.meta) for p, v in zip(profiles, views, strict=True)]
     columns = records.columns(plan.view.crs)
     stem, size = plan.view.path.stem, config.size
 
@@ -241,10 +242,10 @@ def _tile_one(plan: Plan, outdir: Path, config: TileConfig, writer: ChipWriter,
                 name = chip_name(stem, win.col_off, win.row_off)
                 transform = window_transform(Window(*win), grid_transform)
                 tags = valid_tags(win, grid)
-                for folder, chip, ok, view, profile in zip(dirs, chips, valids, views, profiles,
-                                                           strict=True):
-                    writer.submit(write_chip, folder / name, chip, profile, transform, tags,
-                                  view.meta, ok if view.masked else None)
+                for folder, chip, ok, view, tpl in zip(dirs, chips, valids, views, templates,
+                                                       strict=True):
+                    submit_chip(writer, tpl, folder / name, chip, transform, tags,
+                                ok if view.masked else None)
                 row: dict[str, Any] = dict(chip=name, source=str(views[0].path),
                                            col_off=win.col_off, row_off=win.row_off,
                                            width=size, height=size, nodata_frac=fractions[0])
