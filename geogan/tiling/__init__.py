@@ -30,7 +30,10 @@ File and tag names are :mod:`geogan.contract.names`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +161,7 @@ def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
         check_replaceable(outdir, CHIP_FOLDER, config.overwrite, inputs_read)
         check_free_space(outdir, chips_bytes(plans, config),
                          certain=config.compress == "none")
+        _import_in_background("geopandas")  # for the index, while the chips are cut
         with atomic_directory(outdir, CHIP_FOLDER, overwrite=config.overwrite,
                               inputs=inputs_read) as tmp:
             stats = _Stats(total=total, progress=progress)
@@ -183,6 +187,19 @@ def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
                       candidates=total, skipped_nodata=stats.skipped_nodata,
                       skipped_std=stats.skipped_std, skipped_aoi=skipped_aoi,
                       paired=config.pair is not None, sources=tuple(paths))
+
+
+def _import_in_background(module: str) -> None:
+    """Start importing ``module`` in a thread: geopandas (the index writer) takes a good part of
+    a second, which then overlaps the chip reads instead of coming after the last chip."""
+    if module in sys.modules:
+        return
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # an import error is raised where it is used
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name="geogan-import", daemon=True).start()
 
 
 @dataclass
@@ -227,11 +244,13 @@ def _tile_one(plan: Plan, outdir: Path, config: TileConfig, writer: ChipWriter,
     for union, group in _read_groups(plan.windows, size, views):
         check_cancel(cancel, "tiling")
         data = [v.read(union) for v in views]  # each (bands, size, union width)
+        # validity is per pixel: found for the whole run at once, then cut like the pixels
+        valid_runs = [v.valid(union, d) for v, d in zip(views, data, strict=True)]
         for win in group:
             check_cancel(cancel, "tiling")
             c = win.col_off - union.col_off
             chips = [d[:, :, c:c + size] for d in data]
-            valids = [v.valid(win, ch) for v, ch in zip(views, chips, strict=True)]
+            valids = [ok[:, c:c + size] for ok in valid_runs]
             fractions = [nodata_fraction(ok) for ok in valids]
             rejected = rejection(chips, valids, config.max_nodata, config.min_std)
             if rejected == "nodata":

@@ -110,7 +110,7 @@ class ChipTemplate:
                 self.usable = False
             else:
                 self._head, self._tie_at = layout
-        elif self._patched(transform) + _pixels(data) == written:
+        elif self._patched(transform) + bytes(_pixels(data)) == written:
             self._on = self._probes >= PROBES
         else:
             self.usable = False
@@ -129,8 +129,10 @@ def _eligible(profile: dict[str, Any], meta: RasterMeta | None) -> bool:
             and not point)
 
 
-def _pixels(data: np.ndarray) -> bytes:
-    return np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+def _pixels(data: np.ndarray) -> memoryview:
+    """The bytes of a ``(bands, rows, cols)`` chip as a strip TIFF holds them, band after band."""
+    little = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
+    return little.reshape(-1).view(np.uint8).data
 
 
 def _tags(buf: bytes) -> dict[int, tuple[int, int, int]] | None:
