@@ -167,7 +167,7 @@ def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
             stats = _Stats(total=total, progress=progress)
             records = Records()
             try:
-                with ChipWriter(config.threads) as writer:
+                with ChipWriter(config.threads, backlog_bytes=_READ_BUDGET) as writer:
                     for plan in plans:
                         _tile_one(plan, tmp, config, writer, records, stats, cancel)
             except OutputError as exc:  # name the user's folder, not the hidden temporary

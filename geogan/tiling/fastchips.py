@@ -193,7 +193,7 @@ def submit_chip(writer: Any, template: ChipTemplate, path: Path, data: np.ndarra
     """Write one chip: from ``template`` when it is ready and the chip is plain, as a probe
     while it learns, else through GDAL; ``writer`` (a ChipWriter) runs the writes."""
     if template.ready and not tags and valid is None:
-        writer.submit(template.write_fast, path, data, transform)
+        writer.submit(template.write_fast, path, data, transform, nbytes=data.nbytes)
     elif not template.write(path, data, transform, tags, valid):
         writer.submit(write_chip, path, data, template.profile, transform, tags, template.meta,
-                      valid)
+                      valid, nbytes=data.nbytes)
