@@ -64,10 +64,12 @@ class ChipTemplate:
 
     def write(self, path: Path, data: np.ndarray, transform: Any,
               tags: dict[str, str], valid: np.ndarray | None) -> bool:
-        """Write a chip through GDAL and learn from it while probing; False once it's not needed.
+        """While the template is still learning, write a plain chip through GDAL (a probe)
+        and learn from it; return whether the chip was written here.
 
-        Returns True when the chip was written (a probe), False when the caller
-        should write it itself (through :meth:`write_fast` or GDAL).
+        False means the caller writes it: from the template (:meth:`write_fast`) once
+        :attr:`ready`, else through GDAL (a chip with tags or a mask, or a source
+        whose chips cannot share a header).
         """
         with self._lock:
             if not self.usable or self._on or tags or valid is not None:
@@ -112,6 +114,8 @@ class ChipTemplate:
                 self._head, self._tie_at = layout
         elif self._patched(transform) + bytes(_pixels(data)) == written:
             self._on = self._probes >= PROBES
+            if self._on:
+                log.debug("the next chips of %s are written from a template", path.parent)
         else:
             self.usable = False
         if not self.usable:
