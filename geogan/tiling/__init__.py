@@ -161,7 +161,7 @@ def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
         check_replaceable(outdir, CHIP_FOLDER, config.overwrite, inputs_read)
         check_free_space(outdir, chips_bytes(plans, config),
                          certain=config.compress == "none")
-        _import_in_background("geopandas")  # for the index, while the chips are cut
+        _import_in_background("pyogrio")  # the index writer (and geopandas) while chips are cut
         with atomic_directory(outdir, CHIP_FOLDER, overwrite=config.overwrite,
                               inputs=inputs_read) as tmp:
             stats = _Stats(total=total, progress=progress)
@@ -190,8 +190,8 @@ def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
 
 
 def _import_in_background(module: str) -> None:
-    """Start importing ``module`` in a thread: geopandas (the index writer) takes a good part of
-    a second, which then overlaps the chip reads instead of coming after the last chip."""
+    """Start importing ``module`` in a thread: pyogrio and geopandas (the index writer) take a
+    good part of a second, which then overlaps the chip reads instead of following them."""
     if module in sys.modules:
         return
 
