@@ -22,8 +22,8 @@ complete, so a failure or a cancel leaves nothing behind; one job at a time writ
 
 The steps, one module each: :mod:`~geogan.tiling.config` (options and result),
 :mod:`~geogan.tiling.views` (sources on the tiling grid, warps, pairs),
-:mod:`~geogan.tiling.aoi`, :mod:`~geogan.tiling.filters` (which chips are kept) and
-:mod:`~geogan.tiling.chips` (chip files and the index), :mod:`~geogan.tiling.fastchips`
+:mod:`~geogan.tiling.aoi`, :mod:`~geogan.tiling.filters` (which chips are kept),
+:mod:`~geogan.tiling.chips` (chip files and the index) and :mod:`~geogan.tiling.fastchips`
 (uncompressed chips written from a template GDAL made, the same bytes); this module runs
 the job.
 File and tag names are :mod:`geogan.contract.names`.
