@@ -1,26 +1,34 @@
-"""How fast ``geogan tile`` cuts a large orthophoto, against a plain windowed read.
+"""How fast ``geogan tile`` cuts a large orthophoto, against gdal_retile.py and plain rasterio.
 
-Builds a SIZE x SIZE GeoTIFF by mirroring a sample orthophoto (tiled 512 px and
-DEFLATE-compressed like the sample), then, each in a fresh process so peak memory
-is its own:
+Builds a SIZE x SIZE 4-band uint8 GeoTIFF by mirroring a sample orthophoto (tiled
+512 px and DEFLATE-compressed like the sample), then runs, each as the command a user
+would type, in a fresh process, in paired rounds whose order alternates:
 
-* plain read: ``src.read(window=w)`` for every chip window, nothing else;
-* tiling: :func:`geogan.tiling.tile_rasters` over the same windows (chips,
-  nodata check, index.gpkg).
+* ``geogan tile RASTER -o OUT --size CHIP`` (uncompressed chips and index.gpkg);
+* ``gdal_retile.py -ps CHIP CHIP -tileIndex index.shp -targetDir OUT RASTER`` (the same
+  number of uncompressed chips of the same band count, and an index), when GDAL's
+  Python scripts are installed;
+* a plain rasterio script: ``src.read(window=w)`` and a georeferenced uncompressed GeoTIFF
+  written with ``rasterio.open(..., "w")`` for every chip window (no index, no checks);
+* the same plain script reading only.
 
-Prints chips/s, MB/s (source pixels per second), the ratio of tiling speed to the
-plain read, and each process's peak RSS. Run from the repository root::
+Prints the median wall and CPU time of each, the median over rounds of the paired ratio
+gdal_retile / geogan (1.0 or more: geogan is at least as fast), and geogan's time over
+the plain read + write and over the plain read. The load average is printed too, since
+a shared machine slows every command; the paired ratios stay meaningful. Run from the
+repository root::
 
-    python benchmarks/tile_speed.py               # 16,000 x 16,000 px
-    python benchmarks/tile_speed.py --size 4000   # quicker
+    python benchmarks/tile_speed.py                      # 6000 x 6000 px, 5 rounds
+    python benchmarks/tile_speed.py --size 16000 --rounds 3
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,77 +68,77 @@ def build_mirrored(sample: Path, path: Path, size: int) -> None:
                                                                               band_h))
 
 
-def _peak_rss_mb() -> float:
-    """Peak RSS of this process. VmHWM, since ru_maxrss keeps the parent's peak across exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def run_plain(path: str, chip: int, overlap: int) -> dict[str, float]:
+def plain(raster: str, outdir: str, chip: int, overlap: int, write: bool) -> None:
+    """The plain script: read every chip window and (``write``) save it as a GeoTIFF."""
     import rasterio
     from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
 
     from geogan.grid import chip_windows
 
-    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(path) as src:
-        windows = chip_windows(src.width, src.height, chip, overlap)
-        start = time.perf_counter()
-        nbytes = 0
-        for win in windows:
-            nbytes += src.read(window=Window(*win)).nbytes
-        elapsed = time.perf_counter() - start
-    return {"seconds": elapsed, "chips": len(windows), "bytes": nbytes, "rss_mb": _peak_rss_mb()}
+    os.makedirs(outdir, exist_ok=True)
+    with rasterio.open(raster) as src:
+        profile = {"driver": "GTiff", "width": chip, "height": chip, "count": src.count,
+                   "dtype": src.dtypes[0], "crs": src.crs, "nodata": src.nodata}
+        for win in chip_windows(src.width, src.height, chip, overlap):
+            data = src.read(window=Window(*win))
+            if write:
+                t = window_transform(Window(*win), src.transform)
+                with rasterio.open(f"{outdir}/c{win.col_off}_r{win.row_off}.tif", "w",
+                                   transform=t, **profile) as dst:
+                    dst.write(data)
 
 
-def run_tile(path: str, outdir: str, chip: int, overlap: int, threads: int,
-             compress: str) -> dict[str, float]:
-    import rasterio
+def _commands(args: argparse.Namespace, raster: Path, out: Path) -> dict[str, list[str]]:
+    size, ov = str(args.chip), str(args.overlap)
+    cmds = {"geogan tile": [sys.executable, "-m", "geogan", "--progress", "none", "tile",
+                            str(raster), "-o", str(out / "geogan"), "--size", size,
+                            "--overlap", ov, "-j", str(args.threads)]}
+    retile = shutil.which("gdal_retile.py") or shutil.which("gdal_retile")
+    if retile is not None:
+        (out / "retile").mkdir(parents=True, exist_ok=True)
+        cmds["gdal_retile.py"] = [retile, "-q", "-ps", size, size, "-overlap", ov,
+                                  "-tileIndex", "index.shp", "-targetDir",
+                                  str(out / "retile"), str(raster)]
+    for name, write in (("plain read+write", "1"), ("plain read", "0")):
+        cmds[name] = [sys.executable, __file__, "--plain", str(raster),
+                      str(out / name.replace(" ", "_").replace("+", "_")), size, ov, write]
+    return cmds
 
-    from geogan.tiling import TileConfig, tile_rasters
 
-    config = TileConfig(size=chip, overlap=overlap, max_nodata=1.0, threads=threads,
-                        compress=compress)
-    with rasterio.open(path) as src:
-        px_bytes = src.count * np.dtype(src.dtypes[0]).itemsize
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of ``cmd`` run to completion."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = tile_rasters([path], outdir, config)
-    elapsed = time.perf_counter() - start
-    return {"seconds": elapsed, "chips": result.chips, "bytes": result.chips * chip * chip *
-            px_bytes, "rss_mb": _peak_rss_mb()}
+    done = subprocess.run(cmd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _child(args: list[str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], check=True,
-                         capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _chip_count(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*.tif")) if folder.is_dir() else 0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=16000, help="raster side in pixels")
+    parser.add_argument("--size", type=int, default=6000, help="raster side in pixels")
     parser.add_argument("--chip", type=int, default=256, help="chip size in pixels")
     parser.add_argument("--overlap", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="chip-writing threads")
-    parser.add_argument("--compress", default="none", help="chip compression")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each, best kept")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="geogan's chip-writing threads (-j; 1 is its default)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired rounds of every command")
     parser.add_argument("--sample", type=Path, default=SAMPLE)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where to build the raster and chips (default: a temp dir)")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--plain", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    if args.child:
-        kind, *rest = args.child
-        if kind == "plain":
-            res = run_plain(rest[0], int(rest[1]), int(rest[2]))
-        else:
-            res = run_tile(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]), rest[5])
-        print(json.dumps(res))
+    if args.plain:
+        raster, outdir, chip, overlap, write = args.plain
+        plain(raster, outdir, int(chip), int(overlap), write == "1")
         return
 
     work = Path(tempfile.mkdtemp(prefix="geogan-bench-", dir=args.workdir))
@@ -138,30 +146,55 @@ def main() -> None:
         raster = work / f"mirrored_{args.size}.tif"
         t0 = time.perf_counter()
         build_mirrored(args.sample, raster, args.size)
-        print(f"built {args.size} x {args.size} px mirrored from {args.sample.name} in "
-              f"{time.perf_counter() - t0:.1f} s ({raster.stat().st_size / 2**20:.0f} MiB on "
-              "disk, tiled 512, DEFLATE)")
-        plain, tile = [], []
-        for i in range(args.repeat):
-            plain.append(_child(["plain", str(raster), str(args.chip), str(args.overlap)]))
-            outdir = work / f"chips{i}"
-            tile.append(_child(["tile", str(raster), str(outdir), str(args.chip),
-                                str(args.overlap), str(args.threads), args.compress]))
-            shutil.rmtree(outdir, ignore_errors=True)
-        p = min(plain, key=lambda r: r["seconds"])
-        t = min(tile, key=lambda r: r["seconds"])
-        mb = 2**20
-        print(f"chips: {t['chips']:.0f} of {args.chip} px, overlap {args.overlap}, "
-              f"threads {args.threads}, chip compression {args.compress}")
-        print(f"plain windowed read: {p['seconds']:.2f} s, {p['chips'] / p['seconds']:.0f} "
-              f"chips/s, {p['bytes'] / mb / p['seconds']:.0f} MB/s, peak RSS "
-              f"{p['rss_mb']:.0f} MB")
-        print(f"geogan tile:         {t['seconds']:.2f} s, {t['chips'] / t['seconds']:.0f} "
-              f"chips/s, {t['bytes'] / mb / t['seconds']:.0f} MB/s, peak RSS "
-              f"{t['rss_mb']:.0f} MB")
-        print(f"ratio tile / plain read (speed): {p['seconds'] / t['seconds']:.2f}")
+        print(f"raster: {args.size} x {args.size} px, 4 bands uint8, tiled 512, DEFLATE "
+              f"({raster.stat().st_size / 2**20:.0f} MiB, built in "
+              f"{time.perf_counter() - t0:.1f} s); chips of {args.chip} px, overlap "
+              f"{args.overlap}, uncompressed; geogan -j {args.threads}")
+        load0 = os.getloadavg()
+        times: dict[str, list[tuple[float, float]]] = {}
+        counts: dict[str, int] = {}
+        for r in range(args.rounds):
+            out = work / f"round{r}"
+            cmds = _commands(args, raster, out)
+            names = list(cmds) if r % 2 == 0 else list(reversed(cmds))
+            for name in names:
+                times.setdefault(name, []).append(_timed(cmds[name]))
+            for name in cmds:
+                folder = {"geogan tile": "geogan", "gdal_retile.py": "retile",
+                          "plain read+write": "plain_read_write"}.get(name)
+                if folder:
+                    counts[name] = _chip_count(out / folder)
+            shutil.rmtree(out, ignore_errors=True)
+        _report(times, counts, args.rounds, load0, os.getloadavg())
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _report(times: dict[str, list[tuple[float, float]]], counts: dict[str, int], rounds: int,
+            load0: tuple[float, ...], load1: tuple[float, ...]) -> None:
+    print(f"{rounds} paired rounds (order alternating); load average (1 min) "
+          f"{load0[0]:.1f} before, {load1[0]:.1f} after, on {os.cpu_count()} CPUs")
+    for name, runs in times.items():
+        chips = f", {counts[name]} chips" if name in counts else ""
+        print(f"{name + ':':19s} median {statistics.median(w for w, _ in runs):.2f} s wall, "
+              f"{statistics.median(c for _, c in runs):.2f} s CPU{chips}")
+    geo = times["geogan tile"]
+
+    def ratio(other: str, cpu: bool = False, inverse: bool = False) -> float:
+        per_round = [(o[cpu] / g[cpu]) for o, g in zip(times[other], geo, strict=True)]
+        if inverse:
+            per_round = [1.0 / x for x in per_round]
+        return statistics.median(per_round)
+
+    if "gdal_retile.py" in times:
+        print(f"ratio gdal_retile / geogan: {ratio('gdal_retile.py'):.2f} wall, "
+              f"{ratio('gdal_retile.py', cpu=True):.2f} CPU (median of paired rounds; "
+              ">= 1.0: geogan at least as fast)")
+    else:
+        print("gdal_retile.py not found (install GDAL's Python scripts): no ratio to it")
+    for plain_name in ("plain read+write", "plain read"):
+        print(f"ratio geogan / {plain_name}: {ratio(plain_name, inverse=True):.2f} wall, "
+              f"{ratio(plain_name, cpu=True, inverse=True):.2f} CPU")
 
 
 if __name__ == "__main__":

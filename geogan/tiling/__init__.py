@@ -22,15 +22,20 @@ complete, so a failure or a cancel leaves nothing behind; one job at a time writ
 
 The steps, one module each: :mod:`~geogan.tiling.config` (options and result),
 :mod:`~geogan.tiling.views` (sources on the tiling grid, warps, pairs),
-:mod:`~geogan.tiling.aoi`, :mod:`~geogan.tiling.filters` (which chips are kept) and
-:mod:`~geogan.tiling.chips` (chip files and the index); this module runs the job.
+:mod:`~geogan.tiling.aoi`, :mod:`~geogan.tiling.filters` (which chips are kept),
+:mod:`~geogan.tiling.chips` (chip files and the index) and :mod:`~geogan.tiling.fastchips`
+(uncompressed chips written from a template GDAL made, the same bytes); this module runs
+the job.
 File and tag names are :mod:`geogan.contract.names`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +69,9 @@ from geogan.tiling.chips import (
     chip_profile,
     chips_bytes,
     valid_tags,
-    write_chip,
 )
 from geogan.tiling.config import CHIP_COMPRESSIONS, CHIP_FOLDER, RESAMPLING, TileConfig, TileResult
+from geogan.tiling.fastchips import ChipTemplate, submit_chip
 from geogan.tiling.filters import nodata_fraction, rejection
 from geogan.tiling.views import Plan, View, open_view, pair_view, plan_input, window_bounds
 
@@ -158,12 +163,13 @@ def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
         check_replaceable(outdir, CHIP_FOLDER, config.overwrite, inputs_read)
         check_free_space(outdir, chips_bytes(plans, config),
                          certain=config.compress == "none")
+        _import_in_background("pyogrio")  # the index writer (and geopandas) while chips are cut
         with atomic_directory(outdir, CHIP_FOLDER, overwrite=config.overwrite,
                               inputs=inputs_read) as tmp:
             stats = _Stats(total=total, progress=progress)
             records = Records()
             try:
-                with ChipWriter(config.threads) as writer:
+                with ChipWriter(config.threads, backlog_bytes=_READ_BUDGET) as writer:
                     for plan in plans:
                         _tile_one(plan, tmp, config, writer, records, stats, cancel)
             except OutputError as exc:  # name the user's folder, not the hidden temporary
@@ -183,6 +189,19 @@ def _tile_all(paths: list[Path], outdir: Path, config: TileConfig,
                       candidates=total, skipped_nodata=stats.skipped_nodata,
                       skipped_std=stats.skipped_std, skipped_aoi=skipped_aoi,
                       paired=config.pair is not None, sources=tuple(paths))
+
+
+def _import_in_background(module: str) -> None:
+    """Start importing ``module`` in a thread: pyogrio and geopandas (the index writer) take a
+    good part of a second, which then overlaps the chip reads instead of following them."""
+    if module in sys.modules:
+        return
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # an import error is raised where it is used
+            importlib.import_module(module)
+
+    threading.Thread(target=run, name="geogan-import", daemon=True).start()
 
 
 @dataclass
@@ -220,17 +239,20 @@ def _tile_one(plan: Plan, outdir: Path, config: TileConfig, writer: ChipWriter,
                 for v in views]
     grid_transform = plan.view.transform
     grid = ChipWindow(0, 0, plan.view.width, plan.view.height)
+    templates = [ChipTemplate(p, v.meta) for p, v in zip(profiles, views, strict=True)]
     columns = records.columns(plan.view.crs)
     stem, size = plan.view.path.stem, config.size
 
     for union, group in _read_groups(plan.windows, size, views):
         check_cancel(cancel, "tiling")
         data = [v.read(union) for v in views]  # each (bands, size, union width)
+        # validity is per pixel: found for the whole run at once, then cut like the pixels
+        valid_runs = [v.valid(union, d) for v, d in zip(views, data, strict=True)]
         for win in group:
             check_cancel(cancel, "tiling")
             c = win.col_off - union.col_off
             chips = [d[:, :, c:c + size] for d in data]
-            valids = [v.valid(win, ch) for v, ch in zip(views, chips, strict=True)]
+            valids = [ok[:, c:c + size] for ok in valid_runs]
             fractions = [nodata_fraction(ok) for ok in valids]
             rejected = rejection(chips, valids, config.max_nodata, config.min_std)
             if rejected == "nodata":
@@ -241,10 +263,10 @@ def _tile_one(plan: Plan, outdir: Path, config: TileConfig, writer: ChipWriter,
                 name = chip_name(stem, win.col_off, win.row_off)
                 transform = window_transform(Window(*win), grid_transform)
                 tags = valid_tags(win, grid)
-                for folder, chip, ok, view, profile in zip(dirs, chips, valids, views, profiles,
-                                                           strict=True):
-                    writer.submit(write_chip, folder / name, chip, profile, transform, tags,
-                                  view.meta, ok if view.masked else None)
+                for folder, chip, ok, view, tpl in zip(dirs, chips, valids, views, templates,
+                                                       strict=True):
+                    submit_chip(writer, tpl, folder / name, chip, transform, tags,
+                                ok if view.masked else None)
                 row: dict[str, Any] = dict(chip=name, source=str(views[0].path),
                                            col_off=win.col_off, row_off=win.row_off,
                                            width=size, height=size, nodata_frac=fractions[0])

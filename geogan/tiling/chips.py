@@ -65,25 +65,36 @@ class Records:
 
 
 class ChipWriter:
-    """Writes chips in background threads, with a bounded number waiting."""
+    """Writes chips in background threads, with a bounded backlog.
 
-    def __init__(self, threads: int) -> None:
+    The backlog is up to ``4 * threads`` chips, or more while the chips waiting hold at
+    most ``backlog_bytes`` of pixels (so the writers can lag a whole read run behind and
+    the next run is read meanwhile, without memory growing with the raster).
+    """
+
+    def __init__(self, threads: int, backlog_bytes: int = 0) -> None:
         self.threads = threads
+        self.backlog_bytes = backlog_bytes
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: deque[Future[None]] = deque()
+        self._pending: deque[tuple[Future[None], int]] = deque()
+        self._bytes = 0
 
     def __enter__(self) -> ChipWriter:
         if self.threads > 0:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="geogan-chip")
         return self
 
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+    def submit(self, fn: Callable[..., None], *args: Any, nbytes: int = 0) -> None:
+        """Run ``fn(*args)`` in a writer thread; ``nbytes``: the pixels it holds on to."""
         if self._pool is None:
             fn(*args)
             return
-        self._pending.append(self._pool.submit(fn, *args))
-        while len(self._pending) > 4 * self.threads:
-            self._pending.popleft().result()
+        self._pending.append((self._pool.submit(fn, *args), nbytes))
+        self._bytes += nbytes
+        while len(self._pending) > 4 * self.threads and self._bytes > self.backlog_bytes:
+            future, done = self._pending.popleft()
+            future.result()
+            self._bytes -= done
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._pool is None:
@@ -91,10 +102,10 @@ class ChipWriter:
         try:
             if exc_type is None:
                 while self._pending:
-                    self._pending.popleft().result()
+                    self._pending.popleft()[0].result()
         finally:
-            for fut in self._pending:
-                fut.cancel()
+            for future, _ in self._pending:
+                future.cancel()
             self._pool.shutdown(wait=True)
 
 
