@@ -36,7 +36,6 @@ from typing import Any
 
 from geogan import __version__
 from geogan.contract import checkpoint as schema
-from geogan.contract import names
 from geogan.errors import CheckpointError, GeoganError, first_line
 from geogan.fileio import (
     current_umask,
@@ -49,12 +48,6 @@ from geogan.fileio import (
 from geogan.normalize import BandNorm
 
 log = logging.getLogger(__name__)
-
-FORMAT = schema.FORMAT
-FORMAT_VERSION = schema.FORMAT_VERSION
-_HEADER_KEY = schema.HEADER_KEY
-#: File name of the model checkpoint inside a training run folder.
-RUN_CHECKPOINT_NAME = names.RUN_CHECKPOINT_NAME
 
 
 @dataclass
@@ -107,7 +100,7 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
-    full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
+    full_meta = {"format": schema.FORMAT, "format_version": schema.FORMAT_VERSION,
                  "geogan_version": __version__, **meta}
     text = json.dumps(full_meta, indent=2, sort_keys=True)
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
@@ -126,7 +119,7 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
     try:
         try:
             tmp_dir.mkdir()
-            save_file(contiguous, str(tmp), metadata={_HEADER_KEY: text})
+            save_file(contiguous, str(tmp), metadata={schema.HEADER_KEY: text})
             os.chmod(tmp, 0o666 & ~current_umask())
             fsync_path(tmp)
             tmp_json.write_text(text + "\n")
@@ -161,7 +154,7 @@ def repair_sidecar(path: str | os.PathLike[str]) -> bool:
 
     p = resolve_checkpoint_path(path)
     with safe_open(str(p), framework="pt") as fh:
-        text = (fh.metadata() or {}).get(_HEADER_KEY)
+        text = (fh.metadata() or {}).get(schema.HEADER_KEY)
     sidecar = p.with_suffix(".json")
     remove_leftovers(p)
     remove_leftovers(sidecar)
@@ -183,7 +176,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
                               "use another checkpoint or retrain") from exc
-    return _parse_meta(p, header.get(_HEADER_KEY))
+    return _parse_meta(p, header.get(schema.HEADER_KEY))
 
 
 def load_checkpoint(path: str | os.PathLike[str],
@@ -194,7 +187,7 @@ def load_checkpoint(path: str | os.PathLike[str],
     p = resolve_checkpoint_path(path)
     try:
         with safe_open(str(p), framework="pt", device="cpu") as fh:
-            meta = _parse_meta(p, (fh.metadata() or {}).get(_HEADER_KEY))
+            meta = _parse_meta(p, (fh.metadata() or {}).get(schema.HEADER_KEY))
             keys = [k for k in fh.keys() if prefix is None or k.startswith(prefix + ".")]
             tensors = {k: fh.get_tensor(k) for k in keys}
     except CheckpointError:
@@ -271,7 +264,7 @@ def _read_generator(p: Path, direction: str
 
     try:
         with safe_open(str(p), framework="pt", device="cpu") as fh:
-            meta = _parse_meta(p, (fh.metadata() or {}).get(_HEADER_KEY))
+            meta = _parse_meta(p, (fh.metadata() or {}).get(schema.HEADER_KEY))
             typed = schema.CheckpointMeta.from_json(meta)
             if direction not in typed.generators:
                 raise CheckpointError(f"checkpoint {p} has no '{direction}' generator; "
@@ -297,11 +290,6 @@ def _read_generator(p: Path, direction: str
 
 
 # -- training state (for ``geogan train --resume``) --------------------------------------
-
-#: File name of the training state (optimisers, image pools, RNG, step) in a run folder.
-TRAIN_STATE_NAME = names.TRAIN_STATE_NAME
-#: The next training state, written before the model it belongs to (see geogan.train._save).
-TRAIN_STATE_PENDING = names.TRAIN_STATE_PENDING
 
 
 def optimizer_state_to_tensors(state_dict: dict[str, Any],

@@ -60,12 +60,11 @@ def test_command_module_is_light():
 
 
 def test_choices_come_from_the_library():
-    from geogan.blend import BLEND_PROFILES
-    from geogan.contract.choices import COMPRESSIONS
+    from geogan.contract.choices import COMPRESSIONS, WINDOW_BLENDS
 
     result = CliRunner().invoke(main, ["translate", "--help"])
     assert result.exit_code == 0
-    assert f"[{'|'.join(BLEND_PROFILES)}]" in result.output.replace("\n", "").replace(" ", "")
+    assert f"[{'|'.join(WINDOW_BLENDS)}]" in result.output.replace("\n", "").replace(" ", "")
     assert f"[{'|'.join(COMPRESSIONS)}]" in result.output.replace("\n", "").replace(" ", "")
     import geogan.translate
 

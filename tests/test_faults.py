@@ -20,7 +20,8 @@ import rasterio
 import torch
 from conftest import cli_error, listing, make_checkpoint, run_cli
 
-from geogan.checkpoint import TRAIN_STATE_NAME, load_checkpoint, read_metadata, save_checkpoint
+from geogan.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from geogan.contract.names import TRAIN_STATE_NAME
 from geogan.fileio import remove_leftovers, temp_path
 
 TINY_TRAIN = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6blocks",

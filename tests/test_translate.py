@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from geogan.blend import BLEND_PROFILES, AxisLayout, blend_weights
+from geogan.blend import AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator
+from geogan.contract.choices import WINDOW_BLENDS
 from geogan.errors import Cancelled, CheckpointError, InputError, OutputError
 from geogan.normalize import BandNorm, valid_mask
 from geogan.translate import (
@@ -116,7 +117,7 @@ def test_cores_partition_the_axis_and_windows_cover_it(length: int, tile: int,
                                       mirrored[i * ax.stride:i * ax.stride + tile])
 
 
-@pytest.mark.parametrize("kind", BLEND_PROFILES)
+@pytest.mark.parametrize("kind", WINDOW_BLENDS)
 @pytest.mark.parametrize("tile,overlap", [(32, 8), (32, 16), (33, 7), (16, 0)])
 def test_blend_weights_sum_to_one_between_windows(kind: str, tile: int, overlap: int) -> None:
     w = blend_weights(tile, overlap, kind)
@@ -159,7 +160,7 @@ def test_identity_reproduces_uint8_bit_exactly(make_raster, tmp_path, crs, size,
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("blend", BLEND_PROFILES)
+@pytest.mark.parametrize("blend", WINDOW_BLENDS)
 def test_identity_is_exact_for_every_blend_and_batch_size(make_raster, tmp_path, blend):
     src = make_raster("in.tif", 101, 77, count=4)
     for batch in (1, 7):
@@ -349,7 +350,7 @@ def test_blending_leaves_no_seams_with_instance_norm(make_raster, tmp_path, seed
     gen = LoadedGenerator(instance_norm_net(3, seed), "a2b", norm, norm, {})
     tile, overlap = 64, 32
     ratios = {}
-    for blend in BLEND_PROFILES:
+    for blend in WINDOW_BLENDS:
         out = translate_raster(gen, src, tmp_path / f"{blend}.tif",
                                TranslateConfig(tile=tile, overlap=overlap, blend=blend,
                                                batch_size=4, norm="window"))

@@ -35,11 +35,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-#: Exit statuses of a command stopped by a signal, as shells report them (128 + signal).
-EXIT_SIGINT = protocol.EXIT_SIGINT
-EXIT_SIGTERM = protocol.EXIT_SIGTERM
-
-
 class LazyGroup(click.Group):
     """Loads a subcommand's module only when that subcommand runs or its help is shown."""
 
@@ -71,7 +66,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except Terminated as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(EXIT_SIGTERM)
+            sys.exit(protocol.EXIT_SIGTERM)
         except GeoganError as exc:
             logging.getLogger("geogan").debug("error", exc_info=True)
             if (ctx.obj or {}).get("progress") == "json":  # for programs: the message's template
@@ -84,10 +79,10 @@ class LazyGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
         except TerminateRequest:
             click.echo("Terminated.", err=True)
-            sys.exit(EXIT_SIGTERM)
+            sys.exit(protocol.EXIT_SIGTERM)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_SIGINT)
+            sys.exit(protocol.EXIT_SIGINT)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:  # never a traceback: one line, details with -vv

@@ -13,9 +13,6 @@ from typing import Any
 import torch
 
 from geogan.checkpoint import (
-    RUN_CHECKPOINT_NAME,
-    TRAIN_STATE_NAME,
-    TRAIN_STATE_PENDING,
     load_checkpoint,
     optimizer_state_from_tensors,
     optimizer_state_to_tensors,
@@ -24,6 +21,7 @@ from geogan.checkpoint import (
     save_checkpoint,
     strip_prefix,
 )
+from geogan.contract.names import RUN_CHECKPOINT_NAME, TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.datasets import seed_for
 from geogan.errors import CheckpointError, TrainingError, first_line
 from geogan.fileio import fault_point, write_error

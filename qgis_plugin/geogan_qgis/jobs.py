@@ -21,17 +21,9 @@ from typing import Any
 
 from .backend import BackendError, Job
 from .contract import checkpoint as schema
-from .contract import choices, names
+from .contract import names
 from .contract.options import TILE, TRAIN, TRANSLATE, Command
 
-DIRECTIONS = choices.DIRECTIONS
-DEVICES = choices.DEVICES
-MODELS = choices.MODELS
-UPSAMPLES = choices.UPSAMPLES
-GENERATORS = choices.GENERATORS
-NORMS = choices.NORM_MODES
-RUN_CHECKPOINT_NAME = names.RUN_CHECKPOINT_NAME
-INDEX_NAME = names.INDEX_NAME
 #: The train options of the random windows read from rasters (``TrainConfig.windows``).
 _WINDOW_OPTIONS = ("aoi", "max_nodata", "min_std")
 #: Seconds a cancelled training run may take to save its checkpoint before it is killed.
@@ -267,7 +259,7 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
             config = TrainConfig(a=a_in, b=b_in, output=run_dir, windows=windows, **options)
         return train(config, progress=progress, cancel=cancel)
 
-    return Job(tuple(args), (Path(run_dir), Path(run_dir) / RUN_CHECKPOINT_NAME), run,
+    return Job(tuple(args), (Path(run_dir), Path(run_dir) / names.RUN_CHECKPOINT_NAME), run,
                desc="training", keep_partial=True, stop_grace_s=TRAIN_STOP_GRACE_S)
 
 
