@@ -46,7 +46,7 @@ def identity(monkeypatch):
     def fake_load(path, direction="a2b", device="cpu"):
         asked.append(direction)
         norm = BandNorm.full_range("uint8", 3, 0)
-        return LoadedGenerator(nn.Identity(), direction, norm, norm, {})
+        return LoadedGenerator(nn.Identity(), direction, norm, norm)
 
     monkeypatch.setattr("geogan.translate.load_generator", fake_load)
     return asked

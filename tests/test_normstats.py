@@ -48,7 +48,7 @@ def resnet(n_blocks: int = 1, ngf: int = 4, seed: int = 0) -> torch.nn.Module:
 
 
 def loaded(module: torch.nn.Module, out: BandNorm = UINT8) -> LoadedGenerator:
-    return LoadedGenerator(module, "a2b", UINT8, out, {})
+    return LoadedGenerator(module, "a2b", UINT8, out)
 
 
 def read(path: Path) -> np.ndarray:

@@ -815,11 +815,11 @@ def test_translate_job_with_bands(make_raster, tmp_path, one_thread):
 
 def checkpoint_at_5m(path: Path, bands: int = 3) -> Path:
     """A QGIS test checkpoint whose domains were learned at 5 m (EPSG:26914)."""
+    from geogan.contract.checkpoint import DomainMeta
     from geogan.normalize import BandNorm
 
     norm = BandNorm.full_range("uint8", bands, None).to_json()
-    domains = {side: {"name": side, "norm": norm, "gsd_m": 5.0, "crs": "EPSG:26914"}
-               for side in ("a", "b")}
+    domains = {side: DomainMeta(side, norm, gsd_m=5.0, crs="EPSG:26914") for side in ("a", "b")}
     return make_checkpoint(path, bands_a=bands, bands_b=bands, meta={"domains": domains},
                            **QGIS_CHECKPOINT)
 

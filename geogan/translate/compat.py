@@ -118,8 +118,7 @@ def check_tile(generator: LoadedGenerator, tile: int) -> None:
     """
     multiple = int(getattr(generator.module, "size_multiple", 1))
     if tile % multiple:
-        spec = generator.meta.get("generators", {}).get(generator.direction, {})
-        arch = spec.get("arch", "this") if isinstance(spec, dict) else "this"
+        arch = generator.generator_meta.arch if generator.generator_meta else "this"
         suggestion = max(multiple, round(tile / multiple) * multiple)
         raise InputError(f"`tile` {tile} does not suit the {arch} generator; use a multiple of "
                          f"{multiple}, e.g. `tile` {suggestion}")
@@ -195,9 +194,8 @@ def named_meta(names: Sequence[str], tags: dict[str, str] | None = None) -> Rast
 
 def _recorded_names(generator: LoadedGenerator) -> list[str] | None:
     """The band names the checkpoint records for the generator's target domain, if any."""
-    domains = generator.meta.get("domains", {}) if isinstance(generator.meta, dict) else {}
-    target = "b" if generator.direction == "a2b" else "a"
-    names = domains.get(target, {}).get("band_names") if isinstance(domains, dict) else None
+    target = generator.sides()[1]
+    names = target.band_names if target is not None else None
     if not isinstance(names, list) or len(names) != generator.out_bands:
         return None
     return [str(n) for n in names]
