@@ -852,9 +852,12 @@ def test_translate_job_in_process_logs_the_resolution_warning_in_the_dialog_s_wo
 
 def test_the_executable_s_warnings_reach_the_log_in_the_dialog_s_words(tmp_path):
     exe = fake_geogan(tmp_path, """
-        import sys
-        print("WARNING geogan.translate.lineage: a.tif has 1 m pixels; pass "
-              "--at-model-resolution to translate at 5 m", file=sys.stderr)
+        import json, sys
+        template = "a.tif has 1 m pixels; pass `at_model_resolution` to translate at 5 m"
+        print(json.dumps({"warning": template.replace("`at_model_resolution`",
+                                                      "--at-model-resolution"),
+                          "template": template, "params": ["at_model_resolution"]}),
+              file=sys.stderr)
     """)
     fb = RecordingFeedback()
     backend.run_job(_job(("translate",), ()), fb, "executable", str(exe))

@@ -165,13 +165,39 @@ def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) ->
     level = (logging.ERROR if quiet else logging.WARNING if verbose == 0
              else logging.INFO if verbose == 1 else logging.DEBUG)
     # geogan's own messages at ``level``; other libraries' only from -vv on.
+    fresh = not logging.getLogger().handlers  # else a host (a test, a program) logs
     logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if fresh:
+        logging.getLogger().handlers[0].setFormatter(
+            LogWords(ctx.invoked_subcommand, json_warnings=progress_format == "json"))
     logging.getLogger("geogan").setLevel(level)
     ctx.obj = {"progress": "none" if quiet and progress_format == "bar" else progress_format}
     # SIGTERM (a job scheduler, QGIS's Cancel) unwinds like Ctrl-C, so temporary outputs
     # are removed; training installs its own handler that saves a checkpoint first.
     signal.signal(signal.SIGTERM, _terminate)
+
+
+class LogWords(logging.Formatter):
+    """Log lines in the CLI's words: a parameter a message names as `tile` is ``--tile``.
+
+    With ``--progress json`` a warning is a warning record of :mod:`geogan.contract.protocol`,
+    its template kept for the program that reads it (QGIS's plugin uses its own words).
+    """
+
+    def __init__(self, command: str | None, json_warnings: bool = False) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.command, self.json_warnings = command, json_warnings
+
+    def format(self, record: logging.LogRecord) -> str:
+        from geogan.contract.messages import for_cli, params_of
+
+        template = record.getMessage()
+        text = for_cli(template, self.command)
+        if self.json_warnings and record.levelno == logging.WARNING:
+            return protocol.warning_line(text, template, params_of(template))
+        rendered = logging.makeLogRecord({**record.__dict__, "msg": text, "args": None})
+        return super().format(rendered)
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -49,7 +49,7 @@ def estimate_stats(generator: LoadedGenerator, paths: Sequence[Path], mode: str,
     import rasterio
 
     if mode not in ("global", "dense"):
-        raise ValueError(f"no statistics to estimate for --norm {mode}")
+        raise ValueError(f"no statistics to estimate for `norm` {mode}")
     sizes = []
     nodatas = []
     for p in paths:

@@ -46,17 +46,17 @@ class WindowConfig:
         return self == WindowConfig()
 
     def given(self) -> list[str]:
-        """The options set to something else than their default, as ``--name``."""
+        """The options set to something else than their default, as ```name``` (messages)."""
         default = WindowConfig()
-        return [f"--{f.name.replace('_', '-')}" for f in fields(self)
+        return [f"`{f.name}`" for f in fields(self)
                 if getattr(self, f.name) != getattr(default, f.name)]
 
     def aoi_for(self, domain: str) -> tuple[Path | None, str]:
         """The AOI of domain ``"a"`` or ``"b"`` and the option that gave it."""
         own = self.aoi_a if domain == "a" else self.aoi_b
         if own is not None:
-            return own, f"--aoi-{domain}"
-        return self.aoi, "--aoi"
+            return own, f"`aoi_{domain}`"
+        return self.aoi, "`aoi`"
 
     def tile_config(self) -> Any:
         """The :class:`geogan.tiling.TileConfig` whose views and filters the windows share."""

@@ -136,7 +136,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
     if point is not None:
         restore_run(run, optimisers, point)
     if run.step >= run.total_steps:
-        log.warning("the run already reached step %d of %d; raise --epochs or --max-steps to "
+        log.warning("the run already reached step %d of %d; raise `epochs` or `max_steps` to "
                     "train longer", run.step, run.total_steps)
     g_run, d_run = _runnable(run.gan, config.compile, dist_info, device)
     sampler, loader = _loader(data, config, dist_info, device)

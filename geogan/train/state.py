@@ -237,5 +237,5 @@ def after_non_finite(run: Run) -> str:
     else:
         kept = "no checkpoint had been saved yet"
     if run.precision == "fp32":
-        return kept + "; try a lower --lr"
-    return kept + "; try --precision fp32 or a lower --lr"
+        return kept + "; try a lower `lr`"
+    return kept + "; try `precision` fp32 or a lower `lr`"

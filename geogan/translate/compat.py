@@ -57,12 +57,12 @@ def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
         extra = " besides its alpha band" if not bands and len(indexes) < count else ""
         hint = f"; use a {want}-band raster or a checkpoint trained on {len(indexes)} band(s)"
         if bands:
-            hint = f"; list {want} bands in --bands"
+            hint = f"; list {want} bands in `bands`"
         elif len(indexes) > want:
-            hint = (f"; pick {want} of them with --bands, e.g. --bands "
+            hint = (f"; pick {want} of them with `bands`, e.g. `bands` "
                     f"{','.join(str(i) for i in indexes[:want])}")
         elif extra and count == want:
-            hint += (f", or pass --bands {','.join(str(i) for i in range(1, count + 1))} to "
+            hint += (f", or pass `bands` {','.join(str(i) for i in range(1, count + 1))} to "
                      "feed the alpha band as data")
         raise InputError(f"{path} has {len(indexes)} band(s){extra} but the checkpoint's "
                          f"{generator.direction} generator expects {want}{hint}")
@@ -106,7 +106,7 @@ def fit_tile(config: TranslateConfig, width: int, height: int, multiple: int) ->
     need = -(-max(width, height, 8) // multiple) * multiple
     if config.tile <= need:
         return config
-    log.info("--tile %d is larger than the %dx%d px raster; using %d", config.tile, width,
+    log.info("`tile` %d is larger than the %dx%d px raster; using %d", config.tile, width,
              height, need)
     return dataclasses.replace(config, tile=need, overlap=min(config.overlap, need // 2))
 

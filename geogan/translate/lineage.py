@@ -23,7 +23,7 @@ from geogan.translate.config import TranslateConfig
 log = logging.getLogger(__name__)
 
 #: The option that translates at the model's ground resolution (its CLI flag).
-AT_MODEL_RESOLUTION = "--at-model-resolution"
+AT_MODEL_RESOLUTION = "`at_model_resolution`"
 
 
 def _domain_name(domain: DomainMeta | None) -> str:

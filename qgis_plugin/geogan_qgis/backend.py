@@ -20,7 +20,6 @@ import importlib.util
 import logging
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -105,22 +104,9 @@ class Job:
 # -- parsing the command's output ---------------------------------------------------------
 
 def dialog_message(template: str, command: str | None) -> str:
-    """A geogan message in the dialog's words: parameters by their labels, not CLI flags.
-
-    ``template`` names parameters as `name` (geogan.contract.messages); a CLI flag that
-    slipped into a message (``--tile``) is also rendered by its label.
-    """
-    text = messages.for_qgis(template, command)
-    return _FLAG_RE.sub(lambda m: _flag_word(m.group(1), command), text)
-
-
-_FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
-
-
-def _flag_word(flag: str, command: str | None) -> str:
-    name = flag.replace("-", "_")
-    word = messages.qgis_word(name, command)
-    return word if not word.startswith("--") else "--" + flag
+    """A geogan message in the dialog's words: the parameters its template names as `name`
+    (geogan.contract.messages) by their labels."""
+    return messages.for_qgis(template, command)
 
 
 def format_info(info: dict[str, Any]) -> str:
@@ -363,13 +349,15 @@ class _Relay:
         if record is not None:
             self.error = dialog_message(record.template, self.command)
             return
+        warning = parse_error_record(line, "warning") if name == "stderr" else None
+        if warning is not None:
+            self.feedback.info("Warning: " + dialog_message(warning.template, self.command))
+            return
         message = parse_error_line(line) if name == "stderr" else None
         if message is not None:
             self.error = self.error or dialog_message(message, self.command)
             return
         text = line.rstrip()
-        if text.startswith("WARNING geogan"):  # a warning: parameters in the dialog's words
-            text = "Warning: " + dialog_message(text.split(": ", 1)[-1], self.command)
         if text:
             self.feedback.info(text)
             self.tail = (self.tail + [text])[-5:]
