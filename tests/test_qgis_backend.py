@@ -478,7 +478,8 @@ def test_fake_checkpoint_matches_the_library_reader(tmp_path):
     pytest.importorskip("safetensors")
     checkpoint = pytest.importorskip("geogan.checkpoint")
     ckpt = write_fake_checkpoint(tmp_path / "m.safetensors", 4, 3)
-    assert checkpoint.read_metadata(ckpt) == jobs.read_checkpoint_metadata(ckpt)
+    plugin = jobs.checkpoint_info(ckpt).meta
+    assert checkpoint.read_checkpoint_meta(ckpt).to_json() == plugin.to_json()
 
 
 # -- the jobs through the in-process backend (the QGIS tests cover the executable one) ---------

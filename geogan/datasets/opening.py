@@ -144,14 +144,14 @@ def _pix2pix_sources(folders_a: list[Path],
     side: list[Path] = []
     for folder in folders_a:
         direct = _paired_layout(folder) if folder.is_dir() else None
-        scenes = [direct] if direct else (_scene_folders(folder, "--a") if folder.is_dir()
+        scenes = [direct] if direct else (_scene_folders(folder, "`a`") if folder.is_dir()
                                           else [])
         if scenes:
             paired.extend(scenes)
         else:
             side.append(folder)
     if paired and side:
-        raise InputError(f"--a {side[0]} holds side-by-side A|B images but "
+        raise InputError(f"`a` {side[0]} holds side-by-side A|B images but "
                          f"{paired[0][0].parent} holds A/ and B/ pairs; train on one kind")
     if paired:
         return "paired", paired
@@ -184,8 +184,8 @@ def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[
     checks the chips still match them. Raises :class:`InputError` naming the file or
     folder at fault.
     """
-    folders_a = [_train_split(f, "--a") for f in _paths(a)]
-    folders_b = [_train_split(f, "--b") for f in _paths(b)]
+    folders_a = [_train_split(f, "`a`") for f in _paths(a)]
+    folders_b = [_train_split(f, "`b`") for f in _paths(b)]
     if not folders_a:
         raise InputError("`a` is required: a folder of chips")
     if crop < 1:
@@ -202,7 +202,7 @@ def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[
             raise InputError("CycleGAN reads one chip folder per domain; give one folder as "
                              "`a` and one as `b`")
         a_folder, b_folder = folders_a[0], folders_b[0]
-        for opt, folder in (("--a", a_folder), ("--b", b_folder)):
+        for opt, folder in (("`a`", a_folder), ("`b`", b_folder)):
             if folder.is_dir() and _paired_layout(folder):
                 raise InputError(f"{opt} {folder} holds A/ and B/ subfolders; pass "
                                  f"`a` {folder / 'A'} `b` {folder / 'B'}")
@@ -214,16 +214,16 @@ def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[
                 raise InputError(f"{opt} {folder} holds trainA/ and trainB/ subfolders; pass "
                                  f"`a` {folder / 'trainA'} `b` {folder / 'trainB'}")
         layout = "unpaired"
-        a_files, b_files = list_images(a_folder, "--a"), list_images(b_folder, "--b")
+        a_files, b_files = list_images(a_folder, "`a`"), list_images(b_folder, "`b`")
         sources = [(a_folder, b_folder)]
     elif model == "pix2pix":
         layout, sources = _pix2pix_sources(folders_a, folders_b)
         a_files, b_files = [], []
         for a_folder, b_folder in sources:  # pairs are matched within each source
-            files = list_images(a_folder, "--a")
+            files = list_images(a_folder, "`a`")
             if layout == "paired":
                 files, partners = _pair_files(a_folder, files, b_folder,
-                                              list_images(b_folder, "--b"))
+                                              list_images(b_folder, "`b`"))
                 b_files.extend(partners)
             a_files.extend(files)
         if layout == "side_by_side":
@@ -233,7 +233,7 @@ def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[
 
     scan_a = _Scan(a_files)
     scan_b = scan_a if layout == "side_by_side" else _Scan(b_files)
-    opt_a, opt_b = "--a", "--a" if layout == "side_by_side" or not folders_b else "--b"
+    opt_a, opt_b = "`a`", "`a`" if layout == "side_by_side" or not folders_b else "`b`"
     scan_a.harmonise_pictures(opt_a)
     if scan_b is not scan_a:
         scan_b.harmonise_pictures(opt_b)
