@@ -103,6 +103,7 @@ def make_model(path: Path, arch: str, ngf: int) -> Path:
     import torch
 
     from geogan.checkpoint import save_checkpoint
+    from geogan.contract.checkpoint import CheckpointMeta
     from geogan.models import build_generator
     from geogan.normalize import BandNorm
 
@@ -114,7 +115,8 @@ def make_model(path: Path, arch: str, ngf: int) -> Path:
             "generators": {"a2b": {"key": "G_A2B", "arch": arch, "kwargs": kwargs}},
             "domains": {"a": {"name": "a", "norm": norm}, "b": {"name": "b", "norm": norm}},
             "chip_size": 256}
-    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()}, meta)
+    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()},
+                           CheckpointMeta.from_json(meta))
 
 
 def environment(extra: dict[str, str]) -> dict[str, str]:

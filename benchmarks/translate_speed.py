@@ -65,6 +65,7 @@ def make_checkpoint(path: Path, arch: str, ngf: int) -> Path:
     import torch
 
     from geogan.checkpoint import save_checkpoint
+    from geogan.contract.checkpoint import CheckpointMeta
     from geogan.models import build_generator
     from geogan.normalize import BandNorm
 
@@ -76,7 +77,8 @@ def make_checkpoint(path: Path, arch: str, ngf: int) -> Path:
             "generators": {"a2b": {"key": "G_A2B", "arch": arch, "kwargs": kwargs}},
             "domains": {"a": {"name": "2009", "norm": norm}, "b": {"name": "2020", "norm": norm}},
             "chip_size": 256}
-    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()}, meta)
+    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()},
+                           CheckpointMeta.from_json(meta))
 
 
 def rss_mb() -> float:
@@ -97,8 +99,8 @@ def model_only(checkpoint: Path, config, windows: int, limit: int | None) -> tup
     import torch
 
     from geogan.checkpoint import load_generator
+    from geogan.devices import autocast
     from geogan.translate.runtime import (
-        autocast,
         prepare_module,
         resolve_batch_size,
         resolve_device,

@@ -42,9 +42,6 @@ import numpy as np
 from geogan.contract import choices
 from geogan.errors import InputError
 
-#: Blend profiles accepted by :func:`blend_weights` (and ``geogan translate --blend``).
-BLEND_PROFILES: tuple[str, ...] = choices.WINDOW_BLENDS
-
 
 class OverlapError(InputError, ValueError):
     """Windows that overlap by more than half their size."""
@@ -139,8 +136,9 @@ def reflect_index(start: int, count: int, length: int) -> np.ndarray:
 
 def blend_weights(tile: int, overlap: int, kind: str = "cosine") -> np.ndarray:
     """1-D weight profile ``(tile,)`` of one window (see the module docstring)."""
-    if kind not in BLEND_PROFILES:
-        raise ValueError(f"unknown blend {kind!r}; choose one of {', '.join(BLEND_PROFILES)}")
+    if kind not in choices.WINDOW_BLENDS:
+        raise ValueError(f"unknown blend {kind!r}; choose one of "
+                         f"{', '.join(choices.WINDOW_BLENDS)}")
     check_overlap(tile, overlap)
     w = np.ones(tile, dtype=np.float64)
     if overlap == 0:

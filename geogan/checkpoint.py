@@ -7,25 +7,16 @@ bands and normalisation of each domain, the chip size and the directions, so a
 checkpoint rebuilds its generators with nothing but itself, on a machine without
 a GPU.
 
-Metadata schema (``format_version`` 1)::
-
-    {
-      "format": "geogan-checkpoint", "format_version": 1, "geogan_version": "0.1.0",
-      "model": "cyclegan" | "pix2pix" | "cut" | "fastcut",
-      "generators": {"a2b": {"key": "G_A2B", "arch": "resnet_9blocks",
-                              "kwargs": {"in_channels": 4, "out_channels": 4, "ngf": 64, ...}},
-                     "b2a": {...}},                # pix2pix and CUT have a2b only
-      "discriminators": {"D_A": {"arch": "patchgan", "kwargs": {...}}, ...},
-      "domains": {"a": {"name": "2009", "norm": BandNorm.to_json()},
-                  "b": {"name": "2020", "norm": {...}}},
-      "chip_size": 256, "epoch": 3, "step": 1200, ...
-    }
+The metadata is a :class:`geogan.contract.checkpoint.CheckpointMeta` (its schema is
+stated there), written by :func:`save_checkpoint` and read back typed
+(:func:`load_model`, :func:`load_generator`, :func:`read_checkpoint_meta`).
 
 Tensor names are ``<generator or discriminator key>.<state_dict key>``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,7 +27,7 @@ from typing import Any
 
 from geogan import __version__
 from geogan.contract import checkpoint as schema
-from geogan.contract import names
+from geogan.contract.choices import sides_of
 from geogan.errors import CheckpointError, GeoganError, first_line
 from geogan.fileio import (
     current_umask,
@@ -50,12 +41,6 @@ from geogan.normalize import BandNorm
 
 log = logging.getLogger(__name__)
 
-FORMAT = schema.FORMAT
-FORMAT_VERSION = schema.FORMAT_VERSION
-_HEADER_KEY = schema.HEADER_KEY
-#: File name of the model checkpoint inside a training run folder.
-RUN_CHECKPOINT_NAME = names.RUN_CHECKPOINT_NAME
-
 
 @dataclass
 class LoadedGenerator:
@@ -65,19 +50,24 @@ class LoadedGenerator:
     direction: str
     in_norm: BandNorm
     out_norm: BandNorm
-    meta: dict[str, Any]
+    #: The checkpoint's metadata, typed (None for a module not loaded from a checkpoint).
+    checkpoint: schema.CheckpointMeta | None = None
     #: The checkpoint file it was loaded from (its SHA-256 goes into the outputs).
     path: Path | None = None
 
     @property
-    def checkpoint(self) -> schema.CheckpointMeta:
-        """The checkpoint's metadata, typed."""
-        return schema.CheckpointMeta.from_json(self.meta)
+    def generator_meta(self) -> schema.GeneratorMeta | None:
+        """Architecture and arguments of this generator, if its checkpoint names them."""
+        if self.checkpoint is None:
+            return None
+        return self.checkpoint.generators.get(self.direction)
 
-    @property
-    def generator_meta(self) -> schema.GeneratorMeta:
-        """Architecture and arguments of this generator."""
-        return self.checkpoint.generator(self.direction)
+    def sides(self) -> tuple[schema.DomainMeta | None, schema.DomainMeta | None]:
+        """The (source, target) domains of this generator, where its checkpoint has them."""
+        if self.checkpoint is None:
+            return None, None
+        src, dst = sides_of(self.direction)
+        return self.checkpoint.domains.get(src), self.checkpoint.domains.get(dst)
 
     @property
     def in_bands(self) -> int:
@@ -97,18 +87,32 @@ def resolve_checkpoint_path(path: str | os.PathLike[str]) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
-                    meta: dict[str, Any]) -> Path:
-    """Write tensors and metadata atomically (temp file, fsync, rename); return the path.
+                    meta: schema.CheckpointMeta) -> Path:
+    """Write a model's tensors and metadata atomically; return the path (see :func:`save_record`).
 
-    The previous checkpoint at ``path`` stays intact until the new one is complete.
+    The metadata is written as this geogan's (its version and the current format version).
+    """
+    meta = dataclasses.replace(meta, geogan_version=__version__,
+                               format_version=schema.FORMAT_VERSION)
+    return save_record(path, tensors, meta.to_json())
+
+
+def save_record(path: str | os.PathLike[str], tensors: dict[str, Any],
+                record: dict[str, Any]) -> Path:
+    """Write tensors and a JSON record atomically (temp file, fsync, rename); return the path.
+
+    The record of a model is its :class:`~geogan.contract.checkpoint.CheckpointMeta`
+    (:func:`save_checkpoint`); a run's training state (optimisers, pools, step) is a
+    record of its own. The previous file at ``path`` stays intact until the new one is
+    complete.
     """
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
-    full_meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-                 "geogan_version": __version__, **meta}
+    full_meta = {"format": schema.FORMAT, "format_version": schema.FORMAT_VERSION,
+                 "geogan_version": __version__, **record}
     text = json.dumps(full_meta, indent=2, sort_keys=True)
     contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     sidecar = path.with_suffix(".json")
@@ -126,7 +130,7 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, Any],
     try:
         try:
             tmp_dir.mkdir()
-            save_file(contiguous, str(tmp), metadata={_HEADER_KEY: text})
+            save_file(contiguous, str(tmp), metadata={schema.HEADER_KEY: text})
             os.chmod(tmp, 0o666 & ~current_umask())
             fsync_path(tmp)
             tmp_json.write_text(text + "\n")
@@ -161,7 +165,7 @@ def repair_sidecar(path: str | os.PathLike[str]) -> bool:
 
     p = resolve_checkpoint_path(path)
     with safe_open(str(p), framework="pt") as fh:
-        text = (fh.metadata() or {}).get(_HEADER_KEY)
+        text = (fh.metadata() or {}).get(schema.HEADER_KEY)
     sidecar = p.with_suffix(".json")
     remove_leftovers(p)
     remove_leftovers(sidecar)
@@ -183,7 +187,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
                               "use another checkpoint or retrain") from exc
-    return _parse_meta(p, header.get(_HEADER_KEY))
+    return _parse_meta(p, header.get(schema.HEADER_KEY))
 
 
 def load_checkpoint(path: str | os.PathLike[str],
@@ -194,7 +198,7 @@ def load_checkpoint(path: str | os.PathLike[str],
     p = resolve_checkpoint_path(path)
     try:
         with safe_open(str(p), framework="pt", device="cpu") as fh:
-            meta = _parse_meta(p, (fh.metadata() or {}).get(_HEADER_KEY))
+            meta = _parse_meta(p, (fh.metadata() or {}).get(schema.HEADER_KEY))
             keys = [k for k in fh.keys() if prefix is None or k.startswith(prefix + ".")]
             tensors = {k: fh.get_tensor(k) for k in keys}
     except CheckpointError:
@@ -219,6 +223,24 @@ def _parse_meta(p: Path, text: str | None) -> dict[str, Any]:
     except schema.MetadataError as exc:
         raise CheckpointError(str(exc)) from exc
     return meta
+
+
+def _typed_meta(p: Path, text: str | None) -> schema.CheckpointMeta:
+    """The checked, typed metadata of model checkpoint ``p`` (a CheckpointError if none)."""
+    try:
+        return schema.typed_meta(p, schema.parse_meta(p, text))
+    except schema.MetadataError as exc:
+        raise CheckpointError(str(exc)) from exc
+
+
+def load_model(path: str | os.PathLike[str]
+               ) -> tuple[dict[str, Any], schema.CheckpointMeta]:
+    """``(tensors, typed metadata)`` of a model checkpoint, on the CPU."""
+    tensors, meta = load_checkpoint(path)
+    try:
+        return tensors, schema.typed_meta(Path(path), meta)
+    except schema.MetadataError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def read_checkpoint_meta(path: str | os.PathLike[str]) -> schema.CheckpointMeta:
@@ -247,7 +269,7 @@ def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
     from geogan.models import build_generator
 
     p = resolve_checkpoint_path(path)
-    meta, typed, state = _read_generator(p, direction)
+    typed, state = _read_generator(p, direction)
     spec = typed.generators[direction]
     module = build_generator(spec.arch, **spec.kwargs)
     try:
@@ -258,12 +280,11 @@ def load_generator(path: str | os.PathLike[str], direction: str = "a2b",
     module.eval().to(device)
     src, dst = typed.sides(direction)
     return LoadedGenerator(module, direction, BandNorm.from_json(src.norm),
-                           BandNorm.from_json(dst.norm), meta, path=p)
+                           BandNorm.from_json(dst.norm), typed, path=p)
 
 
-def _read_generator(p: Path, direction: str
-                    ) -> tuple[dict[str, Any], schema.CheckpointMeta, dict[str, Any]]:
-    """``(metadata, typed metadata, state dict)`` of the ``direction`` generator of ``p``,
+def _read_generator(p: Path, direction: str) -> tuple[schema.CheckpointMeta, dict[str, Any]]:
+    """``(typed metadata, state dict)`` of the ``direction`` generator of ``p``,
     its tensors read only once their names, shapes and types fit the network it names."""
     from safetensors import safe_open
 
@@ -271,8 +292,7 @@ def _read_generator(p: Path, direction: str
 
     try:
         with safe_open(str(p), framework="pt", device="cpu") as fh:
-            meta = _parse_meta(p, (fh.metadata() or {}).get(_HEADER_KEY))
-            typed = schema.CheckpointMeta.from_json(meta)
+            typed = _typed_meta(p, (fh.metadata() or {}).get(schema.HEADER_KEY))
             if direction not in typed.generators:
                 raise CheckpointError(f"checkpoint {p} has no '{direction}' generator; "
                                       f"available: {', '.join(typed.directions) or 'none'}")
@@ -293,15 +313,10 @@ def _read_generator(p: Path, direction: str
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"checkpoint {p} is truncated or not a safetensors file ({exc}); "
                               "use another checkpoint or retrain") from exc
-    return meta, typed, state
+    return typed, state
 
 
 # -- training state (for ``geogan train --resume``) --------------------------------------
-
-#: File name of the training state (optimisers, image pools, RNG, step) in a run folder.
-TRAIN_STATE_NAME = names.TRAIN_STATE_NAME
-#: The next training state, written before the model it belongs to (see geogan.train._save).
-TRAIN_STATE_PENDING = names.TRAIN_STATE_PENDING
 
 
 def optimizer_state_to_tensors(state_dict: dict[str, Any],
@@ -355,12 +370,10 @@ def save_inference_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLik
         raise CheckpointError(f"{dst} must end in .safetensors")
     check_output_file(dst, overwrite)
     check_output_file(dst.with_suffix(".json"), overwrite)
-    tensors, meta = load_checkpoint(src)
-    keys = [spec["key"] for spec in meta.get("generators", {}).values()]
+    tensors, meta = load_model(src)
+    keys = [spec.key for spec in meta.generators.values()]
     if not keys:
         raise CheckpointError(f"checkpoint {src} holds no generator")
     kept = {k: v for k, v in tensors.items() if any(k.startswith(p + ".") for p in keys)}
-    meta = {k: v for k, v in meta.items()
-            if k not in ("discriminators", "format", "format_version", "geogan_version")}
-    meta["inference_only"] = True
-    return save_checkpoint(dst, kept, meta)
+    return save_checkpoint(dst, kept, dataclasses.replace(meta, discriminators={},
+                                                          inference_only=True))

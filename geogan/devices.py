@@ -3,6 +3,7 @@ option, for training and translation alike."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,3 +113,16 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         pass
     return False
+
+
+def autocast(precision: str, device: Any) -> contextlib.AbstractContextManager[Any]:
+    """The one precision context a network runs in (training, translation, statistics):
+    bf16 or fp16 autocast on ``device``'s type (a ``torch.device`` or ``"cuda:0"``), none
+    for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    return torch.autocast(device_type=kind,
+                          dtype=torch.bfloat16 if precision == "bf16" else torch.float16)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from geogan import __version__
+from geogan.contract.choices import sides_of
 from geogan.contract.names import ONNX_SIDECAR_SUFFIX
 from geogan.errors import GeoganError, OutputError, first_line
 from geogan.fileio import atomic_output, check_output_file, write_error
@@ -170,7 +171,7 @@ def sidecar_metadata(gen: Any, checkpoint: Path, onnx_name: str, opset: int,
     """The sidecar's content for a :class:`~geogan.checkpoint.LoadedGenerator`."""
     meta = gen.checkpoint
     spec = meta.generator(gen.direction)
-    src, dst = ("a", "b") if gen.direction == "a2b" else ("b", "a")
+    src, dst = sides_of(gen.direction)
 
     def side(key: str, norm: Any, formula: str) -> dict[str, Any]:
         domain = meta.domains.get(key)

@@ -110,7 +110,7 @@ class DomainGround:
 
 def domain_ground(grids: Sequence[tuple[Any, Any, int, int]], names: Sequence[str],
                   option: str,
-                  fix: str = "pass --res to read them all at one pixel size") -> DomainGround:
+                  fix: str = "pass `res` to read them all at one pixel size") -> DomainGround:
     """The median GSD and the commonest CRS of a domain's rasters ``(crs, transform, w, h)``.
 
     Logs one warning when the rasters' GSDs differ by more than :data:`SPREAD_LIMIT`
@@ -140,7 +140,7 @@ def ratio(input_gsd: float | None, model_gsd: float | None) -> float | None:
 
 
 def ratio_warning(name: str, input_gsd: float | None, model_gsd: float | None,
-                  domain: str, fix: str = "--at-model-resolution") -> str | None:
+                  domain: str, fix: str = "`at_model_resolution`") -> str | None:
     """One line when the input's GSD is outside :data:`RATIO_RANGE` of the model's; else None."""
     r = ratio(input_gsd, model_gsd)
     if r is None or RATIO_RANGE[0] <= r <= RATIO_RANGE[1]:

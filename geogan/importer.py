@@ -27,6 +27,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from geogan.contract.checkpoint import CheckpointMeta, DomainMeta, GeneratorMeta
+from geogan.contract.choices import sides_of
 from geogan.contract.limits import WEIGHT_DTYPES, dtype_name, is_weight_dtype
 from geogan.errors import CheckpointError, InputError, first_line
 
@@ -196,7 +198,7 @@ def import_generators(a2b: str | os.PathLike[str], output: str | os.PathLike[str
         raise InputError(f"-o {out} must end in .safetensors")
     check_output_file(out, overwrite)
     check_output_file(out.with_suffix(".json"), overwrite)
-    generators: dict[str, Any] = {}
+    generators: dict[str, GeneratorMeta] = {}
     tensors: dict[str, Any] = {}
     bands: dict[str, int] = {}
     for direction, key, path in (("a2b", "G_A2B", a2b), ("b2a", "G_B2A", b2a)):
@@ -213,24 +215,25 @@ def import_generators(a2b: str | os.PathLike[str], output: str | os.PathLike[str
         except RuntimeError as exc:  # pragma: no cover - check_weights has compared them
             raise CheckpointError(f"{path}: the weights do not fit {arch} "
                                   f"({first_line(exc)})") from exc
-        generators[direction] = {"key": key, "arch": arch, "kwargs": kwargs}
+        generators[direction] = GeneratorMeta(key, arch, kwargs)
         tensors.update({f"{key}.{k}": v for k, v in net.state_dict().items()})
-        src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
+        src, dst = sides_of(direction)
         for side, count in ((src, kwargs["in_channels"]), (dst, kwargs["out_channels"])):
             if bands.setdefault(side, count) != count:
                 raise CheckpointError(f"{a2b} and {b2a} disagree on the bands of domain "
                                       f"{side.upper()} ({bands[side]} vs {count})")
-    domains = {side: {"name": name, "norm": BandNorm.full_range("uint8", bands[side]).to_json(),
-                      "bands": bands[side], "dtype": "uint8", "nodata": None,
-                      **({"band_names": PICTURE_BANDS[bands[side]]}
-                         if bands[side] in PICTURE_BANDS else {})}
+    domains = {side: DomainMeta(name=name,
+                                norm=BandNorm.full_range("uint8", bands[side]).to_json(),
+                                bands=bands[side], dtype="uint8", nodata=None,
+                                band_names=PICTURE_BANDS.get(bands[side]))
                for side, name in (("a", name_a), ("b", name_b))}
-    meta = {"model": "cyclegan" if b2a is not None else "pix2pix", "generators": generators,
-            "domains": domains, "chip_size": chip_size,
-            "size_multiple": 4 if generators["a2b"]["arch"].startswith("resnet") else
-            2 ** (8 if generators["a2b"]["arch"] == "unet_256" else 7),
-            "inference_only": True, "imported_from": "pytorch-CycleGAN-and-pix2pix",
-            "step": 0, "epoch": 0}
+    arch = generators["a2b"].arch
+    meta = CheckpointMeta(
+        model="cyclegan" if b2a is not None else "pix2pix", generators=generators,
+        domains=domains, chip_size=chip_size,
+        size_multiple=4 if arch.startswith("resnet") else 2 ** (8 if arch == "unet_256" else 7),
+        inference_only=True, step=0, epoch=0,
+        extra={"imported_from": "pytorch-CycleGAN-and-pix2pix"})
     path = save_checkpoint(out, tensors, meta)
     log.info("imported %s into %s", ", ".join(str(p) for p in (a2b, b2a) if p), path)
     return path

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from geogan.contract.checkpoint import DomainMeta
+from geogan.contract.choices import NORM_MODES
 from geogan.contract.names import RUN_CHECKPOINT_NAME
 from geogan.errors import CheckpointError, GeoganError, InputError
 
@@ -64,10 +65,6 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def norm_modes(arch: str, kwargs: dict[str, Any]) -> list[str]:
     """Normalisation-statistics modes ``geogan translate --norm`` offers for a generator."""
-    try:
-        from geogan.normstats import NORM_MODES
-    except ImportError:  # translate offers per-window statistics only
-        NORM_MODES = ("window",)  # noqa: N806
     if kwargs.get("norm", "instance") != "instance":
         return ["window"]
     try:  # what the generator itself holds (geogan.models.protocol), when torch is there

@@ -150,7 +150,7 @@ def as_input(item: str | os.PathLike[str]) -> InputPath:
     return GdalPath(text)
 
 
-def read_files_from(path: str | os.PathLike[str], option: str = "--files-from",
+def read_files_from(path: str | os.PathLike[str], option: str = "`files_from`",
                     relative_to_list: bool = False) -> list[str]:
     """The paths listed in a text file, one per line (blank lines and ``#`` comments skipped).
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from geogan.contract.limits import norm_problem
 from geogan.errors import InputError
+
+#: A numpy array or a torch tensor (:func:`unit_scale` takes either).
+ArrayT = TypeVar("ArrayT")
 
 #: Percentiles used for ``lo``/``hi`` on data that is not 8-bit.
 ROBUST_PERCENTILES = (0.5, 99.5)
@@ -106,25 +109,30 @@ class BandNorm:
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         """Raster values ``(C, H, W)`` or ``(N, C, H, W)`` -> float32 in ``[-1, 1]``."""
-        lo, hi = self._broadcast(x.ndim)
-        y = (x.astype(np.float32) - lo) / (hi - lo) * 2.0 - 1.0
+        lo, span = self._broadcast(x.ndim)
+        y = unit_scale(x.astype(np.float32), lo, span)
         np.clip(y, -1.0, 1.0, out=y)
         return np.nan_to_num(y, copy=False, nan=0.0)
 
     def from_model(self, y: np.ndarray) -> np.ndarray:
         """Model output in ``[-1, 1]`` -> raster values of :attr:`dtype` (rounded, clipped)."""
-        lo, hi = self._broadcast(y.ndim)
-        x = (np.clip(y.astype(np.float32), -1.0, 1.0) + 1.0) * 0.5 * (hi - lo) + lo
+        lo, span = self._broadcast(y.ndim)
+        x = (np.clip(y.astype(np.float32), -1.0, 1.0) + 1.0) * 0.5 * span + lo
         if self.dtype in _INT_DTYPES:
             info = np.iinfo(np.dtype(self.dtype))
             x = np.clip(np.rint(x), info.min, info.max)
         return x.astype(self.dtype)
 
+    def scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """``lo`` and ``hi - lo`` per band in float32: the numbers of the mapping to and from
+        ``[-1, 1]`` (:func:`unit_scale`), wherever (numpy, torch) it is computed."""
+        lo = np.asarray(self.lo, dtype=np.float32)
+        return lo, np.asarray(self.hi, dtype=np.float32) - lo
+
     def _broadcast(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
         shape = (-1,) + (1,) * 2 if ndim == 3 else (1, -1, 1, 1)
-        lo = np.asarray(self.lo, dtype=np.float32).reshape(shape)
-        hi = np.asarray(self.hi, dtype=np.float32).reshape(shape)
-        return lo, hi
+        lo, span = self.scale()
+        return lo.reshape(shape), span.reshape(shape)
 
     def to_json(self) -> dict[str, Any]:
         return {"dtype": self.dtype, "lo": list(self.lo), "hi": list(self.hi),
@@ -135,6 +143,13 @@ class BandNorm:
         return cls(str(data["dtype"]), tuple(float(v) for v in data["lo"]),
                    tuple(float(v) for v in data["hi"]),
                    None if data.get("nodata") is None else float(data["nodata"]))
+
+
+def unit_scale(x: ArrayT, lo: Any, span: Any) -> ArrayT:
+    """Float32 raster values -> the generator's scale, ``[lo, lo + span]`` -> ``[-1, 1]``
+    (before clipping): the normalisation's one formula, for numpy arrays and torch tensors
+    alike (:meth:`BandNorm.to_model`, :func:`geogan.translate.tensors.to_model`)."""
+    return (x - lo) / span * 2.0 - 1.0
 
 
 def nodata_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:

@@ -214,7 +214,7 @@ def read_valid(src: Any, bands: Sequence[int], window: Any, data: np.ndarray,
 # --------------------------------------------------------------------------- refusals
 
 
-def check_pixels(src: Any, path: str | Path, bands: Sequence[int], option: str = "--bands"
+def check_pixels(src: Any, path: str | Path, bands: Sequence[int], option: str = "`bands`"
                  ) -> None:
     """Refuse palette bands and data types the models cannot take, in one line.
 

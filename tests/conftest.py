@@ -3,6 +3,7 @@ real full disk."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -108,18 +109,20 @@ def make_checkpoint(path: Path, *, arch: str = "resnet_6blocks", bands_a: int = 
     ``N(0, noise)`` to each one's weights right after it is built, ``fill`` then sets
     every weight to that value (NaN: a broken model). ``norm_a``/``norm_b`` (BandNorm)
     default to the full uint8 range with ``nodata``; ``names`` are the domains' names;
-    ``meta`` entries are added to (or replace) the metadata's top-level keys.
+    ``meta`` replaces fields of the :class:`~geogan.contract.checkpoint.CheckpointMeta`
+    (``{"step": 7}``, ``{"domains": {"a": DomainMeta(...), ...}}``).
     """
     import torch
 
     from geogan.checkpoint import save_checkpoint
+    from geogan.contract.checkpoint import CheckpointMeta, DomainMeta, GeneratorMeta
     from geogan.models import build_generator
     from geogan.normalize import BandNorm
 
     torch.manual_seed(seed)
     bands = {"a2b": (bands_a, bands_b), "b2a": (bands_b, bands_a)}
     tensors: dict[str, torch.Tensor] = {}
-    generators: dict[str, Any] = {}
+    generators: dict[str, GeneratorMeta] = {}
     for direction in directions:
         c_in, c_out = bands[direction]
         kwargs = {"in_channels": c_in, "out_channels": c_out, "ngf": ngf, **generator_kwargs}
@@ -132,14 +135,13 @@ def make_checkpoint(path: Path, *, arch: str = "resnet_6blocks", bands_a: int = 
                     p.fill_(fill)
         key = GENERATOR_KEYS[direction]
         tensors.update({f"{key}.{k}": v for k, v in net.state_dict().items()})
-        generators[direction] = {"key": key, "arch": arch, "kwargs": kwargs}
+        generators[direction] = GeneratorMeta(key, arch, kwargs)
     norm_a = norm_a or BandNorm.full_range("uint8", bands_a, nodata)
     norm_b = norm_b or BandNorm.full_range("uint8", bands_b, nodata)
-    full_meta = {"model": model, "generators": generators, "chip_size": 32,
-                 "domains": {"a": {"name": names[0], "norm": norm_a.to_json()},
-                             "b": {"name": names[1], "norm": norm_b.to_json()}},
-                 **(meta or {})}
-    return save_checkpoint(path, tensors, full_meta)
+    typed = CheckpointMeta(model, generators, chip_size=32,
+                           domains={"a": DomainMeta(names[0], norm_a.to_json()),
+                                    "b": DomainMeta(names[1], norm_b.to_json())})
+    return save_checkpoint(path, tensors, dataclasses.replace(typed, **(meta or {})))
 
 
 @pytest.fixture(scope="session")

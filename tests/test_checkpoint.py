@@ -22,7 +22,7 @@ from geogan.checkpoint import (
     optimizer_state_to_tensors,
     read_metadata,
     resolve_checkpoint_path,
-    save_checkpoint,
+    save_record,
 )
 from geogan.contract.limits import ARCH_LIMITS
 from geogan.errors import CheckpointError, OutputError
@@ -51,7 +51,7 @@ def test_saved_generator_loads_and_gives_identical_output(tmp_path: Path) -> Non
     assert torch.equal(loaded.module(x), g(x))
     assert loaded.in_norm == NORM_A
     assert (loaded.in_bands, loaded.out_bands) == (4, 3)
-    assert load_generator(tmp_path / "m.json").meta["step"] == 10  # sidecar path works too
+    assert load_generator(tmp_path / "m.json").checkpoint.step == 10  # sidecar path works too
     run = tmp_path / "run"
     _save_generator(run / "model.safetensors")
     assert resolve_checkpoint_path(run) == run / "model.safetensors"  # a run folder works
@@ -89,7 +89,7 @@ def test_save_is_atomic_and_keeps_the_last_good_checkpoint(tmp_path: Path,
 
     monkeypatch.setattr("safetensors.torch.save_file", broken)
     with pytest.raises(OutputError, match="no space left on device writing .*model.safetensors"):
-        save_checkpoint(path, {"x": torch.zeros(1)}, {"model": "pix2pix"})
+        save_record(path, {"x": torch.zeros(1)}, {"model": "pix2pix"})
     assert path.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
 
@@ -103,7 +103,7 @@ def test_optimizer_state_round_trips_through_tensors(tmp_path: Path) -> None:
         net(torch.randn(4, 3)).pow(2).sum().backward()
         opt.step()
     tensors, meta = optimizer_state_to_tensors(opt.state_dict(), "opt")
-    save_checkpoint(tmp_path / "s.safetensors", tensors, {"opt": meta})
+    save_record(tmp_path / "s.safetensors", tensors, {"opt": meta})
     loaded, loaded_meta = load_checkpoint(tmp_path / "s.safetensors")
 
     twin = torch.nn.Linear(3, 2)
@@ -134,7 +134,7 @@ def _tampered(folder: Path, edit_meta=None, edit_tensors=None, **kwargs) -> Path
         edit_meta(meta)
     if edit_tensors is not None:
         tensors = edit_tensors(tensors)
-    path = save_checkpoint(folder / "bad.safetensors", tensors, meta)
+    path = save_record(folder / "bad.safetensors", tensors, meta)  # as tampered, unchecked
     shutil.rmtree(folder / "good")
     return path
 

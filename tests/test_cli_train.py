@@ -244,8 +244,8 @@ def test_cli_trains_on_mixed_gray_rgb_rgba_pictures(tmp_path: Path, caplog) -> N
     assert res.exit_code == 0, res.output
     meta = read_metadata(out)
     assert (meta["domains"]["a"]["bands"], meta["domains"]["b"]["bands"]) == (3, 1)
-    assert "converted 2 of 4 pictures of --a to RGB (1 grayscale, 1 RGBA)" in caplog.text
-    assert "converted 1 of 3 pictures of --b to grayscale (1 RGB)" in caplog.text
+    assert "converted 2 of 4 pictures of `a` to RGB (1 grayscale, 1 RGBA)" in caplog.text
+    assert "converted 1 of 3 pictures of `b` to grayscale (1 RGB)" in caplog.text
 
 
 def test_cli_pix2pix_trains_on_several_tile_pair_outputs(tmp_path: Path, make_raster,

@@ -46,7 +46,7 @@ def identity(monkeypatch):
     def fake_load(path, direction="a2b", device="cpu"):
         asked.append(direction)
         norm = BandNorm.full_range("uint8", 3, 0)
-        return LoadedGenerator(nn.Identity(), direction, norm, norm, {})
+        return LoadedGenerator(nn.Identity(), direction, norm, norm)
 
     monkeypatch.setattr("geogan.translate.load_generator", fake_load)
     return asked
@@ -60,12 +60,11 @@ def test_command_module_is_light():
 
 
 def test_choices_come_from_the_library():
-    from geogan.blend import BLEND_PROFILES
-    from geogan.contract.choices import COMPRESSIONS
+    from geogan.contract.choices import COMPRESSIONS, WINDOW_BLENDS
 
     result = CliRunner().invoke(main, ["translate", "--help"])
     assert result.exit_code == 0
-    assert f"[{'|'.join(BLEND_PROFILES)}]" in result.output.replace("\n", "").replace(" ", "")
+    assert f"[{'|'.join(WINDOW_BLENDS)}]" in result.output.replace("\n", "").replace(" ", "")
     assert f"[{'|'.join(COMPRESSIONS)}]" in result.output.replace("\n", "").replace(" ", "")
     import geogan.translate
 

@@ -157,3 +157,41 @@ def test_temporary_names_round_trip():
     assert names.temp_of(name) == "out.tif" and names.temp_pid(name) == 1234
     assert names.temp_of("out.tif") is None
     assert names.parse_chip_name(names.chip_name("naip", 512, 0)) == ("naip", 512, 0)
+
+
+def test_cli_log_lines_name_parameters_in_the_cli_s_words_and_json_keeps_the_template():
+    import logging
+
+    from geogan.cli import LogWords
+    from geogan.contract.messages import for_qgis
+    from geogan.contract.options import TILE
+
+    record = logging.LogRecord("geogan.tiling", logging.WARNING, __file__, 1,
+                               "raise `max_nodata` above %s", ("0.5",), None)
+    assert LogWords("tile").format(record) == "WARNING geogan.tiling: raise --max-nodata above 0.5"
+    event = protocol.parse_error_record(LogWords("tile", json_warnings=True).format(record),
+                                        "warning")
+    assert event is not None
+    assert event.message == "raise --max-nodata above 0.5"
+    assert (event.template, event.params) == ("raise `max_nodata` above 0.5", ("max_nodata",))
+    assert for_qgis(event.template, "tile") == \
+        f"raise '{TILE['max_nodata'].label}' above 0.5"
+    info = logging.LogRecord("geogan.tiling", logging.INFO, __file__, 1, "`tile` %d", (64,), None)
+    assert LogWords("translate", json_warnings=True).format(info) == "INFO geogan.tiling: --tile 64"
+
+
+def test_checkpoint_meta_writes_the_fields_it_holds_and_leaves_out_unset_ones():
+    norm = {"dtype": "uint8", "lo": [0.0] * 3, "hi": [255.0] * 3, "nodata": None}
+    gen = schema.GeneratorMeta("G_A2B", "resnet_6blocks", {"in_channels": 3, "out_channels": 3})
+    meta = schema.CheckpointMeta("pix2pix", {"a2b": gen},
+                                 {"a": schema.DomainMeta("a", norm),
+                                  "b": schema.DomainMeta("b", norm, band_names=["r", "g", "b"])},
+                                 step=0, epoch=0, extra={"imported_from": "elsewhere"})
+    written = meta.to_json()
+    assert (written["step"], written["epoch"], written["imported_from"]) == (0, 0, "elsewhere")
+    assert not {"losses", "training", "inference_only", "total_steps", "discriminators",
+                "chip_size"} & set(written)
+    assert written["domains"]["a"] == {"name": "a", "norm": norm, "nodata": None}
+    assert written["domains"]["b"]["band_names"] == ["r", "g", "b"]
+    again = schema.CheckpointMeta.from_json(json.loads(json.dumps(written)))
+    assert again.generators == meta.generators and again.step == 0 and again.extra == meta.extra

@@ -196,8 +196,8 @@ def test_mixed_pictures_take_the_folders_majority_layout(tmp_path: Path, caplog,
         data = open_training_data("cyclegan", tmp_path / "a",
                                   tmp_path / "b", 32, augment=False, cache_mb=cache_mb)
     assert (data.a.bands, data.b.bands) == (3, 1)
-    assert "converted 2 of 5 pictures of --a to RGB (1 grayscale, 1 RGBA)" in caplog.text
-    assert "converted 1 of 4 pictures of --b to grayscale (1 RGB)" in caplog.text
+    assert "converted 2 of 5 pictures of `a` to RGB (1 grayscale, 1 RGBA)" in caplog.text
+    assert "converted 1 of 4 pictures of `b` to grayscale (1 RGB)" in caplog.text
     centre = (slice(2, 34), slice(2, 34))
     a_gray = _pixels(data.dataset[(3, 0)]["A"])  # centre crop of c3.png, its band repeated
     assert a_gray.shape == (3, 32, 32)

@@ -207,7 +207,7 @@ def test_pretrained_model_is_shipped_small_and_loads() -> None:
     assert path.stat().st_size < 10 * 1024 * 1024
     gen = load_generator(path, "a2b")
     assert gen.in_bands == 4 and gen.out_bands == 4
-    assert gen.meta["domains"]["b"]["name"] == "2020"
+    assert gen.checkpoint.domains["b"].name == "2020"
 
 
 def test_pretrained_demo_beats_histogram_matching_on_rmse(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import torch  # noqa: E402
 
 from geogan.checkpoint import load_generator  # noqa: E402
 from geogan.cli import main  # noqa: E402
+from geogan.contract.checkpoint import DomainMeta  # noqa: E402
 from geogan.errors import CheckpointError, GeoganError, OutputError  # noqa: E402
 from geogan.export import export_onnx, find_sidecar, read_sidecar, sidecar_path  # noqa: E402
 from geogan.normalize import BandNorm  # noqa: E402
@@ -29,10 +30,8 @@ NORM_B = BandNorm("uint16", (10.0, 20.0, 30.0, 40.0), (1000.0, 2000.0, 3000.0, 4
 
 def _checkpoint(path: Path, arch: str, both: bool = True, **extra: str) -> Path:
     """A tiny CycleGAN-like checkpoint: a2b maps 3 uint8 bands to 4 uint16 bands."""
-    domains = {"a": {"name": "2009", "norm": NORM_A.to_json(), "bands": [1, 2, 3],
-                     "dtype": "uint8", "nodata": 0.0},
-               "b": {"name": "2020", "norm": NORM_B.to_json(), "bands": [1, 2, 3, 4],
-                     "dtype": "uint16", "nodata": None}}
+    domains = {"a": DomainMeta("2009", NORM_A.to_json(), [1, 2, 3], "uint8", 0.0),
+               "b": DomainMeta("2020", NORM_B.to_json(), [1, 2, 3, 4], "uint16", None)}
     # noise breaks the init's symmetry a little more than N(0, 0.02)
     return make_checkpoint(path, arch=arch, bands_a=3, bands_b=4, ngf=8,
                            model="cyclegan" if both else "pix2pix",

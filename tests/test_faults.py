@@ -20,7 +20,8 @@ import rasterio
 import torch
 from conftest import cli_error, listing, make_checkpoint, run_cli
 
-from geogan.checkpoint import TRAIN_STATE_NAME, load_checkpoint, read_metadata, save_checkpoint
+from geogan.checkpoint import load_checkpoint, read_metadata, save_record
+from geogan.contract.names import TRAIN_STATE_NAME
 from geogan.fileio import remove_leftovers, temp_path
 
 TINY_TRAIN = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6blocks",
@@ -399,7 +400,7 @@ def test_resume_works_from_another_folder(make_raster, tmp_path, monkeypatch):
 def test_checkpoint_metadata_of_the_wrong_structure(make_raster, tmp_path):
     src = make_raster("r.tif", width=40, height=30)
     ckpt = tmp_path / "m.safetensors"
-    save_checkpoint(ckpt, {"x": torch.zeros(1)}, {"model": "cyclegan", "generators": ["a2b"],
+    save_record(ckpt, {"x": torch.zeros(1)}, {"model": "cyclegan", "generators": ["a2b"],
                                                   "domains": 3})
     msg = _error(_cli("translate", ckpt, src, "-o", tmp_path / "o.tif", *TILE))
     assert "does not describe a geogan model" in msg

@@ -74,7 +74,7 @@ def identity(monkeypatch):
         module: nn.Module = nn.Identity()
         if Spec.out_bands and Spec.out_bands != Spec.bands:
             module = nn.Conv2d(Spec.bands, Spec.out_bands, 1)
-        return LoadedGenerator(module, direction, norm, out, {})
+        return LoadedGenerator(module, direction, norm, out)
 
     monkeypatch.setattr("geogan.translate.load_generator", fake_load)
     return Spec
@@ -197,7 +197,7 @@ def test_descriptions_tags_scale_offset_follow_the_kept_bands(tmp_path, identity
     import geogan.translate as tr
 
     norm = BandNorm("uint16", (0.0,) * 4, (65535.0,) * 4, None)
-    gen = LoadedGenerator(nn.Identity(), "a2b", norm, norm, {})
+    gen = LoadedGenerator(nn.Identity(), "a2b", norm, norm)
     out = tr.translate_raster(gen, src, tmp_path / "t.tif",
                               tr.TranslateConfig(tile=16, overlap=4, cog=True))
     with rasterio.open(src) as a, rasterio.open(out) as b:

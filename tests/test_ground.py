@@ -66,8 +66,8 @@ def test_a_domain_of_mixed_resolutions_warns_and_names_res(make_raster, caplog):
     data = open_inputs("cyclegan", [coarse, fine], [other], 32)
     spread = [r.getMessage() for r in caplog.records if "differ in ground resolution" in
               r.getMessage()]
-    assert len(spread) == 1 and spread[0].startswith("rasters of --a ")
-    assert "pass --res" in spread[0] and "fine.tif is 1 m" in spread[0]
+    assert len(spread) == 1 and spread[0].startswith("rasters of `a` ")
+    assert "pass `res`" in spread[0] and "fine.tif is 1 m" in spread[0]
     assert data.a.gsd_m == pytest.approx(3.0, rel=0.01)  # the median of 1 m and 5 m
     assert data.b.gsd_m == pytest.approx(5.0, rel=0.01) and data.b.crs == "EPSG:26914"
     caplog.clear()
@@ -125,7 +125,7 @@ def test_translate_warns_at_another_resolution_and_translates_at_the_model_s(
     warned = _ground_warnings(caplog)
     assert len(warned) == 1
     assert "fine.tif has 1 m pixels but the model learned a at 5 m per pixel" in warned[0]
-    assert "5 times larger" in warned[0] and "--at-model-resolution" in warned[0]
+    assert "5 times larger" in warned[0] and "`at_model_resolution`" in warned[0]
 
     caplog.clear()
     out = tmp_path / "at5m.tif"

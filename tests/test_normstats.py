@@ -16,6 +16,8 @@ from geogan import normstats
 from geogan.blend import reflect_index
 from geogan.checkpoint import LoadedGenerator, load_generator
 from geogan.cli import main
+from geogan.contract import choices
+from geogan.contract.options import TRANSLATE
 from geogan.errors import InputError
 from geogan.models.generators import ResnetGenerator
 from geogan.normalize import BandNorm
@@ -46,7 +48,7 @@ def resnet(n_blocks: int = 1, ngf: int = 4, seed: int = 0) -> torch.nn.Module:
 
 
 def loaded(module: torch.nn.Module, out: BandNorm = UINT8) -> LoadedGenerator:
-    return LoadedGenerator(module, "a2b", UINT8, out, {})
+    return LoadedGenerator(module, "a2b", UINT8, out)
 
 
 def read(path: Path) -> np.ndarray:
@@ -461,8 +463,8 @@ def _cli(*args: object):
 def test_cli_norm_choices_come_from_the_library():
     result = CliRunner().invoke(main, ["translate", "--help"])
     flat = result.output.replace("\n", "").replace(" ", "")
-    assert f"--norm[{'|'.join(normstats.NORM_MODES)}]" in flat
-    assert f"[default:{normstats.DEFAULT_NORM}]" in flat
+    assert f"--norm[{'|'.join(choices.NORM_MODES)}]" in flat
+    assert f"[default:{TRANSLATE.default_of('norm')}]" in flat
 
 
 def test_cli_norm_options(make_raster, tmp_path):

@@ -24,6 +24,8 @@ sys.path.insert(0, str(PLUGIN_DIR))
 
 from geogan_qgis import backend, jobs  # noqa: E402
 from geogan_qgis.backend import BackendError, Job, JobCancelled  # noqa: E402
+from geogan_qgis.contract import choices as plugin_choices  # noqa: E402
+from geogan_qgis.contract.names import INDEX_NAME, RUN_CHECKPOINT_NAME  # noqa: E402
 
 
 class RecordingFeedback:
@@ -476,7 +478,8 @@ def test_fake_checkpoint_matches_the_library_reader(tmp_path):
     pytest.importorskip("safetensors")
     checkpoint = pytest.importorskip("geogan.checkpoint")
     ckpt = write_fake_checkpoint(tmp_path / "m.safetensors", 4, 3)
-    assert checkpoint.read_metadata(ckpt) == jobs.read_checkpoint_metadata(ckpt)
+    plugin = jobs.checkpoint_info(ckpt).meta
+    assert checkpoint.read_checkpoint_meta(ckpt).to_json() == plugin.to_json()
 
 
 # -- the jobs through the in-process backend (the QGIS tests cover the executable one) ---------
@@ -546,11 +549,12 @@ def test_translate_job_norm_choices_and_stats_file(make_raster, tmp_path, one_th
     """The plugin's NORM choices and default are geogan's; a statistics file is passed on
     and one made for another model is refused with geogan's message."""
     pytest.importorskip("torch")
-    from geogan.normstats import DEFAULT_NORM, NORM_MODES
+    from geogan.contract.choices import NORM_MODES
+    from geogan.contract.options import TRANSLATE
 
-    assert tuple(jobs.NORMS) == tuple(NORM_MODES)
+    assert tuple(plugin_choices.NORM_MODES) == tuple(NORM_MODES)
     plain = jobs.translate_job(tmp_path / "m.safetensors", tmp_path / "in.tif", tmp_path / "o.tif")
-    assert plain.args[plain.args.index("--norm") + 1] == DEFAULT_NORM
+    assert plain.args[plain.args.index("--norm") + 1] == TRANSLATE.default_of("norm")
     src = make_raster("in.tif", width=45, height=37, count=4)
     ckpt = make_checkpoint(tmp_path / "m.safetensors", bands_a=4, **QGIS_CHECKPOINT)
     stats = tmp_path / "s.stats.json"
@@ -583,7 +587,7 @@ def test_tile_job_in_process_writes_chips_and_index(make_raster, tmp_path):
     result = backend.run_job(job, RecordingFeedback(), backend="python")
     chips = sorted(outdir.rglob("*.tif"))
     assert result.chips == len(chips) > 0
-    assert (outdir / jobs.INDEX_NAME).is_file()
+    assert (outdir / INDEX_NAME).is_file()
 
 
 def test_train_job_in_process_writes_a_checkpoint_and_resumes(make_raster, tmp_path, one_thread):
@@ -596,7 +600,7 @@ def test_train_job_in_process_writes_a_checkpoint_and_resumes(make_raster, tmp_p
                          crop=32, generator="resnet_6blocks", ngf=8, device="cpu")
     assert job.keep_partial
     ckpt = backend.run_job(job, RecordingFeedback(), backend="python")
-    assert Path(ckpt) == run_dir / jobs.RUN_CHECKPOINT_NAME
+    assert Path(ckpt) == run_dir / RUN_CHECKPOINT_NAME
     info = jobs.checkpoint_info(ckpt)
     assert info.bands == {"a": 3, "b": 3} and info.directions == ("a2b", "b2a")
     resume = jobs.train_job(tmp_path / "A", tmp_path / "B", run_dir, epochs=1, max_steps=2,
@@ -764,11 +768,11 @@ def test_train_choices_match_the_library_registries():
     from geogan.models import DEFAULT_UPSAMPLE, GENERATORS, UPSAMPLES
     from geogan.models.gan import GAN_MODELS
 
-    assert jobs.MODELS == tuple(GAN_MODELS)
-    assert jobs.UPSAMPLES == UPSAMPLES
+    assert plugin_choices.MODELS == tuple(GAN_MODELS)
+    assert plugin_choices.UPSAMPLES == UPSAMPLES
     upsample = inspect.signature(jobs.train_job).parameters["upsample"].default
     assert upsample == DEFAULT_UPSAMPLE
-    assert jobs.GENERATORS == tuple(GENERATORS)
+    assert plugin_choices.GENERATORS == tuple(GENERATORS)
 
 
 def test_train_job_trains_cut_with_one_direction(make_raster, tmp_path, one_thread):
@@ -812,11 +816,11 @@ def test_translate_job_with_bands(make_raster, tmp_path, one_thread):
 
 def checkpoint_at_5m(path: Path, bands: int = 3) -> Path:
     """A QGIS test checkpoint whose domains were learned at 5 m (EPSG:26914)."""
+    from geogan.contract.checkpoint import DomainMeta
     from geogan.normalize import BandNorm
 
     norm = BandNorm.full_range("uint8", bands, None).to_json()
-    domains = {side: {"name": side, "norm": norm, "gsd_m": 5.0, "crs": "EPSG:26914"}
-               for side in ("a", "b")}
+    domains = {side: DomainMeta(side, norm, gsd_m=5.0, crs="EPSG:26914") for side in ("a", "b")}
     return make_checkpoint(path, bands_a=bands, bands_b=bands, meta={"domains": domains},
                            **QGIS_CHECKPOINT)
 
@@ -849,9 +853,12 @@ def test_translate_job_in_process_logs_the_resolution_warning_in_the_dialog_s_wo
 
 def test_the_executable_s_warnings_reach_the_log_in_the_dialog_s_words(tmp_path):
     exe = fake_geogan(tmp_path, """
-        import sys
-        print("WARNING geogan.translate.lineage: a.tif has 1 m pixels; pass "
-              "--at-model-resolution to translate at 5 m", file=sys.stderr)
+        import json, sys
+        template = "a.tif has 1 m pixels; pass `at_model_resolution` to translate at 5 m"
+        print(json.dumps({"warning": template.replace("`at_model_resolution`",
+                                                      "--at-model-resolution"),
+                          "template": template, "params": ["at_model_resolution"]}),
+              file=sys.stderr)
     """)
     fb = RecordingFeedback()
     backend.run_job(_job(("translate",), ()), fb, "executable", str(exe))

@@ -219,7 +219,7 @@ def test_pix2pix_reports_rasters_without_partner(tmp_path: Path, caplog) -> None
     b = _ground_raster(tmp_path / "b.tif", from_origin(485900.0, 5209247.0, 5.0, 5.0), 60, 60)
     ds = dataset([a, far], [b], crop=16, model="pix2pix")
     assert {s.path for s in ds.a.sources} == {a}
-    assert "a2.tif" in caplog.text and "overlap no raster of --b" in caplog.text
+    assert "a2.tif" in caplog.text and "overlap no raster of `b`" in caplog.text
 
 
 # -- randomness --------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from geogan.blend import BLEND_PROFILES, AxisLayout, blend_weights
+from geogan.blend import AxisLayout, blend_weights
+from geogan.contract.choices import WINDOW_BLENDS
 from geogan.normalize import BandNorm
 from geogan.translate.stitch import Stitcher
 
@@ -43,7 +44,7 @@ def _reference(windows: np.ndarray, ax: AxisLayout, ay: AxisLayout, blend: str) 
     return num / den
 
 
-@pytest.mark.parametrize("blend", BLEND_PROFILES)
+@pytest.mark.parametrize("blend", WINDOW_BLENDS)
 @pytest.mark.parametrize("width,height,tile,overlap", [(45, 37, 16, 6), (20, 50, 16, 0),
                                                        (7, 5, 8, 4)])
 def test_finished_rows_are_the_weighted_mean_of_the_windows(blend, width, height, tile,

@@ -86,7 +86,7 @@ def test_cyclegan_writes_a_complete_run_folder(tmp_path: Path, make_raster) -> N
         assert (31, 119, 180) in colours and (255, 127, 14) in colours  # two drawn series
 
     g = load_generator(out, "a2b")
-    assert g.in_bands == 4 and g.out_bands == 3 and g.meta["domains"]["b"]["name"] == "naip_2020"
+    assert g.in_bands == 4 and g.out_bands == 3 and g.checkpoint.domains["b"].name == "naip_2020"
     assert g.module(torch.zeros(1, 4, 32, 32)).shape == (1, 3, 32, 32)
     assert load_generator(out, "b2a").in_bands == 3
 

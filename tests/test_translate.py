@@ -13,8 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from geogan.blend import BLEND_PROFILES, AxisLayout, blend_weights
+from geogan.blend import AxisLayout, blend_weights
 from geogan.checkpoint import LoadedGenerator
+from geogan.contract.checkpoint import CheckpointMeta, GeneratorMeta
+from geogan.contract.choices import WINDOW_BLENDS
 from geogan.errors import Cancelled, CheckpointError, InputError, OutputError
 from geogan.normalize import BandNorm, valid_mask
 from geogan.translate import (
@@ -39,7 +41,7 @@ def identity_generator(bands: int = 3, dtype: str = "uint8", nodata: float | Non
                        norm: BandNorm | None = None) -> LoadedGenerator:
     """A generator whose output equals its input (in [-1, 1])."""
     norm = norm or BandNorm.full_range(dtype, bands, nodata)
-    return LoadedGenerator(nn.Identity(), "a2b", norm, norm, {})
+    return LoadedGenerator(nn.Identity(), "a2b", norm, norm)
 
 
 class _Recorder(nn.Module):
@@ -116,7 +118,7 @@ def test_cores_partition_the_axis_and_windows_cover_it(length: int, tile: int,
                                       mirrored[i * ax.stride:i * ax.stride + tile])
 
 
-@pytest.mark.parametrize("kind", BLEND_PROFILES)
+@pytest.mark.parametrize("kind", WINDOW_BLENDS)
 @pytest.mark.parametrize("tile,overlap", [(32, 8), (32, 16), (33, 7), (16, 0)])
 def test_blend_weights_sum_to_one_between_windows(kind: str, tile: int, overlap: int) -> None:
     w = blend_weights(tile, overlap, kind)
@@ -159,7 +161,7 @@ def test_identity_reproduces_uint8_bit_exactly(make_raster, tmp_path, crs, size,
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("blend", BLEND_PROFILES)
+@pytest.mark.parametrize("blend", WINDOW_BLENDS)
 def test_identity_is_exact_for_every_blend_and_batch_size(make_raster, tmp_path, blend):
     src = make_raster("in.tif", 101, 77, count=4)
     for batch in (1, 7):
@@ -190,7 +192,7 @@ def test_bf16_autocast_is_close_and_fp32_exact(make_raster, tmp_path):
     a = read(src)[0].astype(int)
     for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         module = Conv()
-        gen = LoadedGenerator(module, "a2b", norm, norm, {})
+        gen = LoadedGenerator(module, "a2b", norm, norm)
         out = translate_raster(gen, src, tmp_path / f"{precision}.tif",
                                TranslateConfig(tile=32, overlap=8, precision=precision))
         assert module.dtypes == {dtype}
@@ -222,7 +224,7 @@ def test_nodata_mask_is_kept_and_valid_pixels_never_read_as_nodata(make_raster, 
             return torch.full_like(x, -1.0)
 
     norm = BandNorm.full_range("uint8", 3, 0)
-    gen = LoadedGenerator(Black(), "a2b", norm, norm, {})
+    gen = LoadedGenerator(Black(), "a2b", norm, norm)
     out = translate_raster(gen, src, tmp_path / "out.tif", CFG)
     a, ga = read(src)
     b, gb = read(out)
@@ -240,7 +242,7 @@ def test_output_bands_and_dtype_follow_the_target_domain(make_raster, tmp_path):
             return x.mean(dim=1, keepdim=True)
 
     out_norm = BandNorm("float32", (0.0,), (1.0,), -1.0)
-    gen = LoadedGenerator(Mean(), "a2b", BandNorm.full_range("uint8", 3, 0), out_norm, {})
+    gen = LoadedGenerator(Mean(), "a2b", BandNorm.full_range("uint8", 3, 0), out_norm)
     out = translate_raster(gen, src, tmp_path / "out.tif", CFG)
     a, ga = read(src)
     b, gb = read(out)
@@ -298,7 +300,7 @@ def test_edge_windows_are_mirrored_from_the_raster(make_raster, tmp_path):
             return x
 
     norm = BandNorm.full_range("uint8", 2)
-    gen = LoadedGenerator(Spy(), "a2b", norm, norm, {})
+    gen = LoadedGenerator(Spy(), "a2b", norm, norm)
     translate_raster(gen, src, tmp_path / "out.tif", TranslateConfig(tile=16, overlap=6,
                                                                      batch_size=4))
     data = read(src)[0]
@@ -346,10 +348,10 @@ def test_blending_leaves_no_seams_with_instance_norm(make_raster, tmp_path, seed
     data = ((unit - unit.min()) / np.ptp(unit) * 250 + 3).astype(np.uint8)
     src = make_raster("in.tif", data=data)
     norm = BandNorm.full_range("uint8", 3)
-    gen = LoadedGenerator(instance_norm_net(3, seed), "a2b", norm, norm, {})
+    gen = LoadedGenerator(instance_norm_net(3, seed), "a2b", norm, norm)
     tile, overlap = 64, 32
     ratios = {}
-    for blend in BLEND_PROFILES:
+    for blend in WINDOW_BLENDS:
         out = translate_raster(gen, src, tmp_path / f"{blend}.tif",
                                TranslateConfig(tile=tile, overlap=overlap, blend=blend,
                                                batch_size=4, norm="window"))
@@ -417,8 +419,8 @@ def test_tile_must_suit_the_architecture(make_raster, tmp_path):
     module = nn.Identity()
     module.size_multiple = 256  # type: ignore[assignment]
     norm = BandNorm.full_range("uint8", 3)
-    gen = LoadedGenerator(module, "a2b", norm, norm,
-                          {"generators": {"a2b": {"arch": "unet_256"}}})
+    meta = CheckpointMeta("pix2pix", {"a2b": GeneratorMeta("G_A2B", "unet_256", {})}, {})
+    gen = LoadedGenerator(module, "a2b", norm, norm, meta)
     with pytest.raises(InputError, match="--tile 32 does not suit the unet_256 .* multiple of 256"):
         translate_raster(gen, src, tmp_path / "out.tif", CFG)
 
@@ -426,7 +428,7 @@ def test_tile_must_suit_the_architecture(make_raster, tmp_path):
 def test_generator_changing_the_window_shape_is_reported(make_raster, tmp_path):
     src = make_raster("in.tif", 20, 20)
     norm = BandNorm.full_range("uint8", 3)
-    gen = LoadedGenerator(nn.AvgPool2d(2), "a2b", norm, norm, {})
+    gen = LoadedGenerator(nn.AvgPool2d(2), "a2b", norm, norm)
     with pytest.raises(CheckpointError, match="--tile"):
         translate_raster(gen, src, tmp_path / "out.tif", CFG)
     assert leftovers(tmp_path) == [] and not (tmp_path / "out.tif").exists()
@@ -454,7 +456,7 @@ def test_cancel_stops_and_leaves_nothing(make_raster, tmp_path):
     src = make_raster("in.tif", 200, 160)
     module = _Recorder()
     norm = BandNorm.full_range("uint8", 3)
-    gen = LoadedGenerator(module, "a2b", norm, norm, {})
+    gen = LoadedGenerator(module, "a2b", norm, norm)
     threads = threading.active_count()
     calls = {"n": 0}
 
@@ -473,7 +475,7 @@ def test_cancel_stops_and_leaves_nothing(make_raster, tmp_path):
 def test_failure_in_the_generator_leaves_nothing(make_raster, tmp_path):
     src = make_raster("in.tif", 150, 120)
     norm = BandNorm.full_range("uint8", 3)
-    gen = LoadedGenerator(_Recorder(fail_at=4), "a2b", norm, norm, {})
+    gen = LoadedGenerator(_Recorder(fail_at=4), "a2b", norm, norm)
     threads = threading.active_count()
     for cog in (False, True):
         with pytest.raises(RuntimeError, match="boom"):

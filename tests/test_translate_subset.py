@@ -16,6 +16,7 @@ from torch import nn
 
 from geogan.checkpoint import LoadedGenerator
 from geogan.cli import main
+from geogan.contract.checkpoint import DomainMeta
 from geogan.normalize import BandNorm
 
 TILE = ("--tile", "32", "--overlap", "8")
@@ -55,7 +56,7 @@ def identity(monkeypatch):
 
     def fake_load(path, direction="a2b", device="cpu"):
         norm = BandNorm.full_range("uint8", 3, 0)
-        return LoadedGenerator(nn.Identity(), direction, norm, norm, {})
+        return LoadedGenerator(nn.Identity(), direction, norm, norm)
 
     monkeypatch.setattr("geogan.translate.load_generator", fake_load)
 
@@ -267,8 +268,8 @@ def test_band_names_set_descriptions_and_colours(make_raster, tmp_path, identity
 def test_band_names_come_from_the_checkpoints_target_domain(make_raster, tmp_path):
     norm = BandNorm.full_range("uint8", 3, 0).to_json()
     ckpt = make_checkpoint(tmp_path / "rgb.safetensors", meta={"domains": {
-        "a": {"name": "a", "norm": norm},
-        "b": {"name": "b", "norm": norm, "band_names": ["red", "green", "blue"]}}})
+        "a": DomainMeta("a", norm),
+        "b": DomainMeta("b", norm, band_names=["red", "green", "blue"])}})
     src = make_raster("in.tif", 40, 30, photometric="MINISBLACK")
     out = tmp_path / "o.tif"
     assert _cli(ckpt, src, "-o", out, *TILE).exit_code == 0

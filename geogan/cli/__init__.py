@@ -35,11 +35,6 @@ COMMANDS: dict[str, str] = {
 }
 
 
-#: Exit statuses of a command stopped by a signal, as shells report them (128 + signal).
-EXIT_SIGINT = protocol.EXIT_SIGINT
-EXIT_SIGTERM = protocol.EXIT_SIGTERM
-
-
 class LazyGroup(click.Group):
     """Loads a subcommand's module only when that subcommand runs or its help is shown."""
 
@@ -71,7 +66,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except Terminated as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(EXIT_SIGTERM)
+            sys.exit(protocol.EXIT_SIGTERM)
         except GeoganError as exc:
             logging.getLogger("geogan").debug("error", exc_info=True)
             if (ctx.obj or {}).get("progress") == "json":  # for programs: the message's template
@@ -84,10 +79,10 @@ class LazyGroup(click.Group):
             raise click.ClickException(str(exc)) from exc
         except TerminateRequest:
             click.echo("Terminated.", err=True)
-            sys.exit(EXIT_SIGTERM)
+            sys.exit(protocol.EXIT_SIGTERM)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(EXIT_SIGINT)
+            sys.exit(protocol.EXIT_SIGINT)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except Exception as exc:  # never a traceback: one line, details with -vv
@@ -170,13 +165,39 @@ def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) ->
     level = (logging.ERROR if quiet else logging.WARNING if verbose == 0
              else logging.INFO if verbose == 1 else logging.DEBUG)
     # geogan's own messages at ``level``; other libraries' only from -vv on.
+    fresh = not logging.getLogger().handlers  # else a host (a test, a program) logs
     logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if fresh:
+        logging.getLogger().handlers[0].setFormatter(
+            LogWords(ctx.invoked_subcommand, json_warnings=progress_format == "json"))
     logging.getLogger("geogan").setLevel(level)
     ctx.obj = {"progress": "none" if quiet and progress_format == "bar" else progress_format}
     # SIGTERM (a job scheduler, QGIS's Cancel) unwinds like Ctrl-C, so temporary outputs
     # are removed; training installs its own handler that saves a checkpoint first.
     signal.signal(signal.SIGTERM, _terminate)
+
+
+class LogWords(logging.Formatter):
+    """Log lines in the CLI's words: a parameter a message names as `tile` is ``--tile``.
+
+    With ``--progress json`` a warning is a warning record of :mod:`geogan.contract.protocol`,
+    its template kept for the program that reads it (QGIS's plugin uses its own words).
+    """
+
+    def __init__(self, command: str | None, json_warnings: bool = False) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+        self.command, self.json_warnings = command, json_warnings
+
+    def format(self, record: logging.LogRecord) -> str:
+        from geogan.contract.messages import for_cli, params_of
+
+        template = record.getMessage()
+        text = for_cli(template, self.command)
+        if self.json_warnings and record.levelno == logging.WARNING:
+            return protocol.warning_line(text, template, params_of(template))
+        rendered = logging.makeLogRecord({**record.__dict__, "msg": text, "args": None})
+        return super().format(rendered)
 
 
 def _terminate(signum: int, frame: Any) -> None:

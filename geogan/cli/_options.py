@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from geogan.contract import options
 from geogan.contract.options import Command, Option
 from geogan.errors import InputError
 
@@ -17,10 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def parse_bands(text: str | None, option: str = "--bands") -> tuple[int, ...] | None:
     """``"1,2,3"`` -> ``(1, 2, 3)``; ``None`` or empty -> ``None`` (all bands)."""
-    if text is None or not text.strip():
-        return None
     try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
+        return options.parse_bands(text)
     except ValueError as exc:
         raise InputError(f"{option} {text!r} is not a list of band numbers; "
                          "write them like 1,2,3") from exc

@@ -12,10 +12,6 @@ from geogan.cli._options import ManyValues, OutputPath, spec_options
 from geogan.cli._result import emit
 from geogan.contract.options import TRAIN
 
-#: Options of the random windows drawn from rasters (geogan.samplers.WindowConfig).
-_WINDOW_OPTIONS = ("aoi", "aoi_a", "aoi_b", "max_nodata", "min_std", "crs", "res", "align_to",
-                   "max_upsample", "resampling")
-
 
 def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
     """``--a`` values: None, one path, or several (files, globs, @LIST)."""
@@ -61,7 +57,7 @@ def command(**params: Any) -> None:
     from geogan.train import TrainConfig, resume_config, train
 
     ctx = click.get_current_context()
-    windows = WindowConfig(**{k: params.pop(k) for k in _WINDOW_OPTIONS})
+    windows = WindowConfig.take(params)
     params["a"], params["b"] = _inputs(params["a"]), _inputs(params["b"])
     values = dict(params)
     values["windows"] = windows
@@ -71,7 +67,7 @@ def command(**params: Any) -> None:
                                                         ParameterSource.DEFAULT_MAP)}
         if any(ctx.get_parameter_source(k) not in (ParameterSource.DEFAULT,
                                                     ParameterSource.DEFAULT_MAP)
-               for k in _WINDOW_OPTIONS):
+               for k in WindowConfig.names()):
             given["windows"] = windows
         given.pop("resume", None)
         given.pop("output", None)

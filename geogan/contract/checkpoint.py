@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .choices import sides_of
 from .limits import arch_problem, norm_problem
 from .names import RUN_CHECKPOINT_NAME, SIDECAR_SUFFIX
 
@@ -119,6 +120,10 @@ _KNOWN = ("format", "format_version", "geogan_version", "model", "generators", "
           "domains", "chip_size", "size_multiple", "epoch", "step", "total_steps", "losses",
           "training", "inference_only")
 
+#: Fields :meth:`CheckpointMeta.to_json` leaves out when they hold their default.
+_OPTIONAL = frozenset({"discriminators", "chip_size", "size_multiple", "epoch", "step",
+                       "total_steps", "losses", "training", "inference_only"})
+
 
 @dataclass(frozen=True)
 class CheckpointMeta:
@@ -153,7 +158,7 @@ class CheckpointMeta:
 
     def sides(self, direction: str) -> tuple[DomainMeta, DomainMeta]:
         """(source, target) domains of ``direction``."""
-        src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
+        src, dst = sides_of(direction)
         return self.domains[src], self.domains[dst]
 
     def input_bands(self, direction: str) -> int:
@@ -163,6 +168,9 @@ class CheckpointMeta:
         return self.sides(direction)[1].band_count
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON written to the checkpoint; optional fields left at their default (None,
+        empty, False: an imported model has no losses, a trained one is not inference-only)
+        are left out, as :meth:`from_json` reads them back."""
         out: dict[str, Any] = {"format": FORMAT, **self.extra}
         for name in _KNOWN[1:]:
             value = getattr(self, name)
@@ -170,10 +178,10 @@ class CheckpointMeta:
                 value = {k: asdict(g) for k, g in value.items()}
             elif name == "domains":
                 value = {k: {f: v for f, v in asdict(d).items()
-                             if v is not None or f in ("nodata",)}
+                             if (v is not None and v != "") or f == "nodata"}
                          for k, d in value.items()}
-            elif name == "discriminators" and not value:
-                continue  # inference-only checkpoints have none
+            elif name in _OPTIONAL and (value is None or value is False or value == {}):
+                continue
             out[name] = value
         return out
 
@@ -224,7 +232,7 @@ def _check_generator(direction: str, gen: GeneratorMeta, domains: dict[str, Doma
             problem = arch_problem(name, gen.kwargs[name])
             if problem is not None:
                 raise MetadataValueError(f"the {direction} generator's {problem}")
-    sides = ("a", "b") if direction == "a2b" else ("b", "a")
+    sides = sides_of(direction)
     for name, side in zip(("in_channels", "out_channels"), sides, strict=True):
         domain = domains.get(side)
         if name in gen.kwargs and domain is not None \

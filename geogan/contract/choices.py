@@ -10,6 +10,13 @@ from __future__ import annotations
 
 #: Translation directions of a checkpoint's generators.
 DIRECTIONS: tuple[str, ...] = ("a2b", "b2a")
+
+
+def sides_of(direction: str) -> tuple[str, str]:
+    """The (source, target) domain keys of a translation direction: ``"b2a"`` -> ``("b", "a")``."""
+    return ("a", "b") if direction == "a2b" else ("b", "a")
+
+
 #: Device names a user types; "cuda:N" is also accepted where a device is asked for.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: GAN models (geogan.models.gan.GAN_MODELS).
@@ -26,7 +33,7 @@ NET_NORMS: tuple[str, ...] = ("instance", "batch", "none")
 GAN_MODES: tuple[str, ...] = ("lsgan", "vanilla")
 #: Instance-norm statistics at translation (geogan.normstats); global is the default.
 NORM_MODES: tuple[str, ...] = ("window", "global", "dense")
-#: Weight profiles of overlapping translate windows (geogan.blend.BLEND_PROFILES).
+#: Weight profiles of overlapping translate windows (geogan.blend.blend_weights).
 WINDOW_BLENDS: tuple[str, ...] = ("cosine", "linear", "none")
 #: How mosaic combines overlapping chips (geogan.mosaic.BLENDS).
 CHIP_BLENDS: tuple[str, ...] = ("mean", "feather")

@@ -93,6 +93,15 @@ class Command(Mapping[str, Option]):
         return self._options[name].default
 
 
+def parse_bands(text: str | None) -> tuple[int, ...] | None:
+    """A ``bands`` option's text: ``"1,2,3"`` -> ``(1, 2, 3)``; ``None`` or blank -> ``None``
+    (all bands). ValueError when a part is not a whole number (each front end says so in
+    its words)."""
+    if text is None or not str(text).strip():
+        return None
+    return tuple(int(part) for part in str(text).split(",") if part.strip())
+
+
 # -- options several commands share --------------------------------------------------------
 
 OVERWRITE = Option("overwrite", "flag", False, "Replace outputs that already exist.")

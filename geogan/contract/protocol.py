@@ -4,6 +4,8 @@
 * error: ``{"error": "<message in the CLI's words>", "template": "<message with
   `parameter` names>", "params": [...]}`` followed by ``Error: <message>`` (what a
   person reads, and what older readers understand);
+* warning: ``{"warning": "<message in the CLI's words>", "template": ..., "params": [...]}``
+  for each warning geogan logs (a reader renders the template in its own words);
 * the exit status: 0, 1 for an error, 130 after Ctrl-C, 143 after SIGTERM.
 """
 
@@ -51,6 +53,10 @@ def error_line(message: str, template: str, params: list[str] | tuple[str, ...])
     return json.dumps({"error": message, "template": template, "params": list(params)})
 
 
+def warning_line(message: str, template: str, params: list[str] | tuple[str, ...]) -> str:
+    return json.dumps({"warning": message, "template": template, "params": list(params)})
+
+
 def _record(line: str) -> dict[str, Any] | None:
     text = line.strip()
     if not (text.startswith("{") and text.endswith("}")):
@@ -79,14 +85,15 @@ def parse_progress_line(line: str) -> ProgressEvent | None:
     return ProgressEvent(min(max(fraction, 0.0), 1.0), done, total, str(desc), record)
 
 
-def parse_error_record(line: str) -> ErrorEvent | None:
-    """An :class:`ErrorEvent` from one stderr line, or None if it is not an error record."""
+def parse_error_record(line: str, kind: str = "error") -> ErrorEvent | None:
+    """An :class:`ErrorEvent` from one stderr line, or None if it is not an error record
+    (``kind="warning"``: a warning record)."""
     record = _record(line)
-    if record is None or not isinstance(record.get("error"), str):
+    if record is None or not isinstance(record.get(kind), str):
         return None
     template = record.get("template")
     params = record.get("params") or []
-    return ErrorEvent(record["error"], template if isinstance(template, str) else record["error"],
+    return ErrorEvent(record[kind], template if isinstance(template, str) else record[kind],
                       tuple(str(p) for p in params if isinstance(p, str)))
 
 

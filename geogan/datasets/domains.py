@@ -161,5 +161,5 @@ def survey_chips(files: Sequence[Path], option: str) -> DomainGround:
         except RasterioIOError:
             continue  # read errors are reported where the chip's pixels are read
     warn_synthetic(names, tags, option)
-    return domain_ground(grids, names, option, fix="re-tile them with geogan tile --res to one "
+    return domain_ground(grids, names, option, fix="re-tile them with geogan tile `res` to one "
                          "pixel size")

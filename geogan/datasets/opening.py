@@ -147,14 +147,14 @@ def _pix2pix_sources(folders_a: list[Path],
     side: list[Path] = []
     for folder in folders_a:
         direct = _paired_layout(folder) if folder.is_dir() else None
-        scenes = [direct] if direct else (_scene_folders(folder, "--a") if folder.is_dir()
+        scenes = [direct] if direct else (_scene_folders(folder, "`a`") if folder.is_dir()
                                           else [])
         if scenes:
             paired.extend(scenes)
         else:
             side.append(folder)
     if paired and side:
-        raise InputError(f"--a {side[0]} holds side-by-side A|B images but "
+        raise InputError(f"`a` {side[0]} holds side-by-side A|B images but "
                          f"{paired[0][0].parent} holds A/ and B/ pairs; train on one kind")
     if paired:
         return Layout.PAIRED, paired
@@ -185,7 +185,7 @@ def _unpaired_sources(folders_a: list[Path], folders_b: list[Path],
         raise InputError("CycleGAN reads one chip folder per domain; give one folder as "
                          "`a` and one as `b`")
     a_folder, b_folder = folders_a[0], folders_b[0]
-    for opt, folder in (("--a", a_folder), ("--b", b_folder)):
+    for opt, folder in (("`a`", a_folder), ("`b`", b_folder)):
         if folder.is_dir() and _paired_layout(folder):
             raise InputError(f"{opt} {folder} holds A/ and B/ subfolders; pass "
                              f"`a` {folder / 'A'} `b` {folder / 'B'}")
@@ -196,7 +196,7 @@ def _unpaired_sources(folders_a: list[Path], folders_b: list[Path],
         if folder.is_dir() and (folder / "trainA").is_dir():
             raise InputError(f"{opt} {folder} holds trainA/ and trainB/ subfolders; pass "
                              f"`a` {folder / 'trainA'} `b` {folder / 'trainB'}")
-    return (list_images(a_folder, "--a"), list_images(b_folder, "--b"),
+    return (list_images(a_folder, "`a`"), list_images(b_folder, "`b`"),
             [(a_folder, b_folder)])
 
 
@@ -206,10 +206,10 @@ def _paired_files(layout: Layout, sources: list[tuple[Path, Path]]
     a_files: list[Path] = []
     b_files: list[Path] = []
     for a_folder, b_folder in sources:  # pairs are matched within each source
-        files = list_images(a_folder, "--a")
+        files = list_images(a_folder, "`a`")
         if layout is Layout.PAIRED:
             files, partners = _pair_files(a_folder, files, b_folder,
-                                          list_images(b_folder, "--b"))
+                                          list_images(b_folder, "`b`"))
             b_files.extend(partners)
         a_files.extend(files)
     return a_files, (a_files if layout is Layout.SIDE_BY_SIDE else b_files)
@@ -221,7 +221,7 @@ def _scan(layout: Layout, a_files: list[Path], b_files: list[Path],
     each domain's chips came from."""
     scan_a = _Scan(a_files)
     scan_b = scan_a if layout is Layout.SIDE_BY_SIDE else _Scan(b_files)
-    opt_a, opt_b = "--a", "--a" if layout is Layout.SIDE_BY_SIDE or not b_given else "--b"
+    opt_a, opt_b = "`a`", "`a`" if layout is Layout.SIDE_BY_SIDE or not b_given else "`b`"
     scan_a.harmonise_pictures(opt_a)
     if scan_b is not scan_a:
         scan_b.harmonise_pictures(opt_b)
@@ -279,8 +279,8 @@ def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[
     and checks the chips still match them. Raises :class:`InputError` naming the file
     or folder at fault.
     """
-    folders_a = [_train_split(f, "--a") for f in _paths(a)]
-    folders_b = [_train_split(f, "--b") for f in _paths(b)]
+    folders_a = [_train_split(f, "`a`") for f in _paths(a)]
+    folders_b = [_train_split(f, "`b`") for f in _paths(b)]
     _check_request(folders_a, crop, direction)
     if data_pairing(model) is Pairing.UNPAIRED:
         layout = Layout.UNPAIRED

@@ -34,13 +34,11 @@ from geogan.normstats.layers import norm_layers, prepared_for, stats_norm_class
 from geogan.normstats.probe import probe
 from geogan.normstats.sampling import plan_global_sample
 from geogan.normstats.statsfile import (
-    DEFAULT_NORM,
-    NORM_MODES,
     NormStats,
     load_stats,
     stats_path_for,
 )
 
-__all__ = ["DEFAULT_NORM", "NORM_MODES", "NormStats", "check_dense_fits", "check_stats",
+__all__ = ["NormStats", "check_dense_fits", "check_stats",
            "estimate_stats", "load_stats", "norm_layers", "plan_global_sample", "prepared_for",
            "probe", "stats_norm_class", "stats_path_for"]

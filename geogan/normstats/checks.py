@@ -23,8 +23,7 @@ def model_identity(generator: LoadedGenerator) -> dict[str, Any]:
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    spec = generator.meta.get("generators", {}).get(generator.direction, {})
-    arch = spec.get("arch") if isinstance(spec, dict) else None
+    arch = generator.generator_meta.arch if generator.generator_meta else None
     return {"sha256": h.hexdigest(), "direction": generator.direction, "arch": arch}
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geogan.devices import autocast
 from geogan.errors import InputError
 from geogan.normstats.checks import model_identity
 from geogan.normstats.layers import prepare
@@ -48,7 +49,7 @@ def estimate_stats(generator: LoadedGenerator, paths: Sequence[Path], mode: str,
     import rasterio
 
     if mode not in ("global", "dense"):
-        raise ValueError(f"no statistics to estimate for --norm {mode}")
+        raise ValueError(f"no statistics to estimate for `norm` {mode}")
     sizes = []
     nodatas = []
     for p in paths:
@@ -75,14 +76,6 @@ def estimate_stats(generator: LoadedGenerator, paths: Sequence[Path], mode: str,
     return stats
 
 
-def _to_model(raw: np.ndarray, generator: LoadedGenerator) -> np.ndarray:
-    """Raster values ``(C, H, W)`` -> model space ``[-1, 1]`` as translation does."""
-    lo = np.asarray(generator.in_norm.lo, dtype=np.float32).reshape(-1, 1, 1)
-    span = np.asarray(generator.in_norm.hi, dtype=np.float32).reshape(-1, 1, 1) - lo
-    x = np.clip((raw.astype(np.float32) - lo) / span * 2.0 - 1.0, -1.0, 1.0)
-    return np.nan_to_num(x, nan=0.0)
-
-
 def _read_sample(paths: Sequence[Path], nodatas: Sequence[float | None],
                  indexes: Sequence[list[int]], plan: SamplePlan, generator: LoadedGenerator,
                  cancel: CancelCheck | None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,20 +97,9 @@ def _read_sample(paths: Sequence[Path], nodatas: Sequence[float | None],
                                       src.width, src.height)
                 if nodatas[i] is not None:
                     weight *= valid_mask(raw, nodatas[i])
-                xs.append(_to_model(raw, generator))
+                xs.append(generator.in_norm.to_model(raw))  # as translation scales
                 ws.append(weight[None])
     return np.stack(xs), np.stack(ws)
-
-
-def _autocast(precision: str, device: str) -> Any:
-    import contextlib
-
-    import torch
-
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
-                          dtype=torch.bfloat16)
 
 
 def _sample_info(paths: Sequence[Path], plan: SamplePlan, pixels: float) -> dict[str, Any]:
@@ -141,7 +123,7 @@ def _estimate_global(generator: LoadedGenerator, paths: Sequence[Path],
         raise InputError(f"{', '.join(p.name for p in paths)}: the statistics sample holds no "
                          "valid pixels (all nodata); use `norm` window")
     prepared = prepare(module)
-    with torch.inference_mode(), _autocast(precision, device):
+    with torch.inference_mode(), autocast(precision, device):
         if plan.chunk == 0:  # one batch: every layer's statistics over all of it, in one pass
             prepared.set_mode("estimate")
             prepared.measure(torch.from_numpy(x).to(device), torch.from_numpy(w).to(device))
@@ -189,7 +171,7 @@ def _estimate_dense(generator: LoadedGenerator, path: Path, size_wh: tuple[int, 
         valid += float(w.sum())
         w = np.where(w.reshape(len(part.windows), -1).any(axis=1)[:, None, None, None], w, 1.0)
         prepared.set_mode("measure")
-        with torch.inference_mode(), _autocast(precision, device):
+        with torch.inference_mode(), autocast(precision, device):
             prepared.measure(torch.from_numpy(x).to(device),
                              torch.from_numpy(w).float().to(device))
         for name, layer in prepared.layers.items():

@@ -12,19 +12,13 @@ from typing import Any
 import numpy as np
 
 from geogan import __version__
-from geogan.contract import choices, names
+from geogan.contract import names
 from geogan.contract.limits import FLOAT32_MAX
-from geogan.contract.options import TRANSLATE
 from geogan.errors import InputError, first_line
 
-#: ``--norm`` choices, and the default (the one that wins on the sample, see docs/translating.md).
-NORM_MODES: tuple[str, ...] = choices.NORM_MODES
-DEFAULT_NORM: str = TRANSLATE.default_of("norm")
 #: Statistics file format.
 STATS_FORMAT = "geogan-norm-stats"
 STATS_FORMAT_VERSION = 1
-#: Name ending of the statistics file written beside an output (``out.tif`` -> ``out.stats.json``).
-STATS_SUFFIX = names.STATS_SUFFIX
 
 
 @dataclass
@@ -121,5 +115,5 @@ def load_stats(path: str | os.PathLike[str]) -> NormStats:
 def stats_path_for(output: str | os.PathLike[str]) -> Path:
     """Where ``--save-stats`` writes the statistics of ``output``: ``a.tif`` -> ``a.stats.json``."""
     p = Path(output)
-    return p.with_name(p.stem + STATS_SUFFIX)
+    return p.with_name(p.stem + names.STATS_SUFFIX)
 

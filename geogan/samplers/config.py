@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from geogan.contract.options import TRAIN
 from geogan.errors import InputError
 
 
@@ -20,16 +21,27 @@ class WindowConfig:
     with chips is an error (they were filtered when tiled).
     """
 
-    aoi: Path | None = None
-    aoi_a: Path | None = None
-    aoi_b: Path | None = None
-    max_nodata: float = 0.0
-    min_std: float = 0.0
-    crs: str | None = None
-    res: float | None = None
-    align_to: Path | None = None
-    max_upsample: float = 4.0
-    resampling: str = "bilinear"
+    aoi: Path | None = TRAIN.default_of("aoi")
+    aoi_a: Path | None = TRAIN.default_of("aoi_a")
+    aoi_b: Path | None = TRAIN.default_of("aoi_b")
+    max_nodata: float = TRAIN.default_of("max_nodata")
+    min_std: float = TRAIN.default_of("min_std")
+    crs: str | None = TRAIN.default_of("crs")
+    res: float | None = TRAIN.default_of("res")
+    align_to: Path | None = TRAIN.default_of("align_to")
+    max_upsample: float = TRAIN.default_of("max_upsample")
+    resampling: str = TRAIN.default_of("resampling")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The train options that say how windows are drawn (this class's fields)."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> WindowConfig:
+        """The window options popped out of ``options`` (a command's values by name);
+        those not there keep their defaults."""
+        return cls(**{name: options.pop(name) for name in cls.names() if name in options})
 
     def __post_init__(self) -> None:
         for name in ("aoi", "aoi_a", "aoi_b", "align_to"):
@@ -46,17 +58,17 @@ class WindowConfig:
         return self == WindowConfig()
 
     def given(self) -> list[str]:
-        """The options set to something else than their default, as ``--name``."""
+        """The options set to something else than their default, as ```name``` (messages)."""
         default = WindowConfig()
-        return [f"--{f.name.replace('_', '-')}" for f in fields(self)
+        return [f"`{f.name}`" for f in fields(self)
                 if getattr(self, f.name) != getattr(default, f.name)]
 
     def aoi_for(self, domain: str) -> tuple[Path | None, str]:
         """The AOI of domain ``"a"`` or ``"b"`` and the option that gave it."""
         own = self.aoi_a if domain == "a" else self.aoi_b
         if own is not None:
-            return own, f"--aoi-{domain}"
-        return self.aoi, "--aoi"
+            return own, f"`aoi_{domain}`"
+        return self.aoi, "`aoi`"
 
     def tile_config(self) -> Any:
         """The :class:`geogan.tiling.TileConfig` whose views and filters the windows share."""

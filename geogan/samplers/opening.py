@@ -65,7 +65,7 @@ def scan_windows(sampler: WindowSampler, option: str, windows: WindowConfig, cro
         wins.append(got[0])
         found.append((got[1], got[2]))
     if not found:
-        aoi, aoi_option = windows.aoi_for("a" if option == "--a" else "b")
+        aoi, aoi_option = windows.aoi_for("a" if option == "`a`" else "b")
         where = f" inside {aoi_option} {aoi}" if aoi is not None else ""
         raise InputError(f"{option}: no {crop} px window{where} passes `max_nodata` "
                          f"{windows.max_nodata:g} and `min_std` {windows.min_std:g} (after "
@@ -116,25 +116,25 @@ def _open_domains(pairing: Pairing, paths_a: list[Path], paths_b: list[Path], cr
     aoi_a, opt_a = windows.aoi_for("a")
     aoi_b, opt_b = windows.aoi_for("b")
     with contextlib.ExitStack() as stack:
-        scenes_a = _open_scenes(paths_a, "--a", windows, aoi_a, opt_a, stack)
-        check_crop(scenes_a, crop, "--a")
-        ground_a = ground_b = scenes_ground(scenes_a, "--a")  # paired: B on A's grid
+        scenes_a = _open_scenes(paths_a, "`a`", windows, aoi_a, opt_a, stack)
+        check_crop(scenes_a, crop, "`a`")
+        ground_a = ground_b = scenes_ground(scenes_a, "`a`")  # paired: B on A's grid
         if pairing is Pairing.PAIRED:
             if windows.aoi_b is not None:
                 raise InputError("pix2pix windows are read from B over A's footprint; limit "
                                  "them with `aoi` or `aoi_a`, not `aoi_b`")
             partners = _pair_partners(scenes_a, paths_b, windows, stack)
-            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a, partners), crop,
+            sampler_a = WindowSampler(_sources(scenes_a, "`a`", aoi_a, opt_a, partners), crop,
                                       tile_cfg, windows.max_nodata, windows.min_std)
             sampler_b = None
             view_b = _pair_nodata(paths_b, scenes_a, partners, windows, stack)
         else:
-            scenes_b = _open_scenes(paths_b, "--b", windows, aoi_b, opt_b, stack)
-            check_crop(scenes_b, crop, "--b")
-            ground_b = scenes_ground(scenes_b, "--b")
-            sampler_a = WindowSampler(_sources(scenes_a, "--a", aoi_a, opt_a), crop, tile_cfg,
+            scenes_b = _open_scenes(paths_b, "`b`", windows, aoi_b, opt_b, stack)
+            check_crop(scenes_b, crop, "`b`")
+            ground_b = scenes_ground(scenes_b, "`b`")
+            sampler_a = WindowSampler(_sources(scenes_a, "`a`", aoi_a, opt_a), crop, tile_cfg,
                                       windows.max_nodata, windows.min_std)
-            sampler_b = WindowSampler(_sources(scenes_b, "--b", aoi_b, opt_b), crop, tile_cfg,
+            sampler_b = WindowSampler(_sources(scenes_b, "`b`", aoi_b, opt_b), crop, tile_cfg,
                                       windows.max_nodata, windows.min_std)
             first_b = scenes_b[0].view
             view_b = (len(first_b.bands), first_b.dtype, first_b.nodata)
@@ -147,10 +147,10 @@ def _raster_paths(model: str, a: Sequence[Path | str], b: Sequence[Path | str],
                   crop: int) -> tuple[list[Path], list[Path]]:
     if crop < 1:
         raise InputError(f"`crop` must be positive, got {crop}")
-    paths_a = expand_rasters(a, "--a")
+    paths_a = expand_rasters(a, "`a`")
     if not b:
         raise InputError(f"{model} needs rasters of both domains: pass `b` as well")
-    paths_b = expand_rasters(b, "--b")
+    paths_b = expand_rasters(b, "`b`")
     for pa in paths_a:
         if any(pa.resolve() == pb.resolve() for pb in paths_b):
             raise InputError(f"{pa} is given as both `a` and `b`; give each domain its own "
@@ -179,11 +179,11 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
     (bands_a, dtype_a, nodata_a), (bands_b, dtype_b, nodata_b) = d.view_a, d.view_b
     sampler_a, sampler_b = d.sampler_a, d.sampler_b
 
-    found_a = scan_windows(sampler_a, "--a", windows, crop)
-    found_b = found_a if sampler_b is None else scan_windows(sampler_b, "--b", windows, crop)
-    norm_a = _norm(found_a, 0, dtype_a, nodata_a, norms[0] if norms else None, "--a", bands_a)
+    found_a = scan_windows(sampler_a, "`a`", windows, crop)
+    found_b = found_a if sampler_b is None else scan_windows(sampler_b, "`b`", windows, crop)
+    norm_a = _norm(found_a, 0, dtype_a, nodata_a, norms[0] if norms else None, "`a`", bands_a)
     norm_b = _norm(found_b, 1 if sampler_b is None else 0, dtype_b, nodata_b,
-                   norms[1] if norms else None, "--b", bands_b)
+                   norms[1] if norms else None, "`b`", bands_b)
 
     valid = sampler_a.valid_px if sampler_b is None else max(sampler_a.valid_px,
                                                              sampler_b.valid_px)
@@ -225,7 +225,7 @@ def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig 
     ins_a, ins_b = as_inputs(a), as_inputs(b)
     if not ins_a:
         raise InputError("`a` is required: a folder of chips, or rasters (files or globs)")
-    for option, given in (("--a", ins_a), ("--b", ins_b)):
+    for option, given in (("`a`", ins_a), ("`b`", ins_b)):
         for p in given:
             text = str(p)
             if not p.exists() and not text.startswith("@") \

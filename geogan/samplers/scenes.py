@@ -252,10 +252,10 @@ def _pair_partners(scenes_a: Sequence[_Scene], b_paths: Sequence[Path], windows:
         raise InputError(f"no raster of `a` overlaps a raster of `b` ({len(scenes_a)} A, "
                          f"{len(b_paths)} B); pix2pix needs rasters of the same ground")
     if lonely_a:
-        log.warning("%d raster(s) of --a overlap no raster of --b and are left out: %s",
+        log.warning("%d raster(s) of `a` overlap no raster of `b` and are left out: %s",
                     len(lonely_a), ", ".join(lonely_a))
     if lonely_b:
-        log.warning("%d raster(s) of --b overlap no raster of --a and are left out: %s",
+        log.warning("%d raster(s) of `b` overlap no raster of `a` and are left out: %s",
                     len(lonely_b), ", ".join(lonely_b))
     return partners
 

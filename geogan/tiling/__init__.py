@@ -336,9 +336,9 @@ def _nothing_kept_message(paths: list[Path], config: TileConfig, stats: _Stats,
                           plans: list[Plan]) -> str:
     names = ", ".join(str(p) for p in paths)
     msg = (f"no chip from {names} was kept: {stats.skipped_nodata} had a nodata fraction over "
-           f"--max-nodata {config.max_nodata:g} and {stats.skipped_std} a std under --min-std "
+           f"`max_nodata` {config.max_nodata:g} and {stats.skipped_std} a std under `min_std` "
            f"{config.min_std:g}; loosen those options")
     if any(p.padded for p in plans):
         msg += (f" (rasters smaller than one {config.size} px chip are padded with nodata: "
-                "raise --max-nodata or pass a smaller --size)")
+                "raise `max_nodata` or pass a smaller `size`)")
     return msg

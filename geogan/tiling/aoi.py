@@ -14,7 +14,7 @@ from geogan.tiling.views import Plan, View, window_bounds
 log = logging.getLogger(__name__)
 
 
-def read_aoi(aoi: Path, option: str = "--aoi") -> Any:
+def read_aoi(aoi: Path, option: str = "`aoi`") -> Any:
     """The non-empty geometries of vector file ``aoi`` as a GeoDataFrame (one-line errors)."""
     import geopandas as gpd
 
@@ -31,7 +31,7 @@ def read_aoi(aoi: Path, option: str = "--aoi") -> Any:
     return gdf
 
 
-def aoi_area(gdf: Any, aoi: Path, view: View, option: str = "--aoi") -> Any:
+def aoi_area(gdf: Any, aoi: Path, view: View, option: str = "`aoi`") -> Any:
     """The union of the AOI's geometries in ``view``'s CRS (a shapely geometry)."""
     import shapely
 
@@ -61,7 +61,7 @@ def apply_aoi(aoi: Path, plans: list[Plan]) -> int:
         boxes = shapely.box(bounds[:, 0], bounds[:, 1], bounds[:, 2], bounds[:, 3])
         keep = shapely.intersects(area, boxes)
         if not keep.any():
-            log.warning("--aoi %s does not intersect %s; no chips from it", aoi, view.path)
+            log.warning("`aoi` %s does not intersect %s; no chips from it", aoi, view.path)
         hit_any = hit_any or bool(keep.any())
         dropped += int(np.count_nonzero(~keep))
         plan.windows = [w for w, k in zip(plan.windows, keep, strict=True) if k]

@@ -105,7 +105,7 @@ class TileConfig:
         if not 0 <= self.overlap < self.size:
             raise InputError(f"`overlap` {self.overlap} must be at least 0 and smaller than "
                              f"`size` {self.size}")
-        for opt, bands in (("--bands", self.bands), ("--pair-bands", self.pair_bands)):
+        for opt, bands in (("`bands`", self.bands), ("`pair_bands`", self.pair_bands)):
             if bands is not None and (not bands or any(b < 1 for b in bands)):
                 raise InputError(f"{opt} {fmt_bands(bands)} must list band numbers from 1, "
                                  "e.g. 1,2,3")

@@ -134,7 +134,7 @@ class Plan:
 
 
 def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
-              option: str = "--bands") -> tuple[View, Any]:
+              option: str = "`bands`") -> tuple[View, Any]:
     """``path`` opened, checked and seen on the grid ``config`` asks for; -> (view, source).
 
     The one way tiling and training from rasters (:mod:`geogan.samplers`) open an
@@ -175,7 +175,7 @@ def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> P
         padded = padded or outside
         if outside and v.nodata is None:
             what = (f"{path} is {view.width}x{view.height} px" if v is view else
-                    f"the overlap of {path} and --pair {v.path} is "
+                    f"the overlap of {path} and `pair` {v.path} is "
                     f"{region.width}x{region.height} px")
             raise InputError(f"{what}, smaller than one {config.size} px chip, and {v.path} has "
                              "no nodata value to pad chips with; pass a smaller `size` or set a "
@@ -246,7 +246,7 @@ def pair_view(view: View, pair_path: Path, config: TileConfig,
     if view.crs is None:
         raise GeoreferenceError(f"{view.path} has no CRS, so `pair` {pair_path} cannot be put "
                                 "on its grid; assign a CRS first (gdal_edit.py -a_srs)")
-    bands = _check_bands(src, pair_path, config.pair_bands, "--pair-bands")
+    bands = _check_bands(src, pair_path, config.pair_bands, "`pair_bands`")
     meta = read_meta(src).pick(bands)
     grid = ChipWindow(0, 0, view.width, view.height)
 

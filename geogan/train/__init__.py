@@ -42,8 +42,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from geogan.checkpoint import RUN_CHECKPOINT_NAME
 from geogan.contract.limits import arch_problem, range_text
+from geogan.contract.names import RUN_CHECKPOINT_NAME
 from geogan.datasets import EpochSampler, TrainingData, seed_for, steps_per_epoch
 from geogan.devices import launch_env, resolve_device
 from geogan.errors import InputError
@@ -62,12 +62,7 @@ from geogan.train.config import (
 from geogan.train.loop import LoopParts, run_loop
 from geogan.train.run import Run
 from geogan.train.run_folder import (
-    LOSS_PLOT,
-    LOSSES_CSV,
-    PREVIEW_DIR,
-    RUN_FILES,
     RUN_FOLDER,
-    TENSORBOARD_DIR,
     check_run_dir,
     cleaned_up,
     locked_run_dir,
@@ -85,8 +80,7 @@ from geogan.train.state import load_resume_point, restore_run
 from geogan.train.step import Optimisers, lr_factor, make_optimizers, optimisation_step
 
 __all__ = [
-    "LOSS_PLOT", "LOSSES_CSV", "PRECISIONS", "PREVIEW_DIR", "RESUME_MAY_CHANGE", "RUN_FILES",
-    "RUN_FOLDER", "TENSORBOARD_DIR", "DistInfo", "TrainConfig", "autocast_context",
+    "PRECISIONS", "RESUME_MAY_CHANGE", "RUN_FOLDER", "DistInfo", "TrainConfig", "autocast_context",
     "lr_factor", "make_optimizers", "optimisation_step", "resolve_precision", "resume_config",
     "train", "validate_config",
 ]
@@ -142,7 +136,7 @@ def _train(config: TrainConfig, dist_info: DistInfo, device: torch.device, preci
     if point is not None:
         restore_run(run, optimisers, point)
     if run.step >= run.total_steps:
-        log.warning("the run already reached step %d of %d; raise --epochs or --max-steps to "
+        log.warning("the run already reached step %d of %d; raise `epochs` or `max_steps` to "
                     "train longer", run.step, run.total_steps)
     g_run, d_run = _runnable(run.gan, config.compile, dist_info, device)
     sampler, loader = _loader(data, config, dist_info, device)

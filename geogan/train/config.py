@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geogan.checkpoint import TRAIN_STATE_NAME, TRAIN_STATE_PENDING, read_metadata
+from geogan.checkpoint import read_metadata
 from geogan.contract.limits import arch_problem, range_text
+from geogan.contract.names import TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
 from geogan.datasets.layouts import Pairing
@@ -137,7 +138,7 @@ def validate_config(config: TrainConfig) -> None:
         if value is None and allow_none:
             return
         if value is None or value <= 0:
-            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+            raise InputError(f"`{name}` must be positive, got {value}")
 
     require_choice("model", config.model, GAN_MODELS)
     for name, value, choices in (
@@ -168,7 +169,7 @@ def validate_config(config: TrainConfig) -> None:
         raise InputError(f"`workers` must be 0 or more, got {config.workers}")
     for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
         if getattr(config, name) < 0:
-            raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
+            raise InputError(f"`{name}` must be 0 or more")
     if not 0 <= config.beta1 < 1:
         raise InputError(f"`beta1` must be in [0, 1), got {config.beta1}")
 
@@ -230,7 +231,7 @@ def _merge_resume(config: TrainConfig, stored: TrainConfig) -> TrainConfig:
         if f.name in RESUME_MAY_CHANGE:
             changes[f.name] = old if f.name in ("a", "b") and new is None else new
         elif new != old and new != getattr(defaults, f.name):
-            raise InputError(f"--{f.name.replace('_', '-')} {new} differs from the run's "
+            raise InputError(f"`{f.name}` {new} differs from the run's "
                              f"{old}; a resumed run keeps its settings (start a new run to "
                              "change it)")
     return dataclasses.replace(stored, **changes)

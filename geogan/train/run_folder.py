@@ -22,8 +22,17 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from geogan.checkpoint import RUN_CHECKPOINT_NAME, TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.contract import names
+from geogan.contract.names import (
+    LOSS_PLOT,
+    LOSSES_CSV,
+    PREVIEW_DIR,
+    RUN_CHECKPOINT_NAME,
+    RUN_FILES,
+    TENSORBOARD_DIR,
+    TRAIN_STATE_NAME,
+    TRAIN_STATE_PENDING,
+)
 from geogan.errors import CheckpointError, OutputError
 from geogan.fileio import (
     FolderKind,
@@ -42,11 +51,6 @@ from geogan.train.runtime import autocast_context
 
 log = logging.getLogger(__name__)
 
-LOSSES_CSV = names.LOSSES_CSV
-LOSS_PLOT = names.LOSS_PLOT
-PREVIEW_DIR = names.PREVIEW_DIR
-TENSORBOARD_DIR = names.TENSORBOARD_DIR
-
 
 def _owned_by_run(rel: PurePosixPath) -> bool:
     """Files geogan writes in a run folder."""
@@ -63,8 +67,6 @@ def _run_sub_folder(rel: PurePosixPath) -> bool:
     return rel.as_posix() == PREVIEW_DIR or rel.parts[0] == TENSORBOARD_DIR
 
 
-#: The files of a run folder besides previews/ and tensorboard/.
-RUN_FILES = names.RUN_FILES
 #: What ``geogan train --overwrite`` may replace: a run folder holding only a run's files.
 RUN_FOLDER = FolderKind("run folder", (RUN_CHECKPOINT_NAME, LOSSES_CSV,
                                        TRAIN_STATE_NAME, TRAIN_STATE_PENDING),

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from geogan.devices import LaunchEnv
+from geogan.devices import LaunchEnv, autocast
 from geogan.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """The one precision context of the run (a no-op for fp32)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    """The one precision context of the run (a no-op for fp32): :func:`geogan.devices.autocast`."""
+    return autocast(precision, device)
 
 
 def worker_init(worker_id: int) -> None:

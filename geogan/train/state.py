@@ -6,24 +6,25 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from geogan.checkpoint import (
-    RUN_CHECKPOINT_NAME,
-    TRAIN_STATE_NAME,
-    TRAIN_STATE_PENDING,
     load_checkpoint,
+    load_model,
     optimizer_state_from_tensors,
     optimizer_state_to_tensors,
     read_metadata,
     repair_sidecar,
     save_checkpoint,
+    save_record,
     strip_prefix,
 )
+from geogan.contract.checkpoint import CheckpointMeta, DomainMeta
+from geogan.contract.names import RUN_CHECKPOINT_NAME, TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.datasets import seed_for
 from geogan.errors import CheckpointError, TrainingError, first_line
 from geogan.fileio import fault_point, write_error
@@ -48,10 +49,10 @@ class ResumePoint:
 
 def load_resume_point(out: Path) -> ResumePoint:
     """Read the run in ``out`` back, finishing or dropping a save that a kill interrupted."""
-    model_tensors, model_meta = load_checkpoint(out / RUN_CHECKPOINT_NAME)
+    model_tensors, model_meta = load_model(out / RUN_CHECKPOINT_NAME)
     state_tensors, state_meta = load_checkpoint(_resume_state(out, model_meta))
-    doms = model_meta["domains"]
-    norms = (BandNorm.from_json(doms["a"]["norm"]), BandNorm.from_json(doms["b"]["norm"]))
+    doms = model_meta.domains
+    norms = (BandNorm.from_json(doms["a"].norm), BandNorm.from_json(doms["b"].norm))
     return ResumePoint(model_tensors, state_tensors, state_meta, norms)
 
 
@@ -93,7 +94,7 @@ def save_run(run: Run, optimisers: Optimisers,
     # same step: the pending state first, then the model (the commit), then the state is
     # renamed into place. _resume_state finishes a commit a kill interrupted.
     pending = run.out / TRAIN_STATE_PENDING
-    save_checkpoint(pending, state, state_meta)
+    save_record(pending, state, state_meta)
     save_checkpoint(run.out / RUN_CHECKPOINT_NAME, tensors, _model_meta(run))
     _commit_state(run.out)
     publish_run(run)  # a new run built beside the old one it replaces takes its place
@@ -162,14 +163,14 @@ def _commit_state(out: Path) -> None:
     fault_point("after-rename", out / TRAIN_STATE_NAME)
 
 
-def _resume_state(out: Path, model_meta: dict[str, Any]) -> Path:
+def _resume_state(out: Path, model_meta: CheckpointMeta) -> Path:
     """The training state of the model's step, finishing a save that a kill interrupted.
 
     A kill after the pending state was written but before the model leaves the pending
     state one step ahead: it is dropped. A kill after the model was written leaves the
     pending state of the model's step: it is committed now.
     """
-    step = int(model_meta.get("step", -1))
+    step = -1 if model_meta.step is None else model_meta.step
     current, pending = out / TRAIN_STATE_NAME, out / TRAIN_STATE_PENDING
     if pending.is_file():
         try:
@@ -196,35 +197,29 @@ def _resume_state(out: Path, model_meta: dict[str, Any]) -> Path:
                           "possible, start a new run (the model itself can still be used)")
 
 
-def _model_meta(run: Run) -> dict[str, Any]:
+def _model_meta(run: Run) -> CheckpointMeta:
     data, gan = run.data, run.gan
     domains = {}
     for key, dom in (("a", data.a), ("b", data.b)):
-        domains[key] = {"name": dom.name, "norm": dom.norm.to_json(), "bands": dom.bands,
-                        "dtype": dom.dtype, "nodata": dom.nodata}
         names = recorded_band_names(str(dom.files[0]), dom.bands) if dom.files else None
-        if names is not None:  # what the bands are, so translations are named alike
-            domains[key]["band_names"] = list(names)
-        if dom.gsd_m is not None:  # ground resolution, m/px (geogan.ground)
-            domains[key].update(gsd_m=round(dom.gsd_m, 6), crs=dom.crs)
+        gsd = dom.gsd_m is not None  # ground resolution, m/px (geogan.ground)
+        domains[key] = DomainMeta(
+            name=dom.name, norm=dom.norm.to_json(), bands=dom.bands, dtype=dom.dtype,
+            nodata=dom.nodata,
+            # what the bands are, so translations are named alike
+            band_names=None if names is None else list(names),
+            gsd_m=round(dom.gsd_m, 6) if gsd else None, crs=dom.crs if gsd else None)
     last = run.history[-1] if run.history else {}
-    return {
-        "model": run.config.model,
-        "generators": {k: asdict(g) for k, g in gan.generator_meta().items()},
-        "discriminators": gan.discriminator_meta(),
-        "domains": domains,
-        "chip_size": run.config.crop,
-        "size_multiple": gan.size_multiple,
-        "epoch": run.epoch,
-        "step": run.step,
-        "total_steps": run.total_steps,
-        "losses": {k: last[k] for k in gan.loss_names if k in last},
-        "training": {"layout": data.layout, "direction": run.config.direction,
-                     "batch_size": run.config.batch_size,
-                     "lr": run.config.lr, "gan_mode": run.config.gan_mode,
-                     "seed": run.config.seed, "precision": run.precision,
-                     "world_size": run.dist.world_size},
-    }
+    return CheckpointMeta(
+        model=run.config.model, generators=dict(gan.generator_meta()),
+        discriminators=gan.discriminator_meta(), domains=domains,
+        chip_size=run.config.crop, size_multiple=gan.size_multiple, epoch=run.epoch,
+        step=run.step, total_steps=run.total_steps,
+        losses={k: last[k] for k in gan.loss_names if k in last},
+        training={"layout": data.layout, "direction": run.config.direction,
+                  "batch_size": run.config.batch_size, "lr": run.config.lr,
+                  "gan_mode": run.config.gan_mode, "seed": run.config.seed,
+                  "precision": run.precision, "world_size": run.dist.world_size})
 
 
 def after_non_finite(run: Run) -> str:
@@ -237,5 +232,5 @@ def after_non_finite(run: Run) -> str:
     else:
         kept = "no checkpoint had been saved yet"
     if run.precision == "fp32":
-        return kept + "; try a lower --lr"
-    return kept + "; try --precision fp32 or a lower --lr"
+        return kept + "; try a lower `lr`"
+    return kept + "; try `precision` fp32 or a lower `lr`"

@@ -57,12 +57,12 @@ def select_input_bands(count: int, dtypes: Sequence[str], path: Path,
         extra = " besides its alpha band" if not bands and len(indexes) < count else ""
         hint = f"; use a {want}-band raster or a checkpoint trained on {len(indexes)} band(s)"
         if bands:
-            hint = f"; list {want} bands in --bands"
+            hint = f"; list {want} bands in `bands`"
         elif len(indexes) > want:
-            hint = (f"; pick {want} of them with --bands, e.g. --bands "
+            hint = (f"; pick {want} of them with `bands`, e.g. `bands` "
                     f"{','.join(str(i) for i in indexes[:want])}")
         elif extra and count == want:
-            hint += (f", or pass --bands {','.join(str(i) for i in range(1, count + 1))} to "
+            hint += (f", or pass `bands` {','.join(str(i) for i in range(1, count + 1))} to "
                      "feed the alpha band as data")
         raise InputError(f"{path} has {len(indexes)} band(s){extra} but the checkpoint's "
                          f"{generator.direction} generator expects {want}{hint}")
@@ -90,7 +90,7 @@ def fit_tile(config: TranslateConfig, width: int, height: int, multiple: int) ->
     need = -(-max(width, height, 8) // multiple) * multiple
     if config.tile <= need:
         return config
-    log.info("--tile %d is larger than the %dx%d px raster; using %d", config.tile, width,
+    log.info("`tile` %d is larger than the %dx%d px raster; using %d", config.tile, width,
              height, need)
     return dataclasses.replace(config, tile=need, overlap=min(config.overlap, need // 2))
 
@@ -102,8 +102,7 @@ def check_tile(generator: LoadedGenerator, tile: int) -> None:
     """
     multiple = int(getattr(generator.module, "size_multiple", 1))
     if tile % multiple:
-        spec = generator.meta.get("generators", {}).get(generator.direction, {})
-        arch = spec.get("arch", "this") if isinstance(spec, dict) else "this"
+        arch = generator.generator_meta.arch if generator.generator_meta else "this"
         suggestion = max(multiple, round(tile / multiple) * multiple)
         raise InputError(f"`tile` {tile} does not suit the {arch} generator; use a multiple of "
                          f"{multiple}, e.g. `tile` {suggestion}")
@@ -179,9 +178,8 @@ def named_meta(names: Sequence[str], tags: dict[str, str] | None = None) -> Rast
 
 def _recorded_names(generator: LoadedGenerator) -> list[str] | None:
     """The band names the checkpoint records for the generator's target domain, if any."""
-    domains = generator.meta.get("domains", {}) if isinstance(generator.meta, dict) else {}
-    target = "b" if generator.direction == "a2b" else "a"
-    names = domains.get(target, {}).get("band_names") if isinstance(domains, dict) else None
+    target = generator.sides()[1]
+    names = target.band_names if target is not None else None
     if not isinstance(names, list) or len(names) != generator.out_bands:
         return None
     return [str(n) for n in names]

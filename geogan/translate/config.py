@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from geogan.blend import BLEND_PROFILES, check_overlap
+from geogan.blend import check_overlap
 from geogan.contract import formats
 from geogan.contract.choices import COMPRESSIONS as _COMPRESSIONS
 from geogan.contract.options import TRANSLATE
 from geogan.errors import InputError, require_choice
-from geogan.normstats import NORM_MODES
 from geogan.shards import parse_shard
 
 #: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
@@ -34,7 +33,7 @@ class TranslateConfig:
     """How to translate: windowing, blending, device and output options.
 
     ``tile``/``overlap`` are in pixels (``0 <= 2 * overlap <= tile``); ``blend`` is
-    one of :data:`geogan.blend.BLEND_PROFILES`; ``batch_size`` None picks
+    one of :data:`geogan.contract.choices.WINDOW_BLENDS`; ``batch_size`` None picks
     :data:`AUTO_BATCH` for the device; ``device`` is ``auto``, ``cpu``, ``cuda`` or
     ``cuda:N``; ``bands`` are 1-based input bands to use (all when None).
     """
@@ -81,7 +80,7 @@ class TranslateConfig:
         if self.tile < 8:
             raise InputError(f"`tile` must be at least 8 pixels, got {self.tile}")
         check_overlap(self.tile, self.overlap)
-        require_choice("blend", self.blend, BLEND_PROFILES)
+        require_choice("blend", self.blend, TRANSLATE["blend"].choices)
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"`batch_size` must be at least 1, got {self.batch_size}")
         require_choice("precision", self.precision, PRECISIONS)
@@ -93,7 +92,7 @@ class TranslateConfig:
             object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
         if self.skip_existing and self.overwrite:
             raise InputError("`skip_existing` and `overwrite` contradict each other; pass one")
-        require_choice("norm", self.norm, NORM_MODES)
+        require_choice("norm", self.norm, TRANSLATE["norm"].choices)
         if self.shard is not None:
             parse_shard(self.shard)
         if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):

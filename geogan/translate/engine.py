@@ -29,6 +29,7 @@ import numpy as np
 from geogan import normstats
 from geogan.blend import AxisLayout
 from geogan.checkpoint import LoadedGenerator
+from geogan.devices import autocast
 from geogan.errors import CheckpointError, InputError, first_line
 from geogan.normstats import NormStats
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
@@ -37,7 +38,6 @@ from geogan.translate.compat import open_input
 from geogan.translate.config import TranslateConfig
 from geogan.translate.nodata import apply_nodata
 from geogan.translate.runtime import (
-    autocast,
     prepare_module,
     resolve_batch_size,
     resolve_precision,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from geogan.checkpoint import LoadedGenerator
+from geogan.contract.checkpoint import DomainMeta
 from geogan.ground import dataset_resolution, format_gsd, ratio_warning
 from geogan.normstats import NormStats
 from geogan.provenance import Provenance, file_facts, read_provenance, sha256_file, utc_now
@@ -22,22 +23,17 @@ from geogan.translate.config import TranslateConfig
 log = logging.getLogger(__name__)
 
 #: The option that translates at the model's ground resolution (its CLI flag).
-AT_MODEL_RESOLUTION = "--at-model-resolution"
+AT_MODEL_RESOLUTION = "`at_model_resolution`"
 
 
-def _sides(generator: LoadedGenerator) -> tuple[dict[str, Any], dict[str, Any]]:
-    domains = generator.meta.get("domains") or {}
-    src, dst = ("a", "b") if generator.direction == "a2b" else ("b", "a")
-    return dict(domains.get(src) or {}), dict(domains.get(dst) or {})
+def _domain_name(domain: DomainMeta | None) -> str:
+    return domain.name if domain is not None else ""
 
 
 def model_gsd(generator: LoadedGenerator) -> float | None:
     """Metres per pixel of the data the generator's source domain was trained on, if known."""
-    value = _sides(generator)[0].get("gsd_m")
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    source = generator.sides()[0]
+    return None if source is None else source.gsd_m
 
 
 def check_ground(generator: LoadedGenerator, src: Any, name: str,
@@ -55,8 +51,8 @@ def check_ground(generator: LoadedGenerator, src: Any, name: str,
             log.info("%s: %s pixels, translated at the model's %s and resampled back", name,
                      format_gsd(here), format_gsd(learned))
         return here, learned
-    message = ratio_warning(name, here, learned, _sides(generator)[0].get("name") or "its "
-                            "source domain", AT_MODEL_RESOLUTION)
+    message = ratio_warning(name, here, learned, _domain_name(generator.sides()[0])
+                            or "its source domain", AT_MODEL_RESOLUTION)
     if message:
         log.warning(message)
     return here, learned
@@ -83,19 +79,19 @@ def translation_provenance(generator: LoadedGenerator, input_path: str | os.Path
     """The provenance of translating ``input_path`` with ``generator`` as ``config`` says."""
     import torch
 
-    meta = generator.meta or {}
-    source, target = _sides(generator)
-    gen = (meta.get("generators") or {}).get(generator.direction) or {}
+    source, target = generator.sides()
+    spec = generator.generator_meta
     path = generator.path
     size, modified = file_facts(input_path)
     norm, where = norm_source(generator, config, stats)
     name = getattr(input_path, "name", None) or Path(os.fspath(input_path)).name
     return Provenance(
-        model=str(meta.get("model", "")), generator=str(gen.get("arch", "")),
+        model=generator.checkpoint.model if generator.checkpoint else "",
+        generator=spec.arch if spec else "",
         checkpoint=path.name if path is not None else "",
         checkpoint_sha256=sha256_file(path) if path is not None else "",
-        direction=generator.direction, source_domain=str(source.get("name", "")),
-        target_domain=str(target.get("name", "")), input=name, input_size=size,
+        direction=generator.direction, source_domain=_domain_name(source),
+        target_domain=_domain_name(target), input=name, input_size=size,
         input_modified=modified, input_synthetic=read_provenance(input_tags) is not None,
         norm=norm, norm_stats=where, precision=precision, tile=config.tile,
         overlap=config.overlap, input_gsd_m=None if input_gsd is None else round(input_gsd, 4),

@@ -34,16 +34,6 @@ def resolve_batch_size(batch_size: int | None, device: str) -> int:
     return batch_size or AUTO_BATCH[kind]
 
 
-def autocast(precision: str, device: str) -> contextlib.AbstractContextManager[Any]:
-    """The context the generator runs in: bf16 autocast for ``bf16``, else none (fp32)."""
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    import torch
-
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu",
-                          dtype=torch.bfloat16)
-
-
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's CPU threads set to ``threads`` inside the block (unchanged when None)."""

@@ -122,15 +122,15 @@ def _aoi_pixels(aoi: Path, src: Any, path: Path | str, inv: Any) -> Any:
 
     from geogan.tiling.aoi import read_aoi
 
-    gdf = read_aoi(aoi, "--aoi")
+    gdf = read_aoi(aoi, "`aoi`")
     if any(t not in ("Polygon", "MultiPolygon") for t in gdf.geom_type):
         raise InputError(f"`aoi` {aoi} holds non-polygon geometries; give polygons only")
     if gdf.crs is None:
-        log.warning("--aoi %s has no CRS; assuming the CRS of %s", aoi, path)
+        log.warning("`aoi` %s has no CRS; assuming the CRS of %s", aoi, path)
     elif src.crs is not None:
         gdf = gdf.to_crs(src.crs.to_wkt())
     else:
-        log.warning("%s has no CRS; using --aoi %s coordinates as they are", path, aoi)
+        log.warning("%s has no CRS; using `aoi` %s coordinates as they are", path, aoi)
     area = shapely.union_all(gdf.geometry.values)
     return shapely.affinity.affine_transform(area, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from geogan.normalize import BandNorm
+from geogan.normalize import BandNorm, unit_scale
 
 if TYPE_CHECKING:
     import torch
@@ -21,17 +21,16 @@ def norm_tensors(norm: BandNorm, device: str) -> tuple[torch.Tensor, torch.Tenso
     """``lo`` and ``hi - lo`` shaped ``(1, C, 1, 1)`` on ``device`` (float32)."""
     import torch
 
-    lo = np.asarray(norm.lo, dtype=np.float32)
-    hi = np.asarray(norm.hi, dtype=np.float32)
+    lo, span = norm.scale()
     return (torch.from_numpy(lo).view(1, -1, 1, 1).to(device),
-            torch.from_numpy(hi - lo).view(1, -1, 1, 1).to(device))
+            torch.from_numpy(span).view(1, -1, 1, 1).to(device))
 
 
 def to_model(x: torch.Tensor, lo: torch.Tensor, span: torch.Tensor) -> torch.Tensor:
     """Float32 raster values ``(B, C, T, T)`` -> ``[-1, 1]`` (NaN as 0), as BandNorm.to_model."""
     import torch
 
-    x = ((x - lo) / span * 2.0 - 1.0).clamp_(-1.0, 1.0)
+    x = unit_scale(x, lo, span).clamp_(-1.0, 1.0)
     return torch.nan_to_num_(x, nan=0.0)
 
 

@@ -20,7 +20,6 @@ import importlib.util
 import logging
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -33,13 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .contract import messages, names
+from .contract import messages
 from .contract.protocol import (
     ProgressEvent,
     parse_error_line,
     parse_error_record,
     parse_progress_line,
 )
+from .outputs import remove_partial_outputs, snapshot_outputs
 
 __all__ = ["BackendError", "Feedback", "Job", "JobCancelled", "ProgressEvent", "run_job",
            "parse_error_line", "parse_progress_line"]
@@ -104,22 +104,9 @@ class Job:
 # -- parsing the command's output ---------------------------------------------------------
 
 def dialog_message(template: str, command: str | None) -> str:
-    """A geogan message in the dialog's words: parameters by their labels, not CLI flags.
-
-    ``template`` names parameters as `name` (geogan.contract.messages); a CLI flag that
-    slipped into a message (``--tile``) is also rendered by its label.
-    """
-    text = messages.for_qgis(template, command)
-    return _FLAG_RE.sub(lambda m: _flag_word(m.group(1), command), text)
-
-
-_FLAG_RE = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
-
-
-def _flag_word(flag: str, command: str | None) -> str:
-    name = flag.replace("-", "_")
-    word = messages.qgis_word(name, command)
-    return word if not word.startswith("--") else "--" + flag
+    """A geogan message in the dialog's words: the parameters its template names as `name`
+    (geogan.contract.messages) by their labels."""
+    return messages.for_qgis(template, command)
 
 
 def format_info(info: dict[str, Any]) -> str:
@@ -175,75 +162,6 @@ def choose_backend(preference: str | None = None) -> str:
         raise BackendError("the geogan backend is set to 'python' but QGIS's Python cannot "
                            "import geogan and torch; install them there or choose 'executable'")
     return choice
-
-
-# -- partial output ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _OutputState:
-    path: Path
-    existed: bool
-    siblings: frozenset[str]
-
-
-def snapshot_outputs(paths: Sequence[Path]) -> tuple[_OutputState, ...]:
-    """Remember which outputs and temporary siblings exist before a job starts."""
-    states = []
-    for p in paths:
-        p = Path(p)
-        try:
-            siblings = frozenset(os.listdir(p.parent)) if p.parent.is_dir() else frozenset()
-        except OSError:
-            siblings = frozenset()
-        states.append(_OutputState(p, p.exists(), siblings))
-    return tuple(states)
-
-
-def remove_partial_outputs(states: Sequence[_OutputState],
-                           temporaries_only: bool = False) -> list[Path]:
-    """Remove outputs a failed job created and its hidden temporaries; return what was removed.
-
-    Outputs that existed before the job are left alone (geogan replaces them only
-    once a new one is complete), as are all outputs with ``temporaries_only``.
-    Temporaries are the new hidden entries beside an output that geogan's atomic
-    writers name after it (or after a sidecar of its stem): geogan.contract.names.TEMP_RE.
-    """
-    removed: list[Path] = []
-    for state in states:
-        p = state.path
-        if not temporaries_only and not state.existed and (p.exists() or p.is_symlink()):
-            _remove(p)
-            removed.append(p)
-        if not p.parent.is_dir():
-            continue
-        for name in sorted(set(os.listdir(p.parent)) - state.siblings):
-            final = names.temp_of(name)
-            if final is None or not (final == p.name or final.startswith(p.stem + ".")):
-                continue
-            if _put_back(p.parent / name, p.parent / final):
-                continue
-            _remove(p.parent / name)
-            removed.append(p.parent / name)
-    return removed
-
-
-def _put_back(temp: Path, final: Path) -> bool:
-    """An output the killed job had moved aside (``.old``) to replace it, with nothing in
-    its place yet, goes back under its name (never deleted: it is the only copy)."""
-    m = names.TEMP_RE.match(temp.name)
-    if m is None or m.group("kind") != "old" or final.exists() or final.is_symlink():
-        return False
-    with contextlib.suppress(OSError):
-        os.rename(temp, final)
-    return True
-
-
-def _remove(p: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -352,29 +270,13 @@ def run_external(argv: Sequence[str], feedback: Feedback, poll_s: float = 0.1,
     :class:`JobCancelled` when cancelled (after the child has exited).
     """
     grace = INTERRUPT_GRACE_S if grace_s is None else grace_s
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-                                   | subprocess.CREATE_NO_WINDOW)  # type: ignore[attr-defined]
-    else:
-        kwargs["start_new_session"] = True  # its own process group: Cancel reaches workers too
-    feedback.info("running: " + subprocess.list2cmdline(list(argv)))
-    try:
-        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=child_environment(), text=True,
-                                encoding="utf-8", errors="replace", bufsize=1, **kwargs)
-    except OSError as exc:
-        raise BackendError(f"cannot run {argv[0]} ({exc.strerror}); set the geogan executable "
-                           "setting to the geogan command of an environment with geogan "
-                           "installed") from exc
+    proc = _spawn(argv, feedback)
     lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
     readers = [threading.Thread(target=_pump, args=(stream, name, lines), daemon=True)
                for stream, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))]
     for t in readers:
         t.start()
-    error: str | None = None
-    tail: list[str] = []
-    last_desc = ""
+    relay = _Relay(feedback, command)
     open_streams = 2
     cancelled = False
     exited_at: float | None = None
@@ -394,40 +296,71 @@ def run_external(argv: Sequence[str], feedback: Feedback, poll_s: float = 0.1,
             continue
         if line is None:
             open_streams -= 1
-            continue
-        event = parse_progress_line(line) if name == "stderr" else None
-        if event is not None:
-            feedback.set_progress(100.0 * event.fraction)
-            if event.desc and event.desc != last_desc:
-                last_desc = event.desc
-                feedback.set_text(event.desc)
-            continue
-        record = parse_error_record(line) if name == "stderr" else None
-        if record is not None:
-            error = dialog_message(record.template, command)
-            continue
-        message = parse_error_line(line) if name == "stderr" else None
-        if message is not None:
-            error = error or dialog_message(message, command)
-            continue
-        text = line.rstrip()
-        if text.startswith("WARNING geogan"):  # a warning: parameters in the dialog's words
-            text = "Warning: " + dialog_message(text.split(": ", 1)[-1], command)
-        if text:
-            feedback.info(text)
-            tail = (tail + [text])[-5:]
-    if not cancelled and feedback.is_cancelled():
-        cancelled = True
+        else:
+            relay.line(name, line)
+    cancelled = cancelled or feedback.is_cancelled()
     rc = proc.wait()
     for t in readers:
         t.join(timeout=1.0)
     if cancelled:
         raise JobCancelled("geogan was cancelled; partial output was removed")
     if rc != 0:
-        if error is None:
-            detail = tail[-1] if tail else "no message"
-            error = f"geogan exited with status {rc}: {detail}"
-        raise BackendError(error)
+        detail = relay.tail[-1] if relay.tail else "no message"
+        raise BackendError(relay.error or f"geogan exited with status {rc}: {detail}")
+
+
+def _spawn(argv: Sequence[str], feedback: Feedback) -> subprocess.Popen[str]:
+    """Start the geogan command line in a process group of its own, its output piped."""
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":
+        kwargs["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+                                   | subprocess.CREATE_NO_WINDOW)  # type: ignore[attr-defined]
+    else:
+        kwargs["start_new_session"] = True  # its own process group: Cancel reaches workers too
+    feedback.info("running: " + subprocess.list2cmdline(list(argv)))
+    try:
+        return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=child_environment(), text=True,
+                                encoding="utf-8", errors="replace", bufsize=1, **kwargs)
+    except OSError as exc:
+        raise BackendError(f"cannot run {argv[0]} ({exc.strerror}); set the geogan executable "
+                           "setting to the geogan command of an environment with geogan "
+                           "installed") from exc
+
+
+class _Relay:
+    """What the child's output lines mean for QGIS: progress, its error, log lines."""
+
+    def __init__(self, feedback: Feedback, command: str | None) -> None:
+        self.feedback, self.command = feedback, command
+        self.error: str | None = None
+        self.tail: list[str] = []
+        self.last_desc = ""
+
+    def line(self, name: str, line: str) -> None:
+        event = parse_progress_line(line) if name == "stderr" else None
+        if event is not None:
+            self.feedback.set_progress(100.0 * event.fraction)
+            if event.desc and event.desc != self.last_desc:
+                self.last_desc = event.desc
+                self.feedback.set_text(event.desc)
+            return
+        record = parse_error_record(line) if name == "stderr" else None
+        if record is not None:
+            self.error = dialog_message(record.template, self.command)
+            return
+        warning = parse_error_record(line, "warning") if name == "stderr" else None
+        if warning is not None:
+            self.feedback.info("Warning: " + dialog_message(warning.template, self.command))
+            return
+        message = parse_error_line(line) if name == "stderr" else None
+        if message is not None:
+            self.error = self.error or dialog_message(message, self.command)
+            return
+        text = line.rstrip()
+        if text:
+            self.feedback.info(text)
+            self.tail = (self.tail + [text])[-5:]
 
 
 def _pump(stream: Any, name: str, out: queue.Queue[tuple[str, str | None]]) -> None:

@@ -21,19 +21,10 @@ from typing import Any
 
 from .backend import BackendError, Job
 from .contract import checkpoint as schema
-from .contract import choices, names
+from .contract import names
+from .contract import options as contract_options
 from .contract.options import TILE, TRAIN, TRANSLATE, Command
 
-DIRECTIONS = choices.DIRECTIONS
-DEVICES = choices.DEVICES
-MODELS = choices.MODELS
-UPSAMPLES = choices.UPSAMPLES
-GENERATORS = choices.GENERATORS
-NORMS = choices.NORM_MODES
-RUN_CHECKPOINT_NAME = names.RUN_CHECKPOINT_NAME
-INDEX_NAME = names.INDEX_NAME
-#: The train options of the random windows read from rasters (``TrainConfig.windows``).
-_WINDOW_OPTIONS = ("aoi", "max_nodata", "min_std")
 #: Seconds a cancelled training run may take to save its checkpoint before it is killed.
 TRAIN_STOP_GRACE_S = 60.0
 
@@ -47,15 +38,6 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A ``.safetensors`` file, its ``.json`` sidecar, or a run folder -> the weights file."""
     try:
         return schema.resolve_checkpoint(path)
-    except schema.MetadataError as exc:
-        raise BackendError(str(exc)) from exc
-
-
-def read_checkpoint_metadata(path: str | Path) -> dict[str, Any]:
-    """The geogan metadata of a checkpoint, read from the safetensors header without torch."""
-    p = resolve_checkpoint(path)
-    try:
-        return schema.parse_meta(p, schema.read_header_text(p))
     except schema.MetadataError as exc:
         raise BackendError(str(exc)) from exc
 
@@ -93,13 +75,13 @@ def checkpoint_info(path: str | Path) -> CheckpointInfo:
 
 def parse_bands(text: str | None) -> tuple[int, ...] | None:
     """``"1,2,3"`` -> ``(1, 2, 3)``; empty -> None (all bands but an alpha band)."""
-    if text is None or not str(text).strip():
-        return None
     try:
-        bands = tuple(int(part) for part in str(text).split(",") if part.strip())
+        bands = contract_options.parse_bands(text)
     except ValueError as exc:
         raise BackendError(f"Input bands {text!r} is not a list of band numbers; write them "
                            "like 1,2,3") from exc
+    if bands is None:
+        return None
     if not bands or min(bands) < 1:
         raise BackendError(f"Input bands {text!r}: band numbers start at 1; write them like "
                            "1,2,3")
@@ -263,11 +245,11 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
                 overrides["b"] = b_in
             config = resume_config(run_dir, **overrides)
         else:
-            windows = WindowConfig(**{k: options.pop(k) for k in _WINDOW_OPTIONS})
+            windows = WindowConfig.take(options)
             config = TrainConfig(a=a_in, b=b_in, output=run_dir, windows=windows, **options)
         return train(config, progress=progress, cancel=cancel)
 
-    return Job(tuple(args), (Path(run_dir), Path(run_dir) / RUN_CHECKPOINT_NAME), run,
+    return Job(tuple(args), (Path(run_dir), Path(run_dir) / names.RUN_CHECKPOINT_NAME), run,
                desc="training", keep_partial=True, stop_grace_s=TRAIN_STOP_GRACE_S)
 
 

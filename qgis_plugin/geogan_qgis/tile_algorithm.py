@@ -18,8 +18,9 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
+from .contract import names
 from .contract.options import TILE
-from .jobs import INDEX_NAME, parse_bands, tile_job
+from .jobs import parse_bands, tile_job
 from .params import option_value, parameter
 
 #: The tile options the dialog shows, in order (their parameters come from the contract); the
@@ -33,13 +34,8 @@ class TileRasterAlgorithm(GeoganAlgorithm):
     """A raster -> a folder of chip GeoTIFFs and their index (a polygon layer)."""
 
     INPUT = "INPUT"
-    SIZE = "SIZE"
     BANDS = "BANDS"
-    OVERLAP = "OVERLAP"
     AOI = "AOI"
-    MAX_NODATA = "MAX_NODATA"
-    MIN_STD = "MIN_STD"
-    OVERWRITE = "OVERWRITE"
     OUTPUT = "OUTPUT"
     INDEX = "INDEX"
     CHIPS = "CHIPS"
@@ -91,7 +87,7 @@ class TileRasterAlgorithm(GeoganAlgorithm):
         values["bands"] = self.checked(parse_bands, values["bands"])
         job = tile_job(as_path(source), outdir, aoi=aoi, **values)
         result = self.run_job(job, feedback)
-        index = outdir / INDEX_NAME
+        index = outdir / names.INDEX_NAME
         chips = getattr(result, "chips", None)
         if chips is None:  # external run: count the chips it wrote
             chips = sum(1 for p in outdir.rglob("*.tif") if not p.name.startswith("."))

@@ -18,8 +18,9 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
+from .contract.names import RUN_CHECKPOINT_NAME
 from .contract.options import TRAIN
-from .jobs import RUN_CHECKPOINT_NAME, train_job
+from .jobs import train_job
 from .params import option_value, parameter
 
 #: The train options the dialog shows, in order (their parameters come from the contract).
@@ -39,20 +40,6 @@ class TrainAlgorithm(GeoganAlgorithm):
     A_RASTERS = "A_RASTERS"
     B_RASTERS = "B_RASTERS"
     AOI = "AOI"
-    MAX_NODATA = "MAX_NODATA"
-    MIN_STD = "MIN_STD"
-    MODEL = "MODEL"
-    EPOCHS = "EPOCHS"
-    BATCH_SIZE = "BATCH_SIZE"
-    CROP = "CROP"
-    DEVICE = "DEVICE"
-    RESUME = "RESUME"
-    OVERWRITE = "OVERWRITE"
-    MAX_STEPS = "MAX_STEPS"
-    GENERATOR = "GENERATOR"
-    NGF = "NGF"
-    UPSAMPLE = "UPSAMPLE"
-    LR = "LR"
     OUTPUT = "OUTPUT"
     CHECKPOINT = "CHECKPOINT"
 

@@ -60,16 +60,8 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
 
     INPUT = "INPUT"
     CHECKPOINT = "CHECKPOINT"
-    DIRECTION = "DIRECTION"
-    TILE = "TILE"
-    OVERLAP = "OVERLAP"
     BANDS = "BANDS"
-    BAND_NAMES = "BAND_NAMES"
     AOI = "AOI"
-    NORM = "NORM"
-    STATS = "STATS"
-    BATCH_SIZE = "BATCH_SIZE"
-    DEVICE = "DEVICE"
     OUTPUT = "OUTPUT"
 
     def name(self) -> str:
