@@ -49,12 +49,7 @@ MAX_FUNCTION_LINES = 80
 #: MUST BE EMPTY: it exists only so this test can land before those fixes; delete each entry
 #: when its fix is merged (test_known_offenders_are_still_offenders says which ones to drop).
 #: Keys are as :func:`offences` spells them.
-KNOWN_OFFENDERS: frozenset[str] = frozenset(
-    {
-        "module: qgis_plugin/geogan_qgis/backend.py",
-        "function: qgis_plugin/geogan_qgis/backend.py:run_external",
-    }
-)
+KNOWN_OFFENDERS: frozenset[str] = frozenset()
 
 
 @dataclass
