@@ -199,6 +199,20 @@ def test_strips_with_an_aoi_uint16_and_a_cog(make_raster, tmp_path, monkeypatch,
         assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
 
 
+def test_an_untiled_output_is_translated_whole(make_raster, tmp_path, monkeypatch, caplog):
+    """Blocks as wide as the raster would be rewritten once per strip: no strips then."""
+    src = make_raster("in.tif", 300, 30, count=3)
+    gen = generator(3)
+    config = TranslateConfig(tile=32, overlap=8, norm="window",
+                             creation_options=(("TILED", "NO"),))
+    whole, strips, count, extra = translate_both(gen, src, tmp_path, config, 16, monkeypatch,
+                                                 caplog)
+    assert contents(whole) == contents(strips)
+    assert (count, extra) == (1, 0)
+    assert "300 px wide, more than the 16 px translated at a time" in caplog.text
+    assert "the output is not tiled: translating it whole" in caplog.text
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
