@@ -5,7 +5,8 @@ layout); windows reaching past the raster edge are filled by reflection. Each
 window goes through the generator and is blended into the current window row by a
 :class:`~geogan.translate.stitch.Stitcher`; as soon as a window row is done, the
 rows no later window touches are handed to the writer. Peak memory therefore
-depends on ``tile`` and the raster width, not its height.
+depends on ``tile`` and the raster width, not its height; a very wide raster is
+translated in vertical strips (:mod:`~geogan.translate.strips`), so not on its width either.
 
 Three threads overlap the work: a reader (GDAL reads, reflection padding,
 batching), the caller's thread (device transfer, normalisation, the generator,
