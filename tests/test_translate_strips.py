@@ -107,9 +107,10 @@ def test_strips_partition_the_columns_and_run_every_window_touching_them(
         assert s.r0 <= min(read.min(), s.x0) and max(read.max() + 1, s.x1) <= s.r1
     if strip_px >= length:
         assert len(strips) == 1
-    else:  # about strip_px wide, never more than one block or half a strip less
-        step = max(block, strip_px // block * block)
-        assert all(step // 2 <= s.width <= step for s in strips[:-1])
+    else:  # at most strip_px wide (or one block), as few as can be
+        most = max(block, strip_px // block * block)
+        assert all(s.width <= most for s in strips)
+        assert len(strips) == -(-length // most)
     # a boundary is crossed by at most two window columns (one where it can be)
     assert sum(len(s.windows) for s in strips) - ax.count <= 2 * (len(strips) - 1)
 

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 STRIP_BUDGET_MB = 256
 #: Environment variable: the strip width in pixels, instead of the one from the budget.
 STRIP_ENV = "GEOGAN_STRIP_WIDTH"
+#: Blocks a strip boundary may move to where fewer windows cross it.
+_BACK = 4
 
 
 @dataclass(frozen=True)
@@ -127,22 +129,27 @@ def _shared(ax: AxisLayout, x: int) -> int:
 
 
 def plan_strips(ax: AxisLayout, block: int | None, width_px: int) -> list[Strip]:
-    """Strips about ``width_px`` wide, of whole ``block`` columns, covering ``ax.length``.
+    """Strips of whole ``block`` columns covering ``ax.length``, at most ``width_px`` wide
+    (or one block), as few as can be and of about even widths.
 
     One strip (the whole raster) when ``block`` is None (an output not written in
     tiles, whose blocks span its width) or ``width_px`` is the raster width or more.
-    Each boundary is moved back by up to half a strip, in whole blocks, to where the
-    fewest windows cross it.
+    Each boundary is moved by up to :data:`_BACK` blocks to where the fewest windows
+    cross it (one window column where the overlap leaves room, else two).
     """
     width = ax.length
     if block is None or width_px >= width:
         return [make_strip(ax, 0, width)]
-    step = max(block, width_px // block * block)
+    most = max(block, width_px // block * block)
+    n = math.ceil(width / most)
+    even = math.ceil(width / n / block) * block  # n strips of even widths
     cuts = [0]
-    while width - cuts[-1] > step:
-        target = cuts[-1] + step
-        candidates = [target - k * block for k in range(max(1, step // block // 2))]
-        cuts.append(min(candidates, key=lambda x: (_shared(ax, x), -x)))
+    while width - cuts[-1] > most:
+        target = cuts[-1] + even
+        # the strips left after this cut must still hold the rest: n strips in all
+        lowest = max(width - (n - len(cuts)) * most, cuts[-1] + 1, target - _BACK * block)
+        candidates = range(cuts[-1] + most, lowest - 1, -block)
+        cuts.append(min(candidates, key=lambda x: (_shared(ax, x), abs(x - target), -x)))
     cuts.append(width)
     return [make_strip(ax, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
