@@ -154,7 +154,8 @@ def wide_benchmark(args: argparse.Namespace) -> None:
     windows = (AxisLayout(width, args.tile, args.overlap).count
                * AxisLayout(height, args.tile, args.overlap).count)
     print(f"{vrt.name}: {width} x {height} px ({mpx:.1f} Mpx, {windows} windows), "
-          f"{ckpt.name}; tile {args.tile} overlap {args.overlap}; threads {args.threads}; "
+          f"{ckpt.name}; tile {args.tile} overlap {args.overlap}; norm {args.norm or 'default'}; "
+          f"threads {args.threads}; "
           f"strips of about {auto} px when wider; cpus {os.cpu_count()}", flush=True)
     runs = [("one piece", {STRIP_ENV: str(width)})] if args.compare else []
     runs.append(("strips" if width > auto else "automatic",
@@ -168,6 +169,8 @@ def wide_benchmark(args: argparse.Namespace) -> None:
                "--overwrite"]
         if args.threads:
             cmd += ["-j", str(args.threads)]
+        if args.norm:
+            cmd += ["--norm", args.norm]
         seconds, peak = run_measured(cmd, {**env, **extra})
         print(f"{label}: peak RSS {peak:.0f} MB, {seconds:.1f} s, {mpx / seconds:.2f} Mpx/s",
               flush=True)
@@ -275,6 +278,9 @@ def main() -> None:
                         help="with --wide: the checkpoint (default: the bundled pretrained one)")
     parser.add_argument("--compare", action="store_true",
                         help="with --wide: also translate in one piece, and compare")
+    parser.add_argument("--norm", default=None,
+                        help="with --wide: geogan translate's --norm (default: geogan's); "
+                             "window leaves out the statistics pass, whose memory is its own")
     parser.add_argument("--strip-width", type=int, default=None,
                         help="with --wide: strips of this many px instead of geogan's choice")
     args = parser.parse_args()
