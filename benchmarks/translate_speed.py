@@ -75,12 +75,14 @@ def build_orthophoto(path: str, width: int, height: int) -> None:
                 dst.write(block, window=Window(0, r0, width, r1 - r0))
 
 
-def build_wide_vrt(path: Path, width: int) -> tuple[int, int]:
-    """Write a VRT ``width`` px wide tiling the sample side by side; its ``(width, height)``."""
+def build_wide_vrt(path: Path, width: int, height: int | None = None) -> tuple[int, int]:
+    """Write a VRT ``width`` px wide tiling the sample side by side (its top ``height`` rows,
+    default all); its ``(width, height)``."""
     import rasterio
 
     with rasterio.open(SAMPLE) as src:
-        w, h, t, nodata = src.width, src.height, src.transform, src.nodata
+        w, t, nodata = src.width, src.transform, src.nodata
+        h = min(height or src.height, src.height)
         crs, count = src.crs.to_wkt(), src.count
         by, bx = src.block_shapes[0]
     nd = f"<NoDataValue>{nodata:g}</NoDataValue>" if nodata is not None else ""
@@ -108,7 +110,7 @@ def build_wide_vrt(path: Path, width: int) -> tuple[int, int]:
 def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Run ``cmd``; its seconds and peak RSS in MB (the child's own, as /usr/bin/time -v)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)  # the output path
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -143,7 +145,7 @@ def wide_benchmark(args: argparse.Namespace) -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="geogan-wide-"))
     workdir.mkdir(parents=True, exist_ok=True)
     vrt = workdir / f"wide_{args.wide}.vrt"
-    width, height = build_wide_vrt(vrt, args.wide)
+    width, height = build_wide_vrt(vrt, args.wide, args.height)
     ckpt = Path(args.checkpoint or PRETRAINED)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -255,7 +257,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16000, help="raster width and height (px)")
     parser.add_argument("--height", type=int, default=None,
-                        help="raster height (px) when it differs from the width")
+                        help="raster height (px) when it differs from the width (with --wide: "
+                             "at most the sample's 724 px, the default)")
     parser.add_argument("--arch", default="resnet_9blocks")
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--tile", type=int, default=512)
