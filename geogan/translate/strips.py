@@ -17,15 +17,19 @@ output blocks, translated one after another, each from top to bottom:
 
 The windows, their inputs, the order in which their weighted outputs are summed
 into each pixel (left to right, top to bottom) and the weight totals each pixel is
-divided by are those of the raster in one piece, so the output is the same, bit for
-bit, whatever the strip width: strips change the order in which pixels are
-finished and written, not their values.
+divided by are those of the raster in one piece, so the output's pixels, mask and
+metadata are the same, bit for bit, whatever the strip width, as long as the
+generator gives a window the same output whatever other windows share its batch (so
+on the CPU, one window per batch by default; batches stay full across strips). Strips
+change the order in which pixels are finished and written, so a GeoTIFF's tiles sit
+in another order in the file, not their values.
 
 The strip width comes from a memory budget: :data:`STRIP_BUDGET_MB` for the buffers
-that grow with the width (see :func:`column_bytes`), which keeps a translation with
-the default ``tile`` 512 of a 4-band uint8 raster at about 6,600 px per strip. The
-environment variable ``GEOGAN_STRIP_WIDTH`` (pixels, rounded to whole blocks) sets it
-instead, for instance to trade memory for the windows run twice at strip boundaries.
+that grow with the width (upper bound in :func:`column_bytes`), which gives strips of
+at most 6,656 px for the default ``tile`` 512 on 4-band uint8 rasters (a 60,000 px
+wide raster: 10 strips, 9 window columns run twice, 7% more windows). The environment
+variable ``GEOGAN_STRIP_WIDTH`` (pixels, rounded down to whole blocks, at least one)
+sets it instead, to trade memory against the windows run twice at strip boundaries.
 """
 
 from __future__ import annotations
