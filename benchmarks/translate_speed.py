@@ -158,7 +158,7 @@ def wide_benchmark(args: argparse.Namespace) -> None:
     print(f"{vrt.name}: {width} x {height} px ({mpx:.1f} Mpx, {windows} windows), "
           f"{ckpt.name}; tile {args.tile} overlap {args.overlap}; norm {args.norm or 'default'}; "
           f"threads {args.threads}; "
-          f"strips of about {auto} px when wider; cpus {os.cpu_count()}", flush=True)
+          f"strips of at most {auto} px when wider; cpus {os.cpu_count()}", flush=True)
     runs = [("one piece", {STRIP_ENV: str(width)})] if args.compare else []
     runs.append(("strips" if width > auto else "automatic",
                  {STRIP_ENV: str(args.strip_width)} if args.strip_width else {}))
