@@ -10,11 +10,21 @@ a randomly initialised checkpoint of the chosen generator, then prints:
 - peak RSS of the process after the end-to-end run (the input is built in a child
   process, so its memory is not counted).
 
+With ``--wide WIDTH`` it measures instead how memory grows with a raster's width
+(issue #26): it writes a VRT WIDTH px wide and as tall as the sample (724 px) that
+tiles geogan/sample_data/naip_2009.tif side by side, translates it with ``geogan
+translate`` in a child process (the bundled pretrained model unless ``--checkpoint``)
+and prints the child's peak RSS (as ``/usr/bin/time -v`` does) and its Mpx/s. With
+``--compare`` it translates the VRT twice, in one piece (``GEOGAN_STRIP_WIDTH`` set
+to the width) and in the vertical strips geogan picks, and checks that both outputs hold
+the same pixels.
+
 Examples::
 
     python benchmarks/translate_speed.py                                   # ResNet-9 ngf 64
     python benchmarks/translate_speed.py --arch resnet_6blocks --ngf 8     # small CPU run
     python benchmarks/translate_speed.py --size 4000 --model-windows 50
+    nice python benchmarks/translate_speed.py --wide 60000 --threads 1 --compare
 """
 
 from __future__ import annotations
@@ -24,14 +34,18 @@ import multiprocessing
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
-SAMPLE = Path(__file__).resolve().parents[1] / "geogan" / "sample_data" / "naip_2009.tif"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "geogan" / "sample_data" / "naip_2009.tif"
+PRETRAINED = ROOT / "geogan" / "sample_data" / "pretrained" / "naip_2009_to_2020.safetensors"
 
 
 def mirror_index(n_out: int, n_src: int) -> np.ndarray:
@@ -59,6 +73,114 @@ def build_orthophoto(path: str, width: int, height: int) -> None:
                 r1 = min(r0 + 1024, height)
                 block = data[:, rows[r0:r1]][:, :, cols]
                 dst.write(block, window=Window(0, r0, width, r1 - r0))
+
+
+def build_wide_vrt(path: Path, width: int, height: int | None = None) -> tuple[int, int]:
+    """Write a VRT ``width`` px wide tiling the sample side by side (its top ``height`` rows,
+    default all); its ``(width, height)``."""
+    import rasterio
+
+    with rasterio.open(SAMPLE) as src:
+        w, t, nodata = src.width, src.transform, src.nodata
+        h = min(height or src.height, src.height)
+        crs, count = src.crs.to_wkt(), src.count
+        by, bx = src.block_shapes[0]
+    nd = f"<NoDataValue>{nodata:g}</NoDataValue>" if nodata is not None else ""
+    bands = []
+    for b in range(1, count + 1):
+        sources = []
+        for x0 in range(0, width, w):
+            n = min(w, width - x0)
+            sources.append(
+                f"<SimpleSource><SourceFilename relativeToVRT=\"0\">{escape(str(SAMPLE))}"
+                f"</SourceFilename><SourceBand>{b}</SourceBand>"
+                f"<SourceProperties RasterXSize=\"{w}\" RasterYSize=\"{h}\" DataType=\"Byte\" "
+                f"BlockXSize=\"{bx}\" BlockYSize=\"{by}\"/>"
+                f"<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{n}\" ySize=\"{h}\"/>"
+                f"<DstRect xOff=\"{x0}\" yOff=\"0\" xSize=\"{n}\" ySize=\"{h}\"/></SimpleSource>")
+        bands.append(f"<VRTRasterBand dataType=\"Byte\" band=\"{b}\">{nd}{''.join(sources)}"
+                     "</VRTRasterBand>")
+    gt = ", ".join(repr(float(v)) for v in (t.c, t.a, t.b, t.f, t.d, t.e))
+    path.write_text(f"<VRTDataset rasterXSize=\"{width}\" rasterYSize=\"{h}\">"
+                    f"<SRS>{escape(crs)}</SRS><GeoTransform>{gt}</GeoTransform>"
+                    + "".join(bands) + "</VRTDataset>\n")
+    return width, h
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``cmd``; its seconds and peak RSS in MB (the child's own, as /usr/bin/time -v)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)  # the output path
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed ({os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def same_pixels(a: Path, b: Path) -> bool:
+    """Whether two rasters hold the same pixels and masks (compared in column blocks)."""
+    import numpy as np
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        if (da.width, da.height, da.count, da.dtypes) != (db.width, db.height, db.count,
+                                                           db.dtypes):
+            return False
+        for x0 in range(0, da.width, 4096):
+            win = Window(x0, 0, min(4096, da.width - x0), da.height)
+            if not (np.array_equal(da.read(window=win), db.read(window=win))
+                    and np.array_equal(da.dataset_mask(window=win),
+                                       db.dataset_mask(window=win))):
+                return False
+    return True
+
+
+def wide_benchmark(args: argparse.Namespace) -> None:
+    """Peak RSS and Mpx/s of ``geogan translate`` on a VRT ``args.wide`` px wide (#26)."""
+    from geogan.blend import AxisLayout
+    from geogan.translate.strips import STRIP_ENV, column_bytes, strip_width
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="geogan-wide-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    vrt = workdir / f"wide_{args.wide}.vrt"
+    width, height = build_wide_vrt(vrt, args.wide, args.height)
+    ckpt = Path(args.checkpoint or PRETRAINED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env.pop(STRIP_ENV, None)
+    mpx = width * height / 1e6
+    auto = args.strip_width or strip_width(column_bytes(args.tile, args.overlap, 4, 1, 4, 1,
+                                                         256))
+    windows = (AxisLayout(width, args.tile, args.overlap).count
+               * AxisLayout(height, args.tile, args.overlap).count)
+    print(f"{vrt.name}: {width} x {height} px ({mpx:.1f} Mpx, {windows} windows), "
+          f"{ckpt.name}; tile {args.tile} overlap {args.overlap}; norm {args.norm or 'default'}; "
+          f"threads {args.threads}; "
+          f"strips of at most {auto} px when wider; cpus {os.cpu_count()}", flush=True)
+    runs = [("one piece", {STRIP_ENV: str(width)})] if args.compare else []
+    runs.append(("strips" if width > auto else "automatic",
+                 {STRIP_ENV: str(args.strip_width)} if args.strip_width else {}))
+    outs = []
+    for label, extra in runs:
+        out = workdir / f"out_{len(outs)}.tif"
+        cmd = [sys.executable, "-m", "geogan", "--progress", "none", "translate", str(ckpt),
+               str(vrt), "-o", str(out), "--tile", str(args.tile), "--overlap",
+               str(args.overlap), "--blend", args.blend, "--device", args.device,
+               "--overwrite"]
+        if args.threads:
+            cmd += ["-j", str(args.threads)]
+        if args.norm:
+            cmd += ["--norm", args.norm]
+        seconds, peak = run_measured(cmd, {**env, **extra})
+        print(f"{label}: peak RSS {peak:.0f} MB, {seconds:.1f} s, {mpx / seconds:.2f} Mpx/s",
+              flush=True)
+        outs.append(out)
+    if len(outs) == 2:
+        print(f"same pixels and masks in both: {'yes' if same_pixels(*outs) else 'NO'}")
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def make_checkpoint(path: Path, arch: str, ngf: int) -> Path:
@@ -137,7 +259,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16000, help="raster width and height (px)")
     parser.add_argument("--height", type=int, default=None,
-                        help="raster height (px) when it differs from the width")
+                        help="raster height (px) when it differs from the width (with --wide: "
+                             "at most the sample's 724 px, the default)")
     parser.add_argument("--arch", default="resnet_9blocks")
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--tile", type=int, default=512)
@@ -154,7 +277,21 @@ def main() -> None:
                         help="torch CPU threads (default: torch's choice, one per core)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="folder for the input/output (default: a temporary folder)")
+    parser.add_argument("--wide", type=int, default=None, metavar="WIDTH",
+                        help="measure peak RSS on a VRT this wide instead (see above)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="with --wide: the checkpoint (default: the bundled pretrained one)")
+    parser.add_argument("--compare", action="store_true",
+                        help="with --wide: also translate in one piece, and compare")
+    parser.add_argument("--norm", default=None,
+                        help="with --wide: geogan translate's --norm (default: geogan's); "
+                             "window leaves out the statistics pass, whose memory is its own")
+    parser.add_argument("--strip-width", type=int, default=None,
+                        help="with --wide: strips of this many px instead of geogan's choice")
     args = parser.parse_args()
+    if args.wide:
+        wide_benchmark(args)
+        return
 
     import torch
 

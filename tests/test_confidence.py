@@ -25,7 +25,7 @@ SHIPPED = SAMPLE / "pretrained" / "naip_2009_to_2020.safetensors"
 
 def _toy(module: nn.Module, bands: int = 3) -> LoadedGenerator:
     norm = BandNorm.full_range("uint8", bands)
-    return LoadedGenerator(module.eval(), "a2b", norm, norm, {})
+    return LoadedGenerator(module.eval(), "a2b", norm, norm, None)
 
 
 def _pointwise(bands: int = 3) -> nn.Module:

@@ -10,6 +10,7 @@ meaning), :mod:`~geogan.translate.subset` (the part of an input translated),
 :mod:`~geogan.translate.engine` (the threaded read / infer / write of one raster) with
 :mod:`~geogan.translate.workers` (its thread plumbing),
 :mod:`~geogan.translate.stitch` (blending windows into rows),
+:mod:`~geogan.translate.strips` (very wide rasters in vertical strips),
 :mod:`~geogan.translate.tensors` (raster values to model values and back),
 :mod:`~geogan.translate.lineage` (the provenance every output carries, the ground-resolution
 warning) and :mod:`~geogan.translate.resolution` (``at_model_resolution``). This module

@@ -5,7 +5,8 @@ layout); windows reaching past the raster edge are filled by reflection. Each
 window goes through the generator and is blended into the current window row by a
 :class:`~geogan.translate.stitch.Stitcher`; as soon as a window row is done, the
 rows no later window touches are handed to the writer. Peak memory therefore
-depends on ``tile`` and the raster width, not its height.
+depends on ``tile`` and the raster width, not its height; a very wide raster is
+translated in vertical strips (:mod:`~geogan.translate.strips`), so not on its width either.
 
 Three threads overlap the work: a reader (GDAL reads, reflection padding,
 batching), the caller's thread (device transfer, normalisation, the generator,
@@ -16,6 +17,7 @@ output's GDAL writes and compression, and any raster written beside it).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -43,6 +45,7 @@ from geogan.translate.runtime import (
     resolve_precision,
 )
 from geogan.translate.stitch import Stitcher
+from geogan.translate.strips import Strip, StripAxis, plan_job_strips
 from geogan.translate.tensors import TORCH_DTYPES, norm_tensors, to_model
 from geogan.translate.workers import POLL_S, Stop, Worker, get_checked, put, put_checked
 
@@ -88,6 +91,8 @@ class Job:
         self.precision = resolve_precision(config.precision, device)
         self.what = f"translation of {input_path.name}"
         self.valid_pixels = 0  # counted by the reader where the input has nodata
+        # vertical strips translated one after another (one unless the raster is very wide)
+        self.strips: list[Strip] = plan_job_strips(self)
 
     def _non_finite_message(self) -> str:
         """Why the generator may have produced NaN or infinite values, and what to try."""
@@ -108,8 +113,6 @@ class Job:
         from rasterio.errors import RasterioIOError
         from rasterio.windows import Window
 
-        from geogan.rasterio_meta import read_valid
-
         ax, ay, t = self.ax, self.ay, self.config.tile
         pin = self.device.startswith("cuda")
         batch: list[np.ndarray] = []
@@ -125,12 +128,16 @@ class Job:
             batch.clear()
             keys.clear()
 
-        cols = [ax.source_index(c) for c in range(ax.count)]  # raster column of each pixel
-        plain = [bool(np.array_equal(cx, np.arange(cx[0], cx[0] + t))) for cx in cols]
         need_mask = (self.src_nodata is not None or self.masked or self.out_nodata is not None
                      or (self.region is not None and self.region.area is not None))
         with open_input(self.source) as src:
-            for r in range(ay.count):
+            for k, r in itertools.product(range(len(self.strips)), range(ay.count)):
+                if r == 0:  # a strip (geogan.translate.strips), from the top
+                    part = self.strips[k]
+                    x0, sw, r0, rw = part.x0, part.width, part.r0, part.read_width
+                    cols = {c: ax.source_index(c) - r0 for c in part.windows}  # column read
+                    plain = {c: bool(np.array_equal(cx, np.arange(cx[0], cx[0] + t)))
+                             for c, cx in cols.items()}
                 if stop.is_set():
                     raise Stop
                 rows = ay.source_index(r)  # raster row of each window row, mirrored at edges
@@ -138,27 +145,14 @@ class Job:
                 f1 = ay.final_end(r)
                 a, b = min(int(rows.min()), f0), max(int(rows.max()) + 1, f1)
                 try:
-                    data = src.read(self.indexes, window=Window(0, a, self.width, b - a))
+                    data = src.read(self.indexes, window=Window(r0, a, rw, b - a))
                 except RasterioIOError as exc:
                     raise InputError(f"{self.input_path} could not be read at rows {a}-{b} "
                                      f"({first_line(exc)}); check that the "
                                      "file is complete") from exc
-                mask = None
-                if need_mask:
-                    try:
-                        mask = read_valid(src, self.indexes, Window(0, f0, self.width, f1 - f0),
-                                          data[:, f0 - a:f1 - a], self.src_nodata,
-                                          self.masked)  # (rows, W)
-                    except RasterioIOError as exc:
-                        raise InputError(f"the mask of {self.input_path} could not be read at "
-                                         f"rows {f0}-{f1} ({first_line(exc)}); check that the "
-                                         "file is complete") from exc
-                    inside = self.region.inside(f0, f1 - f0) if self.region else None
-                    if inside is not None:
-                        mask &= inside
-                    if mask is not None:
-                        self.valid_pixels += int(np.count_nonzero(mask))
-                put(q, ("rows", r, mask), stop)
+                mask = (self._read_mask(src, data[:, f0 - a:f1 - a, x0 - r0:x0 - r0 + sw],
+                                        Window(x0, f0, sw, f1 - f0)) if need_mask else None)
+                put(q, ("rows", (k, r), mask), stop)
                 cast = TORCH_DTYPES.get(str(data.dtype), "float32")
                 if cast != str(data.dtype):
                     data = data.astype(cast)
@@ -167,12 +161,12 @@ class Job:
                     strip = data[:, ry[0]:ry[0] + t]  # (C, T, W), a view
                 else:
                     strip = data[:, ry]  # edge rows: mirrored copy
-                for c, cx in enumerate(cols):
+                for c, cx in cols.items():
                     if plain[c]:
                         batch.append(strip[:, :, cx[0]:cx[0] + t])
                     else:
                         batch.append(strip[:, :, cx])  # edge columns: mirrored copy
-                    keys.append((r, c))
+                    keys.append((k, r, c))
                     if len(batch) == self.batch_size:
                         emit()
                 del data, strip
@@ -180,11 +174,35 @@ class Job:
             emit()
         put(q, ("end",), stop)
 
+    def _read_mask(self, src: Any, data: np.ndarray, window: Any) -> np.ndarray | None:
+        """Validity ``(rows, cols)`` of the output pixels in ``window`` (``data``: their
+        values), inside the region when there is one; counted in :attr:`valid_pixels`."""
+        from rasterio.errors import RasterioIOError
+
+        from geogan.rasterio_meta import read_valid
+
+        try:
+            mask = read_valid(src, self.indexes, window, data, self.src_nodata, self.masked)
+        except RasterioIOError as exc:
+            f0, f1 = window.row_off, window.row_off + window.height
+            raise InputError(f"the mask of {self.input_path} could not be read at "
+                             f"rows {f0}-{f1} ({first_line(exc)}); check that the "
+                             "file is complete") from exc
+        if self.region is not None:
+            inside = self.region.inside(window.row_off, window.height, window.col_off,
+                                        window.width)
+            if inside is not None:
+                mask &= inside
+        if mask is not None:
+            self.valid_pixels += int(np.count_nonzero(mask))
+        return mask
+
     # ---------------------------------------------------------------- writer thread
 
     def _write(self, targets: Sequence[SinkTarget], q: queue.Queue[Any],
                stop: threading.Event) -> None:
         """Apply nodata and hand finished rows to every sink (opened here, in this thread)."""
+        x0 = self.strips[0].x0  # the strip written: its first column
         with contextlib.ExitStack() as stack:
             sinks = [stack.enter_context(target.open()) for target in targets]
             while True:
@@ -198,8 +216,11 @@ class Job:
                     for sink in sinks:
                         sink.finish()
                     break
+                if item[0] == "strip":  # the next strip, from the top (sinks see the column)
+                    x0 = item[1].x0
+                    continue
                 _, f0, rows, mask = item
-                done = Rows(f0, apply_nodata(rows, mask, self.out_nodata), mask)
+                done = Rows(f0, apply_nodata(rows, mask, self.out_nodata), mask, col=x0)
                 for sink in sinks:
                     sink.write(done)
                 if stop.is_set():
@@ -254,19 +275,21 @@ class Job:
             norm.load(self.norm_stats, dev)
         dense = norm is not None and self.norm_stats is not None and self.norm_stats.mode == "dense"
         module = prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
-        stitch = Stitcher(ax, ay, self.config.blend, gen.out_norm, dev)
+        strip = 0  # the strip being stitched (see geogan.translate.strips)
+        stitch = Stitcher(StripAxis(ax, self.strips[0]), ay, self.config.blend, gen.out_norm, dev)
         in_lo, in_span = norm_tensors(gen.in_norm, dev)
         c_out = gen.out_bands
         amp = autocast(self.precision, dev)
         channels_last = dev.startswith("cuda")
-        masks: dict[int, np.ndarray | None] = {}
-        total_windows = ax.count * ay.count
+        masks: dict[tuple[int, int], np.ndarray | None] = {}
+        total_windows = sum(len(s.windows) for s in self.strips) * ay.count
         total_mpx = self.width * self.height / 1e6
         done_windows = 0
         started = time.perf_counter()
 
         def send(r: int, f0: int, rows: np.ndarray) -> None:
-            put_checked(out_q, ("rows", f0, rows, masks.pop(r)), writer, self.cancel, self.what)
+            put_checked(out_q, ("rows", f0, rows, masks.pop((strip, r))), writer, self.cancel,
+                        self.what)
 
         while True:
             item = get_checked(in_q, reader, self.cancel, self.what)
@@ -284,7 +307,7 @@ class Job:
                 x = x.contiguous(memory_format=torch.channels_last)
             if dense:
                 assert norm is not None
-                origins = [(ay.start(r), ax.start(c)) for r, c in keys]
+                origins = [(ay.start(r), ax.start(c)) for _, r, c in keys]
                 norm.set_windows(origins + origins[-1:] * (x.shape[0] - n), t)
             with amp:
                 y = module(x)
@@ -296,7 +319,13 @@ class Job:
             if not bool(torch.isfinite(y).all()):
                 raise CheckpointError(self._non_finite_message())
             y = stitch.weigh(y)  # (n, C, T, T)
-            for i, (r, c) in enumerate(keys):
+            for i, (k, r, c) in enumerate(keys):
+                if k != strip:  # the previous strip is done: on to the next
+                    send(*stitch.finish())
+                    strip = k
+                    put_checked(out_q, ("strip", self.strips[k]), writer, self.cancel, self.what)
+                    stitch = Stitcher(StripAxis(ax, self.strips[k]), ay, self.config.blend,
+                                      gen.out_norm, dev)
                 while r != stitch.row:
                     send(*stitch.finish())
                 stitch.add(c, y[i])

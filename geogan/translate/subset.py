@@ -54,8 +54,10 @@ class Subset:
     transform: Any  # affine.Affine of the block
     area: Any = None
 
-    def inside(self, row0: int, rows: int) -> np.ndarray | None:
-        """``(rows, width)`` booleans: block pixels inside the AOI, rows ``row0`` onwards."""
+    def inside(self, row0: int, rows: int, col0: int = 0,
+               cols: int | None = None) -> np.ndarray | None:
+        """``(rows, cols)`` booleans: block pixels inside the AOI, from row ``row0`` and
+        column ``col0`` (``cols`` columns: to the block's right edge when None)."""
         if self.area is None:
             return None
         import shapely
@@ -63,8 +65,9 @@ class Subset:
         from rasterio.transform import Affine
 
         # pixel (c, r) of the block is pixel (col + c, row + r) of the input
-        shifted = shapely.affinity.translate(self.area, -self.col, -self.row - row0)
-        return ~geometry_mask([shifted], out_shape=(rows, self.width),
+        shifted = shapely.affinity.translate(self.area, -self.col - col0, -self.row - row0)
+        cols = self.width - col0 if cols is None else cols
+        return ~geometry_mask([shifted], out_shape=(rows, cols),
                               transform=Affine.identity(), all_touched=True)
 
 
