@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from geogan.cli import main
 from geogan.contract import checkpoint as schema
 from geogan.contract import messages, names, protocol
-from geogan.contract.options import COMMANDS, TILE, TRANSLATE
+from geogan.contract.options import COMMANDS, TILE, TRAIN, TRANSLATE
 from geogan.errors import InputError, OutputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +74,15 @@ def test_library_configs_default_to_the_spec():
                 assert getattr(config, opt.name) == opt.default, opt.name
     train = TrainConfig(a=Path("a"), b=Path("b"), output=Path("o"))
     assert (train.crop, train.upsample, train.epochs) == (256, "resize", 200)
+    # the GAN settings are declared once (GANSettings) and TrainConfig holds them
+    from geogan.models.base import GANSettings
+
+    assert train.gan == GANSettings()
+    for name in GANSettings.names():
+        if name in TRAIN:
+            assert getattr(GANSettings(), name) == TRAIN.default_of(name), name
+            assert getattr(train, name) == TRAIN.default_of(name), name
+    assert set(TRAIN) >= set(GANSettings.names()) - {"use_dropout"}
 
 
 def test_messages_name_parameters_in_each_front_ends_words():
