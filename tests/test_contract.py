@@ -204,3 +204,34 @@ def test_checkpoint_meta_writes_the_fields_it_holds_and_leaves_out_unset_ones():
     assert written["domains"]["b"]["band_names"] == ["r", "g", "b"]
     again = schema.CheckpointMeta.from_json(json.loads(json.dumps(written)))
     assert again.generators == meta.generators and again.step == 0 and again.extra == meta.extra
+
+
+def test_no_library_module_renames_a_contract_name():
+    """The contract's names are imported where they are used, under their own names: no
+    module-level ``X = names.Y`` / ``X = choices.Y`` and no ``import Y as _Y`` from it."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "geogan"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).as_posix()
+        if rel.startswith("geogan/contract/"):
+            continue
+        tree = ast.parse(path.read_text(), rel)
+        imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                   and (node.module or "").startswith("geogan.contract")]
+        # `from geogan.contract import names` imports modules; the others, names
+        modules = {a.asname or a.name for n in imports if n.module == "geogan.contract"
+                   for a in n.names}
+        imported = {a.asname or a.name for n in imports if n.module != "geogan.contract"
+                    for a in n.names}
+        found += [f"{rel}:{n.lineno}: {a.name} as {a.asname}" for n in imports
+                  if n.module != "geogan.contract" for a in n.names
+                  if a.asname and a.asname != a.name]
+        for node in tree.body:  # module level
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) \
+                    and value.value.id in modules \
+                    or isinstance(value, ast.Name) and value.id in imported:
+                found.append(f"{rel}:{node.lineno}: = {ast.unparse(value)}")
+    assert not found, "import the contract's name where it is used:\n" + "\n".join(found)

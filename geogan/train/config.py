@@ -12,26 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from geogan.checkpoint import read_metadata
+from geogan.contract.choices import GAN_MODES, NET_NORMS, TRAIN_PRECISIONS, UPSAMPLES
 from geogan.contract.limits import arch_problem, range_text
 from geogan.contract.names import TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
 from geogan.datasets.layouts import Pairing
 from geogan.errors import CheckpointError, InputError, require_choice
-from geogan.models import (
-    DISCRIMINATORS,
-    GAN_MODES,
-    GENERATORS,
-    NORMS,
-    UPSAMPLES,
-    min_crop,
-    settings_args,
-)
+from geogan.models import DISCRIMINATORS, GENERATORS, min_crop, settings_args
 from geogan.models.gan import GAN_MODELS, GANSettings
 from geogan.models.registry import paired_models
 from geogan.samplers import WindowConfig, as_inputs
-
-PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -159,9 +150,9 @@ def validate_config(config: TrainConfig) -> None:
             ("generator", config.generator or GAN_MODELS[config.model].default_generator,
              GENERATORS),
             ("discriminator", config.discriminator, DISCRIMINATORS),
-            ("norm", config.norm, NORMS), ("gan_mode", config.gan_mode, GAN_MODES),
+            ("norm", config.norm, NET_NORMS), ("gan_mode", config.gan_mode, GAN_MODES),
             ("upsample", config.upsample, UPSAMPLES),
-            ("precision", config.precision, PRECISIONS),
+            ("precision", config.precision, TRAIN_PRECISIONS),
             ("direction", config.direction, TRAIN["direction"].choices)):
         require_choice(name, value, choices)
     if config.direction != TRAIN.default_of("direction") \
