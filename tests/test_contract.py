@@ -235,3 +235,12 @@ def test_no_library_module_renames_a_contract_name():
                     or isinstance(value, ast.Name) and value.id in imported:
                 found.append(f"{rel}:{node.lineno}: = {ast.unparse(value)}")
     assert not found, "import the contract's name where it is used:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("module", ["geogan.models.gan", "geogan.models.base",
+                                    "geogan.datasets"])
+def test_each_layer_imports_first_in_a_fresh_interpreter(module):
+    """No import cycle through a package's ``__init__`` (models -> datasets -> models)."""
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr.splitlines()[-1:]

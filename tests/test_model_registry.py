@@ -13,7 +13,7 @@ from test_train import TINY, make_chips
 
 from geogan import models
 from geogan.checkpoint import load_generator, read_metadata
-from geogan.datasets.layouts import Layout, Pairing
+from geogan.contract.layouts import Layout, Pairing
 from geogan.errors import InputError
 from geogan.info import norm_modes
 from geogan.models import build_generator, discriminator_kwargs
@@ -106,7 +106,7 @@ def test_a_family_missing_a_declaration_is_refused_at_registry_build() -> None:
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"pairing": "paired"}, "not a geogan.datasets.layouts.Pairing"),
+    ({"pairing": "paired"}, "not a geogan.contract.layouts.Pairing"),
     ({"default_generator": "resnet_7blocks"}, "default_generator 'resnet_7blocks'"),
     ({"generators": {"b2a": "G_A2B"}}, "a2b at least"),
     ({"generator_keys": ("G_B2A",)}, "G_A2B among them"),

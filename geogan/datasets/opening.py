@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from geogan.contract.layouts import Layout, Pairing
 from geogan.contract.options import TRAIN
 from geogan.datasets.chips import ChipDataset
 from geogan.datasets.domains import Domain, _make_domain, _Scan
 from geogan.datasets.images import IMAGE_SUFFIXES, ImageInfo, list_images, read_image
-from geogan.datasets.layouts import Layout, Pairing
 from geogan.errors import InputError
 from geogan.models.registry import data_pairing, paired_models
 from geogan.normalize import BandNorm
@@ -271,7 +271,7 @@ def open_training_data(model: str, a: Path | Sequence[Path], b: Path | Sequence[
                        cache_mb: float = DEFAULT_CACHE_MB,
                        direction: str = DIRECTIONS[0]) -> TrainingData:
     """Find, check and describe the training chips of ``model`` (a model name, or the
-    :class:`~geogan.datasets.layouts.Pairing` it needs).
+    :class:`~geogan.contract.layouts.Pairing` it needs).
 
     A paired model takes several folders (``a`` alone, or ``a`` and ``b`` folder by
     folder); ``direction`` "BtoA" swaps its domains, so the model translates B to A.

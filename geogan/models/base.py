@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from geogan.contract.checkpoint import GeneratorMeta
+from geogan.contract.layouts import Pairing
 from geogan.contract.options import TRAIN
-from geogan.datasets.layouts import Pairing
 from geogan.errors import InputError
 from geogan.models import build_discriminator, build_generator, discriminator_kwargs
 from geogan.models.losses import GANLoss
@@ -33,7 +33,7 @@ Tensor = torch.Tensor
 
 #: What every family declares (class attributes), checked by the registry:
 #: ``name`` its ``--model`` name; ``pairing`` the data it trains on
-#: (:class:`~geogan.datasets.layouts.Pairing`); ``default_generator`` the paper's
+#: (:class:`~geogan.contract.layouts.Pairing`); ``default_generator`` the paper's
 #: architecture when ``--generator`` is not given; ``generators`` what its checkpoint
 #: keeps: ``{direction: network key}`` (``"a2b"`` at least); ``generator_keys`` the
 #: networks G's optimiser trains (the checkpoint's generators and helpers such as CUT's

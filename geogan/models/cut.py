@@ -13,7 +13,7 @@ import logging
 import torch
 from torch import nn
 
-from geogan.datasets.layouts import Pairing
+from geogan.contract.layouts import Pairing
 from geogan.models import init_weights
 from geogan.models.base import GANModel, GANSettings, Tensor
 from geogan.models.patchnce import PatchSampleMLP, patch_nce_loss

@@ -15,7 +15,7 @@ import logging
 import torch
 from torch import nn
 
-from geogan.datasets.layouts import Pairing
+from geogan.contract.layouts import Pairing
 from geogan.models.base import GANModel, GANSettings, Tensor
 from geogan.models.image_pool import ImagePool
 from geogan.models.losses import l1_loss

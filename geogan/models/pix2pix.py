@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from geogan.datasets.layouts import Pairing
+from geogan.contract.layouts import Pairing
 from geogan.models.base import GANModel, GANSettings, Tensor
 from geogan.models.losses import l1_loss
 

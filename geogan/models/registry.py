@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 
 from geogan.contract import choices
-from geogan.datasets.layouts import Pairing
+from geogan.contract.layouts import Pairing
 from geogan.errors import InputError
 from geogan.models import GENERATORS
 from geogan.models.base import DECLARED, IMPLEMENTED, GANModel
@@ -45,7 +45,7 @@ def _problem(cls: type) -> str | None:
     if absent:
         return f"does not implement {', '.join(absent)}"
     if not isinstance(cls.pairing, Pairing):
-        return f"declares pairing {cls.pairing!r}, not a geogan.datasets.layouts.Pairing"
+        return f"declares pairing {cls.pairing!r}, not a geogan.contract.layouts.Pairing"
     if cls.default_generator not in GENERATORS:
         return (f"declares default_generator {cls.default_generator!r}, not one of "
                 f"{', '.join(GENERATORS)}")

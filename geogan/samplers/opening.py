@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from geogan.contract.layouts import Layout, Pairing
 from geogan.datasets import (
     DEFAULT_CACHE_MB,
     DIRECTIONS,
@@ -20,7 +21,6 @@ from geogan.datasets import (
     TrainingData,
     open_training_data,
 )
-from geogan.datasets.layouts import Layout, Pairing
 from geogan.errors import InputError
 from geogan.models.registry import data_pairing
 from geogan.normalize import BandNorm
@@ -164,7 +164,7 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
                      norms: tuple[BandNorm, BandNorm] | None = None,
                      min_length: int = 1) -> TrainingData:
     """Plan random-window training on rasters ``a`` and ``b`` (files, globs, ``@LIST``)
-    for ``model`` (a model name, or the :class:`~geogan.datasets.layouts.Pairing` it needs).
+    for ``model`` (a model name, or the :class:`~geogan.contract.layouts.Pairing` it needs).
 
     Every raster is opened and checked, sources weighted, a sample of windows drawn
     (normalisation statistics unless ``norms`` is given, previews) and the epoch

@@ -13,11 +13,11 @@ from typing import Any
 
 from geogan.checkpoint import read_metadata
 from geogan.contract.choices import GAN_MODES, NET_NORMS, TRAIN_PRECISIONS, UPSAMPLES
+from geogan.contract.layouts import Pairing
 from geogan.contract.limits import arch_problem, range_text
 from geogan.contract.names import TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
-from geogan.datasets.layouts import Pairing
 from geogan.errors import CheckpointError, InputError, require_choice
 from geogan.models import DISCRIMINATORS, GENERATORS, min_crop, settings_args
 from geogan.models.gan import GAN_MODELS, GANSettings
