@@ -198,8 +198,8 @@ def sidecar_metadata(gen: Any, checkpoint: Path, onnx_name: str, opset: int,
                   "should be written as the output nodata",
         "norm_statistics": {
             "modes": ["window"],
-            "note": "instance norm uses each input window's own statistics (geogan translate "
-                    "--norm window); the global and dense modes of geogan translate are not "
+            "note": "instance norm uses each input window's own statistics (the window mode "
+                    "of geogan translate's norm); its global and dense modes are not "
                     "in this graph, so results depend on the window size"},
         "checkpoint": {"file": checkpoint.name, "epoch": meta.epoch,
                        "step": meta.step, "geogan_version": meta.geogan_version or None},

@@ -170,7 +170,9 @@ def check_fit(raster: str | os.PathLike[str], checkpoint: str | os.PathLike[str]
               direction: str = "a2b", bands: tuple[int, ...] | None = None) -> dict[str, Any]:
     """Whether ``raster`` can be translated with ``checkpoint``: ``fits``, ``bands``, ``reason``.
 
-    ``bands`` is the ``--bands`` value to pass (``None`` when the default bands fit).
+    ``bands`` is the bands value to pass (``None`` when the default bands fit) and
+    ``option`` the same as a parameter (```bands` 1,2,3``); ``reason`` and ``option``
+    name parameters as messages do (:mod:`geogan.contract.messages`).
     """
     from geogan.checkpoint import read_checkpoint_meta
     from geogan.normalize import BandNorm
@@ -194,9 +196,9 @@ def check_fit(raster: str | os.PathLike[str], checkpoint: str | os.PathLike[str]
         if bands is None and len(default) > want \
                 and {str(dtypes[b - 1]) for b in default[:want]} == {side.in_norm.dtype}:
             suggestion = ",".join(str(b) for b in default[:want])
-        return {"fits": False, "reason": str(exc),
-                "bands": suggestion, "option": f"--bands {suggestion}" if suggestion else None,
+        return {"fits": False, "reason": exc.template,
+                "bands": suggestion, "option": f"`bands` {suggestion}" if suggestion else None,
                 "georeferenced": georef}
     text = ",".join(str(b) for b in chosen)
     return {"fits": True, "reason": None, "bands": text,
-            "option": f"--bands {text}" if bands else None, "georeferenced": georef}
+            "option": f"`bands` {text}" if bands else None, "georeferenced": georef}

@@ -43,8 +43,6 @@ from geogan.normalize import valid_mask
 
 log = logging.getLogger(__name__)
 
-#: Data types geogan reads and writes (what the models and normalisation take).
-SUPPORTED_DTYPES: tuple[str, ...] = choices.RASTER_DTYPES
 #: Dataset tags that geogan writes itself and never copies from a source.
 OWN_TAGS: tuple[str, ...] = (names.VALID_WINDOW_TAG,)
 
@@ -233,10 +231,10 @@ def check_pixels(src: Any, path: str | Path, bands: Sequence[int], option: str =
                              "translate; take the amplitude first, e.g. gdal_calc.py -A "
                              f"{Path(path).name} --calc=\"abs(A)\" --type=Float32 "
                              "--outfile amplitude.tif")
-        if dtype not in SUPPORTED_DTYPES:
+        if dtype not in choices.RASTER_DTYPES:
             raise InputError(f"{path} band {b} is {dtype}, which geogan cannot take; convert "
                              f"it (e.g. gdal_translate -ot Float32) to one of "
-                             f"{', '.join(SUPPORTED_DTYPES)}")
+                             f"{', '.join(choices.RASTER_DTYPES)}")
 
 
 def check_georeferencing(src: Any, path: str | Path) -> None:

@@ -49,7 +49,9 @@ T = TypeVar("T")
 TASK_COUNT_VARIABLE = "GEOGAN_TASK_COUNT"
 
 #: Sources of a share that are job arrays (independent, retried tasks).
-ARRAY_SOURCES = ("--shard", "Slurm", "Kubernetes", "AWS Batch")
+#: ``shard`` given is named as a parameter in messages (the CLI's ``--shard``).
+SHARD_SOURCE = "`shard`"
+ARRAY_SOURCES = (SHARD_SOURCE, "Slurm", "Kubernetes", "AWS Batch")
 
 #: Each engine's index variable, by the engine's name.
 INDEX_VARIABLES = {"Slurm": "SLURM_ARRAY_TASK_ID", "Kubernetes": "JOB_COMPLETION_INDEX",
@@ -203,7 +205,7 @@ def task_share(shard: str | None = None, environ: Mapping[str, str] | None = Non
         if launch.enabled:
             raise InputError(f"`shard` {shard} and torchrun's WORLD_SIZE={launch.world_size} "
                              "both share out the batch; use one of them")
-        return Share(index, count, "--shard")
+        return Share(index, count, SHARD_SOURCE)
     array = job_array(environ)
     if array is not None:
         if launch.enabled:

@@ -86,8 +86,8 @@ def check_same_grid(sources: Sequence[VrtSource]) -> None:
                                                       and math.isnan(first.nodata)))) if not same]
         if differ:
             raise InputError(f"{src.path} and {first.path} differ in {' and '.join(differ)}, so "
-                             "they do not make one mosaic; translate them to one grid (geogan "
-                             "tile --align-to, or gdalwarp) or index them separately")
+                             "they do not make one mosaic; translate them to one grid "
+                             "(`tile.align_to`, or gdalwarp) or index them separately")
     if first.dtype not in GDAL_TYPES:
         raise InputError(f"{first.path} has data type {first.dtype}, which a geogan VRT does not "
                          f"hold; use one of {', '.join(GDAL_TYPES)}")

@@ -125,6 +125,7 @@ def test_rasters_that_do_not_make_one_mosaic_are_refused_in_one_line(make_raster
     before = sorted(p.name for p in folder.iterdir())
     msg = _one_error(_cli("--index", folder))
     assert words in msg and "z_odd.tif" in msg and "q0.tif" in msg
+    assert "one grid (geogan tile --align-to, or gdalwarp)" in msg  # the other command's flag
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from rasterio.transform import Affine
 
 from geogan.cli import main
-from geogan.tiling import INDEX_NAME
+from geogan.contract.names import INDEX_NAME
 
 
 def _run(*args: str) -> Result:

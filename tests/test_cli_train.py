@@ -133,7 +133,8 @@ def test_training_code_imports_without_geopandas() -> None:
 
 def test_cli_trains_cut_with_resize_upsampling(tmp_path: Path, make_raster) -> None:
     from geogan.cli.train import command
-    from geogan.models import DEFAULT_UPSAMPLE, UPSAMPLES
+    from geogan.contract.choices import UPSAMPLES
+    from geogan.models import DEFAULT_UPSAMPLE
 
     params = {p.name: p for p in command.params}
     assert list(params["upsample"].type.choices) == list(UPSAMPLES)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from geogan.cli import main
 from geogan.contract import checkpoint as schema
 from geogan.contract import messages, names, protocol
-from geogan.contract.options import COMMANDS, TILE, TRANSLATE
+from geogan.contract.options import COMMANDS, TILE, TRAIN, TRANSLATE
 from geogan.errors import InputError, OutputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +74,15 @@ def test_library_configs_default_to_the_spec():
                 assert getattr(config, opt.name) == opt.default, opt.name
     train = TrainConfig(a=Path("a"), b=Path("b"), output=Path("o"))
     assert (train.crop, train.upsample, train.epochs) == (256, "resize", 200)
+    # the GAN settings are declared once (GANSettings) and TrainConfig holds them
+    from geogan.models.base import GANSettings
+
+    assert train.gan == GANSettings()
+    for name in GANSettings.names():
+        if name in TRAIN:
+            assert getattr(GANSettings(), name) == TRAIN.default_of(name), name
+            assert getattr(train, name) == TRAIN.default_of(name), name
+    assert set(TRAIN) >= set(GANSettings.names()) - {"use_dropout"}
 
 
 def test_messages_name_parameters_in_each_front_ends_words():
@@ -195,3 +204,43 @@ def test_checkpoint_meta_writes_the_fields_it_holds_and_leaves_out_unset_ones():
     assert written["domains"]["b"]["band_names"] == ["r", "g", "b"]
     again = schema.CheckpointMeta.from_json(json.loads(json.dumps(written)))
     assert again.generators == meta.generators and again.step == 0 and again.extra == meta.extra
+
+
+def test_no_library_module_renames_a_contract_name():
+    """The contract's names are imported where they are used, under their own names: no
+    module-level ``X = names.Y`` / ``X = choices.Y`` and no ``import Y as _Y`` from it."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "geogan"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).as_posix()
+        if rel.startswith("geogan/contract/"):
+            continue
+        tree = ast.parse(path.read_text(), rel)
+        imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                   and (node.module or "").startswith("geogan.contract")]
+        # `from geogan.contract import names` imports modules; the others, names
+        modules = {a.asname or a.name for n in imports if n.module == "geogan.contract"
+                   for a in n.names}
+        imported = {a.asname or a.name for n in imports if n.module != "geogan.contract"
+                    for a in n.names}
+        found += [f"{rel}:{n.lineno}: {a.name} as {a.asname}" for n in imports
+                  if n.module != "geogan.contract" for a in n.names
+                  if a.asname and a.asname != a.name]
+        for node in tree.body:  # module level
+            value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+            if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name) \
+                    and value.value.id in modules \
+                    or isinstance(value, ast.Name) and value.id in imported:
+                found.append(f"{rel}:{node.lineno}: = {ast.unparse(value)}")
+    assert not found, "import the contract's name where it is used:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("module", ["geogan.models.gan", "geogan.models.base",
+                                    "geogan.datasets"])
+def test_each_layer_imports_first_in_a_fresh_interpreter(module):
+    """No import cycle through a package's ``__init__`` (models -> datasets -> models)."""
+    result = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr.splitlines()[-1:]

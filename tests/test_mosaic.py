@@ -14,9 +14,10 @@ from rasterio.transform import from_origin
 
 import geogan.mosaic as mosaic_mod
 from geogan.cli import main
+from geogan.contract.names import chip_name
 from geogan.errors import Cancelled, InputError, OutputError
 from geogan.mosaic import MosaicConfig, mosaic_chips
-from geogan.tiling import TileConfig, chip_name, tile_rasters
+from geogan.tiling import TileConfig, tile_rasters
 
 CASES = [  # dtype, nodata (None: no nodata value)
     ("uint8", 0),

@@ -765,7 +765,8 @@ def test_train_choices_match_the_library_registries():
     pytest.importorskip("torch")
     import inspect
 
-    from geogan.models import DEFAULT_UPSAMPLE, GENERATORS, UPSAMPLES
+    from geogan.contract.choices import UPSAMPLES
+    from geogan.models import DEFAULT_UPSAMPLE, GENERATORS
     from geogan.models.gan import GAN_MODELS
 
     assert plugin_choices.MODELS == tuple(GAN_MODELS)

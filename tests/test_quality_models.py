@@ -17,8 +17,9 @@ from geogan.checkpoint import (
     read_metadata,
     save_inference_checkpoint,
 )
+from geogan.contract.choices import UPSAMPLES
 from geogan.errors import Cancelled, InputError
-from geogan.models import UPSAMPLES, build_generator, size_multiple
+from geogan.models import build_generator, size_multiple
 from geogan.models.gan import (
     CUT,
     GAN_MODELS,

@@ -46,8 +46,8 @@ def _clean_environment(monkeypatch):
     ({"JOB_COMPLETION_INDEX": "7", "GEOGAN_TASK_COUNT": "8"}, None, Share(7, 8, "Kubernetes")),
     ({"AWS_BATCH_JOB_ARRAY_INDEX": "0", "GEOGAN_TASK_COUNT": "1"}, None,
      Share(0, 1, "AWS Batch")),
-    ({"AWS_BATCH_JOB_ARRAY_INDEX": "5"}, "1/3", Share(1, 3, "--shard")),  # --shard wins
-    ({"JOB_COMPLETION_INDEX": "x"}, " 0/2 ", Share(0, 2, "--shard")),  # ... even over nonsense
+    ({"AWS_BATCH_JOB_ARRAY_INDEX": "5"}, "1/3", Share(1, 3, "`shard`")),  # --shard wins
+    ({"JOB_COMPLETION_INDEX": "x"}, " 0/2 ", Share(0, 2, "`shard`")),  # ... even over nonsense
     ({"RANK": "1", "WORLD_SIZE": "2"}, None, Share(1, 2, "torchrun")),
     ({"RANK": "0", "WORLD_SIZE": "1", "JOB_COMPLETION_INDEX": "1", "GEOGAN_TASK_COUNT": "2"},
      None, Share(1, 2, "Kubernetes")),  # torchrun alone is no conflict
@@ -119,7 +119,7 @@ def test_parse_shard_reads_task_and_count() -> None:
 def test_every_name_is_in_exactly_one_share_and_adding_files_moves_none() -> None:
     names = [f"m_{i:05d}_ne_14_060_20200101.tif" for i in range(4000)]
     for count in (1, 3, 8):
-        shares = [Share(i, count, "--shard").pick(names, str) for i in range(count)]
+        shares = [Share(i, count, "`shard`").pick(names, str) for i in range(count)]
         assert sorted(n for share in shares for n in share) == sorted(names)
         assert all(n in shares[task_of(n, count)] for n in names[:50])
         # about as even as round-robin once there are many files per task

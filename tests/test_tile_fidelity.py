@@ -21,8 +21,9 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 import geogan.tiling.fastchips as fastchips
+from geogan.contract.names import INDEX_LAYER, INDEX_NAME, chip_name
 from geogan.grid import chip_windows
-from geogan.tiling import INDEX_LAYER, INDEX_NAME, TileConfig, chip_name, tile_rasters
+from geogan.tiling import TileConfig, tile_rasters
 
 #: Chips GDAL writes before the template is trusted (read before any test patches it).
 PROBES = fastchips.PROBES

@@ -15,17 +15,16 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from geogan.errors import Cancelled, InputError, OutputError
-from geogan.grid import chip_count, chip_windows
-from geogan.tiling import (
+from geogan.contract.names import (
     INDEX_LAYER,
     INDEX_NAME,
     VALID_WINDOW_TAG,
-    TileConfig,
     chip_name,
     parse_chip_name,
-    tile_rasters,
 )
+from geogan.errors import Cancelled, InputError, OutputError
+from geogan.grid import chip_count, chip_windows
+from geogan.tiling import TileConfig, tile_rasters
 
 
 def _chips(folder: Path) -> list[Path]:

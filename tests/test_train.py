@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -164,6 +165,47 @@ def test_resume_keeps_the_run_settings(tmp_path: Path, make_raster) -> None:
     train(resume_config(out, max_steps=3))
     assert read_metadata(out)["step"] == 3
     assert [r["step"] for r in read_csv(out / "losses.csv")] == [2, 3]
+
+
+#: A run's config as ``train_state`` stored it before the GAN settings moved into
+#: ``TrainConfig.gan`` (flat: every setting a key of its own).
+_STORED_BEFORE_GAN_FIELD = {
+    "a": "/data/a", "b": "/data/b", "output": "/runs/x", "model": "pix2pix",
+    "direction": "AtoB", "epochs": 200, "max_steps": 5, "batch_size": 1, "crop": 256,
+    "generator": None, "ngf": 16, "discriminator": "patchgan", "ndf": 64, "n_layers": 3,
+    "norm": "instance", "use_dropout": False, "gan_mode": "lsgan", "lambda_cycle": 10.0,
+    "lambda_identity": 0.5, "lambda_l1": 50.0, "pool_size": 50, "upsample": "resize",
+    "lambda_nce": None, "nce_patches": 256, "lr": 0.0002, "beta1": 0.5, "seed": 0,
+    "augment": True, "name_a": None, "name_b": None, "device": "auto", "precision": "auto",
+    "compile": False, "workers": None, "log_every": 50, "preview_every": 500,
+    "save_every": 1000, "cache_mb": 1024, "resume": False, "overwrite": False,
+    "windows": {"aoi": None, "aoi_a": None, "aoi_b": None, "max_nodata": 0.0, "min_std": 0.0,
+                "crs": None, "res": None, "align_to": None, "max_upsample": 4.0,
+                "resampling": "bilinear"}}
+
+
+def test_a_config_stored_before_the_gan_field_reads_back_the_same() -> None:
+    config = TrainConfig.from_json(_STORED_BEFORE_GAN_FIELD)
+    assert (config.gan.ngf, config.gan.lambda_l1, config.ngf, config.max_steps) == (16, 50.0, 16, 5)
+    assert config.settings().generator == "unet_256"  # pix2pix's own, as before
+    assert config.to_json() == _STORED_BEFORE_GAN_FIELD  # new runs store the same keys
+    # flat keywords and dataclasses.replace set the GAN settings as before
+    assert dataclasses.replace(config, ngf=8, lambda_cycle=3.0).gan == dataclasses.replace(
+        config.gan, ngf=8, lambda_cycle=3.0)
+    assert set(TrainConfig.names()) == set(_STORED_BEFORE_GAN_FIELD)
+
+
+def test_a_run_stored_before_the_gan_field_resumes(tmp_path: Path, make_raster) -> None:
+    a, b = make_chips(make_raster, "a", 2), make_chips(make_raster, "b", 2, seed=9)
+    out = tmp_path / "run"
+    train(TrainConfig(a=a, b=b, output=out, max_steps=1, **TINY))
+    state = out / "train_state.safetensors"
+    stored = read_metadata(state)["config"]
+    assert set(stored) == set(_STORED_BEFORE_GAN_FIELD)  # the keys old runs have
+    with pytest.raises(InputError, match="--lambda-cycle 3.0 differs"):
+        resume_config(out, lambda_cycle=3.0)
+    train(resume_config(out, max_steps=2))
+    assert read_metadata(out)["step"] == 2
 
 
 def test_existing_run_folder_needs_overwrite(tmp_path: Path, make_raster) -> None:

@@ -27,6 +27,7 @@ def command(paths: tuple[str, ...], checkpoint: Path | None, direction: str,
     dtype, nodata, masks and band meaning; with --checkpoint, whether it fits and the
     --bands to pass.
     """
+    from geogan.contract.messages import for_cli
     from geogan.info import check_fit, describe_checkpoint, describe_raster, is_checkpoint
 
     items: list[dict[str, Any]] = []
@@ -36,7 +37,9 @@ def command(paths: tuple[str, ...], checkpoint: Path | None, direction: str,
             continue
         item = describe_raster(path)
         if checkpoint is not None:
-            item["fit"] = check_fit(path, checkpoint, direction, parse_bands(bands))
+            fit = check_fit(path, checkpoint, direction, parse_bands(bands))
+            item["fit"] = {**fit, **{k: for_cli(fit[k], "translate") for k in ("reason", "option")
+                                     if fit[k] is not None}}
         items.append(item)
     emit({"items": items}, lambda: "\n\n".join(_text(i) for i in items))
 

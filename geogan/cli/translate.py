@@ -10,6 +10,7 @@ import click
 from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
 from geogan.cli._result import emit
 from geogan.contract.formats import default_format
+from geogan.contract.messages import for_cli
 from geogan.contract.options import TRANSLATE
 
 _OUT = default_format()  # the format of -o (geogan.contract.formats)
@@ -51,7 +52,7 @@ def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: A
         emit({"stats": stats}, str(stats))
         return
     share = task_share(params["shard"])
-    desc = f"translate ({share.describe()})" if share.enabled else "translate"
+    desc = f"translate ({for_cli(share.describe())})" if share.enabled else "translate"
     with reporter(desc, unit="Mpx") as rep:
         paths = translate_files(checkpoint, with_listed(inputs, params["files_from"]), output,
                                 config, progress=rep, direction=params["direction"])

@@ -11,6 +11,9 @@ starts without torch or geogan installed.
   parameters and the library's config defaults are all derived;
 * :mod:`.messages`: how a library message names the parameter it is about, and how
   each front end renders that name (``--tile`` in the CLI, "Tile size" in QGIS);
+* :mod:`.layouts`: the training-data vocabulary, what a model family needs
+  (:class:`~.layouts.Pairing`) and what the data code found (:class:`~.layouts.Layout`,
+  the checkpoint's ``training.layout``);
 * :mod:`.names`: file and folder names (run files, chips, index, temporaries);
 * :mod:`.formats`: the output formats translate writes (suffixes, driver, georeference);
 * :mod:`.checkpoint`: the checkpoint metadata schema as typed dataclasses, with its

@@ -3,7 +3,9 @@
 The library writes a parameter in a message as its name between backticks,
 ```tile` must be a multiple of 4``; the CLI renders it as its flag (``--tile``) and
 the QGIS plugin as the dialog's label ("Tile size (pixels)"). A name no option
-table knows is left as it is, without the backticks.
+table knows is left as it is, without the backticks. Another command's parameter is
+named with that command in front, ```tile.align_to```: ``geogan tile --align-to`` in
+every front end (the label of that command's dialog where it has one).
 """
 
 from __future__ import annotations
@@ -13,16 +15,22 @@ from collections.abc import Callable, Iterable
 
 from .options import COMMANDS, Command, Option
 
-#: A parameter reference in a message: its name between backticks.
-PARAM_RE = re.compile(r"`([a-z][a-z0-9_]*)`")
+#: A parameter reference in a message: its name between backticks, after the name of
+#: another command and a dot when it is that command's (group 1 the command, 2 the name).
+PARAM_RE = re.compile(r"`(?:([a-z]+)\.)?([a-z][a-z0-9_]*)`")
 
 #: QGIS words for the parameters every algorithm has under another name.
 _QGIS_ONLY: dict[str, str] = {"a": "Domain A rasters", "b": "Domain B rasters"}
 
 
 def params_of(message: str) -> list[str]:
-    """The parameter names a message refers to, in order."""
-    return PARAM_RE.findall(message)
+    """The parameter names a message refers to, in order (without another command's name)."""
+    return [m.group(2) for m in PARAM_RE.finditer(message) if _refers(m)]
+
+
+def _refers(match: re.Match[str]) -> bool:
+    """Whether a match names a parameter (not `module.name` of something else)."""
+    return match.group(1) is None or match.group(1) in COMMANDS
 
 
 def _lookup(name: str, commands: Iterable[Command]) -> Option | None:
@@ -37,9 +45,11 @@ def _search_order(command: str | None) -> list[Command]:
     return first + [c for c in COMMANDS.values() if c not in first]
 
 
-def render(message: str, word: Callable[[str], str]) -> str:
-    """``message`` with each `name` replaced by ``word(name)``."""
-    return PARAM_RE.sub(lambda m: word(m.group(1)), message)
+def render(message: str, word: Callable[[str, str | None], str]) -> str:
+    """``message`` with each `name` replaced by ``word(name, None)`` and each
+    `command.name` by ``word(name, command)``."""
+    return PARAM_RE.sub(lambda m: word(m.group(2), m.group(1)) if _refers(m) else m.group(0),
+                        message)
 
 
 def cli_word(name: str, command: str | None = None) -> str:
@@ -61,8 +71,19 @@ def qgis_word(name: str, command: str | None = None) -> str:
 
 
 def for_cli(message: str, command: str | None = None) -> str:
-    return render(message, lambda name: cli_word(name, command))
+    def word(name: str, other: str | None) -> str:
+        if other is None:
+            return cli_word(name, command)
+        return f"geogan {other} {cli_word(name, other)}"
+    return render(message, word)
 
 
 def for_qgis(message: str, command: str | None = None) -> str:
-    return render(message, lambda name: qgis_word(name, command))
+    def word(name: str, other: str | None) -> str:
+        if other is None:
+            return qgis_word(name, command)
+        option = _lookup(name, [COMMANDS[other]])
+        if option is not None and option.label:
+            return f"'{option.label}' of geogan's {other} algorithm"
+        return f"geogan {other} {cli_word(name, other)}"
+    return render(message, word)

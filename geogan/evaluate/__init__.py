@@ -126,7 +126,7 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
         ref = OnGrid(ref_ds, pred, config.resampling, stack)
         src = None
         if src_ds is not None:
-            check_overlap(pred, src_ds, "--source")
+            check_overlap(pred, src_ds, "`source`")
             src = OnGrid(src_ds, pred, config.resampling, stack)
         aoi = load_aoi(Path(config.aoi), pred) if config.aoi is not None else None
         if ref.resampled:
@@ -194,7 +194,7 @@ def _open_checked(stack: contextlib.ExitStack, prediction: Any, reference: Any,
 
 
 def _no_valid_message(prediction: Any, reference: Any, config: EvaluateConfig) -> str:
-    where = " inside --aoi" if config.aoi is not None else ""
-    also = " and --source" if config.source is not None else ""
+    where = " inside `aoi`" if config.aoi is not None else ""
+    also = " and `source`" if config.source is not None else ""
     return (f"no pixel is valid in both {prediction} and {reference}{also}{where}; "
             "check their nodata values and that they cover the same area")

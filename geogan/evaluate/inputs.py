@@ -157,7 +157,7 @@ def check_bands(pred: Any, ref: Any, src: Any | None,
             raise InputError(f"`source` {src.name} has {src.count} bands but {pred.name} has "
                              f"{pred.count}; pass `bands` to compare bands present in all")
         return tuple(range(1, pred.count + 1))
-    for ds, label in ((pred, "PREDICTION"), (ref, "REFERENCE"), (src, "--source")):
+    for ds, label in ((pred, "PREDICTION"), (ref, "REFERENCE"), (src, "`source`")):
         if ds is not None and max(bands) > ds.count:
             raise InputError(f"`bands` {band_text(bands)} asks for band {max(bands)} but "
                              f"{label} {ds.name} has {ds.count}")
@@ -196,7 +196,7 @@ def load_aoi(path: Path, pred: Any) -> list[Any]:
                          f"({first_line(exc)}); "
                          "give a GeoPackage, GeoJSON or shapefile") from exc
     if frame.crs is None:
-        log.warning("--aoi %s has no CRS; assuming the prediction's CRS", path)
+        log.warning("`aoi` %s has no CRS; assuming the prediction's CRS", path)
     else:
         frame = frame.to_crs(pred.crs.to_wkt())
     geoms = [g for g in frame.geometry if g is not None and not g.is_empty]

@@ -41,8 +41,6 @@ __all__ = ["atomic_directory", "atomic_output", "check_written", "current_umask"
 
 log = logging.getLogger(__name__)
 
-#: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
-_TEMP_RE = names.TEMP_RE
 
 
 def _pid_alive(pid: int) -> bool:
@@ -66,7 +64,7 @@ def _dead_temporaries(final: Path) -> list[tuple[Path, str, str]]:
         return []
     found = []
     for entry in entries:
-        m = _TEMP_RE.match(entry.name)
+        m = names.TEMP_RE.match(entry.name)
         if m and m.group("name") == final.name and not _pid_alive(int(m.group("pid"))):
             found.append((entry, m.group("kind"), m.group("pid")))
     return found
@@ -200,7 +198,7 @@ def swap_into_place(tmp: Path, final: Path) -> None:
         if not final.exists():
             os.rename(tmp, final)
         else:
-            m = _TEMP_RE.match(tmp.name)
+            m = names.TEMP_RE.match(tmp.name)
             old = temp_path(final, suffix="", kind="old", token=m.group("token") if m else None)
             os.rename(final, old)
             fault_point("between-renames", final)

@@ -22,9 +22,6 @@ from geogan.contract import names
 from geogan.errors import InputError, OutputError
 from geogan.inputs import GdalOutput, GdalPath
 
-#: ``.<name>.<pid>.<random>.tmp<suffix>``: hidden temporaries beside an output.
-_TEMP_RE = names.TEMP_RE
-
 
 def check_output_file(path: Path, overwrite: bool) -> None:
     """Fail early if ``path`` exists without ``overwrite`` or its folder cannot be written."""
@@ -163,7 +160,7 @@ def check_replaceable(folder: Path, kind: FolderKind, overwrite: bool,
 
 def _geogan_temporary(name: str) -> bool:
     """A hidden temporary or a lock file that geogan writes beside any output."""
-    return _TEMP_RE.match(name) is not None or names.is_lock_name(name)
+    return names.TEMP_RE.match(name) is not None or names.is_lock_name(name)
 
 
 def _contents(folder: Path) -> tuple[list[PurePosixPath], list[PurePosixPath],

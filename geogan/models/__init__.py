@@ -18,13 +18,8 @@ from torch import nn
 
 from geogan.contract import choices
 from geogan.models.discriminators import DISCRIMINATOR_BUILDERS
-from geogan.models.generators import (
-    DEFAULT_UPSAMPLE,
-    GENERATOR_BUILDERS,
-    NORMS,
-    UPSAMPLES,
-)
-from geogan.models.losses import GAN_MODES, GANLoss
+from geogan.models.generators import DEFAULT_UPSAMPLE, GENERATOR_BUILDERS
+from geogan.models.losses import GANLoss
 from geogan.models.protocol import (
     check_generator,
     foreign_norm_layers,
@@ -128,8 +123,8 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["DEFAULT_UPSAMPLE", "DISCRIMINATORS", "GAN_MODES", "GENERATORS", "GANLoss",
-           "INIT_GAIN", "NORMS", "UPSAMPLES", "build_discriminator", "build_generator",
+__all__ = ["DEFAULT_UPSAMPLE", "DISCRIMINATORS", "GENERATORS", "GANLoss",
+           "INIT_GAIN", "build_discriminator", "build_generator",
            "count_parameters", "discriminator_kwargs", "init_weights", "min_crop",
            "settings_args", "size_multiple"]
 

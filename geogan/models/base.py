@@ -15,7 +15,7 @@ built. The data and training code read the declarations and never a family's nam
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 import torch
@@ -23,15 +23,10 @@ from torch import nn
 
 from geogan.contract.checkpoint import GeneratorMeta
 from geogan.contract.layouts import Pairing
+from geogan.contract.options import TRAIN
 from geogan.errors import InputError
-from geogan.models import (
-    DEFAULT_UPSAMPLE,
-    build_discriminator,
-    build_generator,
-    discriminator_kwargs,
-)
+from geogan.models import build_discriminator, build_generator, discriminator_kwargs
 from geogan.models.losses import GANLoss
-from geogan.models.patchnce import NUM_PATCHES
 from geogan.models.protocol import Encoder, size_multiple
 
 Tensor = torch.Tensor
@@ -54,24 +49,33 @@ IMPLEMENTED: tuple[str, ...] = ("generator_step", "discriminator_step", "preview
 
 @dataclass(frozen=True)
 class GANSettings:
-    """Architecture and loss weights of a model (the parts a checkpoint must describe)."""
+    """Architecture and loss weights of a model (the parts a checkpoint must describe).
 
-    generator: str = "resnet_9blocks"
-    ngf: int = 64
-    discriminator: str = "patchgan"
-    ndf: int = 64
-    n_layers: int = 3
-    norm: str = "instance"
-    use_dropout: bool = False
-    gan_mode: str = "lsgan"
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
-    lambda_l1: float = 100.0
-    pool_size: int = 50
-    upsample: str = DEFAULT_UPSAMPLE
-    #: Weight of PatchNCE (CUT); ``None`` takes the model's default (CUT 1, FastCUT 10).
-    lambda_nce: float | None = None
-    nce_patches: int = NUM_PATCHES
+    The defaults are ``geogan train``'s (the contract's ``TRAIN`` table); ``generator``
+    ``None`` is the family's :attr:`~GANModel.default_generator` (the model fills it in)
+    and ``lambda_nce`` ``None`` its PatchNCE weight (CUT 1, FastCUT 10).
+    """
+
+    generator: str | None = TRAIN.default_of("generator")
+    ngf: int = TRAIN.default_of("ngf")
+    discriminator: str = TRAIN.default_of("discriminator")
+    ndf: int = TRAIN.default_of("ndf")
+    n_layers: int = TRAIN.default_of("n_layers")
+    norm: str = TRAIN.default_of("norm")
+    use_dropout: bool = False  # the papers' pix2pix option; no front end offers it
+    gan_mode: str = TRAIN.default_of("gan_mode")
+    lambda_cycle: float = TRAIN.default_of("lambda_cycle")
+    lambda_identity: float = TRAIN.default_of("lambda_identity")
+    lambda_l1: float = TRAIN.default_of("lambda_l1")
+    pool_size: int = TRAIN.default_of("pool_size")
+    upsample: str = TRAIN.default_of("upsample")
+    lambda_nce: float | None = TRAIN.default_of("lambda_nce")
+    nce_patches: int = TRAIN.default_of("nce_patches")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings' names (each one a ``geogan train`` option but ``use_dropout``)."""
+        return tuple(f.name for f in fields(cls))
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -100,6 +104,8 @@ class GANModel:
                  seed: int = 0) -> None:
         self.in_bands = in_bands
         self.out_bands = out_bands
+        if settings.generator is None:  # the family's own
+            settings = replace(settings, generator=self.default_generator)
         self.settings = settings
         self.seed = seed
         self.gan_loss = GANLoss(settings.gan_mode)

@@ -49,10 +49,7 @@ from geogan.contract import choices
 from geogan.contract.options import TRAIN
 
 NormKind = Literal["instance", "batch", "none"]
-NORMS: tuple[str, ...] = choices.NET_NORMS
 UpsampleKind = Literal["deconv", "resize"]
-#: Upsampling choices of the generators (the CLI's --upsample choices).
-UPSAMPLES: tuple[str, ...] = choices.UPSAMPLES
 #: Upsampling of new training runs (chosen with benchmarks/quality.py). The constructors'
 #: own default stays ``deconv``: what checkpoints without an ``upsample`` argument hold.
 DEFAULT_UPSAMPLE = TRAIN.default_of("upsample")
@@ -77,7 +74,7 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels, affine=True)
     if kind == "none":
         return nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(choices.NET_NORMS)}")
 
 
 def _conv_bias(norm: str) -> bool:
@@ -86,8 +83,9 @@ def _conv_bias(norm: str) -> bool:
 
 
 def _check_upsample(upsample: str) -> None:
-    if upsample not in UPSAMPLES:
-        raise ValueError(f"unknown upsample {upsample!r}; choose one of {', '.join(UPSAMPLES)}")
+    if upsample not in choices.UPSAMPLES:
+        raise ValueError(f"unknown upsample {upsample!r}; choose one of "
+                         f"{', '.join(choices.UPSAMPLES)}")
 
 
 class ResizeConv2d(nn.Module):

@@ -13,16 +13,15 @@ from torch import nn
 
 from geogan.contract import choices
 
-GAN_MODES: tuple[str, ...] = choices.GAN_MODES
-
 
 class GANLoss(nn.Module):
     """``loss(prediction, target_is_real)`` for a discriminator output map of any shape."""
 
     def __init__(self, mode: str = "lsgan") -> None:
         super().__init__()
-        if mode not in GAN_MODES:
-            raise ValueError(f"unknown GAN loss {mode!r}; choose one of {', '.join(GAN_MODES)}")
+        if mode not in choices.GAN_MODES:
+            raise ValueError(f"unknown GAN loss {mode!r}; choose one of "
+                             f"{', '.join(choices.GAN_MODES)}")
         self.mode = mode
 
     def forward(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:

@@ -47,13 +47,10 @@ from rasterio.windows import transform as window_transform
 
 from geogan.contract.names import (
     CHIP_NAME_RE,
-    INDEX_LAYER,
     INDEX_NAME,
     PAIR_DIRS,
-    VALID_WINDOW_TAG,
     chip_name,
     chip_stem,
-    parse_chip_name,
     part_name,
 )
 from geogan.errors import InputError, OutputError
@@ -70,15 +67,14 @@ from geogan.tiling.chips import (
     chips_bytes,
     valid_tags,
 )
-from geogan.tiling.config import CHIP_COMPRESSIONS, CHIP_FOLDER, RESAMPLING, TileConfig, TileResult
+from geogan.tiling.config import CHIP_FOLDER, RESAMPLING, TileConfig, TileResult
 from geogan.tiling.fastchips import ChipTemplate, submit_chip
 from geogan.tiling.filters import nodata_fraction, rejection
 from geogan.tiling.views import Plan, View, open_view, pair_view, plan_input, window_bounds
 
 __all__ = [
-    "CHIP_COMPRESSIONS", "CHIP_FOLDER", "INDEX_LAYER", "INDEX_NAME", "PAIR_DIRS", "RESAMPLING",
-    "VALID_WINDOW_TAG", "TileConfig", "TileResult", "aoi_area", "chip_name", "nodata_fraction",
-    "open_view", "pair_view", "parse_chip_name", "read_aoi", "rejection", "tile_rasters",
+    "CHIP_FOLDER", "RESAMPLING", "TileConfig", "TileResult", "aoi_area", "nodata_fraction",
+    "open_view", "pair_view", "read_aoi", "rejection", "tile_rasters",
 ]
 
 log = logging.getLogger(__name__)

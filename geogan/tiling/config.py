@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from rasterio.enums import Resampling
 
-from geogan.contract.choices import COMPRESSIONS
+from geogan.contract.choices import CHIP_COMPRESSIONS
 from geogan.contract.names import CHIP_NAME_RE, INDEX_NAME, PAIR_DIRS
 from geogan.contract.options import TILE
 from geogan.errors import InputError
@@ -26,8 +26,6 @@ RESAMPLING: dict[str, Resampling] = {
     "mode": Resampling.mode,
 }
 
-#: Chip compressions: ``none`` is fastest to write and to read during training.
-CHIP_COMPRESSIONS: tuple[str, ...] = ("none", *COMPRESSIONS)
 
 
 def _owned_by_chips(rel: PurePosixPath) -> bool:

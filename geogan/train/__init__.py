@@ -52,7 +52,6 @@ from geogan.models.gan import GAN_MODELS, GANModel
 from geogan.progress import CancelCheck, ProgressCallback
 from geogan.samplers import open_inputs
 from geogan.train.config import (
-    PRECISIONS,
     RESUME_MAY_CHANGE,
     TrainConfig,
     merge_stored,
@@ -80,7 +79,7 @@ from geogan.train.state import load_resume_point, restore_run
 from geogan.train.step import Optimisers, lr_factor, make_optimizers, optimisation_step
 
 __all__ = [
-    "PRECISIONS", "RESUME_MAY_CHANGE", "RUN_FOLDER", "DistInfo", "TrainConfig", "autocast_context",
+    "RESUME_MAY_CHANGE", "RUN_FOLDER", "DistInfo", "TrainConfig", "autocast_context",
     "lr_factor", "make_optimizers", "optimisation_step", "resolve_precision", "resume_config",
     "train", "validate_config",
 ]

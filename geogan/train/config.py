@@ -4,32 +4,25 @@ resume policy that rebuilds a run's config from its folder."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from geogan.checkpoint import read_metadata
+from geogan.contract.choices import GAN_MODES, NET_NORMS, TRAIN_PRECISIONS, UPSAMPLES
 from geogan.contract.layouts import Pairing
 from geogan.contract.limits import arch_problem, range_text
 from geogan.contract.names import TRAIN_STATE_NAME, TRAIN_STATE_PENDING
 from geogan.contract.options import TRAIN
 from geogan.datasets import DEFAULT_CACHE_MB
 from geogan.errors import CheckpointError, InputError, require_choice
-from geogan.models import (
-    DISCRIMINATORS,
-    GAN_MODES,
-    GENERATORS,
-    NORMS,
-    UPSAMPLES,
-    min_crop,
-    settings_args,
-)
+from geogan.models import DISCRIMINATORS, GENERATORS, min_crop, settings_args
 from geogan.models.gan import GAN_MODELS, GANSettings
 from geogan.models.registry import paired_models
 from geogan.samplers import WindowConfig, as_inputs
-
-PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -53,21 +46,6 @@ class TrainConfig:
     max_steps: int | None = TRAIN.default_of("max_steps")
     batch_size: int = TRAIN.default_of("batch_size")
     crop: int = TRAIN.default_of("crop")
-    generator: str | None = TRAIN.default_of("generator")
-    ngf: int = TRAIN.default_of("ngf")
-    discriminator: str = TRAIN.default_of("discriminator")
-    ndf: int = TRAIN.default_of("ndf")
-    n_layers: int = TRAIN.default_of("n_layers")
-    norm: str = TRAIN.default_of("norm")
-    use_dropout: bool = False
-    gan_mode: str = TRAIN.default_of("gan_mode")
-    lambda_cycle: float = TRAIN.default_of("lambda_cycle")
-    lambda_identity: float = TRAIN.default_of("lambda_identity")
-    lambda_l1: float = TRAIN.default_of("lambda_l1")
-    pool_size: int = TRAIN.default_of("pool_size")
-    upsample: str = TRAIN.default_of("upsample")
-    lambda_nce: float | None = TRAIN.default_of("lambda_nce")
-    nce_patches: int = TRAIN.default_of("nce_patches")
     lr: float = TRAIN.default_of("lr")
     beta1: float = 0.5
     seed: int = TRAIN.default_of("seed")
@@ -85,9 +63,23 @@ class TrainConfig:
     resume: bool = TRAIN.default_of("resume")
     overwrite: bool = TRAIN.default_of("overwrite")
     windows: WindowConfig = WindowConfig()
+    #: The architecture and loss weights; given flat (``TrainConfig(ngf=32)``), read flat
+    #: (``config.ngf``) or whole (``config.gan``).
+    gan: GANSettings = GANSettings()
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are no field
+        if name in _GAN_NAMES:
+            return getattr(self.gan, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every option by its flat name: the fields but ``gan``, and the GAN settings'."""
+        return (*(f.name for f in dataclasses.fields(cls) if f.name != "gan"), *_GAN_NAMES)
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
+        out.update(out.pop("gan"))  # flat, as run folders have always stored it
         for key in ("a", "b", "output"):  # absolute, so --resume works from any folder
             value = getattr(self, key)
             if isinstance(value, tuple):
@@ -99,7 +91,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = set(cls.names())
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs.setdefault("upsample", "deconv")  # runs from before the choice: deconv
         for key in ("a", "b", "output"):
@@ -116,14 +108,27 @@ class TrainConfig:
         return [*as_inputs(self.a), *as_inputs(self.b)]
 
     def settings(self) -> GANSettings:
-        """The architecture and loss part of the config."""
-        return GANSettings(
-            generator=self.generator or GAN_MODELS[self.model].default_generator, ngf=self.ngf,
-            discriminator=self.discriminator, ndf=self.ndf, n_layers=self.n_layers,
-            norm=self.norm, use_dropout=self.use_dropout, gan_mode=self.gan_mode,
-            lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
-            lambda_l1=self.lambda_l1, pool_size=self.pool_size, upsample=self.upsample,
-            lambda_nce=self.lambda_nce, nce_patches=self.nce_patches)
+        """The architecture and loss part of the config, its generator resolved."""
+        return dataclasses.replace(
+            self.gan, generator=self.gan.generator or GAN_MODELS[self.model].default_generator)
+
+
+_GAN_NAMES: tuple[str, ...] = GANSettings.names()
+
+
+def _taking_flat_gan_settings(init: Callable[..., None]) -> Callable[..., None]:
+    """The dataclass's ``__init__``, also taking the GAN settings flat (``ngf=32``) and
+    applying them over ``gan`` (so :func:`dataclasses.replace` works with either)."""
+    @functools.wraps(init)
+    def __init__(self: TrainConfig, *args: Any, **kwargs: Any) -> None:
+        flat = {name: kwargs.pop(name) for name in _GAN_NAMES if name in kwargs}
+        if flat:
+            kwargs["gan"] = dataclasses.replace(kwargs.get("gan", GANSettings()), **flat)
+        init(self, *args, **kwargs)
+    return __init__
+
+
+TrainConfig.__init__ = _taking_flat_gan_settings(TrainConfig.__init__)  # type: ignore[method-assign]
 
 
 #: Fields a resumed run may change; all others define the run and must stay as they were.
@@ -145,9 +150,9 @@ def validate_config(config: TrainConfig) -> None:
             ("generator", config.generator or GAN_MODELS[config.model].default_generator,
              GENERATORS),
             ("discriminator", config.discriminator, DISCRIMINATORS),
-            ("norm", config.norm, NORMS), ("gan_mode", config.gan_mode, GAN_MODES),
+            ("norm", config.norm, NET_NORMS), ("gan_mode", config.gan_mode, GAN_MODES),
             ("upsample", config.upsample, UPSAMPLES),
-            ("precision", config.precision, PRECISIONS),
+            ("precision", config.precision, TRAIN_PRECISIONS),
             ("direction", config.direction, TRAIN["direction"].choices)):
         require_choice(name, value, choices)
     if config.direction != TRAIN.default_of("direction") \
@@ -193,7 +198,7 @@ def resume_config(output: str | os.PathLike[str], **overrides: Any) -> TrainConf
     (data folders, length of the run, device, precision, workers, intervals).
     """
     stored = _stored_config(Path(output))
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(overrides) - set(TrainConfig.names())
     if unknown:
         raise InputError(f"unknown training options {sorted(unknown)}")
     config = dataclasses.replace(stored, output=Path(output), resume=True, overwrite=False,
@@ -226,12 +231,12 @@ def _merge_resume(config: TrainConfig, stored: TrainConfig) -> TrainConfig:
     """Fields that define the run come from ``stored``; giving another value is an error."""
     defaults = TrainConfig(a=None, b=None, output=config.output)
     changes: dict[str, Any] = {}
-    for f in dataclasses.fields(TrainConfig):
-        new, old = getattr(config, f.name), getattr(stored, f.name)
-        if f.name in RESUME_MAY_CHANGE:
-            changes[f.name] = old if f.name in ("a", "b") and new is None else new
-        elif new != old and new != getattr(defaults, f.name):
-            raise InputError(f"`{f.name}` {new} differs from the run's "
+    for name in TrainConfig.names():
+        new, old = getattr(config, name), getattr(stored, name)
+        if name in RESUME_MAY_CHANGE:
+            changes[name] = old if name in ("a", "b") and new is None else new
+        elif new != old and new != getattr(defaults, name):
+            raise InputError(f"`{name}` {new} differs from the run's "
                              f"{old}; a resumed run keeps its settings (start a new run to "
                              "change it)")
     return dataclasses.replace(stored, **changes)

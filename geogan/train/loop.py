@@ -119,8 +119,8 @@ def _stop_requested(run: Run, stop: StopRequest, cancel: CancelCheck | None) -> 
 def _stopped(run: Run, stop: StopRequest) -> None:
     if run.dist.enabled:
         torch.distributed.barrier()
-    where = (f"checkpoint of step {run.step} saved in {run.out}; continue with "
-             f"'geogan train --resume -o {run.out}'")
+    # the parameter, not a command line: the CLI says --resume, QGIS its check box
+    where = f"checkpoint of step {run.step} saved; continue the run in {run.out} with `resume`"
     if stop.reason == "Ctrl-C":
         log.warning("training interrupted: %s", where)
         raise KeyboardInterrupt

@@ -53,11 +53,9 @@ from geogan.translate.compat import (
 )
 from geogan.translate.config import (
     AUTO_BATCH,
-    COMPRESSIONS,
     GDAL_CACHE_MB,
     OUTPUT_SUFFIXES,
     PICTURE_DRIVERS,
-    PRECISIONS,
     TranslateConfig,
 )
 from geogan.translate.engine import QUEUE_DEPTH, Job
@@ -85,11 +83,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTO_BATCH",
-    "COMPRESSIONS",
     "GDAL_CACHE_MB",
     "OUTPUT_SUFFIXES",
     "PICTURE_DRIVERS",
-    "PRECISIONS",
     "QUEUE_DEPTH",
     "TranslateConfig",
     "check_tile",

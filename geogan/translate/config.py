@@ -7,16 +7,11 @@ from dataclasses import dataclass
 
 from geogan.blend import check_overlap
 from geogan.contract import formats
-from geogan.contract.choices import COMPRESSIONS as _COMPRESSIONS
+from geogan.contract.choices import COMPRESSIONS, TRANSLATE_PRECISIONS
 from geogan.contract.options import TRANSLATE
 from geogan.errors import InputError, require_choice
 from geogan.shards import parse_shard
 
-#: ``--precision`` choices: ``auto`` is bf16 on CUDA and on CPUs with native bf16
-#: (AVX512-BF16, AMX), fp32 on other CPUs.
-PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
-#: ``--compress`` choices (geogan.contract.choices.COMPRESSIONS).
-COMPRESSIONS: tuple[str, ...] = _COMPRESSIONS
 #: Output file name endings that make OUTPUT a file rather than a folder
 #: (geogan.contract.formats, the table of output formats).
 OUTPUT_SUFFIXES: tuple[str, ...] = formats.output_suffixes()
@@ -83,7 +78,7 @@ class TranslateConfig:
         require_choice("blend", self.blend, TRANSLATE["blend"].choices)
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"`batch_size` must be at least 1, got {self.batch_size}")
-        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("precision", self.precision, TRANSLATE_PRECISIONS)
         require_choice("compress", self.compress, COMPRESSIONS)
         if self.bands is not None:
             if not self.bands or any(int(b) < 1 for b in self.bands):
