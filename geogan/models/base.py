@@ -72,6 +72,10 @@ class GANSettings:
     #: Weight of PatchNCE (CUT); ``None`` takes the model's default (CUT 1, FastCUT 10).
     lambda_nce: float | None = None
     nce_patches: int = NUM_PATCHES
+    #: pix2pixHD: discriminator scales, feature-matching (and VGG) weight, VGG19 weights file.
+    num_d: int = 3
+    lambda_feat: float = 10.0
+    vgg_weights: str | None = None
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -156,6 +160,17 @@ class GANModel:
     def discriminator_step(self, d_run: nn.Module, real_a: Tensor, real_b: Tensor,
                            fakes: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
+
+    @classmethod
+    def discriminator_reach(cls, settings: GANSettings) -> int:
+        """How many times smaller than the crop the smallest image a discriminator sees is
+        (1; pix2pixHD's multi-scale D: ``2^(num_d - 1)``): training crops must be that
+        many times the discriminator's ``min_size``."""
+        return 1
+
+    def training_meta(self) -> dict[str, Any]:
+        """What the family adds to the checkpoint's ``training`` metadata."""
+        return {}
 
     def state_tensors(self) -> dict[str, Tensor]:
         """Training state beyond the weights (image pools), as tensors."""

@@ -67,6 +67,9 @@ class TrainConfig:
     upsample: str = TRAIN.default_of("upsample")
     lambda_nce: float | None = TRAIN.default_of("lambda_nce")
     nce_patches: int = TRAIN.default_of("nce_patches")
+    num_d: int = TRAIN.default_of("num_d")
+    lambda_feat: float = TRAIN.default_of("lambda_feat")
+    vgg_weights: Path | None = TRAIN.default_of("vgg_weights")
     lr: float = TRAIN.default_of("lr")
     beta1: float = 0.5
     seed: int = TRAIN.default_of("seed")
@@ -87,7 +90,7 @@ class TrainConfig:
 
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        for key in ("a", "b", "output"):  # absolute, so --resume works from any folder
+        for key in ("a", "b", "output", "vgg_weights"):  # absolute: --resume from anywhere
             value = getattr(self, key)
             if isinstance(value, tuple):
                 out[key] = [str(Path(v).absolute()) for v in value]
@@ -101,7 +104,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs.setdefault("upsample", "deconv")  # runs from before the choice: deconv
-        for key in ("a", "b", "output"):
+        for key in ("a", "b", "output", "vgg_weights"):
             if isinstance(kwargs.get(key), list):
                 kwargs[key] = tuple(Path(v) for v in kwargs[key])
             elif kwargs.get(key) is not None:
@@ -122,7 +125,9 @@ class TrainConfig:
             norm=self.norm, use_dropout=self.use_dropout, gan_mode=self.gan_mode,
             lambda_cycle=self.lambda_cycle, lambda_identity=self.lambda_identity,
             lambda_l1=self.lambda_l1, pool_size=self.pool_size, upsample=self.upsample,
-            lambda_nce=self.lambda_nce, nce_patches=self.nce_patches)
+            lambda_nce=self.lambda_nce, nce_patches=self.nce_patches, num_d=self.num_d,
+            lambda_feat=self.lambda_feat,
+            vgg_weights=None if self.vgg_weights is None else str(self.vgg_weights))
 
 
 #: Fields a resumed run may change; all others define the run and must stay as they were.
@@ -155,7 +160,7 @@ def validate_config(config: TrainConfig) -> None:
                          f"{paired_models()}); to train {config.model} the other way, swap "
                          "`a` and `b`")
     for name in ("epochs", "batch_size", "crop", "n_layers", "lr",
-                 "log_every", "preview_every", "save_every", "nce_patches"):
+                 "log_every", "preview_every", "save_every", "nce_patches", "num_d"):
         positive(name, getattr(config, name))
     for name in ("ngf", "ndf"):  # bounded before any network is built
         if arch_problem(name, getattr(config, name)) is not None:
@@ -166,7 +171,7 @@ def validate_config(config: TrainConfig) -> None:
     positive("lambda_nce", config.lambda_nce, allow_none=True)
     if config.workers is not None and config.workers < 0:
         raise InputError(f"`workers` must be 0 or more, got {config.workers}")
-    for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
+    for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size", "lambda_feat"):
         if getattr(config, name) < 0:
             raise InputError(f"--{name.replace('_', '-')} must be 0 or more")
     if not 0 <= config.beta1 < 1:
@@ -176,12 +181,15 @@ def validate_config(config: TrainConfig) -> None:
 def _check_crop(config: TrainConfig) -> None:
     """Refuse a crop too small for the networks (their feature maps would shrink to nothing)."""
     generator = config.generator or GAN_MODELS[config.model].default_generator
-    need, multiple = min_crop(generator, config.discriminator, config.n_layers)
+    reach = GAN_MODELS[config.model].discriminator_reach(config.settings())
+    need, multiple = min_crop(generator, config.discriminator, config.n_layers, reach)
     if config.crop < need:
         layers = f" with `n_layers` {config.n_layers}" \
             if "n_layers" in settings_args(config.discriminator) else ""
+        scales = f" at {reach}x coarser scale" if reach > 1 else ""
         raise InputError(f"`crop` {config.crop} is too small for generator {generator} and "
-                         f"discriminator {config.discriminator}{layers}; use at least {need}"
+                         f"discriminator {config.discriminator}{layers}{scales}; use at least "
+                         f"{need}"
                          + (f", a multiple of {multiple}" if multiple > 1 else ""))
 
 

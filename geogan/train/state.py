@@ -223,7 +223,7 @@ def _model_meta(run: Run) -> dict[str, Any]:
                      "batch_size": run.config.batch_size,
                      "lr": run.config.lr, "gan_mode": run.config.gan_mode,
                      "seed": run.config.seed, "precision": run.precision,
-                     "world_size": run.dist.world_size},
+                     "world_size": run.dist.world_size, **gan.training_meta()},
     }
 
 
