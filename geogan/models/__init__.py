@@ -18,13 +18,13 @@ from torch import nn
 
 from geogan.contract import choices
 from geogan.models.discriminators import DISCRIMINATOR_BUILDERS
-from geogan.models.hd_networks import HD_GENERATOR_BUILDERS
 from geogan.models.generators import (
     DEFAULT_UPSAMPLE,
     GENERATOR_BUILDERS,
     NORMS,
     UPSAMPLES,
 )
+from geogan.models.hd_networks import HD_GENERATOR_BUILDERS
 from geogan.models.losses import GAN_MODES, GANLoss
 from geogan.models.protocol import (
     check_generator,
