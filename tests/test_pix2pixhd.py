@@ -97,7 +97,8 @@ def test_generator_step_weighs_feature_matching_by_lambda_feat() -> None:
         torch.manual_seed(1)
         model = Pix2PixHD(3, 3, GANSettings(generator="pix2pixhd", ngf=4, ndf=4, num_d=3,
                                             lambda_feat=lam))  # 96 px: D2 sees 24 px
-        _, losses[lam], _ = model.generator_step(model.g_net, a, b)
+        _, parts, _ = model.generator_step(model.g_net, a, b)
+        losses[lam] = {k: v.detach() for k, v in parts.items()}
     assert list(model.networks) == ["G_A2B", "D0", "D1", "D2"]
     assert float(losses[10.0]["G_feat"]) == pytest.approx(4 * float(losses[2.5]["G_feat"]),
                                                           rel=1e-5)
@@ -258,7 +259,8 @@ def test_vgg_weights_turn_the_perceptual_loss_on_and_are_recorded(tmp_path: Path
                            vgg_weights=str(weights))
     model = Pix2PixHD(3, 4, settings)
     a, b = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 4, 64, 64) * 2 - 1
-    _, losses, _ = model.generator_step(model.g_net, a, b)
+    _, parts, _ = model.generator_step(model.g_net, a, b)
+    losses = {k: v.detach() for k, v in parts.items()}
     assert float(losses["G_vgg"]) > 0
     total = losses["G_gan"] + losses["G_feat"] + losses["G_vgg"]
     assert float(losses["G_total"]) == pytest.approx(float(total), rel=1e-6)
@@ -267,6 +269,20 @@ def test_vgg_weights_turn_the_perceptual_loss_on_and_are_recorded(tmp_path: Path
     assert not any(k.startswith("vgg") for k in model.networks)  # never in the checkpoint
     with pytest.raises(InputError, match="needs 1 or at least 3 bands"):
         Pix2PixHD(3, 2, settings)
+
+
+def test_cli_training_with_vgg_weights_records_their_sha256(tmp_path: Path,
+                                                            make_raster) -> None:
+    weights = _vgg_file(tmp_path / "vgg19.safetensors")
+    pairs = make_pairs(make_raster, 1)
+    run = tmp_path / "run"
+    res = run_cli("train", "--model", "pix2pixhd", "--a", pairs, "-o", run,
+                  "--vgg-weights", weights, "--max-steps", "1", "--log-every", "1", *TINY_CLI)
+    assert res.exit_code == 0, res.output
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert read_metadata(run)["training"]["perceptual_loss"] == f"vgg19 sha256:{digest}"
+    assert read_csv(run / "losses.csv")[0]["G_vgg"] > 0
+    assert not any(k.startswith(("vgg", "features")) for k in load_checkpoint(run)[0])
 
 
 def test_cli_refuses_a_file_that_holds_no_vgg19_weights(tmp_path: Path, make_raster) -> None:
