@@ -143,7 +143,8 @@ def export_onnx(checkpoint: str | os.PathLike[str], output: str | os.PathLike[st
     multiple = size_multiple(module)
     meta = sidecar_metadata(gen, ckpt, output.name, opset, multiple)
 
-    example = torch.rand(2, gen.in_bands, *(_example_side(multiple),) * 2,
+    side = _example_side(multiple, getattr(module, "min_size", 1))
+    example = torch.rand(2, gen.in_bands, side, side,
                          generator=torch.Generator().manual_seed(0)) * 2 - 1
     log.info("exporting the %s generator of %s (%s) to ONNX opset %d", direction, ckpt,
              meta["architecture"]["arch"], opset)
@@ -220,9 +221,10 @@ def _find_spec(name: str) -> Any:
     return importlib.util.find_spec(name)
 
 
-def _example_side(multiple: int) -> int:
-    """Example height/width: at least 2 multiples (no size-1 feature maps) and 32 px."""
-    return multiple * max(2, math.ceil(32 / multiple))
+def _example_side(multiple: int, min_size: int = 1) -> int:
+    """Example height/width: at least 2 multiples (no size-1 feature maps), 32 px and the
+    generator's ``min_size``."""
+    return multiple * max(2, math.ceil(32 / multiple), math.ceil(min_size / multiple))
 
 
 def _export_proto(module: Any, example: Any, multiple: int, opset: int, ckpt: Path) -> Any:
@@ -299,8 +301,9 @@ def _verify(path: Path, module: Any, bands: int, multiple: int) -> None:
     import onnxruntime as ort
     import torch
 
-    side = _example_side(multiple)
-    h, w = side + multiple, max(side - multiple, multiple)  # unlike the example's side x side
+    smallest = multiple * math.ceil(getattr(module, "min_size", 1) / multiple)
+    side = _example_side(multiple, smallest)
+    h, w = side + multiple, max(side - multiple, smallest)  # unlike the example's side x side
     x = (torch.rand(1, bands, h, w, generator=torch.Generator().manual_seed(1)) * 2 - 1)
     with torch.no_grad():
         expected = module(x).numpy()

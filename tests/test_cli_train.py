@@ -216,7 +216,8 @@ def test_cli_direction_btoa_is_refused_where_it_cannot_apply(case: str, tmp_path
                                                              make_raster) -> None:
     a, b = chips(make_raster, "a"), chips(make_raster, "b", seed=5)
     args = ["--model", case, "--a", str(a), "--b", str(b)]
-    expect = f"--direction BtoA needs a paired model (--model pix2pix); to train {case}"
+    expect = (f"--direction BtoA needs a paired model (--model pix2pix or pix2pixhd); to "
+              f"train {case}")
     out = tmp_path / "run"
     res = run_cli(*args, "--direction", "BtoA", "-o", str(out), "--max-steps", "1", *TINY)
     assert_clean_error(res, expect)

@@ -183,16 +183,20 @@ _STORED_BEFORE_GAN_FIELD = {
                 "crs": None, "res": None, "align_to": None, "max_upsample": 4.0,
                 "resampling": "bilinear"}}
 
+#: The settings pix2pixHD added after that, as a run without them reads back.
+_PIX2PIXHD_DEFAULTS = {"num_d": 3, "lambda_feat": 10.0, "vgg_weights": None}
+
 
 def test_a_config_stored_before_the_gan_field_reads_back_the_same() -> None:
     config = TrainConfig.from_json(_STORED_BEFORE_GAN_FIELD)
     assert (config.gan.ngf, config.gan.lambda_l1, config.ngf, config.max_steps) == (16, 50.0, 16, 5)
     assert config.settings().generator == "unet_256"  # pix2pix's own, as before
-    assert config.to_json() == _STORED_BEFORE_GAN_FIELD  # new runs store the same keys
+    # new runs store the same keys, and pix2pixHD's settings (added since) at their defaults
+    assert config.to_json() == {**_STORED_BEFORE_GAN_FIELD, **_PIX2PIXHD_DEFAULTS}
     # flat keywords and dataclasses.replace set the GAN settings as before
     assert dataclasses.replace(config, ngf=8, lambda_cycle=3.0).gan == dataclasses.replace(
         config.gan, ngf=8, lambda_cycle=3.0)
-    assert set(TrainConfig.names()) == set(_STORED_BEFORE_GAN_FIELD)
+    assert set(TrainConfig.names()) == set(_STORED_BEFORE_GAN_FIELD) | set(_PIX2PIXHD_DEFAULTS)
 
 
 def test_a_run_stored_before_the_gan_field_resumes(tmp_path: Path, make_raster) -> None:
@@ -201,7 +205,8 @@ def test_a_run_stored_before_the_gan_field_resumes(tmp_path: Path, make_raster) 
     train(TrainConfig(a=a, b=b, output=out, max_steps=1, **TINY))
     state = out / "train_state.safetensors"
     stored = read_metadata(state)["config"]
-    assert set(stored) == set(_STORED_BEFORE_GAN_FIELD)  # the keys old runs have
+    # the keys old runs have, and pix2pixHD's since
+    assert set(stored) == set(_STORED_BEFORE_GAN_FIELD) | set(_PIX2PIXHD_DEFAULTS)
     with pytest.raises(InputError, match="--lambda-cycle 3.0 differs"):
         resume_config(out, lambda_cycle=3.0)
     train(resume_config(out, max_steps=2))

@@ -20,9 +20,10 @@ def sides_of(direction: str) -> tuple[str, str]:
 #: Device names a user types; "cuda:N" is also accepted where a device is asked for.
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: GAN models (geogan.models.gan.GAN_MODELS).
-MODELS: tuple[str, ...] = ("cyclegan", "pix2pix", "cut", "fastcut")
+MODELS: tuple[str, ...] = ("cyclegan", "pix2pix", "cut", "fastcut", "pix2pixhd")
 #: Generator architectures (geogan.models.GENERATORS).
-GENERATORS: tuple[str, ...] = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
+GENERATORS: tuple[str, ...] = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128",
+                                  "pix2pixhd", "pix2pixhd_global")
 #: Discriminator architectures (geogan.models.DISCRIMINATORS).
 DISCRIMINATORS: tuple[str, ...] = ("patchgan", "pixel")
 #: Generator upsampling (geogan.models.UPSAMPLES); resize is the default of new runs.

@@ -316,7 +316,8 @@ TRAIN = Command(
     Option("model", "choice", choices.MODELS[0],
            "cyclegan: unpaired images of two domains; pix2pix: co-registered pairs; cut / "
            "fastcut: unpaired, one generator and a contrastive patch loss (faster than "
-           "cyclegan, A -> B only).", label="Model", choices=choices.MODELS),
+           "cyclegan, A -> B only); pix2pixhd: co-registered pairs, coarse-to-fine "
+           "generator and multi-scale discriminators.", label="Model", choices=choices.MODELS),
     Option("direction", "choice", "AtoB",
            "pix2pix: BtoA swaps the roles of A and B (the right half of side-by-side "
            "images, the B/ chips or the B rasters become the input), as in "
@@ -348,7 +349,7 @@ TRAIN = Command(
     RESAMPLING.but(help="Rasters: resampling of warped views and of pix2pix B."),
     Option("generator", "choice", None,
            "Generator architecture [default: resnet_9blocks for cyclegan, unet_256 for "
-           "pix2pix; resnet_6blocks is faster at 128 px].",
+           "pix2pix, pix2pixhd for pix2pixhd; resnet_6blocks is faster at 128 px].",
            label="Generator architecture", choices=choices.GENERATORS, optional=True,
            none_choice="model default"),
     Option("ngf", "int", 64, "Filters in the generator's first layer (width of the network; "
@@ -375,6 +376,15 @@ TRAIN = Command(
            "Weight of the PatchNCE loss (CUT) [default: 1 for cut, 10 for fastcut]."),
     Option("nce_patches", "int", 256,
            "Locations sampled per encoder layer for PatchNCE (CUT)."),
+    Option("num_d", "int", 3,
+           "Discriminator scales (pix2pixhd): the coarsest sees the crop downsampled "
+           "2^(num_d - 1) times.", minimum=1),
+    Option("lambda_feat", "float", 10.0,
+           "Weight of the feature-matching and perceptual losses (pix2pixhd; 0 = off)."),
+    Option("vgg_weights", "path", None,
+           "VGG19 weights (torchvision's vgg19 state dict, .safetensors or .pth) for the "
+           "perceptual loss (pix2pixhd); without them that loss is off. geogan downloads "
+           "nothing.", metavar="FILE"),
     Option("lr", "float", 2e-4, "Adam learning rate.", label="Learning rate"),
     DEVICE,
     Option("precision", "choice", "auto", "auto = bf16 autocast on CUDA, fp32 on the CPU.",

@@ -19,6 +19,7 @@ from torch import nn
 from geogan.contract import choices
 from geogan.models.discriminators import DISCRIMINATOR_BUILDERS
 from geogan.models.generators import DEFAULT_UPSAMPLE, GENERATOR_BUILDERS
+from geogan.models.hd_networks import HD_GENERATOR_BUILDERS
 from geogan.models.losses import GANLoss
 from geogan.models.protocol import (
     check_generator,
@@ -31,7 +32,7 @@ from geogan.models.protocol import (
 #: order of geogan.contract.choices.GENERATORS (what the CLI and QGIS list): a name there
 #: without a builder fails at import.
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
-    name: GENERATOR_BUILDERS[name] for name in choices.GENERATORS}
+    name: {**GENERATOR_BUILDERS, **HD_GENERATOR_BUILDERS}[name] for name in choices.GENERATORS}
 
 #: Discriminator architectures; each takes in_channels, ndf, norm and its ``settings_args``.
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {
@@ -102,11 +103,13 @@ def build_discriminator(arch: str, **kwargs: Any) -> nn.Module:
     return net
 
 
-def min_crop(generator: str, discriminator: str, n_layers: int = 3) -> tuple[int, int]:
+def min_crop(generator: str, discriminator: str, n_layers: int = 3,
+             reach: int = 1) -> tuple[int, int]:
     """``(smallest, multiple)``: the smallest training crop ``generator`` and
-    ``discriminator`` take (their ``min_size``) and the generator's ``size_multiple``, which
-    crops must be multiples of; read off the networks built on the ``meta`` device
-    (nothing allocated)."""
+    ``discriminator`` take (their ``min_size``; the discriminator's times ``reach``, how
+    much smaller a multi-scale model's coarsest discriminator sees the crop) and the
+    generator's ``size_multiple``, which crops must be multiples of; read off the networks
+    built on the ``meta`` device (nothing allocated)."""
     import torch
 
     given = {"n_layers": n_layers}  # the settings the crop depends on; others: defaults
@@ -115,7 +118,7 @@ def min_crop(generator: str, discriminator: str, n_layers: int = 3) -> tuple[int
         g = build_generator(generator, in_channels=1, out_channels=1, ngf=1)
         d = build_discriminator(discriminator, in_channels=1, ndf=1, **kwargs)
     multiple = size_multiple(g)
-    need = max(g.min_size, int(d.min_size))
+    need = max(g.min_size, int(d.min_size) * reach)
     return -(-need // multiple) * multiple, multiple
 
 

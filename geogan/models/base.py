@@ -71,6 +71,10 @@ class GANSettings:
     upsample: str = TRAIN.default_of("upsample")
     lambda_nce: float | None = TRAIN.default_of("lambda_nce")
     nce_patches: int = TRAIN.default_of("nce_patches")
+    #: pix2pixHD: discriminator scales, feature-matching weight, VGG19 weights file.
+    num_d: int = TRAIN.default_of("num_d")
+    lambda_feat: float = TRAIN.default_of("lambda_feat")
+    vgg_weights: str | None = TRAIN.default_of("vgg_weights")
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -162,6 +166,17 @@ class GANModel:
     def discriminator_step(self, d_run: nn.Module, real_a: Tensor, real_b: Tensor,
                            fakes: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
+
+    @classmethod
+    def discriminator_reach(cls, settings: GANSettings) -> int:
+        """How many times smaller than the crop the smallest image a discriminator sees is
+        (1; pix2pixHD's multi-scale D: ``2^(num_d - 1)``): training crops must be that
+        many times the discriminator's ``min_size``."""
+        return 1
+
+    def training_meta(self) -> dict[str, Any]:
+        """What the family adds to the checkpoint's ``training`` metadata."""
+        return {}
 
     def state_tensors(self) -> dict[str, Tensor]:
         """Training state beyond the weights (image pools), as tensors."""

@@ -22,10 +22,11 @@ from geogan.models.base import DECLARED, IMPLEMENTED, GANModel
 from geogan.models.cut import CUT, FastCUT
 from geogan.models.cyclegan import CycleGAN
 from geogan.models.pix2pix import Pix2Pix
+from geogan.models.pix2pixhd import Pix2PixHD
 from geogan.models.protocol import GeneratorContractError, check_generator
 
 #: The families geogan ships, in any order (the registry takes the order of choices.MODELS).
-_FAMILIES: tuple[type[GANModel], ...] = (CycleGAN, Pix2Pix, CUT, FastCUT)
+_FAMILIES: tuple[type[GANModel], ...] = (CycleGAN, Pix2Pix, CUT, FastCUT, Pix2PixHD)
 
 
 class RegistryError(TypeError):

@@ -80,7 +80,7 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(out.pop("gan"))  # flat, as run folders have always stored it
-        for key in ("a", "b", "output"):  # absolute, so --resume works from any folder
+        for key in ("a", "b", "output", "vgg_weights"):  # absolute: --resume from anywhere
             value = getattr(self, key)
             if isinstance(value, tuple):
                 out[key] = [str(Path(v).absolute()) for v in value]
@@ -161,7 +161,7 @@ def validate_config(config: TrainConfig) -> None:
                          f"{paired_models()}); to train {config.model} the other way, swap "
                          "`a` and `b`")
     for name in ("epochs", "batch_size", "crop", "n_layers", "lr",
-                 "log_every", "preview_every", "save_every", "nce_patches"):
+                 "log_every", "preview_every", "save_every", "nce_patches", "num_d"):
         positive(name, getattr(config, name))
     for name in ("ngf", "ndf"):  # bounded before any network is built
         if arch_problem(name, getattr(config, name)) is not None:
@@ -172,7 +172,7 @@ def validate_config(config: TrainConfig) -> None:
     positive("lambda_nce", config.lambda_nce, allow_none=True)
     if config.workers is not None and config.workers < 0:
         raise InputError(f"`workers` must be 0 or more, got {config.workers}")
-    for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size"):
+    for name in ("lambda_cycle", "lambda_identity", "lambda_l1", "pool_size", "lambda_feat"):
         if getattr(config, name) < 0:
             raise InputError(f"`{name}` must be 0 or more")
     if not 0 <= config.beta1 < 1:
@@ -182,12 +182,15 @@ def validate_config(config: TrainConfig) -> None:
 def _check_crop(config: TrainConfig) -> None:
     """Refuse a crop too small for the networks (their feature maps would shrink to nothing)."""
     generator = config.generator or GAN_MODELS[config.model].default_generator
-    need, multiple = min_crop(generator, config.discriminator, config.n_layers)
+    reach = GAN_MODELS[config.model].discriminator_reach(config.settings())
+    need, multiple = min_crop(generator, config.discriminator, config.n_layers, reach)
     if config.crop < need:
         layers = f" with `n_layers` {config.n_layers}" \
             if "n_layers" in settings_args(config.discriminator) else ""
+        scales = f" at {reach}x coarser scale" if reach > 1 else ""
         raise InputError(f"`crop` {config.crop} is too small for generator {generator} and "
-                         f"discriminator {config.discriminator}{layers}; use at least {need}"
+                         f"discriminator {config.discriminator}{layers}{scales}; use at least "
+                         f"{need}"
                          + (f", a multiple of {multiple}" if multiple > 1 else ""))
 
 

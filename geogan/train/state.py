@@ -219,7 +219,8 @@ def _model_meta(run: Run) -> CheckpointMeta:
         training={"layout": data.layout, "direction": run.config.direction,
                   "batch_size": run.config.batch_size, "lr": run.config.lr,
                   "gan_mode": run.config.gan_mode, "seed": run.config.seed,
-                  "precision": run.precision, "world_size": run.dist.world_size})
+                  "precision": run.precision, "world_size": run.dist.world_size,
+                  **gan.training_meta()})
 
 
 def after_non_finite(run: Run) -> str:
