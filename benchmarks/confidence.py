@@ -42,7 +42,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "geogan" / "sample_data"
-SHARED = Path("/work/shared/data")
 COVERAGES = (0.10, 0.25, 0.50, 0.75, 1.00)
 KINDS = ("dsm", "landsat", "inverted", "noise")
 
@@ -218,8 +217,8 @@ def main() -> None:
                    default=SAMPLE / "pretrained" / "naip_2009_to_2020.safetensors")
     p.add_argument("--a", type=Path, default=SAMPLE / "naip_2009.tif")
     p.add_argument("--b", type=Path, default=SAMPLE / "naip_2020.tif")
-    p.add_argument("--dsm", type=Path, default=SHARED / "dsm_float32.tif")
-    p.add_argument("--landsat", type=Path, default=SHARED / "landsat" / "landsat_2020.tif")
+    p.add_argument("--dsm", type=Path, default=SAMPLE / "dsm_float32.tif")
+    p.add_argument("--landsat", type=Path, default=SAMPLE / "landsat_2020.tif")
     p.add_argument("--measures", default=",".join(conf.MEASURES))
     p.add_argument("--patches", type=int, default=6, help="patches per kind")
     p.add_argument("--tile", type=int, default=512)

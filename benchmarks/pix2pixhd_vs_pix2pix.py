@@ -1,8 +1,9 @@
 """pix2pixHD against pix2pix at the same CPU training time, on a real paired task.
 
 The task: NAIP 2014 -> NAIP 2020 over the same North Dakota quarter-quad (two flights
-six years apart; the 2014 orthophoto is ``/work/shared/data/naip/..._20140720.tif``, not
-bundled with geogan, the 2020 one is ``geogan/sample_data/naip_2020.tif``). Both models
+six years apart; the 2014 orthophoto, ``m_4709963_se_14_1_20140720.tif`` of the public
+``opengeos/data`` repository, is not bundled with geogan: pass it as
+``--source``; the 2020 one is ``geogan/sample_data/naip_2020.tif``). Both models
 train on random windows of the western half (B read over A's windows, as ``geogan train
 --model pix2pix --a 2014.tif --b 2020.tif`` does; windows stop one crop short of the
 middle, as ``geogan demo``), each for the same wall-clock budget of its training loop
@@ -43,7 +44,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 SCORE_BANDS = (1, 2, 3, 4)
-DEFAULT_SOURCE = Path("/work/shared/data/naip/m_4709963_se_14_1_20140720.tif")
 
 
 def _row(name: str, s: Any, extra: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +59,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-seconds", type=float, default=240.0,
                         help="training-loop seconds per model")
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the 2014 raster")
+    parser.add_argument("--source", type=Path, required=True,
+                        help="the NAIP 2014 orthophoto m_4709963_se_14_1_20140720.tif "
+                             "(opengeos/data; not bundled)")
     parser.add_argument("--reference", type=Path,
                         default=ROOT / "geogan" / "sample_data" / "naip_2020.tif")
     parser.add_argument("--work", type=Path, default=None,
