@@ -48,6 +48,7 @@ from geogan.translate.workers import POLL_S, Stop, Worker, get_checked, put, put
 
 if TYPE_CHECKING:
     from geogan.rasterio_meta import RasterMeta
+    from geogan.translate.confidence import ConfidenceLayer, ConfidenceSetup
     from geogan.translate.subset import Subset
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,10 @@ class Job:
                  config: TranslateConfig, device: str, progress: ProgressCallback | None,
                  cancel: CancelCheck | None, meta: RasterMeta | None = None,
                  masked: bool = False, norm_stats: NormStats | None = None,
-                 source: Path | None = None, region: Subset | None = None) -> None:
+                 source: Path | None = None, region: Subset | None = None,
+                 confidence: ConfidenceSetup | None = None) -> None:
         self.gen = generator
+        self.confidence = confidence  # computed with the translation (geogan.translate.confidence)
         self.source = source or input_path  # what is read: the input, or a view of a part
         self.region = region  # the part translated, whose AOI masks pixels outside it
         self.meta = meta
@@ -198,8 +201,8 @@ class Job:
                     for sink in sinks:
                         sink.finish()
                     break
-                _, f0, rows, mask = item
-                done = Rows(f0, apply_nodata(rows, mask, self.out_nodata), mask)
+                _, f0, rows, mask, layers = item
+                done = Rows(f0, apply_nodata(rows, mask, self.out_nodata), mask, layers=layers)
                 for sink in sinks:
                     sink.write(done)
                 if stop.is_set():
@@ -242,6 +245,21 @@ class Job:
             reader.join()
             writer.join()
 
+    def _confidence_layer(self) -> ConfidenceLayer | None:
+        """The confidence accumulator when this translation writes one, else None."""
+        if self.confidence is None:
+            return None
+        from geogan.translate.confidence import ConfidenceLayer
+
+        return ConfidenceLayer(self.confidence, self.ax, self.ay, self.config.blend, self.device)
+
+    def _confidence(self, conf: ConfidenceLayer, x: Any, y: Any, keys: list[tuple[int, int]],
+                    amp: Any) -> Any:
+        """The weighted confidence ``(n, 1, T, T)`` of a batch, with its windows' origins."""
+        origins = [(self.ay.start(r), self.ax.start(c)) for r, c in keys]
+        with amp:
+            return conf.weigh(x, y, origins)
+
     def _infer(self, in_q: queue.Queue[Any], out_q: queue.Queue[Any], reader: Worker,
                writer: Worker) -> None:
         import torch
@@ -255,6 +273,7 @@ class Job:
         dense = norm is not None and self.norm_stats is not None and self.norm_stats.mode == "dense"
         module = prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
         stitch = Stitcher(ax, ay, self.config.blend, gen.out_norm, dev)
+        conf = self._confidence_layer()
         in_lo, in_span = norm_tensors(gen.in_norm, dev)
         c_out = gen.out_bands
         amp = autocast(self.precision, dev)
@@ -266,7 +285,9 @@ class Job:
         started = time.perf_counter()
 
         def send(r: int, f0: int, rows: np.ndarray) -> None:
-            put_checked(out_q, ("rows", f0, rows, masks.pop(r)), writer, self.cancel, self.what)
+            layers = conf.finish() if conf is not None else {}
+            put_checked(out_q, ("rows", f0, rows, masks.pop(r), layers), writer, self.cancel,
+                        self.what)
 
         while True:
             item = get_checked(in_q, reader, self.cancel, self.what)
@@ -295,11 +316,14 @@ class Job:
                                       f"{(c_out, t, t)}; try another `tile`")
             if not bool(torch.isfinite(y).all()):
                 raise CheckpointError(self._non_finite_message())
+            cw = None if conf is None else self._confidence(conf, x[:n], y, keys, amp)
             y = stitch.weigh(y)  # (n, C, T, T)
             for i, (r, c) in enumerate(keys):
                 while r != stitch.row:
                     send(*stitch.finish())
                 stitch.add(c, y[i])
+                if cw is not None:
+                    conf.add(c, cw[i])
             done_windows += n
             check_cancel(self.cancel, self.what)
             if self.progress is not None:
