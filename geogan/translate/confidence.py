@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geogan.contract.names import CONFIDENCE_SUFFIX
 from geogan.errors import OutputError
 from geogan.fileio import check_output_file
 from geogan.sink.side import SideRaster, register_side_raster
@@ -61,7 +62,7 @@ class ConfidenceRaster(SideRaster):
     """``<output stem>.confidence.tif``: float32, 0 (the model is guessing) .. 1 (it is sure)."""
 
     name = "confidence"
-    suffix = ".confidence.tif"
+    suffix = CONFIDENCE_SUFFIX
 
     def __init__(self, measure: str = "cycle") -> None:
         self.measure = measure
