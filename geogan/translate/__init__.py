@@ -254,6 +254,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                 generator, input_path, config, resolve_precision(config.precision, device),
                 norm_stats, src.tags, src.gsd_m))
             confidence = _confidence_setup(generator, source, src, norm_stats, config, device)
+            check_cancel(cancel, what)
             job = Job(generator, input_path, src.indexes, src.nodata, profile["nodata"],
                       profile, config, device, progress, cancel, meta=meta,
                       masked=src.masked, norm_stats=norm_stats, source=source,

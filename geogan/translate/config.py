@@ -104,6 +104,9 @@ class TranslateConfig:
         if self.confidence and self.norm == "dense":
             raise InputError("`confidence` is computed with `norm` global or window, not dense; "
                              "choose another `norm` or drop `confidence`")
+        if self.confidence and self.at_model_resolution:
+            raise InputError("`at_model_resolution` writes no confidence raster beside the "
+                             "output; drop `at_model_resolution` or `confidence`")
         if self.shared_stats and (self.norm != "global" or self.stats):
             raise InputError("`shared_stats` estimates one global set over all inputs; it needs "
                              "`norm` global and no `stats`")

@@ -10,7 +10,9 @@ depends on ``tile`` and the raster width, not its height.
 Three threads overlap the work: a reader (GDAL reads, reflection padding,
 batching), the caller's thread (device transfer, normalisation, the generator,
 blending on the device) and a writer (nodata, then the sinks of :mod:`geogan.sink`: the
-output's GDAL writes and compression, and any raster written beside it).
+output's GDAL writes and compression, and any raster written beside it). With a
+confidence raster (:mod:`geogan.translate.confidence`) the caller's thread also measures
+each batch's confidence and blends it like the output, into ``Rows.layers``.
 """
 
 from __future__ import annotations
