@@ -262,3 +262,26 @@ def test_a_failure_while_writing_leaves_no_file(make_raster, tmp_path, cyclegan,
                             "--confidence"))
     assert msg == "Error: the confidence raster failed on purpose"
     assert len(calls) == 2 and listing(tmp_path / "out") == []
+
+
+def test_the_engine_computes_what_the_measure_module_computes(tmp_path):
+    """The confidence blended in the engine equals geogan.confidence.raster_confidence (the
+    reference: the measure over the same windows, weights and statistics, in memory)."""
+    from geogan.checkpoint import load_generator
+    from geogan.confidence import raster_confidence, raster_models
+    from geogan.normstats import load_stats, stats_path_for
+
+    src = _naip_crop(tmp_path, size=128)
+    out = tmp_path / "out" / "r.tif"
+    result = run_cli("translate", PRETRAINED, src, "-o", out, "--tile", "64", "--overlap", "16",
+                     "--confidence", "--save-stats", "--precision", "fp32", "-j", "1")
+    assert result.exit_code == 0, result.output
+    engine = _confidence(out.parent / "r.confidence.tif")
+    stats = load_stats(stats_path_for(out))
+    a2b, b2a = load_generator(PRETRAINED, "a2b"), load_generator(PRETRAINED, "b2a")
+    with rasterio.open(src) as ds:
+        raster, valid = ds.read(), ds.dataset_mask() > 0
+    models = raster_models(a2b, b2a, raster, stats, valid=valid)
+    want = raster_confidence(models, raster, 64, 16, valid=valid)
+    assert np.array_equal(np.isnan(engine), np.isnan(want))
+    np.testing.assert_allclose(engine[valid], want[valid], atol=1e-4)
