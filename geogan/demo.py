@@ -44,10 +44,13 @@ PREVIEW_BANDS = (1, 2, 3)
 #: interpretation says only gray, undefined, undefined, undefined.
 RED_BAND, NIR_BAND = 1, 4
 TRANSLATED_NAME = "naip_2009_as_2020.tif"
+#: The translation's confidence raster and its QGIS style (``translate --confidence``).
+CONFIDENCE_NAME = "naip_2009_as_2020.confidence.tif"
 METRICS_NAME = "metrics.json"
 #: Files the demo writes at the top of its folder.
 DEMO_FILES = frozenset({TRANSLATED_NAME, METRICS_NAME, "preview.png", "model.safetensors",
-                        "model.json"})
+                        "model.json", CONFIDENCE_NAME,
+                        CONFIDENCE_NAME.removesuffix(".tif") + ".qml"})
 
 
 def _owned_by_demo(rel: PurePosixPath) -> bool:
@@ -141,6 +144,8 @@ class DemoResult:
     loss_plot: Path | None
     scores: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: The translation's confidence raster (0 = the model is guessing, 1 = it is sure).
+    confidence: Path | None = None
 
 
 def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
@@ -171,7 +176,7 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
             loss_plot = tmp / "run" / "loss_plot.png"
         translated = tmp / TRANSLATED_NAME
         _translate(config, checkpoint, source, translated, cancel)
-        _preview(source, translated, reference, tmp / "preview.png")
+        _preview(source, translated, reference, tmp / "preview.png", tmp / CONFIDENCE_NAME)
         scores = _evaluate(translated, reference, source, east, cancel)
         (tmp / METRICS_NAME).write_text(json.dumps(scores, indent=2) + "\n")
 
@@ -182,7 +187,7 @@ def run_demo(config: DemoConfig, progress: ProgressCallback | None = None,
     result = DemoResult(out, out / translated.name, out / "preview.png", out / METRICS_NAME,
                         out / checkpoint.relative_to(tmp),
                         plot if plot is not None and plot.exists() else None,
-                        scores, time.perf_counter() - start)
+                        scores, time.perf_counter() - start, out / CONFIDENCE_NAME)
     log.info("demo finished in %.0f s; outputs in %s", result.seconds, out)
     return result
 
@@ -265,7 +270,7 @@ def _translate(config: DemoConfig, checkpoint: Path, source: Path, output: Path,
     from geogan.translate import TranslateConfig, translate_files
 
     cfg = TranslateConfig(tile=config.tile, overlap=config.overlap, device=config.device,
-                          threads=config.threads)
+                          threads=config.threads, confidence=True)
     translate_files(checkpoint, [source], output, cfg, cancel=cancel)
     log.info("translated %s to the 2020 look", source.name)
 
@@ -349,8 +354,9 @@ def texture_energies(path: Path, area: Path) -> tuple[float, float]:
 
 
 def _preview(source: Path, translated: Path, reference: Path, output: Path,
-             max_width: int = 640) -> None:
-    """input | translated | reference (RGB, reference resampled onto the input grid) as PNG."""
+             confidence: Path | None = None, max_width: int = 640) -> None:
+    """input | translated | reference (RGB, reference resampled onto the input grid)
+    [| confidence, red (guessing) to green (sure)] as PNG."""
     import rasterio
     from PIL import Image, ImageDraw
     from rasterio.enums import Resampling
@@ -367,14 +373,34 @@ def _preview(source: Path, translated: Path, reference: Path, output: Path,
         panels.append(t.read(PREVIEW_BANDS, out_shape=shape, resampling=Resampling.average))
     with rasterio.open(reference) as ref, WarpedVRT(ref, **grid) as vrt:
         panels.append(vrt.read(PREVIEW_BANDS, out_shape=shape, resampling=Resampling.average))
+    labels = ["2009 input", "translated to 2020 look", "2020 reference"]
+    if confidence is not None:
+        with rasterio.open(confidence) as c:
+            conf = c.read(1, out_shape=shape[1:], resampling=Resampling.average, masked=True)
+        panels.append(confidence_colours(conf.filled(np.nan)))
+        labels.append("confidence (red: guessing, green: sure)")
     gap, label_h = 8, 22
     h, w = shape[1], shape[2]
-    canvas = Image.new("RGB", (3 * w + 2 * gap, h + label_h), "white")
+    n = len(panels)
+    canvas = Image.new("RGB", (n * w + (n - 1) * gap, h + label_h), "white")
     draw = ImageDraw.Draw(canvas)
-    for i, (panel, label) in enumerate(zip(panels, ("2009 input", "translated to 2020 look",
-                                                    "2020 reference"), strict=True)):
+    for i, (panel, label) in enumerate(zip(panels, labels, strict=True)):
         rgb = np.moveaxis(np.asarray(panel, dtype=np.uint8), 0, -1)
         x = i * (w + gap)
         canvas.paste(Image.fromarray(rgb, "RGB"), (x, label_h))
         draw.text((x + 4, 5), label, fill="black")
     canvas.save(output)
+
+
+def confidence_colours(conf: np.ndarray) -> np.ndarray:
+    """Confidence ``(H, W)`` in [0, 1] -> RGB ``(3, H, W)`` uint8 through the QGIS style's
+    ramp (:data:`geogan.qml.CONFIDENCE_RAMP`); NaN (nodata) is white."""
+    from geogan.qml import CONFIDENCE_RAMP
+
+    stops = [v for v, _, _ in CONFIDENCE_RAMP]
+    rgb = np.empty((3,) + conf.shape, np.uint8)
+    for k in range(3):
+        channel = [int(c.lstrip("#")[2 * k:2 * k + 2], 16) for _, c, _ in CONFIDENCE_RAMP]
+        rgb[k] = np.rint(np.interp(np.nan_to_num(conf, nan=0.0), stops, channel))
+    rgb[:, np.isnan(conf)] = 255
+    return rgb

@@ -47,16 +47,40 @@ def test_demo_outputs_are_georeferenced_like_the_input(demo_run) -> None:
     assert meta["domains"]["a"]["name"] == "2009"
 
 
-def test_demo_preview_shows_three_panels(demo_run) -> None:
+def test_demo_preview_shows_four_panels(demo_run) -> None:
     with Image.open(demo_run.preview) as img, rasterio.open(SAMPLE / "naip_2009.tif") as src:
         assert img.mode == "RGB"
         panel_w = min(640, src.width)
-        assert img.width == 3 * panel_w + 2 * 8
+        assert img.width == 4 * panel_w + 3 * 8
         pixels = np.asarray(img)
     # each panel holds imagery, not a blank canvas
-    for i in range(3):
+    for i in range(4):
         panel = pixels[30:, i * (panel_w + 8):i * (panel_w + 8) + panel_w]
         assert panel.std() > 5
+
+
+def test_the_preview_s_fourth_panel_colours_the_confidence(tmp_path: Path) -> None:
+    from geogan.demo import _preview, confidence_colours
+
+    ramp = confidence_colours(np.array([[0.0, 0.5, 1.0, np.nan]], np.float32))
+    assert ramp[:, 0, 0].tolist() == [0xD7, 0x19, 0x1C]  # red: guessing
+    assert ramp[:, 0, 2].tolist() == [0x1A, 0x96, 0x41]  # green: sure
+    assert ramp[:, 0, 3].tolist() == [255, 255, 255]  # nodata: white
+    source = SAMPLE / "naip_2009.tif"
+    with rasterio.open(source) as src:
+        profile = dict(src.profile, count=1, dtype="float32", nodata=float("nan"))
+        conf = np.tile(np.linspace(0, 1, src.width, dtype=np.float32), (src.height, 1))
+        conf[src.dataset_mask() == 0] = np.nan
+    path = tmp_path / "c.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(conf, 1)
+    _preview(source, source, SAMPLE / "naip_2020.tif", tmp_path / "p.png", path)
+    with Image.open(tmp_path / "p.png") as img:
+        w = min(640, conf.shape[1])
+        assert img.width == 4 * w + 3 * 8
+        fourth = np.asarray(img)[100, 3 * (w + 8):]
+    assert fourth[5, 0] > 150 and fourth[5, 1] < 100  # red on the left (0)
+    assert fourth[-5, 1] > 100 and fourth[-5, 0] < 100  # green on the right (1)
 
 
 def _held_out(translated: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -226,6 +250,13 @@ def test_pretrained_demo_beats_histogram_matching_on_rmse(tmp_path: Path) -> Non
     assert scores["prediction"]["rmse"] < scores["untranslated 2009"]["rmse"] - 5.0
     assert result.loss_plot is None and not (result.output / "chips").exists()
     _assert_spectral_scores(result.scores, result.translated)
+    assert result.confidence is not None and result.confidence.with_suffix(".qml").is_file()
+    with rasterio.open(result.confidence) as conf, rasterio.open(result.translated) as dst:
+        assert (conf.transform, conf.shape) == (dst.transform, dst.shape)
+        values = conf.read(1)
+        assert np.array_equal(np.isnan(values), dst.dataset_mask() == 0)
+        assert conf.tags()["GEOGAN_CONFIDENCE_MEASURE"] == "cycle"
+        assert 0.2 < float(np.nanmean(values)) < 0.9  # familiar ground: about 0.5 (SCALES)
 
 
 def _assert_spectral_scores(metrics: dict, translated: Path) -> None:

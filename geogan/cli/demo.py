@@ -37,7 +37,11 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, t
                  f"{result.output}/:",
                  f"  {result.translated.name:<28} the 2009 orthophoto in the 2020 look "
                  "(GeoTIFF, same CRS and grid)",
-                 f"  {result.preview.name:<28} 2009 input | translated | 2020 reference"]
+                 f"  {result.preview.name:<28} 2009 input | translated | 2020 reference"
+                 " | confidence"]
+        if result.confidence is not None:
+            lines.append(f"  {result.confidence.name:<28} how sure the model is, 0..1 (QGIS "
+                         "colours it red to green with the .qml beside it)")
         if result.loss_plot is not None:
             lines.append(f"  {'run/' + result.loss_plot.name:<28} training losses "
                          "(run/losses.csv, run/previews/)")
@@ -59,6 +63,7 @@ def command(output: Path, data_dir: Path | None, pretrained: bool, steps: int, t
         return "\n".join(lines)
 
     emit({"output": result.output, "translated": result.translated, "preview": result.preview,
-          "metrics": result.metrics, "checkpoint": result.checkpoint,
+          "confidence": result.confidence, "metrics": result.metrics,
+          "checkpoint": result.checkpoint,
           "loss_plot": result.loss_plot, "seconds": round(result.seconds, 1),
           "scores": result.scores}, summary)

@@ -80,6 +80,8 @@ def part_name(index: int, count: int) -> str:
 
 #: Normalisation statistics saved beside an output: ``<output>.stats.json``.
 STATS_SUFFIX = ".stats.json"
+#: ``translate --confidence``: ``<output stem>.confidence.tif`` (and its QGIS style, ``.qml``).
+CONFIDENCE_SUFFIX = ".confidence.tif"
 #: ``geogan mosaic --index FOLDER``: the outputs' footprints (and their layer), and a VRT.
 BATCH_INDEX_NAME = "index.gpkg"
 BATCH_INDEX_LAYER = "outputs"

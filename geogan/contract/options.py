@@ -211,6 +211,11 @@ TRANSLATE = Command(
            "Translate at the ground resolution the model learned (the input read through a "
            "warped view at that pixel size), then resample the result back onto the "
            "input's grid.", label="Translate at the model's ground resolution"),
+    Option("confidence", "flag", False,
+           "Also write a confidence raster beside each output, <output>.confidence.tif (0 = "
+           "the model is guessing, 1 = it is sure; the cycle error of a CycleGAN, else a "
+           "feature or test-time measure), with a QGIS style (.confidence.qml).",
+           label="Also write a confidence raster (<output>.confidence.tif)"),
     Option("stac", "flag", False,
            "Also write a STAC Item beside each output (<output>.stac.json); a batch also "
            "writes collection.json listing them."),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from geogan.contract.formats import COG, GEOTIFF, format_of_driver
 from geogan.errors import InputError
-from geogan.fileio import check_output_file, output_group
+from geogan.fileio import atomic_output, check_output_file, output_group
 from geogan.sink.gdal import num_threads, output_profile
 from geogan.sink.rows import WRITERS, Rows, SinkTarget
 
@@ -82,6 +82,15 @@ class SideRaster(ABC):
         tags = dict(output_meta.tags) if output_meta is not None else {}
         return RasterMeta(tuple(BandMeta(ColorInterp.undefined, n) for n in names), tags)
 
+    def sidecars(self, path: Path) -> dict[Path, Callable[[Path], None]]:
+        """Small files beside this raster at ``path`` (a QGIS style, say), each with the
+        function that writes it to the path it is given; committed with the rasters."""
+        return {}
+
+    def check_sidecar(self, path: Path, overwrite: bool) -> None:
+        """Fail when the sidecar ``path`` cannot be written (default: as an output file)."""
+        check_output_file(path, overwrite)
+
 
 #: The registered side rasters, by name.
 SIDE_RASTERS: dict[str, type[SideRaster]] = {}
@@ -106,7 +115,8 @@ def side_paths(output: Path, config: Any) -> list[tuple[str, Path]]:
 
 @contextlib.contextmanager
 def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta | None,
-                        driver: str, config: Any) -> Iterator[list[SinkTarget]]:
+                        driver: str, config: Any, sides: Sequence[SideRaster] | None = None
+                        ) -> Iterator[list[SinkTarget]]:
     """The sinks of one translation into ``output``: the output first, then its side rasters.
 
     The output is written by the writer of its format (``driver``, or COG with
@@ -115,11 +125,12 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
     ``config.cog``). Each goes to a temporary that takes its name only once all are
     complete and checked, together (:func:`geogan.fileio.output_group`); the output
     alone is written as it always was. ``config`` gives ``overwrite``, ``cog``,
-    ``compress``, ``creation_options`` and ``threads``.
+    ``compress``, ``creation_options`` and ``threads``; ``sides`` are the side rasters
+    (default: :func:`side_rasters`), each with its sidecars (:meth:`SideRaster.sidecars`).
     """
     fmt = format_of_driver("COG" if config.cog else driver)
     writer = WRITERS[fmt.writer]
-    sides = side_rasters(config)
+    sides = side_rasters(config) if sides is None else list(sides)
     if not sides:
         with writer.atomic(output, fmt, config) as target:
             yield [writer.target(target, profile, output, meta)]
@@ -136,6 +147,9 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
                                                          compress=side_profile["compress"]))
             targets.append(side_writer.target(tmp, side_profile, path, side.meta(meta),
                                               side.values, side_profile["nodata"]))
+            for extra, write in side.sidecars(path).items():
+                side.check_sidecar(extra, config.overwrite)
+                write(stack.enter_context(atomic_output(extra, config.overwrite, group=group)))
         yield targets
 
 
@@ -160,4 +174,7 @@ def check_side_outputs(output: Path | os.PathLike[str], config: Any, local: bool
             raise InputError(f"the {side.name} raster is written beside the output, which "
                              f"geogan does in local folders only, not at {output}; translate "
                              "to a local file")
-        check_output_file(side.path_for(Path(output)), config.overwrite)
+        path = side.path_for(Path(output))
+        check_output_file(path, config.overwrite)
+        for extra in side.sidecars(path):
+            side.check_sidecar(extra, config.overwrite)

@@ -44,6 +44,7 @@ from geogan.normstats import NormStats, stats_path_for
 from geogan.progress import CancelCheck, ProgressCallback, check_cancel
 from geogan.provenance import with_provenance
 from geogan.shards import task_share
+from geogan.translate import confidence as _confidence  # noqa: F401  (registers its raster)
 from geogan.translate.compat import (
     check_tile,
     fit_tile,
@@ -80,6 +81,7 @@ from geogan.translate.subset import Subset, inspect_input, plan_view, subset_vie
 
 if TYPE_CHECKING:
     from geogan.rasterio_meta import RasterMeta
+    from geogan.translate.confidence import ConfidenceSetup
 
 __all__ = [
     "AUTO_BATCH",
@@ -248,10 +250,12 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
             meta = with_provenance(src.meta, translation_provenance(
                 generator, input_path, config, resolve_precision(config.precision, device),
                 norm_stats, src.tags, src.gsd_m))
+            confidence = _confidence_setup(generator, source, src, norm_stats, config, device)
+            check_cancel(cancel, what)
             job = Job(generator, input_path, src.indexes, src.nodata, profile["nodata"],
                       profile, config, device, progress, cancel, meta=meta,
                       masked=src.masked, norm_stats=norm_stats, source=source,
-                      region=src.subset)
+                      region=src.subset, confidence=confidence)
             itemsize = np.dtype(profile["dtype"]).itemsize
             check_free_space(output_path,
                              job.width * job.height * generator.out_bands * itemsize,
@@ -260,7 +264,8 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
             if src.profile.get("crs") is None:
                 log.warning("%s has no georeference: %s has none either", input_path,
                             output_path)
-            with translation_outputs(output_path, profile, meta, driver, config) as sinks:
+            with translation_outputs(output_path, profile, meta, driver, config,
+                                     _sides(config, confidence)) as sinks:
                 job.run(sinks)
                 check_cancel(cancel, what)
                 if config.save_stats and norm_stats is not None:
@@ -273,6 +278,26 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     log.info("translated %s -> %s: %.1f Mpx in %.1f s (%.2f Mpx/s)", input_path, output_path,
              mpx, elapsed, mpx / elapsed if elapsed else 0.0)
     return output_path
+
+
+def _confidence_setup(generator: LoadedGenerator, source: Path, src: _Input,
+                      norm_stats: NormStats | None, config: TranslateConfig,
+                      device: str) -> ConfidenceSetup | None:
+    """With ``config.confidence``: the networks and measure of the confidence raster."""
+    if not config.confidence:
+        return None
+    from geogan.translate.confidence import prepare_confidence
+
+    with open_input(source) as ds:
+        return prepare_confidence(generator, ds, src.indexes, src.nodata, norm_stats, device)
+
+
+def _sides(config: TranslateConfig, confidence: ConfidenceSetup | None) -> list[Any]:
+    """The rasters written beside the output (:mod:`geogan.sink.side`)."""
+    from geogan.sink import side_rasters
+    from geogan.translate.confidence import with_measure
+
+    return with_measure(side_rasters(config), confidence)
 
 
 @dataclass(frozen=True)

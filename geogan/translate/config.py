@@ -68,6 +68,8 @@ class TranslateConfig:
     at_model_resolution: bool = TRANSLATE.default_of("at_model_resolution")
     #: Write a STAC Item beside each output (geogan.stac).
     stac: bool = TRANSLATE.default_of("stac")
+    #: Write <output>.confidence.tif beside each output (geogan.translate.confidence).
+    confidence: bool = TRANSLATE.default_of("confidence")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -94,6 +96,12 @@ class TranslateConfig:
             raise InputError("`norm` window uses no statistics; drop `stats`, `save_stats` and "
                              "`shared_stats` or choose `norm` global")
         self._check_subset_and_bands()
+        if self.confidence and self.norm == "dense":
+            raise InputError("`confidence` is computed with `norm` global or window, not dense; "
+                             "choose another `norm` or drop `confidence`")
+        if self.confidence and self.at_model_resolution:
+            raise InputError("`at_model_resolution` writes no confidence raster beside the "
+                             "output; drop `at_model_resolution` or `confidence`")
         if self.shared_stats and (self.norm != "global" or self.stats):
             raise InputError("`shared_stats` estimates one global set over all inputs; it needs "
                              "`norm` global and no `stats`")

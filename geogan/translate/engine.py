@@ -11,7 +11,9 @@ translated in vertical strips (:mod:`~geogan.translate.strips`), so not on its w
 Three threads overlap the work: a reader (GDAL reads, reflection padding,
 batching), the caller's thread (device transfer, normalisation, the generator,
 blending on the device) and a writer (nodata, then the sinks of :mod:`geogan.sink`: the
-output's GDAL writes and compression, and any raster written beside it).
+output's GDAL writes and compression, and any raster written beside it). With a
+confidence raster (:mod:`geogan.translate.confidence`) the caller's thread also measures
+each batch's confidence and blends it like the output, into ``Rows.layers``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from geogan.translate.workers import POLL_S, Stop, Worker, get_checked, put, put
 
 if TYPE_CHECKING:
     from geogan.rasterio_meta import RasterMeta
+    from geogan.translate.confidence import ConfidenceLayer, ConfidenceSetup
     from geogan.translate.subset import Subset
 
 log = logging.getLogger(__name__)
@@ -67,8 +70,10 @@ class Job:
                  config: TranslateConfig, device: str, progress: ProgressCallback | None,
                  cancel: CancelCheck | None, meta: RasterMeta | None = None,
                  masked: bool = False, norm_stats: NormStats | None = None,
-                 source: Path | None = None, region: Subset | None = None) -> None:
+                 source: Path | None = None, region: Subset | None = None,
+                 confidence: ConfidenceSetup | None = None) -> None:
         self.gen = generator
+        self.confidence = confidence  # computed with the translation (geogan.translate.confidence)
         self.source = source or input_path  # what is read: the input, or a view of a part
         self.region = region  # the part translated, whose AOI masks pixels outside it
         self.meta = meta
@@ -219,8 +224,9 @@ class Job:
                 if item[0] == "strip":  # the next strip, from the top (sinks see the column)
                     x0 = item[1].x0
                     continue
-                _, f0, rows, mask = item
-                done = Rows(f0, apply_nodata(rows, mask, self.out_nodata), mask, col=x0)
+                _, f0, rows, mask, layers = item
+                done = Rows(f0, apply_nodata(rows, mask, self.out_nodata), mask, col=x0,
+                            layers=layers)
                 for sink in sinks:
                     sink.write(done)
                 if stop.is_set():
@@ -263,6 +269,22 @@ class Job:
             reader.join()
             writer.join()
 
+    def _confidence_layer(self, k: int) -> ConfidenceLayer | None:
+        """The confidence accumulator of strip ``k`` when this translation writes one."""
+        if self.confidence is None:
+            return None
+        from geogan.translate.confidence import ConfidenceLayer
+
+        return ConfidenceLayer(self.confidence, StripAxis(self.ax, self.strips[k]), self.ay,
+                               self.config.blend, self.device)
+
+    def _confidence(self, conf: ConfidenceLayer, x: Any, y: Any,
+                    keys: list[tuple[int, int, int]], amp: Any) -> Any:
+        """The weighted confidence ``(n, 1, T, T)`` of a batch, with its windows' origins."""
+        origins = [(self.ay.start(r), self.ax.start(c)) for _, r, c in keys]
+        with amp:
+            return conf.weigh(x, y, origins)
+
     def _infer(self, in_q: queue.Queue[Any], out_q: queue.Queue[Any], reader: Worker,
                writer: Worker) -> None:
         import torch
@@ -277,6 +299,7 @@ class Job:
         module = prepare_module(norm.module if norm else gen.module, dev, self.config.compile)
         strip = 0  # the strip being stitched (see geogan.translate.strips)
         stitch = Stitcher(StripAxis(ax, self.strips[0]), ay, self.config.blend, gen.out_norm, dev)
+        conf = self._confidence_layer(0)
         in_lo, in_span = norm_tensors(gen.in_norm, dev)
         c_out = gen.out_bands
         amp = autocast(self.precision, dev)
@@ -288,8 +311,9 @@ class Job:
         started = time.perf_counter()
 
         def send(r: int, f0: int, rows: np.ndarray) -> None:
-            put_checked(out_q, ("rows", f0, rows, masks.pop((strip, r))), writer, self.cancel,
-                        self.what)
+            layers = conf.finish() if conf is not None else {}
+            put_checked(out_q, ("rows", f0, rows, masks.pop((strip, r)), layers), writer,
+                        self.cancel, self.what)
 
         while True:
             item = get_checked(in_q, reader, self.cancel, self.what)
@@ -318,6 +342,7 @@ class Job:
                                       f"{(c_out, t, t)}; try another `tile`")
             if not bool(torch.isfinite(y).all()):
                 raise CheckpointError(self._non_finite_message())
+            cw = None if conf is None else self._confidence(conf, x[:n], y, keys, amp)
             y = stitch.weigh(y)  # (n, C, T, T)
             for i, (k, r, c) in enumerate(keys):
                 if k != strip:  # the previous strip is done: on to the next
@@ -326,9 +351,12 @@ class Job:
                     put_checked(out_q, ("strip", self.strips[k]), writer, self.cancel, self.what)
                     stitch = Stitcher(StripAxis(ax, self.strips[k]), ay, self.config.blend,
                                       gen.out_norm, dev)
+                    conf = self._confidence_layer(k)
                 while r != stitch.row:
                     send(*stitch.finish())
                 stitch.add(c, y[i])
+                if cw is not None:
+                    conf.add(c, cw[i])
             done_windows += n
             check_cancel(self.cancel, self.what)
             if self.progress is not None:

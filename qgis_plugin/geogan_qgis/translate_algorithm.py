@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingOutputRasterLayer,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
@@ -16,7 +17,7 @@ from qgis.core import (
 )
 
 from .algorithm import GeoganAlgorithm, as_path
-from .contract.names import RUN_CHECKPOINT_NAME
+from .contract.names import CONFIDENCE_SUFFIX, RUN_CHECKPOINT_NAME
 from .contract.options import TRANSLATE
 from .jobs import check_translate_input, parse_bands, translate_job
 from .params import choice_value, option_value, parameter
@@ -26,9 +27,10 @@ from .params import choice_value, option_value, parameter
 #: to ``translate_job`` by its name, so a name added here is all it takes. The area of
 #: interest, a polygon layer, comes after them.
 SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands",
-         "band_names", "at_model_resolution", "blend", "precision", "cog", "compress")
+         "band_names", "at_model_resolution", "blend", "precision", "cog", "compress",
+         "confidence")
 #: Those of SHOWN under the dialog's "Advanced" heading.
-ADVANCED = ("blend", "precision", "cog", "compress")
+ADVANCED = ("blend", "precision", "cog", "compress", "confidence")
 #: File dialog filters of SHOWN's path options.
 FILE_FILTERS = {"stats": "geogan statistics (*.json);;All files (*.*)"}
 
@@ -63,6 +65,7 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
     BANDS = "BANDS"
     AOI = "AOI"
     OUTPUT = "OUTPUT"
+    CONFIDENCE = "CONFIDENCE"
 
     def name(self) -> str:
         return "translate"
@@ -96,8 +99,9 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "grid (the log warns when the two resolutions differ much).\n"
             "The output says in its metadata that it is synthetic and which model made it.\n"
             "Advanced: how overlapping windows are blended (cosine, linear, none), the "
-            "numeric precision, a Cloud Optimized GeoTIFF with overviews, and the GeoTIFF "
-            "compression.")
+            "numeric precision, a Cloud Optimized GeoTIFF with overviews, the GeoTIFF "
+            "compression, and a confidence raster beside the output (<output>.confidence.tif, "
+            "loaded with the output: 1 = the model is sure, green; 0 = it is guessing, red).")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -112,6 +116,7 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Translated")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.CONFIDENCE, self.tr("Confidence")))
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,  # noqa: N802
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
@@ -137,4 +142,11 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         job = translate_job(info.path, as_path(source), as_path(output), overwrite=True,
                             **values)
         self.run_job(job, feedback)
-        return {self.OUTPUT: output}
+        results = {self.OUTPUT: output}
+        confidence = os.path.splitext(output)[0] + CONFIDENCE_SUFFIX
+        if values.get("confidence") and os.path.isfile(confidence):
+            # QGIS applies the .qml of the same name (red: guessing, green: sure) on loading
+            context.addLayerToLoadOnCompletion(confidence, QgsProcessingContext.LayerDetails(
+                self.tr("Confidence"), context.project(), self.CONFIDENCE))
+            results[self.CONFIDENCE] = confidence
+        return results
