@@ -215,7 +215,7 @@ TRANSLATE = Command(
            "Also write a confidence raster beside each output, <output>.confidence.tif (0 = "
            "the model is guessing, 1 = it is sure; the cycle error of a CycleGAN, else a "
            "feature or test-time measure), with a QGIS style (.confidence.qml).",
-           label="Also write a confidence raster (<output>.confidence.tif)"),
+           label="Also write a confidence raster beside the output (.confidence.tif)"),
     Option("stac", "flag", False,
            "Also write a STAC Item beside each output (<output>.stac.json); a batch also "
            "writes collection.json listing them."),
