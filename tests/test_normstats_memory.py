@@ -119,3 +119,26 @@ def test_accumulate_in_parts_equals_one_batch():
     for mean, var in results[1:]:
         assert torch.equal(mean, results[0][0]) and torch.equal(var, results[0][1])
     assert results[0][1].min() > 1.0  # a real spread was measured
+
+
+def test_pretrained_model_stats_in_parts_are_byte_identical(chunked, monkeypatch):
+    """The bundled model on the bundled orthophoto, sampled in chunks: the statistics of
+    chunks in parts are exactly those of whole chunks (its convolutions do not depend on
+    the batch size), oneDNN on as geogan runs it."""
+    from geogan.checkpoint import load_generator
+    from geogan.normstats import estimate_stats
+
+    monkeypatch.setattr(sampling, "SAMPLE_FRACTION", 0.3)  # a few 64 px windows
+    data = Path(sampling.__file__).resolve().parents[1] / "sample_data"
+    gen = load_generator(data / "pretrained" / "naip_2009_to_2020.safetensors")
+    results = {}
+    for parts in (1, 4):
+        chunked.clear()
+        monkeypatch.setattr(sampling, "CHUNK_PARTS", parts)
+        results[parts] = estimate_stats(gen, [data / "naip_2009.tif"], "global",
+                                        [[1, 2, 3, 4]], device="cpu", precision="fp32")
+        assert max(chunked) == 4 // parts
+    assert results[1].sample == results[4].sample and results[4].sample["windows"] > 4
+    for name, (mean, var) in results[1].layers.items():
+        assert mean.tobytes() == results[4].layers[name][0].tobytes()
+        assert var.tobytes() == results[4].layers[name][1].tobytes()
