@@ -15,6 +15,8 @@ With ``--wide WIDTH`` it measures instead how memory grows with a raster's width
 tiles geogan/sample_data/naip_2009.tif side by side, translates it with ``geogan
 translate`` in a child process (the bundled pretrained model unless ``--checkpoint``)
 and prints the child's peak RSS (as ``/usr/bin/time -v`` does) and its Mpx/s. With
+geogan's default ``--norm`` (global) it first measures the statistics pass alone, in a
+child of its own (``--stats-only``: that alone). With
 ``--compare`` it translates the VRT twice, in one piece (``GEOGAN_STRIP_WIDTH`` set
 to the width) and in the vertical strips geogan picks, and checks that both outputs hold
 the same pixels.
@@ -159,6 +161,16 @@ def wide_benchmark(args: argparse.Namespace) -> None:
           f"{ckpt.name}; tile {args.tile} overlap {args.overlap}; norm {args.norm or 'default'}; "
           f"threads {args.threads}; "
           f"strips of at most {auto} px when wider; cpus {os.cpu_count()}", flush=True)
+    if args.norm in (None, "global"):  # geogan's default: the statistics pass comes first
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--stats-pass", str(vrt),
+               "--checkpoint", str(ckpt), "--device", args.device]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        seconds, peak = run_measured(cmd, env)
+        print(f"global statistics pass alone: peak RSS {peak:.0f} MB, {seconds:.1f} s",
+              flush=True)
+        if args.stats_only:
+            return
     runs = [("one piece", {STRIP_ENV: str(width)})] if args.compare else []
     runs.append(("strips" if width > auto else "automatic",
                  {STRIP_ENV: str(args.strip_width)} if args.strip_width else {}))
@@ -181,6 +193,27 @@ def wide_benchmark(args: argparse.Namespace) -> None:
         print(f"same pixels and masks in both: {'yes' if same_pixels(*outs) else 'NO'}")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def stats_pass(args: argparse.Namespace) -> None:
+    """The child of ``--wide``: ``global`` statistics of ``args.stats_pass`` alone, as
+    ``geogan translate`` estimates them first with its default ``--norm``."""
+    import rasterio
+    import torch
+
+    from geogan.checkpoint import load_generator
+    from geogan.devices import resolve_device
+    from geogan.normstats import estimate_stats
+    from geogan.translate.runtime import resolve_precision
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = str(resolve_device(args.device))
+    generator = load_generator(args.checkpoint or PRETRAINED, device=device)
+    with rasterio.open(args.stats_pass) as src:
+        bands = list(range(1, src.count + 1))[:generator.in_bands]
+    estimate_stats(generator, [Path(args.stats_pass)], "global", [bands], device=device,
+                   precision=resolve_precision(args.precision, device))
 
 
 def make_checkpoint(path: Path, arch: str, ngf: int) -> Path:
@@ -288,7 +321,13 @@ def main() -> None:
                              "window leaves out the statistics pass, whose memory is its own")
     parser.add_argument("--strip-width", type=int, default=None,
                         help="with --wide: strips of this many px instead of geogan's choice")
+    parser.add_argument("--stats-only", action="store_true",
+                        help="with --wide: measure the global statistics pass alone, then stop")
+    parser.add_argument("--stats-pass", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stats_pass:
+        stats_pass(args)
+        return
     if args.wide:
         wide_benchmark(args)
         return

@@ -14,6 +14,7 @@ import numpy as np
 
 from geogan.devices import autocast
 from geogan.errors import InputError
+from geogan.normstats import sampling
 from geogan.normstats.checks import model_identity
 from geogan.normstats.layers import prepare
 from geogan.normstats.probe import activation_bytes_per_px, probe
@@ -129,13 +130,18 @@ def _estimate_global(generator: LoadedGenerator, paths: Sequence[Path],
             prepared.measure(torch.from_numpy(x).to(device), torch.from_numpy(w).to(device))
         else:  # layer after layer, chunk by chunk, the layers before frozen
             prepared.set_mode("frozen")
+            part = max(1, -(-plan.chunk // sampling.CHUNK_PARTS))
             for name in info.order:
                 layer = prepared.layers[name]
                 layer.mode = "accumulate"
                 for k in range(0, len(x), plan.chunk):
-                    check_cancel(cancel, "estimating normalisation statistics")
-                    prepared.measure(torch.from_numpy(x[k:k + plan.chunk]).to(device),
-                                     torch.from_numpy(w[k:k + plan.chunk]).to(device))
+                    # the chunk in parts, its sums added whole (the same statistics)
+                    for j in range(k, min(k + plan.chunk, len(x)), part):
+                        check_cancel(cancel, "estimating normalisation statistics")
+                        end = min(j + part, k + plan.chunk)
+                        prepared.measure(torch.from_numpy(x[j:end]).to(device),
+                                         torch.from_numpy(w[j:end]).to(device))
+                    layer.estimator.add()
                 layer.finish()
     layers = {name: (layer.mean.double().cpu().numpy(), layer.var.double().cpu().numpy())
               for name, layer in prepared.layers.items()}

@@ -30,6 +30,10 @@ SAMPLE_MAX_WORK = 64_000_000
 #: The sample's activations stay within about this many bytes (it is one batch), as
 #: estimated by :func:`geogan.normstats.probe.activation_bytes_per_px` (measured peaks agree).
 SAMPLE_MEMORY = 384 * 2 ** 20
+#: Layer by layer, each chunk goes through the network in this many parts (the layers
+#: before the one measured are frozen, so the statistics are those of the whole chunk):
+#: only one part's activations are alive at a time, besides the measured layer's input.
+CHUNK_PARTS = 8
 
 
 @dataclass(frozen=True)

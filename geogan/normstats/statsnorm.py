@@ -9,7 +9,8 @@ the forward pass:
 ``estimate``  (:class:`BatchEstimate`) weighted statistics over the whole batch, stored
               and used: the global estimation in one pass;
 ``accumulate`` (:class:`Accumulate`) weighted sums of a chunk added up, then stop: the
-              global estimation layer by layer (:meth:`StatsNorm.finish` freezes them);
+              global estimation layer by layer, a chunk in parts if need be
+              (:meth:`Accumulate.add`; :meth:`StatsNorm.finish` freezes them);
 ``measure``   (:class:`MeasureWindows`) weighted statistics of each window, used and kept
               per window: the dense estimation pass.
 
@@ -128,6 +129,7 @@ class StatsNorm(nn.Module):
     def finish(self) -> None:
         """Accumulated sums -> this layer's statistics; freeze it."""
         assert isinstance(self.estimator, Accumulate)
+        self.estimator.add()
         self.estimator.finish(self)
         self.estimator = None
 
@@ -163,16 +165,34 @@ def _pixel_weights(layer: StatsNorm, xf: torch.Tensor) -> torch.Tensor:
 
 class Accumulate(Estimator):
     """Weighted sums of each chunk, shifted by the first chunk's mean, in float64; the
-    layer stops the pass (:class:`SampleDone`) once it has added them."""
+    layer stops the pass (:class:`SampleDone`) once it has kept its input.
+
+    A chunk may go through the network in parts (the layers before are frozen, so each
+    window's activations do not depend on the others in its batch): the parts' inputs
+    are kept and :meth:`add` adds the whole chunk's sums, exactly as if it had gone in
+    one batch, while the activations of only one part are alive at a time.
+    """
 
     mode = "accumulate"
 
     def __init__(self) -> None:
         self.shift: torch.Tensor | None = None
         self.sums: list[torch.Tensor] = []
+        self.parts: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def __call__(self, layer: StatsNorm, xf: torch.Tensor) -> torch.Tensor:
-        w = _pixel_weights(layer, xf)
+        self.parts.append((xf, _pixel_weights(layer, xf)))
+        raise SampleDone
+
+    def add(self) -> None:
+        """Add the sums of the chunk whose parts were kept."""
+        if not self.parts:
+            return
+        xs, ws = zip(*self.parts, strict=True)
+        self.parts = []
+        xf = xs[0] if len(xs) == 1 else torch.cat(xs)
+        w = ws[0] if len(ws) == 1 else torch.cat(ws)
+        del xs, ws
         if self.shift is None:
             self.shift = (torch.einsum("bchw,bhw->c", xf, w) / w.sum().clamp_min(1e-12))
             self.sums = [torch.zeros((), dtype=torch.float64, device=xf.device),
@@ -183,7 +203,6 @@ class Accumulate(Estimator):
             self.sums[0] += w[b].sum().double()
             self.sums[1] += torch.einsum("chw,hw->c", d, w[b]).double()
             self.sums[2] += torch.einsum("chw,hw->c", d * d, w[b]).double()
-        raise SampleDone
 
     def finish(self, layer: StatsNorm) -> None:
         assert self.shift is not None
