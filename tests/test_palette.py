@@ -171,3 +171,44 @@ def test_unknown_palette_choice_is_refused() -> None:
 
     with pytest.raises(InputError, match="palette.*maybe.*auto, on, off"):
         dataclasses.replace(TranslateConfig(), palette="maybe")
+
+
+def _paletted(path: Path, index: np.ndarray, colours=MAP_COLOURS, nodata=None) -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    h, w = index.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 1, 1),
+                       photometric="PALETTE", nodata=nodata) as dst:
+        dst.write(index.astype(np.uint8), 1)
+        dst.write_colormap(1, {i: (*c, 255) for i, c in enumerate(colours)})
+    return path
+
+
+def test_evaluate_two_paletted_rasters_reports_classes_and_confusion(tmp_path: Path) -> None:
+    import json
+
+    ref = np.zeros((20, 30), np.uint8)
+    ref[:, 10:20], ref[:, 20:] = 1, 2
+    pred = ref.copy()
+    pred[:5, :10] = 1            # 50 of class 0 predicted as class 1
+    pred[:2, 20:] = 3            # 20 of class 2 predicted as a colour the reference lacks
+    pred[19, :] = NODATA_INDEX   # not compared
+    ref_path = _paletted(tmp_path / "ref.tif", ref)
+    # the prediction's table lists the same colours in another order: classes are colours
+    order = [2, 0, 1, 3]
+    remap = np.array([order.index(k) for k in range(4)] + [0] * 251 + [NODATA_INDEX], np.uint8)
+    pred_path = _paletted(tmp_path / "pred.tif", remap[pred],
+                          colours=[MAP_COLOURS[k] for k in order], nodata=NODATA_INDEX)
+    result = run_cli("evaluate", pred_path, ref_path, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["valid_pixels"] == 19 * 30
+    assert report["confusion"]["counts"] == [[140, 50, 0, 0], [0, 190, 0, 0],
+                                             [0, 0, 170, 20]]
+    assert [c["accuracy"] for c in report["classes"]] == pytest.approx(
+        [140 / 190, 1.0, 170 / 190])
+    assert report["accuracy"] == pytest.approx(500 / 570)
+    text = run_cli("evaluate", pred_path, ref_path)
+    assert text.exit_code == 0 and "confusion (rows: reference" in text.stdout
