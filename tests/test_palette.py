@@ -212,3 +212,20 @@ def test_evaluate_two_paletted_rasters_reports_classes_and_confusion(tmp_path: P
     assert report["accuracy"] == pytest.approx(500 / 570)
     text = run_cli("evaluate", pred_path, ref_path)
     assert text.exit_code == 0 and "confusion (rows: reference" in text.stdout
+
+
+def test_training_into_a_map_records_its_palette_and_a_photo_none(tmp_path, make_raster):
+    from geogan.contract.checkpoint import read_checkpoint_meta
+    from geogan.train import TrainConfig, train
+
+    aerial = make_raster("aerial.tif", width=64, height=64)
+    rng = np.random.default_rng(6)
+    classes = rng.integers(0, 4, (8, 8)).repeat(8, axis=0).repeat(8, axis=1)
+    map_rgb = np.asarray(MAP_COLOURS, np.uint8)[classes].transpose(2, 0, 1).copy()
+    mapped = make_raster("map.tif", data=map_rgb)
+    tiny = {"crop": 32, "ngf": 4, "ndf": 4, "generator": "resnet_6blocks", "max_steps": 1,
+            "model": "pix2pix", "device": "cpu", "workers": 0, "preview_every": 100}
+    out = train(TrainConfig(a=aerial, b=mapped, output=tmp_path / "run", **tiny))
+    meta = read_checkpoint_meta(out)
+    assert set(Palette.from_json(meta.domains["b"].palette).colours) == set(MAP_COLOURS)
+    assert meta.domains["a"].palette is None  # the aerial photo is no map
