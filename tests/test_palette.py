@@ -108,6 +108,11 @@ def test_checkpoint_domain_palette_round_trips(tmp_path: Path) -> None:
     assert meta.domains["a"].palette is None
     assert "palette" not in meta.to_json()["domains"]["a"]
     assert CheckpointMeta.from_json(meta.to_json()) == meta
+    from geogan.info import describe_checkpoint
+
+    described = describe_checkpoint(ckpt)["generators"]["a2b"]
+    assert described["output"]["palette"]["colours"] == [list(c) for c in MAP_COLOURS]
+    assert described["input"]["palette"] is None
 
 
 def _map_checkpoint(tmp_path: Path) -> Path:
