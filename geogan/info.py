@@ -79,7 +79,8 @@ def _side(domain: DomainMeta) -> dict[str, Any]:
     return {"name": domain.name, "bands": norm.get("bands", len(norm.get("lo", []))),
             "dtype": norm.get("dtype"), "nodata": norm.get("nodata"),
             "lo": norm.get("lo"), "hi": norm.get("hi"),
-            "gsd_m": domain.gsd_m, "crs": domain.crs}  # None: not recorded (older geogan)
+            "gsd_m": domain.gsd_m, "crs": domain.crs,  # None: not recorded (older geogan)
+            "palette": domain.palette}  # a map domain's colours (geogan.palette), else None
 
 
 def describe_raster(path: str | os.PathLike[str]) -> dict[str, Any]:

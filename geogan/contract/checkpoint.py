@@ -97,6 +97,9 @@ class DomainMeta:
     band_names: list[str] | None = None
     gsd_m: float | None = None
     crs: str | None = None
+    #: The few flat colours of a map domain (``{"colours": [[r, g, b], ...], "names":
+    #: [...]}``, see :mod:`geogan.palette`); None: a continuous domain.
+    palette: dict[str, Any] | None = None
 
     @property
     def band_count(self) -> int:
@@ -113,7 +116,8 @@ class DomainMeta:
                    dtype=str(d.get("dtype", norm.get("dtype", ""))), nodata=d.get("nodata"),
                    band_names=[str(n) for n in names] if isinstance(names, list) else None,
                    gsd_m=None if gsd is None else float(gsd),
-                   crs=None if d.get("crs") is None else str(d["crs"]))
+                   crs=None if d.get("crs") is None else str(d["crs"]),
+                   palette=dict(d["palette"]) if isinstance(d.get("palette"), dict) else None)
 
 
 _KNOWN = ("format", "format_version", "geogan_version", "model", "generators", "discriminators",

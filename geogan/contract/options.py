@@ -216,6 +216,10 @@ TRANSLATE = Command(
            "the model is guessing, 1 = it is sure; the cycle error of a CycleGAN, else a "
            "feature or test-time measure), with a QGIS style (.confidence.qml).",
            label="Also write a confidence raster beside the output (.confidence.tif)"),
+    Option("palette", "choice", "auto", "Write a map domain as a map: one band of the nearest "
+           "colours of the palette the checkpoint recorded, with the colour table. auto: when "
+           "it has one; off: continuous colours.", choices=("auto", "on", "off"),
+           label="Map output as a paletted raster"),
     Option("stac", "flag", False,
            "Also write a STAC Item beside each output (<output>.stac.json); a batch also "
            "writes collection.json listing them."),

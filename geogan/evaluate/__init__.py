@@ -66,6 +66,7 @@ from typing import Any
 
 from geogan.errors import InputError
 from geogan.evaluate.baselines import histogram_matcher
+from geogan.evaluate.classes import evaluate_classes, paletted_pair
 from geogan.evaluate.errormap import check_error_map, error_map_tags, write_error_map
 from geogan.evaluate.inputs import (
     Blocks,
@@ -107,6 +108,10 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
              cancel: CancelCheck | None = None) -> EvaluationReport:
     """Score PREDICTION against REFERENCE (and a baseline if ``config`` asks for one).
 
+    When both are paletted rasters (a colour table, as ``translate --palette`` writes) the
+    report is a :class:`~geogan.evaluate.classes.ClassReport`: per-class accuracy and the
+    confusion matrix.
+
     Raises :class:`~geogan.errors.InputError` for missing or unreadable files, palette
     rasters or data types no other command takes either (complex, int64:
     :func:`geogan.rasterio_meta.check_pixels`), rasters that do not overlap, band counts
@@ -114,6 +119,8 @@ def evaluate(prediction: str | os.PathLike[str], reference: str | os.PathLike[st
     or no pixel valid in all inputs; :class:`~geogan.errors.OutputError` for an
     ``error_map`` that exists (without ``overwrite``) or cannot be written.
     """
+    if paletted_pair(prediction, reference):  # maps: per-class accuracy and confusion
+        return evaluate_classes(prediction, reference, config.block_size)  # type: ignore[return-value]
     with contextlib.ExitStack() as stack:
         pred, ref_ds, src_ds, bands = _open_checked(stack, prediction, reference, config)
         grid_pixels = pred.width * pred.height

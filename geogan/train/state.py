@@ -208,7 +208,8 @@ def _model_meta(run: Run) -> CheckpointMeta:
             nodata=dom.nodata,
             # what the bands are, so translations are named alike
             band_names=None if names is None else list(names),
-            gsd_m=round(dom.gsd_m, 6) if gsd else None, crs=dom.crs if gsd else None)
+            gsd_m=round(dom.gsd_m, 6) if gsd else None, crs=dom.crs if gsd else None,
+            palette=_palette_json(dom))
     last = run.history[-1] if run.history else {}
     return CheckpointMeta(
         model=run.config.model, generators=dict(gan.generator_meta()),
@@ -221,6 +222,16 @@ def _model_meta(run: Run) -> CheckpointMeta:
                   "gan_mode": run.config.gan_mode, "seed": run.config.seed,
                   "precision": run.precision, "world_size": run.dist.world_size,
                   **gan.training_meta()})
+
+
+def _palette_json(dom: Any) -> dict[str, Any] | None:
+    """The palette of a map domain (geogan.palette), found once per run and kept."""
+    from geogan.palette import domain_palette
+
+    if not hasattr(dom, "_palette_json"):
+        found = domain_palette(list(dom.files), dom.bands, dom.dtype, getattr(dom, "half", "full"))
+        object.__setattr__(dom, "_palette_json", None if found is None else found.to_json())
+    return dom._palette_json  # type: ignore[no-any-return]
 
 
 def after_non_finite(run: Run) -> str:

@@ -62,6 +62,7 @@ from geogan.translate.config import (
 from geogan.translate.engine import QUEUE_DEPTH, Job
 from geogan.translate.lineage import check_ground, translation_provenance
 from geogan.translate.nodata import given_nodata, output_nodata
+from geogan.translate.paletted import output_palette, paletted_sinks
 from geogan.translate.planning import (
     expand_inputs,
     files_to_translate,
@@ -244,6 +245,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                         f"a `tile` window of {input_path}", "pass a smaller `tile`")
         driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
         profile = _output_profile(src, output_path, driver, generator, config)
+        palette = output_palette(generator, config, driver)
         with subset_view(input_path, src.vrt) as source:
             norm_stats = raster_stats(generator, source, src.indexes, src.profile, config,
                                       device, stats, cancel)
@@ -266,7 +268,7 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                             output_path)
             with translation_outputs(output_path, profile, meta, driver, config,
                                      _sides(config, confidence)) as sinks:
-                job.run(sinks)
+                job.run(paletted_sinks(sinks, palette))
                 check_cancel(cancel, what)
                 if config.save_stats and norm_stats is not None:
                     norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)

@@ -70,6 +70,8 @@ class TranslateConfig:
     stac: bool = TRANSLATE.default_of("stac")
     #: Write <output>.confidence.tif beside each output (geogan.translate.confidence).
     confidence: bool = TRANSLATE.default_of("confidence")
+    #: ``auto``/``on``/``off``: write a map domain as a paletted raster (geogan.palette).
+    palette: str = TRANSLATE.default_of("palette")
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -90,6 +92,7 @@ class TranslateConfig:
         if self.skip_existing and self.overwrite:
             raise InputError("`skip_existing` and `overwrite` contradict each other; pass one")
         require_choice("norm", self.norm, TRANSLATE["norm"].choices)
+        require_choice("palette", self.palette, TRANSLATE["palette"].choices)
         if self.shard is not None:
             parse_shard(self.shard)
         if self.norm == "window" and (self.stats or self.save_stats or self.shared_stats):

@@ -28,7 +28,7 @@ from .params import choice_value, option_value, parameter
 #: interest, a polygon layer, comes after them.
 SHOWN = ("direction", "tile", "overlap", "norm", "stats", "batch_size", "device", "bands",
          "band_names", "at_model_resolution", "blend", "precision", "cog", "compress",
-         "confidence")
+         "confidence", "palette")
 #: Those of SHOWN under the dialog's "Advanced" heading.
 ADVANCED = ("blend", "precision", "cog", "compress", "confidence")
 #: File dialog filters of SHOWN's path options.
