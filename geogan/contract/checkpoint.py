@@ -97,6 +97,8 @@ class DomainMeta:
     band_names: list[str] | None = None
     gsd_m: float | None = None
     crs: str | None = None
+    #: Several rasters stacked as one input, in band order: ``[{"source": name, "bands": n}]``.
+    stack: list[dict[str, Any]] | None = None
 
     @property
     def band_count(self) -> int:
@@ -113,7 +115,8 @@ class DomainMeta:
                    dtype=str(d.get("dtype", norm.get("dtype", ""))), nodata=d.get("nodata"),
                    band_names=[str(n) for n in names] if isinstance(names, list) else None,
                    gsd_m=None if gsd is None else float(gsd),
-                   crs=None if d.get("crs") is None else str(d["crs"]))
+                   crs=None if d.get("crs") is None else str(d["crs"]),
+                   stack=list(d["stack"]) if isinstance(d.get("stack"), list) else None)
 
 
 _KNOWN = ("format", "format_version", "geogan_version", "model", "generators", "discriminators",

@@ -20,6 +20,7 @@ from typing import Any
 
 from . import choices
 from .limits import range_text
+from .stacking import STACK_HELP
 
 #: What an option holds: a number, a name out of ``choices``, a flag, a path, a band list,
 #: four coordinates (``bounds``: xmin ymin xmax ymax)...
@@ -342,6 +343,8 @@ TRAIN = Command(
             label="Area of interest for the raster windows (polygons)"),
     AOI.but(name="aoi_a", help="Rasters: polygons limiting the windows of domain A.", label=""),
     AOI.but(name="aoi_b", help="Rasters: polygons limiting the windows of domain B.", label=""),
+    Option("a_stack", "path", help=STACK_HELP % "each --a raster", metavar="RASTER|FOLDER"),
+    Option("b_stack", "path", help=STACK_HELP % "each --b raster", metavar="RASTER|FOLDER"),
     MAX_NODATA.but(help="Rasters: reject windows with a larger fraction of nodata pixels.",
                    label="Rasters: largest nodata fraction of a window (0 to 1)"),
     MIN_STD.but(help="Rasters: reject near-constant windows (every band's std under this).",
