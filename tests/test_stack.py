@@ -14,7 +14,7 @@ from geogan.checkpoint import read_checkpoint_meta
 from geogan.contract.checkpoint import CheckpointMeta
 from geogan.errors import InputError
 from geogan.stack import build_stack, stack_partners
-from tests.conftest import run_cli
+from tests.conftest import cli_error, run_cli
 
 torch.set_num_threads(1)
 
@@ -64,8 +64,8 @@ def test_stack_files_pair_with_inputs_by_file_name_stem(tmp_path: Path, make_ras
         stack_partners(ins, [tmp_path / "opt"], "`stack`")
 
 
-def test_train_records_the_stack_in_band_order_with_source_names(tmp_path: Path,
-                                                                  make_raster) -> None:
+def _train(tmp_path: Path, make_raster) -> Path:
+    """A 1-step pix2pix run on sar.tif + opt2019.tif (3 bands) + dem.tif (2 bands) -> B."""
     a = make_raster("a/sar.tif", width=64, height=64, count=1, seed=1)
     s1 = make_raster("s/opt2019.tif", width=64, height=64, count=3, seed=2)
     s2 = make_raster("s/dem.tif", width=64, height=64, count=2, seed=3)
@@ -74,6 +74,12 @@ def test_train_records_the_stack_in_band_order_with_source_names(tmp_path: Path,
     res = run_cli("train", "--model", "pix2pix", "--a", a, "--a-stack", s1, s2, "--b", b,
                   "-o", out, *TINY)
     assert res.exit_code == 0, res.output
+    return out
+
+
+def test_train_records_the_stack_in_band_order_with_source_names(tmp_path: Path,
+                                                                  make_raster) -> None:
+    out = _train(tmp_path, make_raster)
     meta = read_checkpoint_meta(out / "model.safetensors")
     dom = meta.domains["a"]
     assert dom.stack == [{"source": "sar.tif", "bands": 1}, {"source": "opt2019.tif", "bands": 3},
@@ -84,3 +90,52 @@ def test_train_records_the_stack_in_band_order_with_source_names(tmp_path: Path,
     again = CheckpointMeta.from_json(meta.to_json()).domains["a"]
     assert again.stack == dom.stack and again.band_names == dom.band_names
     assert "stack" not in meta.to_json()["domains"]["b"]  # written only when set
+
+
+def test_translate_takes_the_stack_and_refuses_another_layout(tmp_path: Path,
+                                                              make_raster) -> None:
+    import rasterio
+
+    run = _train(tmp_path, make_raster)
+    sar, s1, s2 = tmp_path / "a/sar.tif", tmp_path / "s/opt2019.tif", tmp_path / "s/dem.tif"
+    out = tmp_path / "out.tif"
+    res = run_cli("translate", run, sar, "--stack", s1, s2, "-o", out, "--tile", "32",
+                  "--overlap", "0")
+    assert res.exit_code == 0, res.output
+    with rasterio.open(out) as dst, rasterio.open(sar) as src:
+        assert (dst.count, dst.transform, dst.shape) == (3, src.transform, src.shape)
+    cases = {
+        "order": ((s2, s1), "Error: the stack sar.tif (1 band) + dem.tif (2 bands) + opt2019.tif "
+                            "(3 bands) is in another order than training's"),
+        "missing": ((s1,), "Error: the stack sar.tif (1 band) + opt2019.tif (3 bands) "
+                           "does not have the bands of training's sar.tif (1 band) + "
+                           "opt2019.tif (3 bands) + dem.tif (2 bands); pass the same kinds of "
+                           "rasters with --stack"),
+        "none": ((), "Error: the model was trained on a stack of sar.tif (1 band) + "
+                     "opt2019.tif (3 bands) + dem.tif (2 bands); pass the rasters after the "
+                     "first with --stack, in that order"),
+    }
+    for case, (stack, expect) in cases.items():
+        bad = tmp_path / f"{case}.tif"
+        args = ["--stack", *stack] if stack else []
+        line = cli_error(run_cli("translate", run, sar, *args, "-o", bad, "--tile", "32",
+                                 "--overlap", "0"))
+        assert line.startswith(expect), (case, line)
+        assert not bad.exists()
+
+
+def test_batch_translate_pairs_stack_files_by_name(tmp_path: Path, make_raster) -> None:
+    run = _train(tmp_path, make_raster)
+    for i in range(2):
+        make_raster(f"in/t{i}.tif", width=40, height=40, count=1, seed=10 + i)
+        make_raster(f"opt/t{i}.tif", width=40, height=40, count=3, seed=20 + i)
+    dem = tmp_path / "s/dem.tif"
+    res = run_cli("translate", run, tmp_path / "in", "--stack", tmp_path / "opt", dem,
+                  "-o", tmp_path / "outs", "--tile", "32", "--overlap", "0")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "outs").glob("*.tif")) == ["t0.tif", "t1.tif"]
+    (tmp_path / "opt/t1.tif").rename(tmp_path / "opt/other.tif")
+    line = cli_error(run_cli("translate", run, tmp_path / "in", "--stack", tmp_path / "opt",
+                             dem, "-o", tmp_path / "outs2", "--tile", "32", "--overlap", "0"))
+    assert line.startswith("Error: --stack ") and "has no file named like t1.tif" in line
+    assert not (tmp_path / "outs2").exists()
