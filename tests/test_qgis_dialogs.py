@@ -175,8 +175,9 @@ def test_translate_dialog_values_reach_geogan_as_its_command_line_parses_them(ma
     from geogan.contract.options import TRANSLATE
 
     shown = {p["name"] for p in _dialogs(tmp_path)["algorithms"]["translate"]["parameters"]}
-    # the area of interest is a polygon layer, not a value (test_qgis_plugin runs one)
-    options = [opt for opt in TRANSLATE.values() if opt.qgis_key in shown and opt.name != "aoi"]
+    # the area of interest is a polygon layer and the stack raster layers, not values
+    options = [opt for opt in TRANSLATE.values() if opt.qgis_key in shown
+               and opt.name not in ("aoi", "stack")]
     assert {"blend", "precision", "cog", "compress", "tile"} <= {o.name for o in options}
     src = make_raster("rgb.tif", count=3)
     ckpt = write_fake_checkpoint(tmp_path / "m.safetensors", 3, 3)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from geogan.cli._options import ManyValues, OutputPath, spec_options
+from geogan.cli._options import ManyValues, OutputPath, spec_option, spec_options
 from geogan.cli._result import emit
 from geogan.contract.options import TRAIN
 
@@ -32,7 +32,9 @@ def _inputs(values: tuple[str, ...]) -> Path | tuple[Path, ...] | None:
                    "--b folder with the i-th --a folder).")
 @click.option("-o", "--output", type=OutputPath(what="a run folder"), required=True,
               help="Run folder: model.safetensors, losses.csv, loss_plot.png, previews/.")
-@spec_options(TRAIN)
+@spec_options(TRAIN, skip=("a_stack", "b_stack"))
+@spec_option(TRAIN["a_stack"], cls=ManyValues)
+@spec_option(TRAIN["b_stack"], cls=ManyValues)
 def command(**params: Any) -> None:
     """Train a CycleGAN, pix2pix or CUT translator, from rasters or from chip folders.
 

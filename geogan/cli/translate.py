@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from geogan.cli._options import OutputPath, co_option, config_values, spec_options, with_listed
+from geogan.cli._options import (
+    ManyValues,
+    OutputPath,
+    co_option,
+    config_values,
+    spec_option,
+    spec_options,
+    with_listed,
+)
 from geogan.cli._result import emit
 from geogan.contract.formats import default_format
 from geogan.contract.messages import for_cli
@@ -22,7 +30,8 @@ _OUT = default_format()  # the format of -o (geogan.contract.formats)
 @click.option("-o", "--output", required=True, type=OutputPath(gdal=True),
               help=f"Output {_OUT.name} (one input file, name ending in {_OUT.suffixes[0]}) or "
                    "folder; also a writable GDAL path (/vsis3/..., /vsizip/out.zip/a.tif).")
-@spec_options(TRANSLATE)
+@spec_options(TRANSLATE, skip=("stack",))
+@spec_option(TRANSLATE["stack"], cls=ManyValues)
 @co_option(TRANSLATE)
 def command(checkpoint: Path, inputs: tuple[str, ...], output: Path, **params: Any) -> None:
     """Translate INPUT rasters (files, folders or globs) with CHECKPOINT.

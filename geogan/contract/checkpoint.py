@@ -100,6 +100,8 @@ class DomainMeta:
     #: The few flat colours of a map domain (``{"colours": [[r, g, b], ...], "names":
     #: [...]}``, see :mod:`geogan.palette`); None: a continuous domain.
     palette: dict[str, Any] | None = None
+    #: Several rasters stacked as one input, in band order: ``[{"source": name, "bands": n}]``.
+    stack: list[dict[str, Any]] | None = None
 
     @property
     def band_count(self) -> int:
@@ -117,7 +119,8 @@ class DomainMeta:
                    band_names=[str(n) for n in names] if isinstance(names, list) else None,
                    gsd_m=None if gsd is None else float(gsd),
                    crs=None if d.get("crs") is None else str(d["crs"]),
-                   palette=dict(d["palette"]) if isinstance(d.get("palette"), dict) else None)
+                   palette=dict(d["palette"]) if isinstance(d.get("palette"), dict) else None,
+                   stack=list(d["stack"]) if isinstance(d.get("stack"), list) else None)
 
 
 _KNOWN = ("format", "format_version", "geogan_version", "model", "generators", "discriminators",

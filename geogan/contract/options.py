@@ -4,12 +4,9 @@ The CLI builds its click options from these (:func:`geogan.cli._options.spec_opt
 the QGIS plugin its Processing parameters (``geogan_qgis.params``), and the library
 its config defaults (``TranslateConfig.tile`` is ``TRANSLATE["tile"].default``). An
 option's ``name`` is the library's word for it (the config field); its ``flag`` is
-the CLI's and its ``label`` the QGIS dialog's (each QGIS algorithm lists the options
-its dialog shows).
-
-To add an option to a command: one entry here, one field in the library's config
-(defaulting to ``default_of``), one decorator on the CLI command; QGIS algorithms
-that list it pick it up from here.
+the CLI's and its ``label`` the QGIS dialog's. A new option: one entry here and one field
+of the library's config (defaulting to ``default_of``); the CLI takes it from here, and a
+QGIS dialog shows it once its algorithm lists it (see docs/development.md).
 """
 
 from __future__ import annotations
@@ -20,9 +17,9 @@ from typing import Any
 
 from . import choices
 from .limits import range_text
+from .stacking import STACK_HELP
 
-#: What an option holds: a number, a name out of ``choices``, a flag, a path, a band list,
-#: four coordinates (``bounds``: xmin ymin xmax ymax)...
+#: What an option holds (``bounds``: four coordinates, xmin ymin xmax ymax).
 KINDS = ("int", "float", "str", "choice", "flag", "path", "bands", "bounds")
 
 
@@ -147,6 +144,7 @@ SHARD = Option("shard", "str", None,
 TRANSLATE = Command(
     "translate",
     FILES_FROM,
+    Option("stack", "path", help=STACK_HELP % "each INPUT", metavar="RASTER"),
     DIRECTION,
     Option("tile", "int", 512,
            "Window size in pixels (a multiple of the generator's, e.g. 4 for ResNet).",
@@ -346,6 +344,8 @@ TRAIN = Command(
             label="Area of interest for the raster windows (polygons)"),
     AOI.but(name="aoi_a", help="Rasters: polygons limiting the windows of domain A.", label=""),
     AOI.but(name="aoi_b", help="Rasters: polygons limiting the windows of domain B.", label=""),
+    Option("a_stack", "path", help=STACK_HELP % "each --a raster", metavar="RASTER"),
+    Option("b_stack", "path", help=STACK_HELP % "each --b raster", metavar="RASTER"),
     MAX_NODATA.but(help="Rasters: reject windows with a larger fraction of nodata pixels.",
                    label="Rasters: largest nodata fraction of a window (0 to 1)"),
     MIN_STD.but(help="Rasters: reject near-constant windows (every band's std under this).",

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,8 @@ class Domain:
     #: Ground resolution (m/px) and CRS of the data (see :mod:`geogan.ground`).
     gsd_m: float | None = None
     crs: str | None = None
+    #: The rasters stacked as this domain's input (:func:`geogan.stack.stack_record`).
+    stack: list[dict[str, Any]] | None = None
 
 
 def _check_domain(infos: Sequence[ImageInfo], option: str, crop: int,

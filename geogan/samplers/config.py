@@ -31,6 +31,9 @@ class WindowConfig:
     align_to: Path | None = TRAIN.default_of("align_to")
     max_upsample: float = TRAIN.default_of("max_upsample")
     resampling: str = TRAIN.default_of("resampling")
+    #: More rasters stacked with each A (B) raster, one per layer (:mod:`geogan.stack`).
+    a_stack: tuple[Path, ...] = ()
+    b_stack: tuple[Path, ...] = ()
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -48,6 +51,10 @@ class WindowConfig:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
+        for name in ("a_stack", "b_stack"):
+            value = getattr(self, name) or ()
+            value = (value,) if isinstance(value, (str, Path)) else value
+            object.__setattr__(self, name, tuple(Path(v) for v in value))
         if self.aoi is not None and (self.aoi_a is not None or self.aoi_b is not None):
             raise InputError("`aoi` limits both domains; do not combine it with "
                              "`aoi_a`/`aoi_b`")
@@ -82,6 +89,9 @@ class WindowConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [str(v) if str(v).startswith("@") else str(Path(v).absolute())
+                         for v in value]
             out[f.name] = str(Path(value).absolute()) if isinstance(value, Path) else value
         return out
 

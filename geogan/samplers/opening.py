@@ -4,6 +4,7 @@ scanned before training for statistics and previews, the epoch's length set."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from geogan.samplers.scenes import (
     check_crop,
     scenes_ground,
 )
+from geogan.stack import stack_record, stacked_inputs
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,12 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
     domain with no valid window, and paired rasters that do not overlap.
     """
     paths_a, paths_b = _raster_paths(model, a, b, crop)
+    default_a, default_b = _name(paths_a), _name(paths_b)
+    folder_a, folder_b = paths_a[0].parent, paths_b[0].parent
+    paths_a, layers_a = stacked_inputs(paths_a, windows.a_stack, "`a_stack`",
+                                       windows.resampling)
+    paths_b, layers_b = stacked_inputs(paths_b, windows.b_stack, "`b_stack`",
+                                       windows.resampling)
     pairing = data_pairing(model)
     d = _open_domains(pairing, paths_a, paths_b, crop, windows)
     (bands_a, dtype_a, nodata_a), (bands_b, dtype_b, nodata_b) = d.view_a, d.view_b
@@ -188,13 +196,14 @@ def open_raster_data(model: str, a: Sequence[Path | str], b: Sequence[Path | str
     valid = sampler_a.valid_px if sampler_b is None else max(sampler_a.valid_px,
                                                              sampler_b.valid_px)
     length = max(math.ceil(valid / crop ** 2), min_length)
-    default_a, default_b = _name(paths_a), _name(paths_b)
     if default_a == default_b:
         default_a, default_b = "A", "B"
-    dom_a = Domain(name_a or default_a, paths_a[0].parent, tuple(paths_a), bands_a, dtype_a,
-                   nodata_a, norm_a, min_size=crop, gsd_m=d.ground_a.gsd_m, crs=d.ground_a.crs)
-    dom_b = Domain(name_b or default_b, paths_b[0].parent, tuple(paths_b), bands_b, dtype_b,
-                   nodata_b, norm_b, min_size=crop, gsd_m=d.ground_b.gsd_m, crs=d.ground_b.crs)
+    dom_a = Domain(name_a or default_a, folder_a, tuple(paths_a), bands_a, dtype_a,
+                   nodata_a, norm_a, min_size=crop, gsd_m=d.ground_a.gsd_m, crs=d.ground_a.crs,
+                   stack=stack_record(layers_a) if layers_a else None)
+    dom_b = Domain(name_b or default_b, folder_b, tuple(paths_b), bands_b, dtype_b,
+                   nodata_b, norm_b, min_size=crop, gsd_m=d.ground_b.gsd_m, crs=d.ground_b.crs,
+                   stack=stack_record(layers_b) if layers_b else None)
     dataset = RasterWindowDataset(sampler_a, sampler_b, norm_a, norm_b, crop, length, augment)
     for sampler in (sampler_a, sampler_b):
         if sampler is not None:
@@ -248,6 +257,7 @@ def open_inputs(model: str, a: Any, b: Any, crop: int, *, windows: WindowConfig 
         if not ins_b:
             raise InputError(f"{model} needs rasters of both domains: pass `b` as well")
         ins_a, ins_b = ins_b, ins_a
+        windows = dataclasses.replace(windows, a_stack=windows.b_stack, b_stack=windows.a_stack)
         log.info("direction BtoA: the model's domain A is the `b` rasters, B the `a` rasters")
     return open_raster_data(model, ins_a, ins_b, crop, windows, augment=augment,
                             name_a=name_a, name_b=name_b, norms=norms, min_length=min_length)

@@ -209,7 +209,7 @@ def _model_meta(run: Run) -> CheckpointMeta:
             # what the bands are, so translations are named alike
             band_names=None if names is None else list(names),
             gsd_m=round(dom.gsd_m, 6) if gsd else None, crs=dom.crs if gsd else None,
-            palette=_palette_json(dom))
+            palette=_palette_json(dom), stack=dom.stack)
     last = run.history[-1] if run.history else {}
     return CheckpointMeta(
         model=run.config.model, generators=dict(gan.generator_meta()),

@@ -77,6 +77,7 @@ from geogan.translate.runtime import (
     resolve_precision,
     torch_threads,
 )
+from geogan.translate.stacks import stacked_files
 from geogan.translate.stats import batch_stats, raster_stats
 from geogan.translate.subset import Subset, inspect_input, plan_view, subset_view
 
@@ -139,6 +140,7 @@ def translate_files(checkpoint: str | os.PathLike[str],
     inputs = list(inputs)
     files = expand_inputs(inputs)
     outs = map_outputs(files, output)
+    files = stacked_files(checkpoint, files, config, direction)  # --stack: as in training
     share = task_share(config.shard)
     mine, config = my_share(list(zip(files, outs, strict=True)), share, config)
     folder = None if len(outs) == 1 and outs[0] == as_output(output) else as_output(output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from geogan.blend import check_overlap
 from geogan.contract import formats
@@ -72,8 +73,13 @@ class TranslateConfig:
     confidence: bool = TRANSLATE.default_of("confidence")
     #: ``auto``/``on``/``off``: write a map domain as a paletted raster (geogan.palette).
     palette: str = TRANSLATE.default_of("palette")
+    #: Rasters read with each input as one (geogan.translate.stacks), in training's order.
+    stack: tuple[Path, ...] | None = TRANSLATE.default_of("stack")
 
     def __post_init__(self) -> None:
+        if self.stack is not None:
+            stack = (self.stack,) if isinstance(self.stack, (str, Path)) else self.stack
+            object.__setattr__(self, "stack", tuple(Path(v) for v in stack))
         if self.threads is not None and self.threads < 1:
             raise InputError(f"`threads` must be at least 1, got {self.threads}")
         if self.tile < 8:

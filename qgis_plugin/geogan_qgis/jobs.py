@@ -129,6 +129,8 @@ def cli_args(command: Command, values: dict[str, Any]) -> list[str]:
             args += [opt.cli_flag, *(repr(float(v)) for v in value)]
         elif opt.kind == "float":
             args += [opt.cli_flag, repr(float(value))]
+        elif opt.kind == "path" and isinstance(value, (tuple, list)):  # --stack A B
+            args += [opt.cli_flag, *(str(v) for v in value)]
         else:
             args += [opt.cli_flag, str(value)]
     return args

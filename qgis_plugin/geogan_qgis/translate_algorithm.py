@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -66,6 +67,7 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
     AOI = "AOI"
     OUTPUT = "OUTPUT"
     CONFIDENCE = "CONFIDENCE"
+    STACK = "STACK"
 
     def name(self) -> str:
         return "translate"
@@ -80,6 +82,9 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             "has the input's CRS, transform, size and nodata mask.\n\n"
             "Checkpoint: a .safetensors file written by 'geogan train' (or its run folder). "
             "The input must have the band count of the checkpoint's source domain.\n"
+            "Rasters stacked with the input: for a model trained on a stack (train "
+            "--a-stack), the other rasters in training's order; they are resampled onto the "
+            "input's grid.\n"
             "Direction: a2b translates domain A to B; b2a the reverse (CycleGAN only).\n"
             "Tile and overlap: window size and overlap in pixels; larger overlap hides seams.\n"
             "Normalisation statistics: global (the whole raster's, so the result does not "
@@ -108,6 +113,9 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
             self.INPUT, self.tr("Input raster")))
         self.addParameter(CheckpointParameter(
             self.CHECKPOINT, self.tr("Checkpoint (.safetensors or a training run folder)")))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.STACK, self.tr("Rasters stacked with the input (in training's order)"),
+            QgsProcessing.TypeRaster, optional=True))
         for name in SHOWN:
             self.addParameter(parameter(TRANSLATE[name], advanced=name in ADVANCED,
                                         file_filter=self.tr(FILE_FILTERS.get(name, ""))))
@@ -126,14 +134,17 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         direction = choice_value(self, parameters, TRANSLATE["direction"])
         bands = self.checked(parse_bands,
                              self.parameterAsString(parameters, self.BANDS, context))
+        stack = self.parameterAsLayerList(parameters, self.STACK, context) or []
         info = self.checked(check_translate_input, checkpoint, direction, source,
-                            len(bands) if bands else layer.bandCount())
+                            (len(bands) if bands else layer.bandCount())
+                            + sum(x.bandCount() for x in stack))
         feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
                           f"{info.output_bands(direction)} out")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         values = {name: option_value(self, parameters, TRANSLATE[name], context)
                   for name in SHOWN}
-        values.update(direction=direction, bands=bands)
+        values.update(direction=direction, bands=bands,
+                      stack=tuple(as_path(self.raster_path(x, self.STACK)) for x in stack) or None)
         if parameters.get(self.AOI) is not None:
             aoi = self.parameterAsCompatibleSourceLayerPath(
                 parameters, self.AOI, context, ["gpkg", "shp", "geojson", "fgb"], "gpkg",
