@@ -191,8 +191,11 @@ def test_a_config_stored_before_the_gan_field_reads_back_the_same() -> None:
     config = TrainConfig.from_json(_STORED_BEFORE_GAN_FIELD)
     assert (config.gan.ngf, config.gan.lambda_l1, config.ngf, config.max_steps) == (16, 50.0, 16, 5)
     assert config.settings().generator == "unet_256"  # pix2pix's own, as before
-    # new runs store the same keys, and pix2pixHD's settings (added since) at their defaults
-    assert config.to_json() == {**_STORED_BEFORE_GAN_FIELD, **_PIX2PIXHD_DEFAULTS}
+    # new runs store the same keys, and the settings added since at their defaults:
+    # pix2pixHD's, and the window options' stacks
+    windows = {**_STORED_BEFORE_GAN_FIELD["windows"], "a_stack": [], "b_stack": []}
+    assert config.to_json() == {**_STORED_BEFORE_GAN_FIELD, **_PIX2PIXHD_DEFAULTS,
+                                "windows": windows}
     # flat keywords and dataclasses.replace set the GAN settings as before
     assert dataclasses.replace(config, ngf=8, lambda_cycle=3.0).gan == dataclasses.replace(
         config.gan, ngf=8, lambda_cycle=3.0)
