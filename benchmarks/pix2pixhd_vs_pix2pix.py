@@ -6,7 +6,7 @@ six years apart; the 2014 orthophoto, ``m_4709963_se_14_1_20140720.tif`` of the 
 ``--source``; the 2020 one is ``geogan/sample_data/naip_2020.tif``). Both models
 train on random windows of the western half (B read over A's windows, as ``geogan train
 --model pix2pix --a 2014.tif --b 2020.tif`` does; windows stop one crop short of the
-middle, as ``geogan demo``), each for the same wall-clock budget of its training loop
+middle, as ``geogan demo``), each for the same CPU-time budget of its training loop
 (``--budget-seconds``; the learning-rate schedule spans the steps a short untimed probe
 predicts), translate the whole 2014 orthophoto with the default translate settings
 (``--norm global``), and are scored on the held-out eastern half against 2020 by

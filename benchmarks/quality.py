@@ -2,7 +2,7 @@
 
 Each model (default: CycleGAN with transposed-convolution upsampling, CycleGAN with
 resize-convolution upsampling, CUT with resize-convolution upsampling) trains for the
-same wall-clock budget on the western half of the bundled NAIP orthophotos (2009 ->
+same CPU-time budget on the western half of the bundled NAIP orthophotos (2009 ->
 2020, chips that stay 128 px clear of the middle, as ``geogan demo``), translates the
 whole 2009 orthophoto with the default translate settings, and is scored on the held-out
 eastern half against the 2020 orthophoto, beside per-band histogram matching and the
@@ -82,28 +82,38 @@ def _loop_rate(run: Path, batch_size: int) -> tuple[int, float, float]:
 
 
 def _train_for(budget_s: float, base: dict[str, Any], run: Path, probe_steps: int) -> Path:
-    """Train for about ``budget_s`` seconds of loop time; the LR schedule spans the estimate."""
+    """Train for about ``budget_s`` seconds of this process's CPU time in the training loop
+    (the same budget for every candidate even when other programs share the machine); the
+    LR schedule spans the steps a short probe predicts."""
     from geogan.errors import Cancelled
     from geogan.train import TrainConfig, train
 
     probe = run.with_name(run.name + "_probe")
+    ticks: list[tuple[float, float]] = []
+
+    def tick(done: float, total: float, **info: Any) -> None:
+        ticks.append((done, time.process_time()))
+
     train(TrainConfig(output=probe, max_steps=probe_steps, log_every=1,
-                      preview_every=probe_steps, save_every=probe_steps, **base))
-    per_step = _loop_rate(probe, base["batch_size"])[2]
+                      preview_every=probe_steps, save_every=probe_steps, **base), progress=tick)
+    if len(ticks) > 1 and ticks[-1][0] > ticks[0][0]:
+        per_step = (ticks[-1][1] - ticks[0][1]) / (ticks[-1][0] - ticks[0][0])
+    else:
+        per_step = _loop_rate(probe, base["batch_size"])[2]
     steps = max(1, int(budget_s / max(per_step, 1e-6)))
     started: list[float] = []
 
-    def progress(done: float, total: float, **info: Any) -> None:
+    def over_budget() -> bool:  # asked after every step on the CPU
+        now = time.process_time()
         if not started:
-            started.append(time.perf_counter() - per_step)  # the first step is done
-
-    def over_budget() -> bool:
-        return bool(started) and time.perf_counter() - started[0] > budget_s
+            started.append(now - per_step)  # the first step is done
+            return False
+        return now - started[0] > budget_s
 
     config = TrainConfig(output=run, max_steps=steps, log_every=max(1, steps // 20),
                          preview_every=steps, save_every=steps, **base)
     try:
-        return train(config, progress=progress, cancel=over_budget)
+        return train(config, cancel=over_budget)
     except Cancelled:  # the budget ran out before the estimate: a checkpoint was saved
         return run / "model.safetensors"
 

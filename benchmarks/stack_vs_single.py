@@ -6,7 +6,7 @@ repository, not bundled: pass it as ``--source``), the 2009 one (``--stack``, de
 ``geogan/sample_data/naip_2009.tif``, on a grid 2 m off the 2014 one, so it is
 resampled onto it) and the 2020 target (``geogan/sample_data/naip_2020.tif``) cover the
 same North Dakota quarter-quad. Both candidates train pix2pix on random windows of the
-western half for the same wall-clock budget of the training loop (``--budget-seconds``),
+western half for the same CPU-time budget of the training loop (``--budget-seconds``),
 translate the whole 2014 image (the stacked one with ``translate --stack``) and are scored
 on the held-out eastern half against 2020 by :func:`geogan.evaluate.evaluate`.
 
