@@ -112,6 +112,57 @@ def test_verbosity_levels(make_raster, tmp_path, caplog):
         assert bool(infos) is shown, flags
 
 
+_LIBRARY_ERROR = """
+import logging, sys
+import geogan.cli.info
+from geogan.cli import main
+
+def log_probe(**kwargs) -> None:  # stands in for info's work
+    logging.getLogger("rasterio._env").error("_tiffSeekProc: No space left on device.")
+    logging.getLogger("geogan.probe").warning("geogan's own warning")
+
+geogan.cli.info.command.callback = log_probe
+sys.argv = ["geogan", *sys.argv[1:], "info", sys.executable]
+main()
+"""
+
+
+@pytest.mark.parametrize("flags, library_shown", [([], False), (["-v"], False),
+                                                  (["-vv"], True)])
+def test_other_libraries_errors_only_from_vv(flags, library_shown):
+    """GDAL's own error lines (logged by rasterio) do not reach the user beside geogan's
+    one-line error; geogan's warnings do; -vv shows everything."""
+    proc = subprocess.run([sys.executable, "-c", _LIBRARY_ERROR, *flags], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "geogan's own warning" in proc.stderr
+    assert ("_tiffSeekProc" in proc.stderr) is library_shown, proc.stderr
+
+
+_LIBTIFF_ERROR = """
+import ctypes, sys
+from geogan.cli._quiet import silence_libtiff
+import rasterio
+libs = silence_libtiff() if sys.argv[1] == "silence" else []
+maps = open("/proc/self/maps").read().split()
+lib = next(p for p in maps if p.rsplit("/", 1)[-1].startswith("libtiff"))
+ctypes.CDLL(lib).TIFFError(b"_tiffWriteProc", b"No space left on device")
+print(len(libs))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="libtiff found through /proc")
+@pytest.mark.parametrize("mode", ["silence", "leave"])
+def test_libtiff_prints_nothing_once_silenced(mode):
+    """libtiff's process-wide error handler prints I/O failures straight to stderr (seen on
+    a full disk beside geogan's one-line error); the CLI sets it to none."""
+    proc = subprocess.run([sys.executable, "-c", _LIBTIFF_ERROR, mode], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert ("No space left" in proc.stderr) is (mode == "leave"), proc.stderr
+    assert (int(proc.stdout) >= 1) is (mode == "silence")
+
+
 _SLOW_GENERATOR = """
 import sys
 from geogan.cli import main

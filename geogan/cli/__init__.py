@@ -164,14 +164,19 @@ def main(ctx: click.Context, verbose: int, quiet: bool, progress_format: str) ->
     """
     level = (logging.ERROR if quiet else logging.WARNING if verbose == 0
              else logging.INFO if verbose == 1 else logging.DEBUG)
-    # geogan's own messages at ``level``; other libraries' only from -vv on.
+    # geogan's own messages at ``level``; other libraries' only from -vv on: a GDAL error
+    # (e.g. libtiff's "No space left on device") becomes geogan's own one-line error.
     fresh = not logging.getLogger().handlers  # else a host (a test, a program) logs
-    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.ERROR,
+    logging.basicConfig(level=logging.DEBUG if verbose >= 2 else logging.CRITICAL,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if fresh:
         logging.getLogger().handlers[0].setFormatter(
             LogWords(ctx.invoked_subcommand, json_warnings=progress_format == "json"))
     logging.getLogger("geogan").setLevel(level)
+    if verbose < 2 and ctx.invoked_subcommand is not None:
+        from geogan.cli._quiet import silence_libtiff
+
+        silence_libtiff()
     ctx.obj = {"progress": "none" if quiet and progress_format == "bar" else progress_format}
     # SIGTERM (a job scheduler, QGIS's Cancel) unwinds like Ctrl-C, so temporary outputs
     # are removed; training installs its own handler that saves a checkpoint first.
