@@ -108,9 +108,10 @@ class _PaletteSink:
     def __init__(self, inner: Sink, palette: Palette) -> None:
         self.inner = inner
         self.palette = palette
+        self.codes = palette.codes()
 
     def write(self, rows: Rows) -> None:
-        index = nearest_index(rows.values, self.palette)
+        index = self.codes[nearest_index(rows.values, self.palette)]
         if rows.valid is not None:
             index = np.where(rows.valid, index, np.uint8(NODATA_INDEX))
         self.inner.write(replace(rows, values=index[None]))
