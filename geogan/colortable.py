@@ -216,3 +216,17 @@ def table_palette(files: Sequence[Path]) -> Palette | None:
              "table%s: the checkpoint records them as its palette", len(used),
              " (with their category names)" if names else "")
     return Palette(colours, names, origin=ORIGIN, indices=indices)
+
+
+# ------------------------------------------------------------------------ names written
+
+
+def category_pam(names: dict[int, str], band: int = 1) -> str:
+    """A GDAL PAM sidecar (``.aux.xml`` text) naming ``band``'s categories: ``names`` by
+    colour index (indices without a name get an empty one)."""
+    root = ET.Element("PAMDataset")
+    el = ET.SubElement(ET.SubElement(root, "PAMRasterBand", band=str(band)), "CategoryNames")
+    for i in range(max(names) + 1 if names else 0):
+        ET.SubElement(el, "Category").text = names.get(i, "")
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="unicode") + "\n"

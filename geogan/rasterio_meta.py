@@ -19,9 +19,9 @@ thing to every command:
   are carried to the output as its mask (an internal mask, or nodata).
 - **Refusals** (:func:`check_pixels`, :func:`check_georeferencing`): palette
   bands where they are not read as the RGB of their colour table (tiling and training
-  read them so, :mod:`geogan.colortable`), complex and other data types the models cannot take, and GCP or RPC
-  georeferencing (never read as an identity transform) fail up front with one
-  line that says what to run instead.
+  read them so, :mod:`geogan.colortable`), complex and other data types the models
+  cannot take, and GCP or RPC georeferencing (never read as an identity transform)
+  fail up front with one line that says what to run instead.
 """
 
 from __future__ import annotations

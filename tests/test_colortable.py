@@ -119,3 +119,164 @@ def test_pix2pix_trains_into_a_palette_raster_and_translates_to_its_classes(
     assert palette.colours == tuple(TABLE[i] for i in range(4))
     assert palette.names == NAMES and palette.origin == ORIGIN
     assert meta.domains["a"].palette is None
+    # translating with it writes the colour table's classes: codes, colours and names
+    src = make_raster("aerial2.tif", width=48, height=40, nodata=0, nodata_box=(0, 8, 0, 8))
+    out = tmp_path / "classes.tif"
+    result = run_cli("translate", ckpt, src, "-o", out, "--tile", "32", "--overlap", "8")
+    assert result.exit_code == 0, result.output
+    _check_classes(out)
+
+
+def _check_classes(out: Path) -> None:
+    """``out`` is paletted with :data:`TABLE`'s used classes, named in its PAM and style."""
+    from geogan.palette import NODATA_INDEX
+
+    with rasterio.open(out) as ds:
+        assert ds.colorinterp == (ColorInterp.palette,)
+        table = ds.colormap(1)
+        assert [table[i][:3] for i in range(4)] == [TABLE[i] for i in range(4)]
+        assert set(np.unique(ds.read(1)).tolist()) <= {0, 1, 2, 3, NODATA_INDEX}
+    assert category_names(out) == NAMES
+    if shutil.which("gdalinfo"):
+        info = subprocess.run(["gdalinfo", str(out)], capture_output=True, text=True,
+                              check=True).stdout
+        cats = info.split("Categories:", 1)[1]
+        for i, name in enumerate(NAMES):
+            assert f"{i}: {name}" in cats, info
+    style = out.with_suffix(".qml").read_text(encoding="utf-8")
+    assert 'type="paletted"' in style and 'label="water &amp; lakes"' in style
+
+
+def _named_checkpoint(tmp_path: Path) -> Path:
+    from conftest import make_checkpoint
+
+    from geogan.contract.checkpoint import DomainMeta
+    from geogan.normalize import BandNorm
+
+    norm = BandNorm.full_range("uint8", 3, 0).to_json()
+    palette = Palette(tuple(TABLE[i] for i in range(4)), NAMES, ORIGIN, (0, 1, 2, 3))
+    domains = {"a": DomainMeta("aerial", norm),
+               "b": DomainMeta("map", norm, palette=palette.to_json())}
+    return make_checkpoint(tmp_path / "map.safetensors", meta={"domains": domains})
+
+
+def test_translate_side_files_follow_the_write_rules(tmp_path: Path, make_raster) -> None:
+    from conftest import listing
+
+    ckpt = _named_checkpoint(tmp_path)
+    src = make_raster("aerial.tif", width=48, height=40)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "m.tif"
+    args = ("translate", ckpt, src, "-o", out, "--tile", "32", "--overlap", "8")
+    assert run_cli(*args).exit_code == 0
+    assert listing(folder) == ["m.qml", "m.tif", "m.tif.aux.xml"]
+    _check_classes(out)
+    # again: refused without --overwrite, nothing touched; replaced with it
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    assert "exists" in cli_error(run_cli(*args))
+    assert {p: p.read_bytes() for p in folder.iterdir()} == before
+    assert run_cli(*args, "--overwrite").exit_code == 0
+    assert listing(folder) == ["m.qml", "m.tif", "m.tif.aux.xml"]
+    # a style geogan did not write is never replaced; the output is not written either
+    (folder / "m.qml").write_text("<qgis>my own style</qgis>", encoding="utf-8")
+    line = cli_error(run_cli(*args, "--overwrite"))
+    assert "m.qml exists and is not a style geogan wrote" in line
+    assert (folder / "m.qml").read_text(encoding="utf-8") == "<qgis>my own style</qgis>"
+    # continuous output writes no side files
+    rgb = tmp_path / "rgb.tif"
+    assert run_cli(*args[:3], "-o", rgb, "--tile", "32", "--overlap", "8", "--palette",
+                   "off").exit_code == 0
+    assert not rgb.with_suffix(".qml").exists() and not Path(f"{rgb}.aux.xml").exists()
+
+
+def test_a_palette_band_picked_with_other_bands_is_one_line(tmp_path: Path) -> None:
+    """A VRT whose band 1 is a palette band and band 2 gray: `bands` 1,2 makes no sense."""
+    pal = _paletted(tmp_path / "map.tif", names=None)
+    with rasterio.open(pal) as ds:
+        gt = ", ".join(repr(float(v)) for v in ds.transform.to_gdal())
+        wkt = ds.crs.to_wkt()
+    entries = "".join(f"<Entry c1=\"{c[0]}\" c2=\"{c[1]}\" c3=\"{c[2]}\" c4=\"255\"/>"
+                      for c in (TABLE.get(i, (0, 0, 0)) for i in range(16)))
+    source = (f"<SimpleSource><SourceFilename relativeToVRT=\"0\">{pal}</SourceFilename>"
+              "<SourceBand>1</SourceBand></SimpleSource>")
+    vrt = tmp_path / "two.vrt"
+    vrt.write_text(
+        f"<VRTDataset rasterXSize=\"64\" rasterYSize=\"64\"><SRS>{wkt}</SRS>"
+        f"<GeoTransform>{gt}</GeoTransform>"
+        f"<VRTRasterBand dataType=\"Byte\" band=\"1\"><ColorInterp>Palette</ColorInterp>"
+        f"<ColorTable>{entries}</ColorTable>{source}</VRTRasterBand>"
+        f"<VRTRasterBand dataType=\"Byte\" band=\"2\"><ColorInterp>Gray</ColorInterp>{source}"
+        "</VRTRasterBand></VRTDataset>", encoding="utf-8")
+    chips = tmp_path / "chips"
+    line = cli_error(run_cli("tile", vrt, "-o", chips, "--size", "32", "--bands", "1,2"))
+    assert "band 1 is a palette (colour table) band" in line and "--bands 1" in line
+    assert not chips.exists()
+    # band 1 alone is read as the RGB of its colour table
+    result = run_cli("tile", vrt, "-o", chips, "--size", "32", "--bands", "1")
+    assert result.exit_code == 0, result.output
+    first = sorted(chips.rglob("*.tif"))[0]
+    with rasterio.open(first) as ds:
+        assert ds.count == 3
+        assert ds.colorinterp == (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
+
+
+QGIS_SCRIPT = """
+import sys
+from qgis.core import QgsApplication, QgsRasterLayer
+app = QgsApplication([], False)
+app.initQgis()
+layer = QgsRasterLayer(sys.argv[1], "classes")
+assert layer.isValid(), sys.argv[1]
+r = layer.renderer()
+print("RENDERER", r.type(), "|".join(f"{int(c.value)}={c.label}" for c in r.classes()),
+      flush=True)
+"""
+
+
+def test_qgis_shows_the_translation_as_named_classes(tmp_path: Path, make_raster) -> None:
+    from test_qgis_plugin import _qgis_python, explain, make_profile, qgis_env
+
+    python = _qgis_python()
+    if python is None:
+        pytest.skip("no Python with the qgis module (apt-get install python3-qgis)")
+    ckpt = _named_checkpoint(tmp_path)
+    src = make_raster("aerial.tif", width=48, height=40)
+    out = tmp_path / "m.tif"
+    assert run_cli("translate", ckpt, src, "-o", out, "--tile", "32", "--overlap",
+                   "8").exit_code == 0
+    Path(f"{out}.aux.xml").unlink()  # the names come from the style m.qml, not GDAL's PAM
+    script = tmp_path / "load.py"
+    script.write_text(QGIS_SCRIPT)
+    proc = subprocess.run([python, str(script), str(out)], capture_output=True, text=True,
+                          timeout=180, env=qgis_env(make_profile(tmp_path / "settings", None),
+                                                    tmp_path))
+    assert proc.returncode == 0, explain(proc)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RENDERER "))
+    kind, classes = line.split(" ", 2)[1:]
+    assert kind == "paletted"
+    assert classes.split("|") == [f"{i}={n}" for i, n in enumerate(NAMES)]
+
+
+def test_an_unnamed_palette_gets_a_style_labelled_by_index_and_no_pam(tmp_path: Path,
+                                                                      make_raster) -> None:
+    from conftest import listing, make_checkpoint
+
+    from geogan.contract.checkpoint import DomainMeta
+    from geogan.normalize import BandNorm
+
+    norm = BandNorm.full_range("uint8", 3, 0).to_json()
+    palette = Palette(tuple(TABLE[i] for i in (0, 2)), indices=(0, 2))
+    ckpt = make_checkpoint(tmp_path / "map.safetensors", meta={"domains": {
+        "a": DomainMeta("aerial", norm), "b": DomainMeta("map", norm,
+                                                         palette=palette.to_json())}})
+    out = tmp_path / "out" / "m.tif"
+    result = run_cli("translate", ckpt, make_raster("aerial.tif", width=40, height=40), "-o",
+                     out, "--tile", "32", "--overlap", "8")
+    assert result.exit_code == 0, result.output
+    assert listing(out.parent) == ["m.qml", "m.tif"]
+    style = out.with_suffix(".qml").read_text(encoding="utf-8")
+    assert style.count("<paletteEntry") == 2 and 'value="2"' in style and 'label="2"' in style
+    with rasterio.open(out) as ds:
+        assert set(np.unique(ds.read(1)).tolist()) <= {0, 2}
+        assert ds.colormap(1)[2][:3] == TABLE[2]

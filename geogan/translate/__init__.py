@@ -62,7 +62,12 @@ from geogan.translate.config import (
 from geogan.translate.engine import QUEUE_DEPTH, Job
 from geogan.translate.lineage import check_ground, translation_provenance
 from geogan.translate.nodata import given_nodata, output_nodata
-from geogan.translate.paletted import output_palette, paletted_sinks
+from geogan.translate.paletted import (
+    check_palette_sidecar,
+    output_palette,
+    palette_sidecars,
+    paletted_sinks,
+)
 from geogan.translate.planning import (
     expand_inputs,
     files_to_translate,
@@ -269,7 +274,9 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                 log.warning("%s has no georeference: %s has none either", input_path,
                             output_path)
             with translation_outputs(output_path, profile, meta, driver, config,
-                                     _sides(config, confidence)) as sinks:
+                                     _sides(config, confidence),
+                                     palette_sidecars(output_path, palette),
+                                     check_palette_sidecar) as sinks:
                 job.run(paletted_sinks(sinks, palette))
                 check_cancel(cancel, what)
                 if config.save_stats and norm_stats is not None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -134,3 +135,52 @@ class PaletteTarget:
             if dst is not None:
                 dst.write_colormap(1, colormap(self.palette))
             yield _PaletteSink(sink, self.palette)
+
+
+def palette_sidecars(output: Any, palette: Palette | None
+                     ) -> dict[Path, Callable[[Path], None]]:
+    """The files beside a paletted ``output``, each with the function writing it to the
+    path it is given: the QGIS style ``OUT.qml`` (a paletted renderer of the palette's
+    classes, labelled with their names, else their colour index; QGIS loads it with the
+    layer) and, when the palette names its classes, GDAL's PAM sidecar
+    ``OUT.tif.aux.xml`` (``<CategoryNames>``, which GDAL-based tools read). None for
+    continuous output or an output outside local folders (a ``/vsi`` path)."""
+    from geogan.colortable import category_pam
+    from geogan.inputs import GdalPath
+    from geogan.qml import paletted_style, style_path_for
+
+    if palette is None or isinstance(output, GdalPath):
+        return {}
+    codes = palette.codes().tolist()
+    names = palette.names or ("",) * len(codes)
+    labels = [name or str(code) for code, name in zip(codes, names, strict=True)]
+    files = {style_path_for(output): _writer(
+        paletted_style(list(zip(codes, palette.colours, labels, strict=True))))}
+    if palette.names is not None:
+        pam = category_pam(dict(zip(codes, palette.names, strict=True)))
+        files[Path(f"{output}.aux.xml")] = _writer(pam)
+    return files
+
+
+def _writer(text: str) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        Path(path).write_text(text, encoding="utf-8")
+    return write
+
+
+def check_palette_sidecar(path: Path, overwrite: bool) -> None:
+    """Fail when ``path`` (a sidecar of :func:`palette_sidecars`) cannot be written: it
+    exists without ``overwrite``, or is a style geogan did not write."""
+    from geogan.errors import OutputError
+    from geogan.fileio import check_output_file
+    from geogan.qml import PALETTED_TITLE
+
+    check_output_file(path, overwrite)
+    if path.suffix == ".qml" and path.exists():
+        try:
+            head = path.read_bytes()[:65536].decode("utf-8", "replace")
+        except OSError:
+            head = ""
+        if PALETTED_TITLE not in head:
+            raise OutputError(f"{path} exists and is not a style geogan wrote; move it away "
+                              "to have geogan write the map classes' style there")
