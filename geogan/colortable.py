@@ -124,34 +124,43 @@ def read_colour_table(src: Any, band: int, path: str | os.PathLike[str] | None =
 # ------------------------------------------------------------------------ expanded reads
 
 
-def _source_xml(name: str, band: int, src: Any, extra: str) -> str:
-    w, h = src.width, src.height
+def _source_xml(name: str, band: int, rect: tuple[int, int, int, int], extra: str) -> str:
+    col, row, w, h = rect
     return (f"<ComplexSource><SourceFilename relativeToVRT=\"0\">{escape(name)}"
             f"</SourceFilename><SourceBand>{band}</SourceBand>"
-            f"<SrcRect xOff=\"0\" yOff=\"0\" xSize=\"{w}\" ySize=\"{h}\"/>"
+            f"<SrcRect xOff=\"{col}\" yOff=\"{row}\" xSize=\"{w}\" ySize=\"{h}\"/>"
             f"<DstRect xOff=\"0\" yOff=\"0\" xSize=\"{w}\" ySize=\"{h}\"/>{extra}"
             "</ComplexSource>")
 
 
-def expanded_vrt(src: Any, band: int, table: ColourTable) -> str:
+def expanded_vrt(src: Any, band: int, table: ColourTable, subset: Any = None,
+                 source_name: str | None = None) -> str:
     """A VRT (XML) of ``band`` of ``src`` expanded to RGB through its colour table, with a
-    per-dataset mask of 0 where the index is nodata or its colour has alpha 0."""
-    name = os.path.abspath(src.name) if os.path.exists(src.name) else src.name
+    per-dataset mask of 0 where the index is nodata or its colour has alpha 0.
+
+    ``subset`` (``col``, ``row``, ``width``, ``height``, ``transform``, as
+    :class:`geogan.translate.subset.Subset`) limits it to a block; ``source_name`` is the
+    name GDAL opens the source by (default: ``src.name``, made absolute)."""
+    name = source_name or (os.path.abspath(src.name) if os.path.exists(src.name)
+                           else src.name)
+    rect = (0, 0, src.width, src.height) if subset is None else (
+        subset.col, subset.row, subset.width, subset.height)
+    transform = src.transform if subset is None else subset.transform
     dtype = "UInt16" if str(src.dtypes[band - 1]) == "uint16" else "Byte"
     nodata = "" if table.nodata is None else f"<NODATA>{table.nodata}</NODATA>"
     bands = []
     for i, interp in enumerate(("Red", "Green", "Blue"), 1):
-        source = _source_xml(name, band, src, f"{nodata}<ColorTableComponent>{i}"
-                                              "</ColorTableComponent>")
+        source = _source_xml(name, band, rect, f"{nodata}<ColorTableComponent>{i}"
+                                               "</ColorTableComponent>")
         bands.append(f"<VRTRasterBand dataType=\"Byte\" band=\"{i}\"><ColorInterp>{interp}"
                      f"</ColorInterp>{source}</VRTRasterBand>")
     top = max([*table.entries, table.nodata or 0]) + 1
     lut = ",".join(f"{i}:{0 if table.invalid(i) else 255}" for i in range(top))
     lut += f",{top}:0"
-    mask = _source_xml(name, band, src, f"<LUT>{lut}</LUT>")
+    mask = _source_xml(name, band, rect, f"<LUT>{lut}</LUT>")
     crs = "" if src.crs is None else f"<SRS>{escape(src.crs.to_wkt())}</SRS>"
-    gt = ", ".join(repr(float(v)) for v in src.transform.to_gdal())
-    return (f"<VRTDataset rasterXSize=\"{src.width}\" rasterYSize=\"{src.height}\">{crs}"
+    gt = ", ".join(repr(float(v)) for v in transform.to_gdal())
+    return (f"<VRTDataset rasterXSize=\"{rect[2]}\" rasterYSize=\"{rect[3]}\">{crs}"
             f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}"
             f"<MaskBand><VRTRasterBand dataType=\"{dtype}\">{mask}</VRTRasterBand></MaskBand>"
             "</VRTDataset>")

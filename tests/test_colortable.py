@@ -280,3 +280,35 @@ def test_an_unnamed_palette_gets_a_style_labelled_by_index_and_no_pam(tmp_path: 
     with rasterio.open(out) as ds:
         assert set(np.unique(ds.read(1)).tolist()) <= {0, 2}
         assert ds.colormap(1)[2][:3] == TABLE[2]
+
+
+def test_translate_reads_a_palette_input_as_gdal_expands_it(tmp_path: Path, make_raster,
+                                                           tiny_checkpoint) -> None:
+    """A palette input translates exactly as its ``gdal_translate -expand rgb`` copy (or
+    the numpy lookup of its colours); its nodata index is masked in the output."""
+    classes = _classes(40, 48)
+    classes[classes == NODATA] = 5  # no nodata pixels: the expanded copy equals it
+    pal = _paletted(tmp_path / "map.tif", names=None, classes=classes)
+    with rasterio.open(pal) as ds:
+        profile = dict(ds.profile, count=3, photometric="RGB", nodata=None)
+    rgb = tmp_path / "rgb.tif"
+    with rasterio.open(rgb, "w", **profile) as dst:
+        dst.write(_lookup(classes))
+    outs = []
+    for name, src in (("p.tif", pal), ("r.tif", rgb)):
+        result = run_cli("translate", tiny_checkpoint, src, "-o", tmp_path / name, "--tile",
+                         "32", "--overlap", "8")
+        assert result.exit_code == 0, result.output
+        with rasterio.open(tmp_path / name) as ds:
+            assert ds.count == 3
+            outs.append(ds.read())
+    assert np.array_equal(outs[0], outs[1])
+    # the nodata index is no data in the output
+    masked = _paletted(tmp_path / "nodata.tif", names=None)
+    out = tmp_path / "n.tif"
+    result = run_cli("translate", tiny_checkpoint, masked, "-o", out, "--tile", "32",
+                     "--overlap", "8")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        valid = ds.read_masks(1) != 0
+    assert np.array_equal(valid, _classes() != NODATA)

@@ -26,6 +26,7 @@ writes STAC records (:mod:`geogan.stac`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -336,17 +337,25 @@ class _Input:
 
 def _read_input(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> _Input:
     """Open and check ``path``; its bands, nodata, band meaning and the part translated."""
+    from geogan.colortable import expanded_band, open_expanded
     from geogan.rasterio_io import check_readable
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
 
-    with open_input(path) as src:
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_input(path))
         check_readable(src)
-        check_pixels(src, path, config.bands or data_bands(src))
-        indexes = select_input_bands(src.count, src.dtypes, path, generator, config.bands,
-                                     data_bands(src))
+        band = expanded_band(src, path, config.bands)
+        pixels, bands = src, config.bands
+        if band is not None:  # a palette raster: read as the RGB of its colour table
+            pixels, bands = open_expanded(src, band, path, stack), None
+        check_pixels(pixels, path, bands or data_bands(pixels))
+        indexes = select_input_bands(pixels.count, pixels.dtypes, path, generator, bands,
+                                     data_bands(pixels))
         profile = dict(src.profile)
-        meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator,
-                           config.band_names)
+        if band is not None:
+            profile.update(count=3, dtype="uint8", nodata=None)
+        meta = output_meta(read_meta(pixels), indexes, pixels.dtypes[indexes[0] - 1],
+                           generator, config.band_names)
         tags = dict(src.tags())
         gsd_m, _ = check_ground(generator, src, path.name, config)
         subset, vrt = plan_view(src, path, config)
@@ -354,8 +363,8 @@ def _read_input(path: Path, generator: LoadedGenerator, config: TranslateConfig)
             profile.update(width=subset.width, height=subset.height, transform=subset.transform)
             log.info("%s: translating its block of %d x %d px at column %d, row %d", path,
                      subset.width, subset.height, subset.col, subset.row)
-        return _Input(indexes, profile, src.nodata, has_mask(src, indexes), meta, subset, vrt,
-                      tags, gsd_m)
+        return _Input(indexes, profile, pixels.nodata, has_mask(pixels, indexes), meta, subset,
+                      vrt, tags, gsd_m)
 
 
 def _output_profile(src: _Input, output_path: Path, driver: str, generator: LoadedGenerator,
