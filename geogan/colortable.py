@@ -191,8 +191,7 @@ def _used(path: Path, band: int) -> np.ndarray:
     with rasterio.open(path) as src:
         for _, win in src.block_windows(band):
             data = src.read(band, window=win)
-            counts[: 1 << 16] += np.bincount(data.reshape(-1).astype(np.int64),
-                                             minlength=1 << 16)[: 1 << 16]
+            counts += np.bincount(data.reshape(-1), minlength=1 << 16)
     return counts
 
 
@@ -204,17 +203,24 @@ def table_palette(files: Sequence[Path]) -> Palette | None:
 
     if not files:
         return None
+    tables = []
     try:
-        with rasterio.open(files[0]) as src:
-            if src.count != 1 or palette_bands(src) != (1,):
-                return None
-            table = read_colour_table(src, 1, files[0])
+        for p in files[:_MAX_FILES]:
+            with rasterio.open(p) as src:
+                if src.count != 1 or palette_bands(src) != (1,):
+                    return None
+                tables.append(read_colour_table(src, 1, p))
         counts = sum(_used(Path(p), 1) for p in files[:_MAX_FILES])
     except (rasterio.errors.RasterioError, InputError, OSError) as exc:
         log.debug("no colour table read from %s: %s", files[0], exc)
         return None
+    table = tables[0]
     used = [i for i in np.flatnonzero(counts).tolist() if not table.invalid(i)]
     if not used or len(used) >= NODATA_INDEX:
+        return None
+    if any(t.entries.get(i) != table.entries[i] for t in tables[1:] for i in used):
+        log.warning("the domain's palette rasters have different colour tables: its palette "
+                    "is detected from the colours instead")
         return None
     colours = tuple(table.entries[i][:3] for i in used)
     names = None

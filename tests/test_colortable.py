@@ -312,3 +312,48 @@ def test_translate_reads_a_palette_input_as_gdal_expands_it(tmp_path: Path, make
     with rasterio.open(out) as ds:
         valid = ds.read_masks(1) != 0
     assert np.array_equal(valid, _classes() != NODATA)
+
+
+def test_alpha_0_entries_are_masked_and_colours_match_gdal(tmp_path: Path) -> None:
+    """A colour table entry of alpha 0 (a VRT can hold one; a GeoTIFF's cannot) marks its
+    pixels invalid; the colours still equal gdal_translate -expand rgb's."""
+    classes = _classes(16, 16)
+    classes[classes == NODATA] = 1
+    tif = _paletted(tmp_path / "map.tif", names=None, classes=classes)
+    with rasterio.open(tif) as ds:
+        gt = ", ".join(repr(float(v)) for v in ds.transform.to_gdal())
+        wkt = ds.crs.to_wkt()
+    entries = "".join(f"<Entry c1=\"{c[0]}\" c2=\"{c[1]}\" c3=\"{c[2]}\" "
+                      f"c4=\"{0 if i == 2 else 255}\"/>"
+                      for i, c in ((i, TABLE.get(i, (0, 0, 0))) for i in range(16)))
+    vrt = tmp_path / "alpha.vrt"
+    vrt.write_text(
+        f"<VRTDataset rasterXSize=\"16\" rasterYSize=\"16\"><SRS>{wkt}</SRS>"
+        f"<GeoTransform>{gt}</GeoTransform><VRTRasterBand dataType=\"Byte\" band=\"1\">"
+        f"<ColorInterp>Palette</ColorInterp><ColorTable>{entries}</ColorTable>"
+        f"<SimpleSource><SourceFilename relativeToVRT=\"0\">{tif}</SourceFilename>"
+        "<SourceBand>1</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>",
+        encoding="utf-8")
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(rasterio.open(vrt))
+        ds = open_expanded(src, 1, vrt, stack)
+        got, valid = ds.read(), ds.read_masks(1) != 0
+    assert np.array_equal(valid, classes != 2) and (classes == 2).any()
+    expected = _lookup(classes)
+    if shutil.which("gdal_translate"):
+        ref_path = tmp_path / "expanded.tif"
+        subprocess.run(["gdal_translate", "-q", "-expand", "rgb", str(vrt), str(ref_path)],
+                       check=True)
+        with rasterio.open(ref_path) as ref:
+            expected = ref.read()
+    assert np.array_equal(got, expected)
+
+
+def test_rasters_with_different_colour_tables_fall_back_to_detection(tmp_path: Path) -> None:
+    one = _paletted(tmp_path / "one.tif")
+    two = _paletted(tmp_path / "two.tif")
+    with rasterio.open(two, "r+") as ds:
+        ds.write_colormap(1, {0: (1, 1, 1, 255), 1: (30, 120, 40, 255), 2: (40, 90, 200, 255),
+                              3: (200, 60, 50, 255)})
+    assert table_palette([one]) is not None
+    assert table_palette([one, two]) is None
