@@ -357,3 +357,22 @@ def test_rasters_with_different_colour_tables_fall_back_to_detection(tmp_path: P
                               3: (200, 60, 50, 255)})
     assert table_palette([one]) is not None
     assert table_palette([one, two]) is None
+
+
+def test_a_folder_of_palette_rasters_translates_with_shared_stats(tmp_path: Path,
+                                                                 tiny_checkpoint) -> None:
+    from conftest import listing
+
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    _paletted(folder / "a.tif", names=None, classes=_classes(40, 48, seed=1))
+    _paletted(folder / "b.tif", names=None, classes=_classes(40, 48, seed=2))
+    out = tmp_path / "out"
+    result = run_cli("translate", tiny_checkpoint, folder, "-o", out, "--tile", "32",
+                     "--overlap", "8", "--shared-stats")
+    assert result.exit_code == 0, result.output
+    assert listing(out) == ["a.tif", "b.tif"]
+    for name, seed in (("a.tif", 1), ("b.tif", 2)):
+        with rasterio.open(out / name) as ds:
+            assert ds.count == 3
+            assert np.array_equal(ds.read_masks(1) != 0, _classes(40, 48, seed) != NODATA)
