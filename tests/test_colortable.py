@@ -376,3 +376,26 @@ def test_a_folder_of_palette_rasters_translates_with_shared_stats(tmp_path: Path
         with rasterio.open(out / name) as ds:
             assert ds.count == 3
             assert np.array_equal(ds.read_masks(1) != 0, _classes(40, 48, seed) != NODATA)
+
+
+def test_a_palette_pair_is_warped_by_nearest_neighbour(tmp_path: Path, make_raster) -> None:
+    """B on A's grid at another pixel size: its chips hold colour-table colours only."""
+    from rasterio.transform import Affine
+
+    aerial = make_raster("aerial.tif", width=64, height=64)
+    mapped = _paletted(tmp_path / "map.tif", like=aerial)
+    with rasterio.open(mapped, "r+") as ds:  # 0.7 of A's pixel size: warped onto A's grid
+        t = ds.transform
+        ds.transform = Affine(t.a * 0.7, 0, t.c, 0, t.e * 0.7, t.f)
+    chips = tmp_path / "chips"
+    result = run_cli("tile", aerial, "--pair", mapped, "-o", chips, "--size", "32")
+    assert result.exit_code == 0, result.output
+    colours = {tuple(c) for c in TABLE.values()} | {(0, 0, 0)}
+    b_chips = [p for p in chips.rglob("*.tif") if "B" in p.relative_to(chips).parts[:-1]
+               or p.stem.endswith("_B")]
+    assert b_chips, sorted(p.relative_to(chips).as_posix() for p in chips.rglob("*"))
+    for p in b_chips:
+        with rasterio.open(p) as ds:
+            assert ds.count == 3
+            seen = {tuple(int(v) for v in px) for px in ds.read().reshape(3, -1).T}
+        assert seen <= colours, seen - colours

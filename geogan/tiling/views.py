@@ -146,6 +146,8 @@ def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
                                                 no_crs_option=True))
     check_readable(src)
     pixels, bands = _expand(src, path, config.bands, option, stack)
+    if pixels is not src:
+        config = _nearest(config, path)
     view = _view_for(pixels, path, bands, config, stack)
     view.meta = read_meta(pixels).pick(bands)
     return view, src
@@ -246,7 +248,9 @@ def pair_view(view: View, pair_path: Path, config: TileConfig,
     if view.crs is None:
         raise GeoreferenceError(f"{view.path} has no CRS, so `pair` {pair_path} cannot be put "
                                 "on its grid; assign a CRS first (gdal_edit.py -a_srs)")
-    src, bands = _expand(src, pair_path, config.pair_bands, "`pair_bands`", stack)
+    pixels, bands = _expand(src, pair_path, config.pair_bands, "`pair_bands`", stack)
+    if pixels is not src:
+        src, config = pixels, _nearest(config, pair_path)
     meta = read_meta(src).pick(bands)
     grid = ChipWindow(0, 0, view.width, view.height)
 
@@ -300,6 +304,18 @@ def _expand(src: Any, path: Path, bands: tuple[int, ...] | None, option: str,
     if band is None:
         return src, _check_bands(src, path, bands, option)
     return open_expanded(src, band, path, stack), (1, 2, 3)
+
+
+def _nearest(config: TileConfig, path: Path) -> TileConfig:
+    """``config`` resampling a map of classes (a palette raster) by nearest neighbour, so
+    warping invents no colour between two classes."""
+    import dataclasses
+
+    if config.resampling != "nearest":
+        log.info("%s is a palette raster: it is resampled by nearest neighbour, not %s, so "
+                 "its colours stay those of its colour table", path, config.resampling)
+        config = dataclasses.replace(config, resampling="nearest")
+    return config
 
 
 def _check_bands_range(src: Any, path: Path, bands: tuple[int, ...], option: str) -> None:
