@@ -399,3 +399,25 @@ def test_a_palette_pair_is_warped_by_nearest_neighbour(tmp_path: Path, make_rast
             assert ds.count == 3
             seen = {tuple(int(v) for v in px) for px in ds.read().reshape(3, -1).T}
         assert seen <= colours, seen - colours
+
+
+def test_a_batch_checks_every_style_before_any_translation(tmp_path: Path,
+                                                          make_raster) -> None:
+    from conftest import listing
+
+    ckpt = _named_checkpoint(tmp_path)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.tif", "b.tif"):
+        make_raster(f"in/{name}", width=40, height=40)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.qml").write_text("<qgis>mine</qgis>", encoding="utf-8")
+    line = cli_error(run_cli("translate", ckpt, inputs, "-o", out, "--tile", "32",
+                             "--overlap", "8"))
+    assert "b.qml already exists" in line
+    assert listing(out) == ["b.qml"]  # a.tif was not translated either
+    line = cli_error(run_cli("translate", ckpt, inputs, "-o", out, "--tile", "32",
+                             "--overlap", "8", "--overwrite"))
+    assert "b.qml exists and is not a style geogan wrote" in line
+    assert listing(out) == ["b.qml"]

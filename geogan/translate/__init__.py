@@ -184,6 +184,11 @@ def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
     generator = load_generator(checkpoint, direction, device)
     check_tile(generator, config.tile)
     sizes = [inspect_input(src, generator, config) for src, _ in todo]
+    for _, dst in todo:  # the classes' style and names beside a paletted output
+        palette = output_palette(generator, config, PICTURE_DRIVERS.get(
+            Path(str(dst)).suffix.lower(), "GTiff"))
+        for extra in palette_sidecars(dst, palette):
+            check_palette_sidecar(extra, config.overwrite)
     shared = batch_stats(generator, files, config, device, cancel)
     total = sum(sizes) / 1e6
     done = 0.0
