@@ -183,6 +183,16 @@ def test_translate_side_files_follow_the_write_rules(tmp_path: Path, make_raster
     line = cli_error(run_cli(*args, "--overwrite"))
     assert "m.qml exists and is not a style geogan wrote" in line
     assert (folder / "m.qml").read_text(encoding="utf-8") == "<qgis>my own style</qgis>"
+    # overwritten by a continuous output: geogan's names file goes, the user's style stays
+    assert run_cli(*args, "--overwrite", "--palette", "off").exit_code == 0
+    assert listing(folder) == ["m.qml", "m.tif"]
+    assert (folder / "m.qml").read_text(encoding="utf-8") == "<qgis>my own style</qgis>"
+    two = folder / "two.tif"
+    assert run_cli(*args[:3], "-o", two, *args[5:]).exit_code == 0
+    assert listing(folder) == ["m.qml", "m.tif", "two.qml", "two.tif", "two.tif.aux.xml"]
+    assert run_cli(*args[:3], "-o", two, *args[5:], "--overwrite", "--palette",
+                   "off").exit_code == 0
+    assert listing(folder) == ["m.qml", "m.tif", "two.tif"]
     # continuous output writes no side files
     rgb = tmp_path / "rgb.tif"
     assert run_cli(*args[:3], "-o", rgb, "--tile", "32", "--overlap", "8", "--palette",

@@ -66,8 +66,10 @@ from geogan.translate.nodata import given_nodata, output_nodata
 from geogan.translate.paletted import (
     check_palette_sidecar,
     output_palette,
+    palette_outputs,
     palette_sidecars,
     paletted_sinks,
+    remove_stale_sidecars,
 )
 from geogan.translate.planning import (
     expand_inputs,
@@ -281,12 +283,12 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                             output_path)
             with translation_outputs(output_path, profile, meta, driver, config,
                                      _sides(config, confidence),
-                                     palette_sidecars(output_path, palette),
-                                     check_palette_sidecar) as sinks:
+                                     **palette_outputs(output_path, palette)) as sinks:
                 job.run(paletted_sinks(sinks, palette))
                 check_cancel(cancel, what)
                 if config.save_stats and norm_stats is not None:
                     norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)
+            remove_stale_sidecars(output_path, palette, config.overwrite)
         if src.nodata is not None and job.valid_pixels == 0:
             log.warning("%s holds only nodata pixels: %s is all nodata", input_path,
                         output_path)

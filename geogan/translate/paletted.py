@@ -162,6 +162,13 @@ def palette_sidecars(output: Any, palette: Palette | None
     return files
 
 
+def palette_outputs(output: Any, palette: Palette | None) -> dict[str, Any]:
+    """``sidecars`` and ``check_sidecar`` of :func:`geogan.sink.translation_outputs` for a
+    translation into ``output`` with ``palette``."""
+    return {"sidecars": palette_sidecars(output, palette),
+            "check_sidecar": check_palette_sidecar}
+
+
 def _writer(text: str) -> Callable[[Path], None]:
     def write(path: Path) -> None:
         Path(path).write_text(text, encoding="utf-8")
@@ -177,10 +184,49 @@ def check_palette_sidecar(path: Path, overwrite: bool) -> None:
 
     check_output_file(path, overwrite)
     if path.suffix == ".qml" and path.exists():
-        try:
-            head = path.read_bytes()[:65536].decode("utf-8", "replace")
-        except OSError:
-            head = ""
-        if PALETTED_TITLE not in head:
+        if PALETTED_TITLE not in _head(path):
             raise OutputError(f"{path} exists and is not a style geogan wrote; move it away "
                               "to have geogan write the map classes' style there")
+
+
+def remove_stale_sidecars(output: Any, palette: Palette | None, overwrite: bool) -> None:
+    """After ``output`` was overwritten: remove the style and names files geogan wrote
+    beside the raster it replaced that :func:`palette_sidecars` did not write now (a
+    paletted style beside a continuous output would misdraw it)."""
+    from geogan.inputs import GdalPath
+    from geogan.qml import PALETTED_TITLE, style_path_for
+
+    if not overwrite or isinstance(output, GdalPath):
+        return
+    kept = palette_sidecars(output, palette)
+    style, pam = style_path_for(output), Path(f"{output}.aux.xml")
+    stale = []
+    if style not in kept and style.is_file() and PALETTED_TITLE in _head(style):
+        stale.append(style)
+    if pam not in kept and pam.is_file() and _only_category_names(pam):
+        stale.append(pam)
+    for path in stale:
+        log.info("removing %s, written for the raster %s replaced", path, output)
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _head(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _only_category_names(path: Path) -> bool:
+    """Whether PAM file ``path`` holds category names and nothing else (what geogan writes)."""
+    from xml.etree import ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return False
+    bands = list(root)
+    return root.tag == "PAMDataset" and bool(bands) and all(
+        b.tag == "PAMRasterBand" and [c.tag for c in b] == ["CategoryNames"] for b in bands)
