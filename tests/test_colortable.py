@@ -431,3 +431,24 @@ def test_a_batch_checks_every_style_before_any_translation(tmp_path: Path,
                              "--overlap", "8", "--overwrite"))
     assert "b.qml exists and is not a style geogan wrote" in line
     assert listing(out) == ["b.qml"]
+
+
+def test_at_model_resolution_refuses_a_palette_input_in_one_line(tmp_path: Path) -> None:
+    from conftest import make_checkpoint
+    from rasterio.transform import from_origin
+
+    from geogan.contract.checkpoint import DomainMeta
+    from geogan.normalize import BandNorm
+
+    norm = BandNorm.full_range("uint8", 3, 0).to_json()
+    ckpt = make_checkpoint(tmp_path / "m.safetensors", meta={"domains": {
+        "a": DomainMeta("a", norm, gsd_m=5.0, crs="EPSG:26914"),
+        "b": DomainMeta("b", norm, gsd_m=5.0, crs="EPSG:26914")}})
+    pal = _paletted(tmp_path / "map.tif", names=None)
+    with rasterio.open(pal, "r+") as ds:  # 1 m pixels: 5 times finer than the model's
+        ds.crs, ds.transform = "EPSG:26914", from_origin(485900.0, 5209247.0, 1.0, 1.0)
+    out = tmp_path / "out.tif"
+    line = cli_error(run_cli("translate", ckpt, pal, "-o", out, "--tile", "32", "--overlap",
+                             "8", "--at-model-resolution"))
+    assert "palette (colour table) raster" in line and "gdal_translate -expand rgb" in line
+    assert not out.exists()
