@@ -41,10 +41,17 @@ _CHUNK = 1 << 18
 
 @dataclass(frozen=True)
 class Palette:
-    """The colours of a paletted domain, most frequent first, and their names if known."""
+    """The colours of a paletted domain, and their names if known.
+
+    Detected colours come most frequent first; a palette read from a colour table
+    (``origin``, :mod:`geogan.colortable`) holds the entries used in index order, with
+    ``indices``, the colour index each colour is written as (default: its position).
+    """
 
     colours: tuple[tuple[int, ...], ...]
     names: tuple[str, ...] | None = None
+    origin: str | None = None
+    indices: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.colours) < NODATA_INDEX:
@@ -54,6 +61,17 @@ class Palette:
             raise ValueError("the colours of a palette have different band counts")
         if self.names is not None and len(self.names) != len(self.colours):
             raise ValueError("a palette needs one name per colour")
+        if self.indices is not None and (
+                len(self.indices) != len(self.colours) or len(set(self.indices)) != len(
+                    self.indices) or not all(0 <= i < NODATA_INDEX for i in self.indices)):
+            raise ValueError(f"a palette needs one distinct index from 0 to {NODATA_INDEX - 1} "
+                             "per colour")
+
+    def codes(self) -> np.ndarray:
+        """``(K,)`` uint8: the colour index each palette colour is written as."""
+        if self.indices is None:
+            return np.arange(len(self.colours), dtype=np.uint8)
+        return np.asarray(self.indices, dtype=np.uint8)
 
     @property
     def bands(self) -> int:
@@ -67,6 +85,10 @@ class Palette:
         out: dict[str, Any] = {"colours": [list(c) for c in self.colours]}
         if self.names is not None:
             out["names"] = list(self.names)
+        if self.origin is not None:
+            out["origin"] = self.origin
+        if self.indices is not None:
+            out["indices"] = list(self.indices)
         return out
 
     @classmethod
@@ -74,9 +96,11 @@ class Palette:
         """A palette from its JSON; ValueError/TypeError/KeyError if malformed."""
         if not isinstance(d, dict) or not isinstance(d.get("colours"), list):
             raise TypeError("a domain's 'palette' has no 'colours' list")
-        names = d.get("names")
+        names, indices, origin = d.get("names"), d.get("indices"), d.get("origin")
         return cls(tuple(tuple(int(v) for v in c) for c in d["colours"]),
-                   None if names is None else tuple(str(n) for n in names))
+                   None if names is None else tuple(str(n) for n in names),
+                   None if origin is None else str(origin),
+                   None if indices is None else tuple(int(i) for i in indices))
 
 
 def _keys(pixels: np.ndarray) -> np.ndarray:
@@ -183,6 +207,7 @@ def nearest_index(pixels: np.ndarray, palette: Palette) -> np.ndarray:
 
 def colormap(palette: Palette) -> dict[int, tuple[int, int, int, int]]:
     """rasterio's colour table of ``palette``; :data:`NODATA_INDEX` is transparent."""
-    table = {i: (*(int(v) for v in c[:3]), 255) for i, c in enumerate(palette.colours)}
+    codes = palette.codes().tolist()
+    table = {codes[i]: (*(int(v) for v in c[:3]), 255) for i, c in enumerate(palette.colours)}
     table[NODATA_INDEX] = (0, 0, 0, 0)
     return table

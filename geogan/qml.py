@@ -111,3 +111,42 @@ def write_confidence_style(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     p.write_text(pseudocolor_style(), encoding="utf-8")
     return p
+
+
+#: What the layer's abstract says of a paletted translation's style (geogan wrote it).
+PALETTED_TITLE = "geogan map classes: colours and names of the checkpoint's target domain"
+
+
+def paletted_style(entries: Sequence[tuple[int, tuple[int, ...], str]],
+                   title: str = PALETTED_TITLE, band: int = 1) -> str:
+    """A QGIS layer style (QML text): band ``band`` as a paletted (classified) raster.
+
+    ``entries`` are ``(value, (r, g, b), label)``: each class's pixel value, colour and
+    legend label; ``title`` goes into the layer's abstract.
+    """
+    root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="AllStyleCategories",
+                      hasScaleBasedVisibilityFlag="0", minScale="1e+08", maxScale="0")
+    pipe = _sub(root, "pipe")
+    rr = _sub(pipe, "rasterrenderer", type="paletted", band=str(band), opacity="1",
+              alphaBand="-1", nodataColor="")
+    _sub(rr, "rasterTransparency")
+    mmo = _sub(rr, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster"),
+                      ("statAccuracy", "Estimated"), ("cumulativeCutLower", "0.02"),
+                      ("cumulativeCutUpper", "0.98"), ("stdDevFactor", "2")):
+        _sub(mmo, tag, text)
+    palette = _sub(rr, "colorPalette")
+    for value, colour, label in entries:
+        hex_colour = "#" + "".join(f"{int(v):02x}" for v in colour[:3])
+        _sub(palette, "paletteEntry", value=str(int(value)), color=hex_colour, alpha="255",
+             label=label)
+    _sub(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    _sub(pipe, "huesaturation", saturation="0", colorizeOn="0", colorizeRed="255",
+         colorizeGreen="128", colorizeBlue="128", colorizeStrength="100", grayscaleMode="0")
+    _sub(pipe, "rasterresampler", maxOversampling="2")
+    _sub(root, "blendMode", "0")
+    meta = _sub(root, "layerMetadata")
+    _sub(meta, "abstract", title)
+    ET.indent(root, space="  ")
+    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            + ET.tostring(root, encoding="unicode") + "\n")

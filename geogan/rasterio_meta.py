@@ -18,9 +18,10 @@ thing to every command:
   they are left out of the bands a command reads, select the valid pixels and
   are carried to the output as its mask (an internal mask, or nodata).
 - **Refusals** (:func:`check_pixels`, :func:`check_georeferencing`): palette
-  rasters, complex and other data types the models cannot take, and GCP or RPC
-  georeferencing (never read as an identity transform) fail up front with one
-  line that says what to run instead.
+  bands where they are not read as the RGB of their colour table (tiling and training
+  read them so, :mod:`geogan.colortable`), complex and other data types the models
+  cannot take, and GCP or RPC georeferencing (never read as an identity transform)
+  fail up front with one line that says what to run instead.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ def recorded_band_names(path: str, count: int) -> tuple[str, ...] | None:
         with warnings.catch_warnings():  # a chip picture without georeference is fine here
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(path) as src:
+                if count == 3 and src.count == 1 and src.colorinterp[0] == ColorInterp.palette:
+                    return ("red", "green", "blue")  # read as the RGB of its colour table
                 if src.count != count:
                     return None
                 interp, descriptions = list(src.colorinterp), list(src.descriptions)
@@ -216,14 +219,17 @@ def check_pixels(src: Any, path: str | Path, bands: Sequence[int], option: str =
                  ) -> None:
     """Refuse palette bands and data types the models cannot take, in one line.
 
-    Band numbers out of range are left to the caller's own check.
+    Band numbers out of range are left to the caller's own check. Readers that read a
+    palette band as the RGB of its colour table (:mod:`geogan.colortable`: tiling and
+    training) check the expanded dataset, so a palette band here is one read as indices.
     """
     bands = [b for b in bands if 1 <= b <= src.count]
     for b in bands:
         if src.colorinterp[b - 1] == ColorInterp.palette:
             raise InputError(f"{path} is a palette (colour table) raster: band {b} holds "
-                             "colour indices, not colours; expand it first, e.g. "
-                             f"gdal_translate -expand rgb {Path(path).name} expanded.tif")
+                             "colour indices, not colours, and this command does not read it "
+                             "as colours; expand it first, e.g. gdal_translate -expand rgb "
+                             f"{Path(path).name} expanded.tif")
     for b in bands:
         dtype = str(src.dtypes[b - 1])
         if dtype.startswith("complex"):

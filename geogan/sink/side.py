@@ -115,7 +115,9 @@ def side_paths(output: Path, config: Any) -> list[tuple[str, Path]]:
 
 @contextlib.contextmanager
 def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta | None,
-                        driver: str, config: Any, sides: Sequence[SideRaster] | None = None
+                        driver: str, config: Any, sides: Sequence[SideRaster] | None = None,
+                        sidecars: dict[Path, Callable[[Path], None]] | None = None,
+                        check_sidecar: Callable[[Path, bool], None] | None = None
                         ) -> Iterator[list[SinkTarget]]:
     """The sinks of one translation into ``output``: the output first, then its side rasters.
 
@@ -126,12 +128,17 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
     complete and checked, together (:func:`geogan.fileio.output_group`); the output
     alone is written as it always was. ``config`` gives ``overwrite``, ``cog``,
     ``compress``, ``creation_options`` and ``threads``; ``sides`` are the side rasters
-    (default: :func:`side_rasters`), each with its sidecars (:meth:`SideRaster.sidecars`).
+    (default: :func:`side_rasters`), each with its sidecars (:meth:`SideRaster.sidecars`);
+    ``sidecars`` are small files beside the output itself (a QGIS style, say), checked by
+    ``check_sidecar(path, overwrite)`` and committed with it.
     """
     fmt = format_of_driver("COG" if config.cog else driver)
     writer = WRITERS[fmt.writer]
     sides = side_rasters(config) if sides is None else list(sides)
-    if not sides:
+    sidecars = dict(sidecars or {})
+    for extra in sidecars:
+        (check_sidecar or check_output_file)(extra, config.overwrite)
+    if not sides and not sidecars:
         with writer.atomic(output, fmt, config) as target:
             yield [writer.target(target, profile, output, meta)]
         return
@@ -140,6 +147,8 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
     with output_group() as group, contextlib.ExitStack() as stack:
         tmp = stack.enter_context(writer.atomic(output, fmt, config, group))
         targets = [writer.target(tmp, profile, output, meta)]
+        for extra, write in sidecars.items():
+            write(stack.enter_context(atomic_output(extra, config.overwrite, group=group)))
         for side in sides:
             path = side.path_for(output)
             side_profile = _side_profile(side, profile, config)

@@ -145,9 +145,11 @@ def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
     src = stack.enter_context(open_raster(path, allow_no_crs=config.allow_no_crs,
                                                 no_crs_option=True))
     check_readable(src)
-    bands = _check_bands(src, path, config.bands, option)
-    view = _view_for(src, path, bands, config, stack)
-    view.meta = read_meta(src).pick(bands)
+    pixels, bands = _expand(src, path, config.bands, option, stack)
+    if pixels is not src:
+        config = _nearest(config, path)
+    view = _view_for(pixels, path, bands, config, stack)
+    view.meta = read_meta(pixels).pick(bands)
     return view, src
 
 
@@ -246,7 +248,9 @@ def pair_view(view: View, pair_path: Path, config: TileConfig,
     if view.crs is None:
         raise GeoreferenceError(f"{view.path} has no CRS, so `pair` {pair_path} cannot be put "
                                 "on its grid; assign a CRS first (gdal_edit.py -a_srs)")
-    bands = _check_bands(src, pair_path, config.pair_bands, "`pair_bands`")
+    pixels, bands = _expand(src, pair_path, config.pair_bands, "`pair_bands`", stack)
+    if pixels is not src:
+        src, config = pixels, _nearest(config, pair_path)
     meta = read_meta(src).pick(bands)
     grid = ChipWindow(0, 0, view.width, view.height)
 
@@ -287,6 +291,40 @@ def _grid_shift(src: Any, view: View) -> tuple[int, int] | None:
     return int(round(dc)), int(round(dr))
 
 
+def _expand(src: Any, path: Path, bands: tuple[int, ...] | None, option: str,
+            stack: contextlib.ExitStack) -> tuple[Any, tuple[int, ...]]:
+    """The dataset to read and its checked bands: a palette band picked (alone, or the
+    one band of the raster) is read as the RGB of its colour table
+    (:func:`geogan.colortable.open_expanded`), bands 1, 2, 3 of that."""
+    from geogan.colortable import expanded_band, open_expanded
+
+    if bands is not None:
+        _check_bands_range(src, path, bands, option)
+    band = expanded_band(src, path, bands, option)
+    if band is None:
+        return src, _check_bands(src, path, bands, option)
+    return open_expanded(src, band, path, stack), (1, 2, 3)
+
+
+def _nearest(config: TileConfig, path: Path) -> TileConfig:
+    """``config`` resampling a map of classes (a palette raster) by nearest neighbour, so
+    warping invents no colour between two classes."""
+    import dataclasses
+
+    if config.resampling != "nearest":
+        log.info("%s is a palette raster: it is resampled by nearest neighbour, not %s, so "
+                 "its colours stay those of its colour table", path, config.resampling)
+        config = dataclasses.replace(config, resampling="nearest")
+    return config
+
+
+def _check_bands_range(src: Any, path: Path, bands: tuple[int, ...], option: str) -> None:
+    bad = [b for b in bands if not 1 <= b <= src.count]
+    if bad:
+        raise InputError(f"{option} {fmt_bands(bands)} is out of range for {path}, which has "
+                         f"{src.count} band(s); choose band numbers from 1 to {src.count}")
+
+
 def _check_bands(src: Any, path: Path, bands: tuple[int, ...] | None,
                  option: str) -> tuple[int, ...]:
     if bands is None:
@@ -294,10 +332,7 @@ def _check_bands(src: Any, path: Path, bands: tuple[int, ...] | None,
         if len(bands) < src.count:
             log.info("%s: its alpha band marks the valid pixels and becomes the chips' mask",
                      path)
-    bad = [b for b in bands if not 1 <= b <= src.count]
-    if bad:
-        raise InputError(f"{option} {fmt_bands(bands)} is out of range for {path}, which has "
-                         f"{src.count} band(s); choose band numbers from 1 to {src.count}")
+    _check_bands_range(src, path, bands, option)
     check_pixels(src, path, bands, option)
     dtypes = {src.dtypes[b - 1] for b in bands}
     if len(dtypes) > 1:

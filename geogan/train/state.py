@@ -226,10 +226,15 @@ def _model_meta(run: Run) -> CheckpointMeta:
 
 def _palette_json(dom: Any) -> dict[str, Any] | None:
     """The palette of a map domain (geogan.palette), found once per run and kept."""
+    from geogan.colortable import table_palette
     from geogan.palette import domain_palette
 
     if not hasattr(dom, "_palette_json"):
-        found = domain_palette(list(dom.files), dom.bands, dom.dtype, getattr(dom, "half", "full"))
+        half = getattr(dom, "half", "full")
+        # palette rasters read as RGB: their colour table's colours used, not a detection
+        found = table_palette(list(dom.files)) if half == "full" and dom.bands == 3 else None
+        if found is None:
+            found = domain_palette(list(dom.files), dom.bands, dom.dtype, half)
         object.__setattr__(dom, "_palette_json", None if found is None else found.to_json())
     return dom._palette_json  # type: ignore[no-any-return]
 

@@ -26,6 +26,7 @@ writes STAC records (:mod:`geogan.stac`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -62,7 +63,14 @@ from geogan.translate.config import (
 from geogan.translate.engine import QUEUE_DEPTH, Job
 from geogan.translate.lineage import check_ground, translation_provenance
 from geogan.translate.nodata import given_nodata, output_nodata
-from geogan.translate.paletted import output_palette, paletted_sinks
+from geogan.translate.paletted import (
+    check_palette_sidecar,
+    output_palette,
+    palette_outputs,
+    palette_sidecars,
+    paletted_sinks,
+    remove_stale_sidecars,
+)
 from geogan.translate.planning import (
     expand_inputs,
     files_to_translate,
@@ -178,6 +186,11 @@ def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
     generator = load_generator(checkpoint, direction, device)
     check_tile(generator, config.tile)
     sizes = [inspect_input(src, generator, config) for src, _ in todo]
+    for _, dst in todo:  # the classes' style and names beside a paletted output
+        palette = output_palette(generator, config, PICTURE_DRIVERS.get(
+            Path(str(dst)).suffix.lower(), "GTiff"))
+        for extra in palette_sidecars(dst, palette):
+            check_palette_sidecar(extra, config.overwrite)
     shared = batch_stats(generator, files, config, device, cancel)
     total = sum(sizes) / 1e6
     done = 0.0
@@ -269,11 +282,13 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                 log.warning("%s has no georeference: %s has none either", input_path,
                             output_path)
             with translation_outputs(output_path, profile, meta, driver, config,
-                                     _sides(config, confidence)) as sinks:
+                                     _sides(config, confidence),
+                                     **palette_outputs(output_path, palette)) as sinks:
                 job.run(paletted_sinks(sinks, palette))
                 check_cancel(cancel, what)
                 if config.save_stats and norm_stats is not None:
                     norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)
+            remove_stale_sidecars(output_path, palette, config.overwrite)
         if src.nodata is not None and job.valid_pixels == 0:
             log.warning("%s holds only nodata pixels: %s is all nodata", input_path,
                         output_path)
@@ -329,17 +344,25 @@ class _Input:
 
 def _read_input(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> _Input:
     """Open and check ``path``; its bands, nodata, band meaning and the part translated."""
+    from geogan.colortable import expanded_band, open_expanded
     from geogan.rasterio_io import check_readable
     from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
 
-    with open_input(path) as src:
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_input(path))
         check_readable(src)
-        check_pixels(src, path, config.bands or data_bands(src))
-        indexes = select_input_bands(src.count, src.dtypes, path, generator, config.bands,
-                                     data_bands(src))
+        band = expanded_band(src, path, config.bands)
+        pixels, bands = src, config.bands
+        if band is not None:  # a palette raster: read as the RGB of its colour table
+            pixels, bands = open_expanded(src, band, path, stack), None
+        check_pixels(pixels, path, bands or data_bands(pixels))
+        indexes = select_input_bands(pixels.count, pixels.dtypes, path, generator, bands,
+                                     data_bands(pixels))
         profile = dict(src.profile)
-        meta = output_meta(read_meta(src), indexes, src.dtypes[indexes[0] - 1], generator,
-                           config.band_names)
+        if band is not None:
+            profile.update(count=3, dtype="uint8", nodata=None)
+        meta = output_meta(read_meta(pixels), indexes, pixels.dtypes[indexes[0] - 1],
+                           generator, config.band_names)
         tags = dict(src.tags())
         gsd_m, _ = check_ground(generator, src, path.name, config)
         subset, vrt = plan_view(src, path, config)
@@ -347,8 +370,8 @@ def _read_input(path: Path, generator: LoadedGenerator, config: TranslateConfig)
             profile.update(width=subset.width, height=subset.height, transform=subset.transform)
             log.info("%s: translating its block of %d x %d px at column %d, row %d", path,
                      subset.width, subset.height, subset.col, subset.row)
-        return _Input(indexes, profile, src.nodata, has_mask(src, indexes), meta, subset, vrt,
-                      tags, gsd_m)
+        return _Input(indexes, profile, pixels.nodata, has_mask(pixels, indexes), meta, subset,
+                      vrt, tags, gsd_m)
 
 
 def _output_profile(src: _Input, output_path: Path, driver: str, generator: LoadedGenerator,

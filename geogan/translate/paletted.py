@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,9 +109,10 @@ class _PaletteSink:
     def __init__(self, inner: Sink, palette: Palette) -> None:
         self.inner = inner
         self.palette = palette
+        self.codes = palette.codes()
 
     def write(self, rows: Rows) -> None:
-        index = nearest_index(rows.values, self.palette)
+        index = self.codes[nearest_index(rows.values, self.palette)]
         if rows.valid is not None:
             index = np.where(rows.valid, index, np.uint8(NODATA_INDEX))
         self.inner.write(replace(rows, values=index[None]))
@@ -133,3 +135,98 @@ class PaletteTarget:
             if dst is not None:
                 dst.write_colormap(1, colormap(self.palette))
             yield _PaletteSink(sink, self.palette)
+
+
+def palette_sidecars(output: Any, palette: Palette | None
+                     ) -> dict[Path, Callable[[Path], None]]:
+    """The files beside a paletted ``output``, each with the function writing it to the
+    path it is given: the QGIS style ``OUT.qml`` (a paletted renderer of the palette's
+    classes, labelled with their names, else their colour index; QGIS loads it with the
+    layer) and, when the palette names its classes, GDAL's PAM sidecar
+    ``OUT.tif.aux.xml`` (``<CategoryNames>``, which GDAL-based tools read). None for
+    continuous output or an output outside local folders (a ``/vsi`` path)."""
+    from geogan.colortable import category_pam
+    from geogan.inputs import GdalPath
+    from geogan.qml import paletted_style, style_path_for
+
+    if palette is None or isinstance(output, GdalPath):
+        return {}
+    codes = palette.codes().tolist()
+    names = palette.names or ("",) * len(codes)
+    labels = [name or str(code) for code, name in zip(codes, names, strict=True)]
+    files = {style_path_for(output): _writer(
+        paletted_style(list(zip(codes, palette.colours, labels, strict=True))))}
+    if palette.names is not None:
+        pam = category_pam(dict(zip(codes, palette.names, strict=True)))
+        files[Path(f"{output}.aux.xml")] = _writer(pam)
+    return files
+
+
+def palette_outputs(output: Any, palette: Palette | None) -> dict[str, Any]:
+    """``sidecars`` and ``check_sidecar`` of :func:`geogan.sink.translation_outputs` for a
+    translation into ``output`` with ``palette``."""
+    return {"sidecars": palette_sidecars(output, palette),
+            "check_sidecar": check_palette_sidecar}
+
+
+def _writer(text: str) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        Path(path).write_text(text, encoding="utf-8")
+    return write
+
+
+def check_palette_sidecar(path: Path, overwrite: bool) -> None:
+    """Fail when ``path`` (a sidecar of :func:`palette_sidecars`) cannot be written: it
+    exists without ``overwrite``, or is a style geogan did not write."""
+    from geogan.errors import OutputError
+    from geogan.fileio import check_output_file
+    from geogan.qml import PALETTED_TITLE
+
+    check_output_file(path, overwrite)
+    if path.suffix == ".qml" and path.exists():
+        if PALETTED_TITLE not in _head(path):
+            raise OutputError(f"{path} exists and is not a style geogan wrote; move it away "
+                              "to have geogan write the map classes' style there")
+
+
+def remove_stale_sidecars(output: Any, palette: Palette | None, overwrite: bool) -> None:
+    """After ``output`` was overwritten: remove the style and names files geogan wrote
+    beside the raster it replaced that :func:`palette_sidecars` did not write now (a
+    paletted style beside a continuous output would misdraw it)."""
+    from geogan.inputs import GdalPath
+    from geogan.qml import PALETTED_TITLE, style_path_for
+
+    if not overwrite or isinstance(output, GdalPath):
+        return
+    kept = palette_sidecars(output, palette)
+    style, pam = style_path_for(output), Path(f"{output}.aux.xml")
+    stale = []
+    if style not in kept and style.is_file() and PALETTED_TITLE in _head(style):
+        stale.append(style)
+    if pam not in kept and pam.is_file() and _only_category_names(pam):
+        stale.append(pam)
+    for path in stale:
+        log.info("removing %s, written for the raster %s replaced", path, output)
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _head(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _only_category_names(path: Path) -> bool:
+    """Whether PAM file ``path`` holds category names and nothing else (what geogan writes)."""
+    from xml.etree import ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return False
+    bands = list(root)
+    return root.tag == "PAMDataset" and bool(bands) and all(
+        b.tag == "PAMRasterBand" and [c.tag for c in b] == ["CategoryNames"] for b in bands)

@@ -88,14 +88,21 @@ def translate_at_model_resolution(translate: Callable[..., Any], generator: Load
     Returns None when the input is already at the model's resolution (the caller
     translates it as usual).
     """
+    from geogan.colortable import palette_bands
     from geogan.fileio import check_output_file
     from geogan.translate.compat import open_input
 
     with open_input(input_path) as src:
         grid = model_grid(src, generator, input_path.name)
         full_mpx = src.width * src.height / 1e6
+        paletted = bool(palette_bands(src))
     if grid is None:
         return None
+    if paletted:
+        raise InputError(f"{input_path} is a palette (colour table) raster, which "
+                         "`at_model_resolution` does not resample; drop `at_model_resolution` "
+                         f"or expand it first: gdal_translate -expand rgb {input_path.name} "
+                         "expanded.tif")
     if not config.skip_existing:
         check_output_file(output_path, config.overwrite)
     log.info("%s: %s pixels, translated at the model's %s (%d x %d px) and resampled back",

@@ -28,11 +28,15 @@ def batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: Trans
         return stats
     if not config.shared_stats:
         return None
+    from geogan.colortable import expanded_band
     from geogan.translate.subset import subset_views
 
     indexes = []
     for path in files:
         with open_input(path) as src:
+            if expanded_band(src, path, config.bands) is not None:
+                indexes.append([1, 2, 3])  # its view is the RGB of its colour table
+                continue
             indexes.append(select_input_bands(src.count, src.dtypes, path, generator,
                                               config.bands))
     with subset_views(list(files), config) as views:  # the parts translated, if parts

@@ -211,8 +211,18 @@ def subset_view(path: Path, vrt: str | None) -> Iterator[Path]:
 
 
 def plan_view(src: Any, path: Path, config: TranslateConfig) -> tuple[Subset | None, str | None]:
-    """The subset of open ``src`` and the VRT text of its view (None, None without one)."""
+    """The subset of open ``src`` and the VRT text of its view (None, None without one).
+
+    A palette raster is read as the RGB of its colour table (:mod:`geogan.colortable`):
+    its view is that VRT, of the subset or the whole raster.
+    """
+    from geogan.colortable import expanded_band, expanded_vrt, read_colour_table
+
     subset = plan_subset(src, path, config)
+    band = expanded_band(src, path, config.bands)
+    if band is not None:
+        table = read_colour_table(src, band, path)
+        return subset, expanded_vrt(src, band, table, subset, source_name(path))
     if subset is None:
         return None, None
     return subset, subset_vrt(src, subset, source_name(path))
@@ -236,10 +246,16 @@ def inspect_input(path: Path, generator: LoadedGenerator, config: TranslateConfi
     from geogan.rasterio_meta import check_pixels, data_bands
 
     check_band_names(generator, config.band_names)
+    from geogan.colortable import expanded_band
+
     with open_input(path) as src:
         check_readable(src)
-        check_pixels(src, path, config.bands or data_bands(src))
-        select_input_bands(src.count, src.dtypes, path, generator, config.bands, data_bands(src))
+        if expanded_band(src, path, config.bands) is not None:  # read as RGB
+            select_input_bands(3, ("uint8",) * 3, path, generator, None, (1, 2, 3))
+        else:
+            check_pixels(src, path, config.bands or data_bands(src))
+            select_input_bands(src.count, src.dtypes, path, generator, config.bands,
+                               data_bands(src))
         subset = plan_subset(src, path, config)
         if subset is not None:
             return subset.width * subset.height

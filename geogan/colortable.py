@@ -1,0 +1,247 @@
+"""Colour-table (palette) rasters read as the RGB of their colour table, and their classes.
+
+A one-band raster of colour indices with a colour table (a land-cover map, a rendered
+map GeoTIFF) is read by tiling and training as three bands, red, green and blue: its
+colour table's colours, exactly what ``gdal_translate -expand rgb`` writes
+(:func:`open_expanded`, a GDAL VRT of ``ColorTableComponent`` sources, so warping and
+windows behave as for any RGB raster). Pixels whose index is the nodata value or whose
+colour-table entry has alpha 0 are invalid: the VRT carries a per-dataset mask.
+
+The classes of such a raster (:func:`table_palette`) are the colour-table entries its
+pixels use, in index order, with the names GDAL keeps in the raster's PAM sidecar
+(``NAME.aux.xml``, ``<CategoryNames>``; rasterio reads no category names), and their
+indices, so a translation into the domain writes the same class codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+from xml.sax.saxutils import escape
+
+import numpy as np
+from rasterio.enums import ColorInterp
+
+from geogan.errors import InputError
+from geogan.palette import NODATA_INDEX, Palette
+
+log = logging.getLogger(__name__)
+
+#: What :attr:`geogan.palette.Palette.origin` says of a palette read from a colour table.
+ORIGIN = "colour table"
+#: Files of a domain whose indices are counted for its palette.
+_MAX_FILES = 64
+
+
+@dataclass(frozen=True)
+class ColourTable:
+    """The colour table of one band: index -> (r, g, b, a), its nodata index and the
+    category names by index (None when the raster has none)."""
+
+    entries: dict[int, tuple[int, int, int, int]]
+    nodata: int | None
+    names: tuple[str, ...] | None
+
+    def invalid(self, index: int) -> bool:
+        """Whether pixels of ``index`` hold no data (nodata, alpha 0 or no entry)."""
+        entry = self.entries.get(index)
+        return index == self.nodata or entry is None or entry[3] == 0
+
+
+def palette_bands(src: Any) -> tuple[int, ...]:
+    """The 1-based bands of ``src`` that hold colour indices."""
+    return tuple(i for i, ci in enumerate(src.colorinterp, 1) if ci == ColorInterp.palette)
+
+
+def expanded_band(src: Any, path: str | os.PathLike[str], bands: Sequence[int] | None,
+                  option: str = "`bands`") -> int | None:
+    """The palette band of ``src`` to read expanded to RGB, or None (read it as it is).
+
+    ``bands`` is the user's choice (None: all but an alpha band). Expansion reads one
+    palette band alone; picking it with other bands is refused in one line.
+    """
+    paletted = palette_bands(src)
+    if not paletted:
+        return None
+    if bands is None:
+        from geogan.rasterio_meta import data_bands
+
+        bands = data_bands(src)
+    picked = [b for b in bands if b in paletted]
+    if not picked:
+        return None
+    if len(bands) != 1:
+        what = f"{option} {','.join(str(b) for b in bands)}" if bands else "its bands"
+        raise InputError(f"{path} band {picked[0]} is a palette (colour table) band, read as "
+                         f"the RGB of its colour table, so {what} cannot pick it with other "
+                         f"bands; pass {option} {picked[0]} (or leave {option} out for a "
+                         "one-band palette raster), or expand it first: gdal_translate "
+                         f"-expand rgb {Path(path).name} expanded.tif")
+    return picked[0]
+
+
+def category_names(path: str | os.PathLike[str], band: int = 1) -> tuple[str, ...] | None:
+    """Category names of ``band`` of the raster at ``path``, by colour index, from its PAM
+    sidecar ``<path>.aux.xml`` (GDAL's ``<CategoryNames>``); None when there are none."""
+    aux = Path(os.fspath(path) + ".aux.xml")
+    if not aux.is_file():
+        return None
+    try:
+        root = ET.parse(aux).getroot()
+    except (ET.ParseError, OSError) as exc:
+        log.warning("%s could not be read (%s): its category names are left out", aux, exc)
+        return None
+    for el in root.iter("PAMRasterBand"):
+        if el.get("band", "1") != str(band):
+            continue
+        cats = el.find("CategoryNames")
+        if cats is not None:
+            names = tuple((c.text or "") for c in cats.iter("Category"))
+            return names if any(names) else None
+    return None
+
+
+def read_colour_table(src: Any, band: int, path: str | os.PathLike[str] | None = None
+                      ) -> ColourTable:
+    """The colour table of ``band`` of ``src`` with its nodata index and category names."""
+    try:
+        entries = {int(k): tuple(int(v) for v in c) for k, c in src.colormap(band).items()}
+    except ValueError as exc:
+        raise InputError(f"{src.name} band {band} is marked as palette but has no colour "
+                         "table; set one or its colour interpretation (gdal_edit.py "
+                         "-colorinterp_1 gray)") from exc
+    nodata = src.nodatavals[band - 1]
+    return ColourTable(entries, None if nodata is None else int(nodata),  # type: ignore
+                       category_names(path if path is not None else src.name, band))
+
+
+# ------------------------------------------------------------------------ expanded reads
+
+
+def _source_xml(name: str, band: int, rect: tuple[int, int, int, int], extra: str) -> str:
+    col, row, w, h = rect
+    return (f"<ComplexSource><SourceFilename relativeToVRT=\"0\">{escape(name)}"
+            f"</SourceFilename><SourceBand>{band}</SourceBand>"
+            f"<SrcRect xOff=\"{col}\" yOff=\"{row}\" xSize=\"{w}\" ySize=\"{h}\"/>"
+            f"<DstRect xOff=\"0\" yOff=\"0\" xSize=\"{w}\" ySize=\"{h}\"/>{extra}"
+            "</ComplexSource>")
+
+
+def expanded_vrt(src: Any, band: int, table: ColourTable, subset: Any = None,
+                 source_name: str | None = None) -> str:
+    """A VRT (XML) of ``band`` of ``src`` expanded to RGB through its colour table, with a
+    per-dataset mask of 0 where the index is nodata or its colour has alpha 0.
+
+    ``subset`` (``col``, ``row``, ``width``, ``height``, ``transform``, as
+    :class:`geogan.translate.subset.Subset`) limits it to a block; ``source_name`` is the
+    name GDAL opens the source by (default: ``src.name``, made absolute)."""
+    name = source_name or (os.path.abspath(src.name) if os.path.exists(src.name)
+                           else src.name)
+    rect = (0, 0, src.width, src.height) if subset is None else (
+        subset.col, subset.row, subset.width, subset.height)
+    transform = src.transform if subset is None else subset.transform
+    dtype = "UInt16" if str(src.dtypes[band - 1]) == "uint16" else "Byte"
+    nodata = "" if table.nodata is None else f"<NODATA>{table.nodata}</NODATA>"
+    bands = []
+    for i, interp in enumerate(("Red", "Green", "Blue"), 1):
+        source = _source_xml(name, band, rect, f"{nodata}<ColorTableComponent>{i}"
+                                               "</ColorTableComponent>")
+        bands.append(f"<VRTRasterBand dataType=\"Byte\" band=\"{i}\"><ColorInterp>{interp}"
+                     f"</ColorInterp>{source}</VRTRasterBand>")
+    top = max([*table.entries, table.nodata or 0]) + 1
+    lut = ",".join(f"{i}:{0 if table.invalid(i) else 255}" for i in range(top))
+    lut += f",{top}:0"
+    mask = _source_xml(name, band, rect, f"<LUT>{lut}</LUT>")
+    crs = "" if src.crs is None else f"<SRS>{escape(src.crs.to_wkt())}</SRS>"
+    gt = ", ".join(repr(float(v)) for v in transform.to_gdal())
+    return (f"<VRTDataset rasterXSize=\"{rect[2]}\" rasterYSize=\"{rect[3]}\">{crs}"
+            f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}"
+            f"<MaskBand><VRTRasterBand dataType=\"{dtype}\">{mask}</VRTRasterBand></MaskBand>"
+            "</VRTDataset>")
+
+
+def open_expanded(src: Any, band: int, path: str | os.PathLike[str],
+                  stack: contextlib.ExitStack) -> Any:
+    """``band`` of ``src`` (opened from ``path``) as an RGB dataset (see the module doc),
+    entered into ``stack``."""
+    from rasterio.io import MemoryFile
+
+    table = read_colour_table(src, band, path)
+    memfile = stack.enter_context(MemoryFile(expanded_vrt(src, band, table).encode(),
+                                             ext=".vrt"))
+    log.info("%s: band %d is read as the RGB of its colour table (%d entries)", path, band,
+             len(table.entries))
+    return stack.enter_context(memfile.open())
+
+
+# ------------------------------------------------------------------------ the classes used
+
+
+def _used(path: Path, band: int) -> np.ndarray:
+    """How many pixels of each index ``band`` of ``path`` holds (all of them, by blocks)."""
+    import rasterio
+
+    counts = np.zeros(1 << 16, dtype=np.int64)
+    with rasterio.open(path) as src:
+        for _, win in src.block_windows(band):
+            data = src.read(band, window=win)
+            counts += np.bincount(data.reshape(-1), minlength=1 << 16)
+    return counts
+
+
+def table_palette(files: Sequence[Path]) -> Palette | None:
+    """The classes of a domain of one-band palette rasters: the colour-table entries their
+    valid pixels use, in index order, with their names and indices; None when the
+    domain is not one-band palette rasters, or uses more colours than a palette holds."""
+    import rasterio
+
+    if not files:
+        return None
+    tables = []
+    try:
+        for p in files[:_MAX_FILES]:
+            with rasterio.open(p) as src:
+                if src.count != 1 or palette_bands(src) != (1,):
+                    return None
+                tables.append(read_colour_table(src, 1, p))
+        counts = sum(_used(Path(p), 1) for p in files[:_MAX_FILES])
+    except (rasterio.errors.RasterioError, InputError, OSError) as exc:
+        log.debug("no colour table read from %s: %s", files[0], exc)
+        return None
+    table = tables[0]
+    used = [i for i in np.flatnonzero(counts).tolist() if not table.invalid(i)]
+    if not used or len(used) >= NODATA_INDEX:
+        return None
+    if any(t.entries.get(i) != table.entries[i] for t in tables[1:] for i in used):
+        log.warning("the domain's palette rasters have different colour tables: its palette "
+                    "is detected from the colours instead")
+        return None
+    colours = tuple(table.entries[i][:3] for i in used)
+    names = None
+    if table.names is not None:
+        names = tuple(table.names[i] if i < len(table.names) else "" for i in used)
+    indices = tuple(used) if max(used) < NODATA_INDEX else None
+    log.info("the domain's rasters are palette rasters using %d colours of their colour "
+             "table%s: the checkpoint records them as its palette", len(used),
+             " (with their category names)" if names else "")
+    return Palette(colours, names, origin=ORIGIN, indices=indices)
+
+
+# ------------------------------------------------------------------------ names written
+
+
+def category_pam(names: dict[int, str], band: int = 1) -> str:
+    """A GDAL PAM sidecar (``.aux.xml`` text) naming ``band``'s categories: ``names`` by
+    colour index (indices without a name get an empty one)."""
+    root = ET.Element("PAMDataset")
+    el = ET.SubElement(ET.SubElement(root, "PAMRasterBand", band=str(band)), "CategoryNames")
+    for i in range(max(names) + 1 if names else 0):
+        ET.SubElement(el, "Category").text = names.get(i, "")
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="unicode") + "\n"
