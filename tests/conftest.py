@@ -191,3 +191,31 @@ def cli_error(result: Any) -> str:
 def listing(folder: Path) -> list[str]:
     """Every path under ``folder``, relative, sorted."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def run_torchrun(*geogan_args: object, timeout: int = 240) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 -m geogan --progress none ARGS...`` on
+    one thread a process; fails the test if it runs past ``timeout`` s or exits non-zero."""
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "geogan", "--progress", "none", *map(str, geogan_args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hang is a failure
+        pytest.fail(f"torchrun training did not finish within {timeout} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def train_until_cancelled(config: Any, after_step: int = 2) -> None:
+    """Train ``config`` (a TrainConfig), cancelled once step ``after_step`` is done: training
+    must end with the Cancelled error that points to ``--resume``."""
+    from geogan.errors import Cancelled
+    from geogan.train import train
+
+    steps: list[float] = []
+    with pytest.raises(Cancelled, match="--resume"):
+        train(config, progress=lambda done, total, **info: steps.append(done),
+              cancel=lambda: bool(steps) and steps[-1] >= after_step)
