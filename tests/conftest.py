@@ -177,14 +177,15 @@ def run_cli(*args: object) -> Any:
     return CliRunner().invoke(main, ["--progress", "none", *map(str, args)])
 
 
-def cli_error(result: Any) -> str:
+def cli_error(result: Any, alone: bool = False) -> str:
     """The one ``Error:`` line of a failed command, which must end its stderr (warnings may
-    come before it), with no traceback anywhere."""
+    come before it; with ``alone`` none may), with no traceback anywhere."""
     assert result.exit_code not in (0, None), result.output
     assert "Traceback" not in result.output and "Traceback" not in result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("Error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert not alone or len(lines) == 1, result.stderr
     return errors[0]
 
 
