@@ -32,139 +32,82 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-SCORE_BANDS = (1, 2, 3, 4)
+from _harness import (  # noqa: E402 - the benchmarks folder is on the path now
+    SCORE_BANDS,
+    device_line,
+    harness_parser,
+    print_table,
+    run_main,
+    score_row,
+    train_and_score,
+    west_east,
+    write_rows,
+)
 
 
-def _row(name: str, s: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"candidate": name, "rmse": s.rmse, "psnr": s.psnr, "ssim": s.ssim,
-            "sam": getattr(s, "sam", None), **extra}
-
-
-def _fmt(value: Any, width: int, digits: int) -> str:
-    return f"{'':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
-
-
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget-seconds", type=float, default=240.0,
-                        help="training-loop seconds per model")
-    parser.add_argument("--source", type=Path, required=True,
-                        help="the NAIP 2014 orthophoto m_4709963_se_14_1_20140720.tif "
-                             "(opengeos/data; not bundled)")
-    parser.add_argument("--reference", type=Path,
-                        default=ROOT / "geogan" / "sample_data" / "naip_2020.tif")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="new folder for runs and translations [default: a temporary one]")
-    parser.add_argument("--crop", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--ngf", type=int, default=32)
-    parser.add_argument("--ndf", type=int, default=32)
+def _models(parser: Any) -> None:
     parser.add_argument("--pix2pix-generator", default="unet_128")
     parser.add_argument("--num-d", type=int, default=3)
     parser.add_argument("--vgg-weights", type=Path, default=None)
     parser.add_argument("--models", default="pix2pix,pix2pixhd")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--probe-steps", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = harness_parser(__doc__, "model", models=_models).parse_args(argv)
 
     import torch
-    from quality import _loop_rate, _train_for
 
-    from geogan.demo import NIR_BAND, RED_BAND, _halves, spectral_row, texture_energies
+    from geogan.demo import NIR_BAND, RED_BAND
     from geogan.evaluate import EvaluateConfig, evaluate
     from geogan.samplers import WindowConfig
-    from geogan.translate import TranslateConfig, translate_files
+    from geogan.translate import TranslateConfig
 
     torch.set_num_threads(args.threads)
-    tmp = None
-    if args.work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="geogan_hd_")
-        work = Path(tmp.name)
-    else:
-        work = args.work
-        work.mkdir(parents=True, exist_ok=True)
     source, reference = args.source, args.reference
-    west, east = _halves(source, work / "aoi", margin=args.crop)
-    ref_detail, _ = texture_energies(reference, east)
-    eval_cfg = EvaluateConfig(bands=SCORE_BANDS, aoi=east, baseline="histogram-match",
-                              source=source, red=RED_BAND, nir=NIR_BAND)
-    rows: list[dict[str, Any]] = []
-    baseline: dict[str, Any] | None = None
-    for model in args.models.split(","):
-        base: dict[str, Any] = {
-            "a": source, "b": reference, "model": model, "batch_size": args.batch_size,
-            "crop": args.crop, "ngf": args.ngf, "ndf": args.ndf, "name_a": "2014",
-            "name_b": "2020", "device": args.device, "seed": args.seed,
-            "windows": WindowConfig(aoi=west, max_nodata=0.01, min_std=1.0)}
-        if model == "pix2pix":
-            base["generator"] = args.pix2pix_generator
-        else:
-            base.update(num_d=args.num_d, vgg_weights=args.vgg_weights)
-        run = work / "runs" / model
-        checkpoint = _train_for(args.budget_seconds, base, run, args.probe_steps)
-        steps, loop_s, _ = _loop_rate(run, args.batch_size)
-        out = work / f"{model}.tif"
-        t0 = time.perf_counter()
-        translate_files(checkpoint, [source], out, TranslateConfig(device=args.device))
-        translate_s = time.perf_counter() - t0
-        report = evaluate(out, reference, eval_cfg)
-        detail = texture_energies(out, east)[0] / ref_detail
-        rows.append(_row(model, report.scores[0], {
-            **spectral_row(report.scores[0]), "steps": steps,
-            "img_s": steps * args.batch_size / loop_s, "translate_s": translate_s,
-            "detail": detail}))
-        if baseline is None:
-            baseline = _row("histogram matching", report.scores[1],
-                            {**spectral_row(report.scores[1]), "detail": None})
-    none = evaluate(source, reference, EvaluateConfig(
-        bands=SCORE_BANDS, aoi=east, red=RED_BAND, nir=NIR_BAND)).scores[0]
-    if baseline is not None:
-        rows.append(baseline)
-    rows.append(_row("untranslated 2014", none, {
-        **spectral_row(none), "detail": texture_energies(source, east)[0] / ref_detail}))
+    with west_east(source, reference, args.work, "geogan_hd_", args.crop) as halves:
+        eval_cfg = EvaluateConfig(bands=SCORE_BANDS, aoi=halves.east,
+                                  baseline="histogram-match", source=source, red=RED_BAND,
+                                  nir=NIR_BAND)
+        rows: list[dict[str, Any]] = []
+        baseline: dict[str, Any] | None = None
+        for model in args.models.split(","):
+            base: dict[str, Any] = {
+                "a": source, "b": reference, "model": model, "batch_size": args.batch_size,
+                "crop": args.crop, "ngf": args.ngf, "ndf": args.ndf, "name_a": "2014",
+                "name_b": "2020", "device": args.device, "seed": args.seed,
+                "windows": WindowConfig(aoi=halves.west, max_nodata=0.01, min_std=1.0)}
+            if model == "pix2pix":
+                base["generator"] = args.pix2pix_generator
+            else:
+                base.update(num_d=args.num_d, vgg_weights=args.vgg_weights)
+            row, report = train_and_score(
+                halves, model, base, halves.work / "runs" / model,
+                halves.work / f"{model}.tif", TranslateConfig(device=args.device), eval_cfg,
+                args.budget_seconds, args.probe_steps)
+            rows.append(row)
+            if baseline is None:
+                baseline = score_row("histogram matching", report.scores[1], detail=None)
+        none = evaluate(source, reference, EvaluateConfig(
+            bands=SCORE_BANDS, aoi=halves.east, red=RED_BAND, nir=NIR_BAND)).scores[0]
+        if baseline is not None:
+            rows.append(baseline)
+        rows.append(score_row("untranslated 2014", none, detail=halves.detail(source)))
 
-    device = f"{args.device}: {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s)"
-    print(f"pix2pixHD vs pix2pix: {args.budget_seconds:g} s of training each, NAIP 2014 -> "
-          f"2020, trained on the western half, scored on the eastern half ({device})")
-    print(f"settings: {args.crop} px windows, batch {args.batch_size}, ngf {args.ngf}, ndf "
-          f"{args.ndf}, pix2pix {args.pix2pix_generator}, pix2pixhd num_d {args.num_d}, "
-          f"VGG {'on' if args.vgg_weights else 'off'}, seed {args.seed}")
-    header = (f"{'candidate':<20} {'steps':>6} {'img/s':>6} {'RMSE':>7} {'PSNR dB':>8} "
-              f"{'SSIM':>6} {'SAM deg':>7} {'detail':>7}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        steps = f"{r['steps']:>6d}" if "steps" in r else f"{'':>6}"
-        print(f"{r['candidate']:<20} {steps} {_fmt(r.get('img_s'), 6, 2)} "
-              f"{r['rmse']:>7.2f} {r['psnr']:>8.2f} {r['ssim']:>6.3f} "
-              f"{_fmt(r['sam'], 7, 2)} "
-              + (f"{'-':>7}" if r["detail"] is None else f"{r['detail']:>6.2f}x"))
-    if args.json is not None:
-        args.json.write_text(json.dumps({"budget_s": args.budget_seconds, "device": device,
-                                         "rows": rows}, indent=2, default=str) + "\n")
-    if tmp is not None:
-        tmp.cleanup()
+        device = device_line(args.device)
+        print(f"pix2pixHD vs pix2pix: {args.budget_seconds:g} s of training each, NAIP 2014 -> "
+              f"2020, trained on the western half, scored on the eastern half ({device})")
+        print(f"settings: {args.crop} px windows, batch {args.batch_size}, ngf {args.ngf}, ndf "
+              f"{args.ndf}, pix2pix {args.pix2pix_generator}, pix2pixhd num_d {args.num_d}, "
+              f"VGG {'on' if args.vgg_weights else 'off'}, seed {args.seed}")
+        print_table(rows, 20)
+        write_rows(args.json, args.budget_seconds, device, rows)
     return rows
 
 
 if __name__ == "__main__":
-    from geogan.errors import GeoganError
-
-    try:
-        main()
-    except GeoganError as exc:
-        sys.exit(f"error: {exc}")
+    run_main(main)

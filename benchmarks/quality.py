@@ -64,8 +64,13 @@ SCORE_BANDS = (1, 2, 3, 4)
 DEFAULT_MODELS = "cyclegan:deconv,cyclegan:resize,cut:resize"
 
 
-def _fig(value: float | None, width: int, digits: int) -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:>{width}.{digits}f}"
+def _fig(value: float | None, width: int, digits: int, empty: str = "-",
+         suffix: str = "") -> str:
+    """``value`` right-aligned in ``width`` characters with ``digits`` decimals and
+    ``suffix`` after; ``empty`` in their place when it is None."""
+    if value is None:
+        return f"{empty:>{width + len(suffix)}}"
+    return f"{value:>{width}.{digits}f}{suffix}"
 
 
 def _loop_rate(run: Path, batch_size: int) -> tuple[int, float, float]:
@@ -228,13 +233,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(header)
     print("-" * len(header))
     for r in rows:
-        steps = f"{r['steps']:>6d}" if "steps" in r else f"{'':>6}"
-        rate = f"{r['img_s']:>7.2f}" if "img_s" in r else f"{'':>7}"
-        checker = f"{r['checker']:>7.2f}x" if r["checker"] is not None else f"{'-':>8}"
-        detail = f"{r['detail']:>6.2f}x" if r["detail"] is not None else f"{'-':>7}"
-        print(f"{r['candidate']:<20} {steps} {rate} {r['rmse']:>7.2f} {r['psnr']:>8.2f} "
+        print(f"{r['candidate']:<20} {_fig(r.get('steps'), 6, 0, '')} "
+              f"{_fig(r.get('img_s'), 7, 2, '')} {r['rmse']:>7.2f} {r['psnr']:>8.2f} "
               f"{r['ssim']:>6.3f} {_fig(r['sam'], 7, 2)} {_fig(r['ergas'], 6, 1)} "
-              f"{_fig(r['ndvi_rmse'], 6, 3)} {checker} {detail}")
+              f"{_fig(r['ndvi_rmse'], 6, 3)} {_fig(r['checker'], 7, 2, '-', 'x')} "
+              f"{_fig(r['detail'], 6, 2, '-', 'x')}")
     if args.json is not None:
         args.json.write_text(json.dumps({"budget_s": args.budget_s, "device": device,
                                          "reference_checker_energy": ref_energy,
@@ -245,11 +248,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    import sys
+    from _harness import run_main
 
-    from geogan.errors import GeoganError
-
-    try:
-        main()
-    except GeoganError as exc:
-        sys.exit(f"error: {exc}")
+    run_main(main)

@@ -177,17 +177,46 @@ def run_cli(*args: object) -> Any:
     return CliRunner().invoke(main, ["--progress", "none", *map(str, args)])
 
 
-def cli_error(result: Any) -> str:
+def cli_error(result: Any, alone: bool = False) -> str:
     """The one ``Error:`` line of a failed command, which must end its stderr (warnings may
-    come before it), with no traceback anywhere."""
+    come before it; with ``alone`` none may), with no traceback anywhere."""
     assert result.exit_code not in (0, None), result.output
     assert "Traceback" not in result.output and "Traceback" not in result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("Error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert not alone or len(lines) == 1, result.stderr
     return errors[0]
 
 
 def listing(folder: Path) -> list[str]:
     """Every path under ``folder``, relative, sorted."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+def run_torchrun(*geogan_args: object, timeout: int = 240) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node 2 -m geogan --progress none ARGS...`` on
+    one thread a process; fails the test if it runs past ``timeout`` s or exits non-zero."""
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "geogan", "--progress", "none", *map(str, geogan_args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hang is a failure
+        pytest.fail(f"torchrun training did not finish within {timeout} s")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def train_until_cancelled(config: Any, after_step: int = 2) -> None:
+    """Train ``config`` (a TrainConfig), cancelled once step ``after_step`` is done: training
+    must end with the Cancelled error that points to ``--resume``."""
+    from geogan.errors import Cancelled
+    from geogan.train import train
+
+    steps: list[float] = []
+    with pytest.raises(Cancelled, match="--resume"):
+        train(config, progress=lambda done, total, **info: steps.append(done),
+              cancel=lambda: bool(steps) and steps[-1] >= after_step)

@@ -9,6 +9,7 @@ import pyogrio
 import pytest
 import rasterio
 from click.testing import CliRunner
+from conftest import cli_error
 from rasterio.transform import from_origin
 from rasterio.windows import from_bounds
 
@@ -25,11 +26,8 @@ def _cli(*args: object):
 
 
 def _one_error(result) -> str:
-    assert result.exit_code not in (0, None), result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
-    return lines[0]
+    """The ``Error:`` line, alone on stderr, of a failed command."""
+    return cli_error(result, alone=True)
 
 
 def _batch(make_raster, folder: str = "out", res: float = 5.0, **kwargs) -> Path:

@@ -4,21 +4,18 @@ ONNX, torchrun and the perceptual loss that is on only with a VGG19 weights file
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import cli_error, make_raster_array, run_cli
+from conftest import cli_error, make_raster_array, run_cli, run_torchrun, train_until_cancelled
 from test_train import read_csv
 
 from geogan.checkpoint import load_checkpoint, load_generator, read_metadata
 from geogan.contract.layouts import Pairing
-from geogan.errors import Cancelled, InputError
+from geogan.errors import InputError
 from geogan.models import build_generator
 from geogan.models.base import GANSettings
 from geogan.models.hd_networks import LocalEnhancer, feature_matching_loss
@@ -149,11 +146,7 @@ def test_resume_continues_bit_exactly(tmp_path: Path, make_raster) -> None:
            "log_every": 1, "preview_every": 100, "save_every": 100, **TINY}
     train(TrainConfig(output=tmp_path / "straight", **cfg))
     stopped = tmp_path / "stopped"
-    steps: list[float] = []
-    with pytest.raises(Cancelled, match="--resume"):
-        train(TrainConfig(output=stopped, **cfg),
-              progress=lambda done, total, **info: steps.append(done),
-              cancel=lambda: bool(steps) and steps[-1] >= 2)
+    train_until_cancelled(TrainConfig(output=stopped, **cfg))
     assert read_metadata(stopped)["step"] == 2
     train(resume_config(stopped))
     assert read_metadata(stopped)["step"] == 4
@@ -223,16 +216,8 @@ def test_torchrun_two_processes_train_pix2pixhd(tmp_path: Path, make_raster) -> 
     """DDP fails at the second step if a weight of G or of any D scale got no gradient."""
     pairs = make_pairs(make_raster, 4)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "geogan", "--progress", "none", "train", "--model", "pix2pixhd",
-           "--a", str(pairs), "-o", str(out), "--device", "cpu", *TINY_CLI,
-           "--batch-size", "1", "--max-steps", "2", "--log-every", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-    except subprocess.TimeoutExpired:  # pragma: no cover - a hang is a failure
-        pytest.fail("torchrun training did not finish within 240 s")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_torchrun("train", "--model", "pix2pixhd", "--a", pairs, "-o", out, "--device", "cpu",
+                 *TINY_CLI, "--batch-size", "1", "--max-steps", "2", "--log-every", "1")
     meta = read_metadata(out)
     assert meta["model"] == "pix2pixhd" and meta["step"] == 2
     assert meta["training"]["world_size"] == 2

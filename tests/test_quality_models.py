@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import GEOGRAPHIC, PROJECTED, make_checkpoint
+from conftest import GEOGRAPHIC, PROJECTED, make_checkpoint, train_until_cancelled
 from test_train import make_chips, read_csv
 
 from geogan.checkpoint import (
@@ -18,7 +18,7 @@ from geogan.checkpoint import (
     save_inference_checkpoint,
 )
 from geogan.contract.choices import UPSAMPLES
-from geogan.errors import Cancelled, InputError
+from geogan.errors import InputError
 from geogan.models import build_generator, size_multiple
 from geogan.models.gan import (
     CUT,
@@ -320,11 +320,7 @@ def test_cut_resume_continues_exactly(tmp_path: Path, make_raster) -> None:
            "upsample": "resize", **TINY}
     train(TrainConfig(output=tmp_path / "straight", **cfg))
     stopped = tmp_path / "stopped"
-    steps: list[float] = []
-    with pytest.raises(Cancelled, match="--resume"):
-        train(TrainConfig(output=stopped, **cfg),
-              progress=lambda done, total, **info: steps.append(done),
-              cancel=lambda: bool(steps) and steps[-1] >= 2)
+    train_until_cancelled(TrainConfig(output=stopped, **cfg))
     assert read_metadata(stopped)["step"] == 2
     resumed = resume_config(stopped)
     assert (resumed.model, resumed.upsample, resumed.nce_patches) == ("fastcut", "resize", 16)

@@ -11,14 +11,14 @@ import pytest
 import rasterio
 import torch
 from click.testing import CliRunner
-from conftest import GEOGRAPHIC, PROJECTED
+from conftest import GEOGRAPHIC, PROJECTED, train_until_cancelled
 from rasterio.transform import from_origin
 from rasterio.windows import Window as RioWindow
 from rasterio.windows import transform as window_transform
 
 from geogan.checkpoint import load_checkpoint, read_metadata
 from geogan.cli import main
-from geogan.errors import Cancelled, InputError
+from geogan.errors import InputError
 from geogan.samplers import RasterWindowDataset, WindowConfig, open_inputs
 from geogan.train import TrainConfig, resume_config, train
 
@@ -261,11 +261,7 @@ def test_resume_continues_the_same_sequence(tmp_path: Path, make_raster) -> None
            "preview_every": 100, "save_every": 100, **TINY}
     train(TrainConfig(output=tmp_path / "straight", **cfg))
     stopped = tmp_path / "stopped"
-    steps: list[int] = []
-    with pytest.raises(Cancelled):
-        train(TrainConfig(output=stopped, **cfg),
-              progress=lambda done, total, **info: steps.append(done),
-              cancel=lambda: bool(steps) and steps[-1] >= 2)
+    train_until_cancelled(TrainConfig(output=stopped, **cfg))
     state = read_metadata(stopped / "train_state.safetensors")
     assert state["sampler"] == {"seed": 0, "epoch": 0, "position": 4}
     train(resume_config(stopped))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import cli_error
 
 from geogan.cli import main
 from geogan.errors import InputError
@@ -147,11 +148,8 @@ def _cli(*args: object, env: dict[str, str] | None = None):
 
 
 def _one_error(result) -> str:
-    assert result.exit_code not in (0, None), result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
-    return lines[0]
+    """The ``Error:`` line, alone on stderr, of a failed command."""
+    return cli_error(result, alone=True)
 
 
 def test_translate_refuses_a_bad_share_in_one_line(make_raster, tmp_path, tiny_checkpoint):

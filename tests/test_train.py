@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import train_until_cancelled
 from PIL import Image
 
 from geogan.checkpoint import load_checkpoint, load_generator, read_metadata
@@ -128,11 +129,7 @@ def test_resume_continues_exactly(tmp_path: Path, make_raster) -> None:
     train(TrainConfig(output=tmp_path / "straight", **cfg))
 
     stopped = tmp_path / "stopped"
-    steps: list[float] = []
-    with pytest.raises(Cancelled, match="--resume"):
-        train(TrainConfig(output=stopped, **cfg),
-              progress=lambda done, total, **info: steps.append(done),
-              cancel=lambda: bool(steps) and steps[-1] >= 2)
+    train_until_cancelled(TrainConfig(output=stopped, **cfg))
     state = read_metadata(stopped / "train_state.safetensors")
     assert read_metadata(stopped)["step"] == 2 and state["step"] == 2
     assert state["epoch"] == 0 and state["epoch_step"] == 2  # mid-epoch (3 steps per epoch)
