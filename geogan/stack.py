@@ -156,7 +156,7 @@ def build_stack(first: Path, others: Sequence[Path], resampling: str, folder: Pa
             with open_raster(other) as osrc:
                 sources.append(_source(other, osrc, grid, folder, i, resampling, option))
     dtype = np.result_type(*[np.dtype(s["dtype"]) for s in sources]).name
-    mask = write_valid_mask(sources, grid, folder / "valid.tif", first)
+    mask = write_valid_mask(sources, grid, folder / f"{first.name}.valid.tif", first)
     path = folder / first.name
     path.write_text(_vrt_xml(grid, nodata, dtype, sources, mask), encoding="utf-8")
     layers = [Layer(s["name"], len(s["bands"]), tuple(s["names"])) for s in sources]
