@@ -15,7 +15,7 @@ from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 
 from geogan.stack import build_stack
-from tests.conftest import PROJECTED, cli_error, make_raster_array, run_cli
+from tests.conftest import PROJECTED, cli_error, make_checkpoint, make_raster_array, run_cli
 
 torch.set_num_threads(1)
 
@@ -109,7 +109,7 @@ def _train(tmp_path: Path, first: Path, other: Path, *extra: object) -> Any:
                    "-o", tmp_path / "run", *TINY, *extra)
 
 
-@pytest.mark.parametrize("kind", ["alpha", "nodata"])
+@pytest.mark.parametrize("kind", ["alpha", "mask", "nodata"])
 def test_translate_with_a_stack_keeps_the_first_rasters_validity_and_masks_holes(
         tmp_path: Path, kind: str) -> None:
     first = _primary(tmp_path / "sar.tif", kind)
@@ -125,7 +125,7 @@ def test_translate_with_a_stack_keeps_the_first_rasters_validity_and_masks_holes
     with rasterio.open(out) as dst, rasterio.open(first) as src:
         assert (dst.count, dst.crs, dst.transform, dst.shape) == \
             (3, src.crs, src.transform, src.shape)
-        if kind == "alpha":  # as without a stack: the alpha becomes the output's mask
+        if kind != "nodata":  # as without a stack: the alpha or mask is the output's mask
             assert dst.nodata is None and dst.colorinterp[:3] == src.colorinterp[:3]
             assert dst.mask_flag_enums == ([MaskFlags.per_dataset],) * 3
         else:  # as without a stack: the input's nodata value, stamped where invalid
@@ -133,6 +133,17 @@ def test_translate_with_a_stack_keeps_the_first_rasters_validity_and_masks_holes
             data = dst.read()
             np.testing.assert_array_equal((data != 0).any(axis=0), first_valid & other_valid)
         np.testing.assert_array_equal(dst.dataset_mask() != 0, first_valid & other_valid)
+        stacked = (dst.nodata, dst.mask_flag_enums, dst.colorinterp, dst.dataset_mask())
+    # the same raster translated without a stack (an untrained 3-band model): the same
+    # nodata, mask kind and band meaning, and its mask is the stacked one's outside the hole
+    plain = make_checkpoint(tmp_path / "plain.safetensors", nodata=None)
+    res = run_cli("translate", plain, first, "-o", tmp_path / "plain.tif", "--tile", "32",
+                  "--overlap", "0")
+    assert res.exit_code == 0, res.output
+    with rasterio.open(tmp_path / "plain.tif") as dst:
+        assert (dst.nodata, dst.mask_flag_enums, dst.colorinterp) == stacked[:3]
+        np.testing.assert_array_equal(dst.dataset_mask() != 0, first_valid)
+        np.testing.assert_array_equal(stacked[3] != 0, (dst.dataset_mask() != 0) & other_valid)
 
 
 def test_training_windows_count_the_stack_rasters_holes(tmp_path: Path) -> None:
