@@ -88,6 +88,7 @@ def test_translate_into_a_map_writes_a_paletted_raster(qgis_process, env,  # noq
     proc, _ = run_alg(qgis_process, env, "geogan:translate", INPUT=src, CHECKPOINT=ckpt,
                       PALETTE="on", TILE=32, OVERLAP=8, DEVICE="cpu", OUTPUT=out)
     assert proc.returncode == 0, explain(proc)
+    assert "3 out, a map of 4 colours written as one band of colour indices" in proc.stdout
     with rasterio.open(out) as ds:
         assert (ds.count, ds.dtypes[0], ds.nodata) == (1, "uint8", NODATA_INDEX)
         assert ds.colorinterp[0] == ColorInterp.palette

@@ -64,6 +64,12 @@ class CheckpointInfo:
     def output_bands(self, direction: str) -> int:
         return self.meta.output_bands(direction)
 
+    def map_colours(self, direction: str) -> int:
+        """The colours of the target domain's palette (a map domain), 0 for none."""
+        domain = self.meta.domains.get(choices.sides_of(direction)[1])
+        palette = domain.palette if domain is not None else None
+        return len(palette.get("colours") or ()) if palette else 0
+
 
 def checkpoint_info(path: str | Path) -> CheckpointInfo:
     """Directions and band counts of a checkpoint, from its metadata alone."""

@@ -140,11 +140,16 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
                             len(bands) if bands else self.data_band_count(layer),
                             [(p.name, self.data_band_count(x))
                              for p, x in zip(stack_paths, stack, strict=True)])
-        feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
-                          f"{info.output_bands(direction)} out")
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         values = {name: option_value(self, parameters, TRANSLATE[name], context)
                   for name in SHOWN}
+        colours = info.map_colours(direction)
+        paletted = colours and (values["palette"] == "on" or (
+            values["palette"] == "auto" and not values["at_model_resolution"]))
+        feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
+                          f"{info.output_bands(direction)} out"
+                          + (f", a map of {colours} colours written as one band of colour "
+                             "indices with its colour table" if paletted else ""))
         values.update(direction=direction, bands=bands,
                       stack=stack_paths or None)
         if parameters.get(self.AOI) is not None:
