@@ -158,3 +158,27 @@ def test_training_windows_count_the_stack_rasters_holes(tmp_path: Path) -> None:
     good = _holed(tmp_path / "opt_small_hole.tif", hole=(80, 100, 80, 90))
     res = _train(tmp_path, first, good)
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("same_grid", [True, False])
+def test_a_stack_rasters_alpha_band_is_its_mask_not_data(tmp_path: Path, make_raster,
+                                                         same_grid: bool) -> None:
+    first = make_raster("sar.tif", width=64, height=64, count=1, seed=1, transform=GRID)
+    data = make_raster_array(64, 64, 4, seed=3)
+    data[3] = 255
+    data[3, 20:40, 10:30] = 0  # a transparent block
+    other = make_raster("rgba.tif", data=data, photometric="RGB", alpha="YES",
+                        transform=GRID if same_grid else from_origin(485911.0, 5209251.0, 5.0, 5.0))
+    (tmp_path / "view").mkdir()
+    view, layers = build_stack(first, [other], "bilinear", tmp_path / "view")
+    assert [x.bands for x in layers] == [1, 3]
+    with rasterio.open(first) as a, rasterio.open(other) as b, \
+            WarpedVRT(b, crs=a.crs, transform=a.transform, width=a.width, height=a.height,
+                      resampling=Resampling.bilinear, nodata=0) as w:
+        want = (w.read([1, 2, 3]) != 0).any(axis=0)  # the warper honours the alpha
+    assert (~want).sum() >= (300 if same_grid else 500)  # the block (and the outside)
+    with rasterio.open(view) as ds:
+        assert ds.count == 4 and ds.mask_flag_enums == ([MaskFlags.per_dataset],) * 4
+        np.testing.assert_array_equal(ds.dataset_mask() != 0, want)
+        if same_grid:
+            assert not (ds.dataset_mask()[20:40, 10:30] != 0).any()
