@@ -8,6 +8,14 @@ the resampling ``--pair`` and ``--align-to`` use. Training and translation then 
 VRT as if it were one raster, and the checkpoint records the layers
 (:func:`stack_record`) so translate can refuse a stack laid out otherwise.
 
+Validity: a pixel of the stack holds data only where every raster of it does, each by
+geogan's rule (:func:`geogan.rasterio_meta.read_valid`: its nodata, per-dataset mask or
+alpha band), a resampled raster also only inside its footprint. When any raster can have
+invalid pixels, geogan writes that validity once as a mask beside the VRT and gives the
+VRT it as its per-dataset mask, so training (``--max-nodata``, the sampler's weights, the
+statistics) and translation (the output's nodata or mask) read it like any raster's mask.
+The VRT keeps the first raster's nodata value; its alpha band is not a data band.
+
 Pairing (several inputs): each ``--stack`` value is one layer. A file is that layer of
 every input; a folder, a glob or an ``@LIST`` gives each input the file with its file-name
 stem (``tile_07.tif`` -> ``tile_07.*``); none or several such files is an error.
@@ -138,6 +146,7 @@ def build_stack(first: Path, others: Sequence[Path], resampling: str, folder: Pa
     import rasterio
 
     from geogan.rasterio_io import open_raster
+    from geogan.stack_valid import write_valid_mask
 
     with open_raster(first, allow_no_crs=True) as src:
         grid = (src.crs, src.transform, src.width, src.height)
@@ -147,8 +156,9 @@ def build_stack(first: Path, others: Sequence[Path], resampling: str, folder: Pa
             with open_raster(other) as osrc:
                 sources.append(_source(other, osrc, grid, folder, i, resampling, option))
     dtype = np.result_type(*[np.dtype(s["dtype"]) for s in sources]).name
+    mask = write_valid_mask(sources, grid, folder / f"{first.name}.valid.tif", first)
     path = folder / first.name
-    path.write_text(_vrt_xml(grid, nodata, dtype, sources), encoding="utf-8")
+    path.write_text(_vrt_xml(grid, nodata, dtype, sources, mask), encoding="utf-8")
     layers = [Layer(s["name"], len(s["bands"]), tuple(s["names"])) for s in sources]
     with rasterio.open(path) as check:  # GDAL reads it back, or the user learns why now
         if check.count != sum(x.bands for x in layers):
@@ -159,7 +169,7 @@ def build_stack(first: Path, others: Sequence[Path], resampling: str, folder: Pa
 def _source(path: Path, src: Any, grid: Any, folder: Path, i: int, resampling: str,
             option: str) -> dict[str, Any]:
     """One raster's part of the stack: the file read (``path`` or its warped view)."""
-    from geogan.rasterio_meta import data_bands, recorded_band_names
+    from geogan.rasterio_meta import data_bands, has_mask, recorded_band_names
 
     bands = list(data_bands(src))
     dtypes = {src.dtypes[b - 1] for b in bands}
@@ -169,7 +179,7 @@ def _source(path: Path, src: Any, grid: Any, folder: Path, i: int, resampling: s
     names = recorded_band_names(str(path), src.count) or tuple("" for _ in range(src.count))
     out = {"name": path.name, "file": str(path.resolve()), "bands": bands,
            "names": [names[b - 1] for b in bands], "dtype": src.dtypes[bands[0] - 1],
-           "nodata": src.nodata,
+           "nodata": src.nodata, "masked": has_mask(src, bands), "warped": False,
            "colorinterp": [src.colorinterp[b - 1].name.capitalize() for b in bands]}
     if grid is None:
         return out
@@ -191,6 +201,7 @@ def _source(path: Path, src: Any, grid: Any, folder: Path, i: int, resampling: s
             as vrt:
         rasterio.shutil.copy(vrt, warped, driver="VRT")
         out["nodata"] = vrt.nodata
+    out["warped"] = True  # outside its footprint: nodata (see tiling.views._warped)
     log.info("%s %s is resampled (%s) onto the grid of the first raster", option, path,
              resampling)
     out["file"] = str(warped)
@@ -204,7 +215,7 @@ def _text(value: float) -> str:
 
 
 def _vrt_xml(grid: Any, nodata: float | None, dtype: str,
-             sources: Sequence[dict[str, Any]]) -> str:
+             sources: Sequence[dict[str, Any]], mask: Path | None = None) -> str:
     from geogan.vrt import GDAL_TYPES
 
     crs, transform, width, height = grid
@@ -236,5 +247,10 @@ def _vrt_xml(grid: Any, nodata: float | None, dtype: str,
             if s["nodata"] is not None:
                 parts.append(f"<NODATA>{_text(s['nodata'])}</NODATA>")
             parts.append(f"{rect}</ComplexSource></VRTRasterBand>")
+    if mask is not None:  # the stack's validity (geogan.stack_valid): its per-dataset mask
+        parts.append('<MaskBand><VRTRasterBand dataType="Byte"><SimpleSource>'
+                     f'<SourceFilename relativeToVRT="0">{escape(str(mask))}</SourceFilename>'
+                     f"<SourceBand>1</SourceBand>{rect}</SimpleSource></VRTRasterBand>"
+                     "</MaskBand>")
     parts.append("</VRTDataset>")
     return "".join(parts)

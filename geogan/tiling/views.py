@@ -38,6 +38,9 @@ from geogan.tiling.grids import target_grid
 
 log = logging.getLogger(__name__)
 
+#: Rasters whose missing nodata value was warned about (in this process).
+_WARNED: set[str] = set()
+
 
 @dataclass
 class View:
@@ -217,8 +220,10 @@ def _warped(src: Any, path: Path, crs: CRS, transform: Any, width: int, height: 
     if nodata is None:
         floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
         nodata = float("nan") if floating else 0
-        log.warning("%s has no nodata value; pixels of the warped grid outside it are set to "
-                    "%s and marked as nodata", path, nodata)
+        if str(path) not in _WARNED:  # once per raster: training opens its views often
+            _WARNED.add(str(path))
+            log.warning("%s has no nodata value; pixels of the warped grid outside it are "
+                        "set to %s and marked as nodata", path, nodata)
     return WarpedVRT(src, crs=crs, transform=transform, width=width, height=height,
                      resampling=RESAMPLING[config.resampling], nodata=nodata)
 

@@ -1,7 +1,11 @@
 """``translate --stack``: each input read with its stack rasters as one raster, as in training.
 
 The stacked views are those of :mod:`geogan.stack` (the first raster's grid, the stack
-rasters resampled bilinearly onto it). A stack laid out otherwise than the one the
+rasters resampled bilinearly onto it). The output keeps the first raster's grid, nodata
+value and mask (an alpha band becomes the mask, as without a stack); a pixel where any stack
+raster has no data (its nodata, mask or alpha, or outside it) is invalid input, so it is
+nodata (or masked) in the output like the first raster's own invalid pixels (see
+:mod:`geogan.stack_valid`). A stack laid out otherwise than the one the
 checkpoint records (:func:`geogan.contract.stacking.stack_problem`) is refused before
 anything is read or written.
 """

@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProviderRegistry,
+    QgsRaster,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -99,6 +100,14 @@ class GeoganAlgorithm(QgsProcessingAlgorithm):
         parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
         path = parts.get("path") or layer.source()
         return str(path)
+
+    @staticmethod
+    def data_band_count(layer: QgsRasterLayer) -> int:
+        """The bands geogan reads of ``layer`` by default: all but an alpha band (which
+        geogan takes as the mask, never as data)."""
+        provider = layer.dataProvider()
+        return sum(1 for b in range(1, layer.bandCount() + 1)
+                   if provider.colorInterpretation(b) != QgsRaster.AlphaBand)
 
     @staticmethod
     def checked(call: Any, *args: Any, **kwargs: Any) -> Any:

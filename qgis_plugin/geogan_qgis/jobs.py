@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .backend import BackendError, Job
+from .backend import BackendError, Job, dialog_message
 from .contract import checkpoint as schema
-from .contract import names
+from .contract import choices, names
 from .contract import options as contract_options
 from .contract.options import TILE, TRAIN, TRANSLATE, Command
+from .contract.stacking import stack_problem
 
 #: Seconds a cancelled training run may take to save its checkpoint before it is killed.
 TRAIN_STOP_GRACE_S = 60.0
@@ -63,6 +64,12 @@ class CheckpointInfo:
     def output_bands(self, direction: str) -> int:
         return self.meta.output_bands(direction)
 
+    def map_colours(self, direction: str) -> int:
+        """The colours of the target domain's palette (a map domain), 0 for none."""
+        domain = self.meta.domains.get(choices.sides_of(direction)[1])
+        palette = domain.palette if domain is not None else None
+        return len(palette.get("colours") or ()) if palette else 0
+
 
 def checkpoint_info(path: str | Path) -> CheckpointInfo:
     """Directions and band counts of a checkpoint, from its metadata alone."""
@@ -89,12 +96,20 @@ def parse_bands(text: str | None) -> tuple[int, ...] | None:
 
 
 def check_translate_input(checkpoint: str | Path, direction: str, raster: str,
-                          bands: int) -> CheckpointInfo:
-    """Fail early, with a clear message, when a checkpoint cannot translate ``raster``."""
+                          bands: int, stack: Sequence[tuple[str, int]] = ()) -> CheckpointInfo:
+    """Fail early, with a clear message, when a checkpoint cannot translate ``raster``
+    (``bands`` data bands) stacked with ``stack`` (each raster's file name and data bands)."""
     info = checkpoint_info(checkpoint)
     if direction not in info.directions:
         raise BackendError(f"checkpoint {checkpoint} has no '{direction}' generator; "
                            f"available: {', '.join(info.directions) or 'none'}")
+    domain = info.meta.domains.get(choices.sides_of(direction)[0])
+    given = [{"source": Path(raster).name, "bands": bands}] + \
+        [{"source": name, "bands": n} for name, n in stack] if stack else None
+    problem = stack_problem(domain.stack if domain is not None else None, given)
+    if problem is not None:
+        raise BackendError(dialog_message(problem, "translate"))
+    bands += sum(n for _, n in stack)
     expected = info.input_bands(direction)
     if bands != expected:
         raise BackendError(f"{raster} has {bands} band(s) but the checkpoint's {direction} "
@@ -206,15 +221,18 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
               max_nodata: float = TRAIN.default_of("max_nodata"),
               min_std: float = TRAIN.default_of("min_std"),
               upsample: str = TRAIN.default_of("upsample"),
-              direction: str = TRAIN.default_of("direction")) -> Job:
+              direction: str = TRAIN.default_of("direction"),
+              a_stack: Sequence[Path] | None = None,
+              b_stack: Sequence[Path] | None = None) -> Job:
     """Train on chip folders or rasters ``a`` and ``b``; the checkpoint lands in ``run_dir``.
 
     ``a``/``b`` are one chip folder each, or raster files (one or several) that geogan
     samples in random windows; ``aoi``, ``max_nodata`` and ``min_std`` limit those
-    windows (rasters only). With ``resume`` the run in ``run_dir`` continues with its
-    stored settings; only the data (when given), the length of the run and the device
-    are taken from here. A cancelled or failed run keeps its folder (the last checkpoint can be
-    resumed).
+    windows (rasters only); ``a_stack``/``b_stack`` are rasters read with each raster of
+    ``a``/``b`` as one input (``--a-stack``), in order. With ``resume`` the run in
+    ``run_dir`` continues with its stored settings; only the data (when given), the
+    length of the run and the device are taken from here. A cancelled or failed run
+    keeps its folder (the last checkpoint can be resumed).
     """
     a_in, b_in = _train_inputs(a), _train_inputs(b)
     # on resume only the data, the length of the run and the device
@@ -224,7 +242,8 @@ def train_job(a: Path | Sequence[Path] | None, b: Path | Sequence[Path] | None,
     else:
         values.update(model=model, batch_size=batch_size, crop=crop, ngf=ngf, lr=lr,
                       upsample=upsample, generator=generator or None, aoi=aoi,
-                      max_nodata=max_nodata, min_std=min_std, overwrite=overwrite)
+                      max_nodata=max_nodata, min_std=min_std, overwrite=overwrite,
+                      a_stack=tuple(a_stack or ()), b_stack=tuple(b_stack or ()))
         if direction != TRAIN.default_of("direction"):  # pix2pix only
             values["direction"] = direction
     args = ["train", "-o", str(run_dir)]

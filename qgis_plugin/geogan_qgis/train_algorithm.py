@@ -39,6 +39,8 @@ class TrainAlgorithm(GeoganAlgorithm):
     B = "B"
     A_RASTERS = "A_RASTERS"
     B_RASTERS = "B_RASTERS"
+    A_STACK = "A_STACK"
+    B_STACK = "B_STACK"
     AOI = "AOI"
     OUTPUT = "OUTPUT"
     CHECKPOINT = "CHECKPOINT"
@@ -58,6 +60,11 @@ class TrainAlgorithm(GeoganAlgorithm):
             "only inside the area-of-interest polygons, skipping windows with too much "
             "nodata or too little contrast. For pix2pix each A window is read from the B "
             "rasters over the same ground.\n\n"
+            "Stacked rasters: more rasters read with each domain's rasters as one input "
+            "(a SAR image with an older optical one, say), their bands after its bands, "
+            "resampled onto its grid; a pixel counts as valid only where every raster of "
+            "the stack has data. Translate such a model with the same rasters, in the same "
+            "order, as 'Rasters stacked with the input'.\n\n"
             "Chip folders: CycleGAN learns from unpaired chip folders (and also gives B to "
             "A); pix2pix needs chips paired by file name (or one folder with A/ and B/ from "
             "'geogan tile --pair', given as domain A); CUT and FastCUT learn from unpaired "
@@ -76,6 +83,9 @@ class TrainAlgorithm(GeoganAlgorithm):
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.B_RASTERS, self.tr("Domain B rasters"), QgsProcessing.TypeRaster,
             optional=True))
+        for key, name in ((self.A_STACK, "a_stack"), (self.B_STACK, "b_stack")):
+            self.addParameter(QgsProcessingParameterMultipleLayers(
+                key, self.tr(TRAIN[name].label), QgsProcessing.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterFile(
             self.A, self.tr("Domain A chip folder"), QgsProcessingParameterFile.Folder,
             optional=True))
@@ -104,7 +114,10 @@ class TrainAlgorithm(GeoganAlgorithm):
                 parameters, self.AOI, context, ["gpkg", "shp", "geojson", "fgb"], "gpkg",
                 feedback)
             aoi = as_path(aoi_path) if aoi_path else None
-        job = train_job(a, b, run_dir, aoi=aoi, **values)  # a, b None: the run's stored data
+        stacks = {name: tuple(as_path(self.raster_path(layer, key)) for layer in
+                              self.parameterAsLayerList(parameters, key, context) or []) or None
+                  for key, name in ((self.A_STACK, "a_stack"), (self.B_STACK, "b_stack"))}
+        job = train_job(a, b, run_dir, aoi=aoi, **stacks, **values)  # a, b None: stored data
         result = self.run_job(job, feedback)
         checkpoint = str(result) if result is not None else str(run_dir / RUN_CHECKPOINT_NAME)
         feedback.pushInfo(f"checkpoint: {checkpoint}")

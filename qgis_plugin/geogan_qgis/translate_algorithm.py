@@ -114,7 +114,7 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         self.addParameter(CheckpointParameter(
             self.CHECKPOINT, self.tr("Checkpoint (.safetensors or a training run folder)")))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            self.STACK, self.tr("Rasters stacked with the input (in training's order)"),
+            self.STACK, self.tr(TRANSLATE["stack"].label),
             QgsProcessing.TypeRaster, optional=True))
         for name in SHOWN:
             self.addParameter(parameter(TRANSLATE[name], advanced=name in ADVANCED,
@@ -135,16 +135,23 @@ class TranslateRasterAlgorithm(GeoganAlgorithm):
         bands = self.checked(parse_bands,
                              self.parameterAsString(parameters, self.BANDS, context))
         stack = self.parameterAsLayerList(parameters, self.STACK, context) or []
+        stack_paths = tuple(as_path(self.raster_path(x, self.STACK)) for x in stack)
         info = self.checked(check_translate_input, checkpoint, direction, source,
-                            (len(bands) if bands else layer.bandCount())
-                            + sum(x.bandCount() for x in stack))
-        feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
-                          f"{info.output_bands(direction)} out")
+                            len(bands) if bands else self.data_band_count(layer),
+                            [(p.name, self.data_band_count(x))
+                             for p, x in zip(stack_paths, stack, strict=True)])
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         values = {name: option_value(self, parameters, TRANSLATE[name], context)
                   for name in SHOWN}
+        colours = info.map_colours(direction)
+        paletted = colours and (values["palette"] == "on" or (
+            values["palette"] == "auto" and not values["at_model_resolution"]))
+        feedback.pushInfo(f"checkpoint {info.path}: {info.input_bands(direction)} band(s) in, "
+                          f"{info.output_bands(direction)} out"
+                          + (f", a map of {colours} colours written as one band of colour "
+                             "indices with its colour table" if paletted else ""))
         values.update(direction=direction, bands=bands,
-                      stack=tuple(as_path(self.raster_path(x, self.STACK)) for x in stack) or None)
+                      stack=stack_paths or None)
         if parameters.get(self.AOI) is not None:
             aoi = self.parameterAsCompatibleSourceLayerPath(
                 parameters, self.AOI, context, ["gpkg", "shp", "geojson", "fgb"], "gpkg",
