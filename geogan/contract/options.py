@@ -1,13 +1,11 @@
 """Each command's options, stated once: name, type, default, choices, help, CLI flag, QGIS label.
 
-The CLI builds its click options from these (:func:`geogan.cli._options.spec_option`),
-the QGIS plugin its Processing parameters (``geogan_qgis.params``), and the library
-its config defaults (``TranslateConfig.tile`` is ``TRANSLATE["tile"].default``). An
-option's ``name`` is the library's word for it (the config field); its ``flag`` is
-the CLI's and its ``label`` the QGIS dialog's. A new option: one entry here and one field
-of the library's config (defaulting to ``default_of``); the CLI takes it from here, and a
-QGIS dialog shows it once its algorithm lists it (see docs/development.md).
-"""
+The CLI builds its click options from these (:func:`geogan.cli._options.spec_option`), the
+QGIS plugin its Processing parameters (``geogan_qgis.params``), the library its config
+defaults (``TranslateConfig.tile`` is ``TRANSLATE["tile"].default``). ``name`` is the
+library's word (the config field), ``flag`` the CLI's, ``label`` the QGIS dialog's. A new
+option: one entry here and one config field defaulting to ``default_of``; a QGIS dialog
+shows it once its algorithm lists it (see docs/development.md)."""
 
 from __future__ import annotations
 
@@ -297,8 +295,7 @@ EVALUATE = Command(
     Option("source", "path", None,
            "The raster that was translated into PREDICTION (for --baseline).",
            metavar="SOURCE"),
-    Option("delta", "float", None,
-           "Accuracy threshold in raster units. Default: 5 on 8-bit data."),
+    Option("delta", "float", None, "Accuracy threshold in raster units. Default: 5 on 8-bit data."),
     Option("data_range", "float", None,
            "Value range L for PSNR and SSIM. Default: 255 on 8-bit data, else the "
            "reference's range per band."),
