@@ -115,8 +115,8 @@ def side_paths(output: Path, config: Any) -> list[tuple[str, Path]]:
 
 @contextlib.contextmanager
 def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta | None,
-                        driver: str, config: Any, sides: Sequence[SideRaster] | None = None
-                        ) -> Iterator[list[SinkTarget]]:
+                        driver: str, config: Any, sides: Sequence[SideRaster] | None = None,
+                        main: bool = True) -> Iterator[list[SinkTarget]]:
     """The sinks of one translation into ``output``: the output first, then its side rasters.
 
     The output is written by the writer of its format (``driver``, or COG with
@@ -127,19 +127,25 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
     alone is written as it always was. ``config`` gives ``overwrite``, ``cog``,
     ``compress``, ``creation_options`` and ``threads``; ``sides`` are the side rasters
     (default: :func:`side_rasters`), each with its sidecars (:meth:`SideRaster.sidecars`).
+    Without ``main`` the output is left as it is and only ``sides`` are written (beside a
+    kept output, :mod:`geogan.translate.resume`); their sidecars then replace earlier ones
+    where :meth:`SideRaster.check_sidecar` allows it with ``overwrite``.
     """
     fmt = format_of_driver("COG" if config.cog else driver)
     writer = WRITERS[fmt.writer]
     sides = side_rasters(config) if sides is None else list(sides)
-    if not sides:
+    if not sides and main:
         with writer.atomic(output, fmt, config) as target:
             yield [writer.target(target, profile, output, meta)]
         return
     side_fmt = COG if config.cog else GEOTIFF
     side_writer = WRITERS[side_fmt.writer]
+    replace_sidecars = config.overwrite or not main
     with output_group() as group, contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(writer.atomic(output, fmt, config, group))
-        targets = [writer.target(tmp, profile, output, meta)]
+        targets: list[SinkTarget] = []
+        if main:
+            tmp = stack.enter_context(writer.atomic(output, fmt, config, group))
+            targets.append(writer.target(tmp, profile, output, meta))
         for side in sides:
             path = side.path_for(output)
             side_profile = _side_profile(side, profile, config)
@@ -148,8 +154,8 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
             targets.append(side_writer.target(tmp, side_profile, path, side.meta(meta),
                                               side.values, side_profile["nodata"]))
             for extra, write in side.sidecars(path).items():
-                side.check_sidecar(extra, config.overwrite)
-                write(stack.enter_context(atomic_output(extra, config.overwrite, group=group)))
+                side.check_sidecar(extra, replace_sidecars)
+                write(stack.enter_context(atomic_output(extra, replace_sidecars, group=group)))
         yield targets
 
 
