@@ -124,8 +124,8 @@ def add_confidence_assets(item: Any, output: Path) -> None:
         bands = get_raster_info(src, max_size=256)
     item.add_asset(CONFIDENCE_ASSET, pystac.Asset(
         f"./{raster.name}", title="Confidence of the translation",
-        description="How sure the model is of each pixel of the data asset: 1 = sure, "
-                    "0 = guessing (geogan translate --confidence)",
+        description="How sure the model is of each pixel of the data asset, from 1 (sure) "
+                    "to 0 (guessing)",
         media_type=media_type, roles=list(CONFIDENCE_ROLES),
         extra_fields={"raster:bands": bands}))
     style = style_path_for(raster)

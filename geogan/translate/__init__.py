@@ -130,7 +130,9 @@ def translate_files(checkpoint: str | os.PathLike[str],
     files are shared out round-robin across ranks (RANK, WORLD_SIZE) and each rank
     uses ``cuda:LOCAL_RANK``. Outputs that exist are an
     error unless ``config.overwrite``; with ``config.skip_existing`` they are left
-    alone (and still returned), so an interrupted batch can be resumed. All
+    alone (and still returned), so an interrupted batch can be resumed; one that lacks
+    its confidence raster (``config.confidence``) gets just that
+    (:mod:`~geogan.translate.resume`). All
     outputs are checked before any work starts. ``progress`` gets megapixels done
     of the batch total, with ``file``, ``files`` (``i/n``), ``file_pct``, ``file_eta_s``
     and ``mpx_s`` figures.
