@@ -7,8 +7,10 @@ type, nodata) and completed with the processing extension (``processing:software
 ``processing:lineage`` (the provenance's sentence), ``processing:datetime``),
 ``geogan:synthetic``, and ``derived_from`` links to the source raster and the
 checkpoint. The raster is the Item's ``data`` asset, linked relatively so the two
-move together. A batch (an output folder) also gets ``collection.json``, a Collection
-that lists its Items.
+move together; a confidence raster written beside it (``confidence``) is its
+``confidence`` asset (roles ``metadata`` and ``quality``, with its bands' statistics) and
+the raster's QGIS style its ``confidence_style`` asset. A batch (an output folder) also
+gets ``collection.json``, a Collection that lists its Items.
 
 Items are written like every output: to a temporary renamed into place when complete
 (a failed write leaves no Item), beside a local output or into the same local zip.
@@ -37,6 +39,12 @@ ITEM_SUFFIX = ".stac.json"
 #: The Collection a batch writes into its output folder.
 COLLECTION_NAME = "collection.json"
 PROCESSING_EXTENSION = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+#: The asset keys and roles of the confidence raster beside an output and of its QGIS style
+#: (STAC's ``metadata`` role: it describes the data asset, not the scene; ``quality``: what
+#: it says about the data).
+CONFIDENCE_ASSET = "confidence"
+CONFIDENCE_ROLES = ("metadata", "quality")
+CONFIDENCE_STYLE_ASSET = "confidence_style"
 
 
 def item_path(output: Path) -> Path:
@@ -93,6 +101,38 @@ def build_item(output: Path, source: Any, checkpoint: Path) -> Any:
                               title=f"geogan checkpoint {checkpoint.name} (SHA-256 "
                                     f"{provenance.checkpoint_sha256 or 'unknown'})"))
     return item
+
+
+def add_confidence_assets(item: Any, output: Path) -> None:
+    """List the confidence raster beside ``output`` and its QGIS style, where they exist,
+    as assets of ``output``'s Item (linked relatively, like the data asset)."""
+    import pystac
+    import rasterio
+    from rio_stac.stac import get_media_type, get_raster_info
+
+    from geogan.contract.names import CONFIDENCE_SUFFIX
+    from geogan.qml import style_path_for
+
+    if isinstance(output, GdalPath):
+        return  # confidence rasters are written in local folders only
+    raster = output.with_name(Path(output.name).stem + CONFIDENCE_SUFFIX)
+    if not raster.is_file():
+        return
+    with rasterio.open(raster) as src, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        media_type = get_media_type(src)
+        bands = get_raster_info(src, max_size=256)
+    item.add_asset(CONFIDENCE_ASSET, pystac.Asset(
+        f"./{raster.name}", title="Confidence of the translation",
+        description="How sure the model is of each pixel of the data asset, from 1 (sure) "
+                    "to 0 (guessing)",
+        media_type=media_type, roles=list(CONFIDENCE_ROLES),
+        extra_fields={"raster:bands": bands}))
+    style = style_path_for(raster)
+    if style.is_file():
+        item.add_asset(CONFIDENCE_STYLE_ASSET, pystac.Asset(
+            f"./{style.name}", title="QGIS layer style of the confidence raster",
+            media_type="application/xml", roles=["style"]))
 
 
 def _properties(provenance: Provenance, when: dt.datetime) -> dict[str, Any]:
@@ -191,24 +231,45 @@ def check_collection_output(folder: Path, overwrite: bool) -> None:
 
 
 def write_records(pairs: Sequence[tuple[Any, Path]], done: Sequence[Path], checkpoint: Any,
-                  overwrite: bool, folder: Path | None) -> list[Path]:
+                  overwrite: bool, folder: Path | None, *, refreshed: Sequence[Path] = (),
+                  confidence: bool = False) -> list[Path]:
     """Items beside the outputs of ``pairs`` (input, output): those translated now
     (``done``) and those lacking one; with ``folder`` (a batch) also its Collection.
-    Return the Items' paths."""
+    ``refreshed`` are kept outputs that got a raster beside them now: their Item is written
+    again where geogan wrote it. With ``confidence`` each Item lists the confidence raster
+    beside its output (:func:`add_confidence_assets`). Return the Items' paths."""
     from geogan.checkpoint import resolve_checkpoint_path
 
     ckpt = resolve_checkpoint_path(checkpoint)
     fresh = set(map(os.fspath, done))
+    again = set(map(os.fspath, refreshed))
     items, paths = [], []
     for src, dst in pairs:
         item = build_item(dst, src, ckpt)
+        if confidence:
+            add_confidence_assets(item, dst)
         target = item_path(dst)
-        if os.fspath(dst) in fresh or not target.exists():
+        replace = os.fspath(dst) in again and _is_geogan_item(target)
+        if os.fspath(dst) in fresh or not target.exists() or replace:
             write_json(target, item.to_dict(include_self_link=False, transform_hrefs=False),
-                       overwrite)
+                       overwrite or replace)
             log.info("wrote STAC Item %s", target)
+        elif os.fspath(dst) in again:
+            log.info("kept %s: it is not an Item geogan wrote", target)
         items.append(item)
         paths.append(target)
     if folder is not None:
         write_collection(folder, items, overwrite)
     return paths
+
+
+def _is_geogan_item(path: Path) -> bool:
+    """Whether ``path`` is an Item geogan wrote (a Feature with ``geogan:synthetic``)."""
+    if isinstance(path, GdalPath):
+        return False  # a zip member is never replaced
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("type") == "Feature" \
+        and "geogan:synthetic" in (data.get("properties") or {})

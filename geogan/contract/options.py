@@ -223,7 +223,7 @@ TRANSLATE = Command(
     Option("compile", "flag", False,
            "torch.compile the generator (faster on GPUs after a warm-up)."),
     Option("skip_existing", "flag", False,
-           "Leave outputs that already exist alone (resume an interrupted batch)."),
+           "Leave complete outputs alone (resume a batch); adds a missing --confidence raster."),
     OVERWRITE,
     SHARD.but(help=SHARD.help + " An array task leaves complete outputs alone (as "
               "--skip-existing) unless --overwrite."),

@@ -117,8 +117,8 @@ def side_paths(output: Path, config: Any) -> list[tuple[str, Path]]:
 def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta | None,
                         driver: str, config: Any, sides: Sequence[SideRaster] | None = None,
                         sidecars: dict[Path, Callable[[Path], None]] | None = None,
-                        check_sidecar: Callable[[Path, bool], None] | None = None
-                        ) -> Iterator[list[SinkTarget]]:
+                        check_sidecar: Callable[[Path, bool], None] | None = None,
+                        main: bool = True) -> Iterator[list[SinkTarget]]:
     """The sinks of one translation into ``output``: the output first, then its side rasters.
 
     The output is written by the writer of its format (``driver``, or COG with
@@ -130,23 +130,29 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
     ``compress``, ``creation_options`` and ``threads``; ``sides`` are the side rasters
     (default: :func:`side_rasters`), each with its sidecars (:meth:`SideRaster.sidecars`);
     ``sidecars`` are small files beside the output itself (a QGIS style, say), checked by
-    ``check_sidecar(path, overwrite)`` and committed with it.
+    ``check_sidecar(path, overwrite)`` and committed with it. Without ``main`` the output
+    (and its ``sidecars``) is left as it is and only ``sides`` are written (beside a kept
+    output, :mod:`geogan.translate.resume`); their sidecars then replace earlier ones
+    where :meth:`SideRaster.check_sidecar` allows it with ``overwrite``.
     """
     fmt = format_of_driver("COG" if config.cog else driver)
     writer = WRITERS[fmt.writer]
     sides = side_rasters(config) if sides is None else list(sides)
-    sidecars = dict(sidecars or {})
+    sidecars = dict(sidecars or {}) if main else {}
     for extra in sidecars:
         (check_sidecar or check_output_file)(extra, config.overwrite)
-    if not sides and not sidecars:
+    if not sides and not sidecars and main:
         with writer.atomic(output, fmt, config) as target:
             yield [writer.target(target, profile, output, meta)]
         return
     side_fmt = COG if config.cog else GEOTIFF
     side_writer = WRITERS[side_fmt.writer]
+    replace_sidecars = config.overwrite or not main
     with output_group() as group, contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(writer.atomic(output, fmt, config, group))
-        targets = [writer.target(tmp, profile, output, meta)]
+        targets: list[SinkTarget] = []
+        if main:
+            tmp = stack.enter_context(writer.atomic(output, fmt, config, group))
+            targets.append(writer.target(tmp, profile, output, meta))
         for extra, write in sidecars.items():
             write(stack.enter_context(atomic_output(extra, config.overwrite, group=group)))
         for side in sides:
@@ -157,8 +163,8 @@ def translation_outputs(output: Path, profile: dict[str, Any], meta: RasterMeta 
             targets.append(side_writer.target(tmp, side_profile, path, side.meta(meta),
                                               side.values, side_profile["nodata"]))
             for extra, write in side.sidecars(path).items():
-                side.check_sidecar(extra, config.overwrite)
-                write(stack.enter_context(atomic_output(extra, config.overwrite, group=group)))
+                side.check_sidecar(extra, replace_sidecars)
+                write(stack.enter_context(atomic_output(extra, replace_sidecars, group=group)))
         yield targets
 
 

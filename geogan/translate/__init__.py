@@ -3,7 +3,9 @@
 The package follows the pipeline: :mod:`~geogan.translate.config` (the options),
 :mod:`~geogan.translate.planning` (which inputs go to which outputs, on which rank),
 :mod:`~geogan.translate.compat` (does a raster suit the checkpoint; the output's band
-meaning), :mod:`~geogan.translate.subset` (the part of an input translated),
+meaning), :mod:`~geogan.translate.reading` (each input checked once: what translating it
+needs), :mod:`~geogan.translate.resume` (``skip_existing`` with a confidence raster),
+:mod:`~geogan.translate.subset` (the part of an input translated),
 :mod:`~geogan.translate.nodata` (the output's nodata),
 :mod:`~geogan.translate.stats` (the normalisation statistics used),
 :mod:`~geogan.translate.runtime` (device, precision, module placement and compile),
@@ -26,12 +28,10 @@ writes STAC records (:mod:`geogan.stac`).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ from geogan.provenance import with_provenance
 from geogan.shards import task_share
 from geogan.translate import confidence as _confidence  # noqa: F401  (registers its raster)
 from geogan.translate.compat import (
+    check_band_names,
     check_tile,
     fit_tile,
     open_input,
@@ -61,8 +62,8 @@ from geogan.translate.config import (
     TranslateConfig,
 )
 from geogan.translate.engine import QUEUE_DEPTH, Job
-from geogan.translate.lineage import check_ground, translation_provenance
-from geogan.translate.nodata import given_nodata, output_nodata
+from geogan.translate.lineage import translation_provenance
+from geogan.translate.nodata import output_nodata
 from geogan.translate.paletted import (
     check_palette_sidecar,
     output_palette,
@@ -78,6 +79,8 @@ from geogan.translate.planning import (
     my_share,
     rank_share,
 )
+from geogan.translate.reading import CheckedInput, read_input, translation_profile
+from geogan.translate.resume import check_kept_output
 from geogan.translate.runtime import (
     prepare_module,
     resolve_batch_size,
@@ -87,10 +90,9 @@ from geogan.translate.runtime import (
 )
 from geogan.translate.stacks import stacked_files
 from geogan.translate.stats import batch_stats, raster_stats
-from geogan.translate.subset import Subset, inspect_input, plan_view, subset_view
+from geogan.translate.subset import subset_view
 
 if TYPE_CHECKING:
-    from geogan.rasterio_meta import RasterMeta
     from geogan.translate.confidence import ConfidenceSetup
 
 __all__ = [
@@ -135,7 +137,9 @@ def translate_files(checkpoint: str | os.PathLike[str],
     files are shared out round-robin across ranks (RANK, WORLD_SIZE) and each rank
     uses ``cuda:LOCAL_RANK``. Outputs that exist are an
     error unless ``config.overwrite``; with ``config.skip_existing`` they are left
-    alone (and still returned), so an interrupted batch can be resumed. All
+    alone (and still returned), so an interrupted batch can be resumed; one that lacks
+    its confidence raster (``config.confidence``) gets just that
+    (:mod:`~geogan.translate.resume`). All
     outputs are checked before any work starts. ``progress`` gets megapixels done
     of the batch total, with ``file``, ``files`` (``i/n``), ``file_pct``, ``file_eta_s``
     and ``mpx_s`` figures.
@@ -158,44 +162,57 @@ def translate_files(checkpoint: str | os.PathLike[str],
         check_available()
         if folder is not None:
             check_collection_output(folder, config.overwrite)
-    todo = files_to_translate(mine, config)
+    todo, kept = files_to_translate(mine, config)
     if share.enabled or share.is_array:
         log.info("%s: %d of %d file(s), %d to translate", share.describe(), len(mine),
                  len(files), len(todo))
     if todo:
         check_cancel(cancel, "translation")
         with torch_threads(config.threads):
-            _translate_todo(checkpoint, files, todo, mine, config, progress, cancel, direction)
+            _translate_todo(checkpoint, files, todo, kept, config, progress, cancel, direction)
     if config.stac:
         from geogan.stac import write_records
 
         if folder is not None and share.enabled:
             log.info("%s writes STAC Items only: a Collection would need every task's "
                      "outputs", share.describe())
-        write_records(mine, [dst for _, dst in todo], checkpoint, config.overwrite,
-                      None if share.enabled else folder)
+        write_records(mine, [dst for _, dst in todo if dst not in kept], checkpoint,
+                      config.overwrite, None if share.enabled else folder,
+                      refreshed=list(kept), confidence=config.confidence)
     return [dst for _, dst in mine]
 
 
 def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
-                    todo: list[tuple[Path, Path]],
-                    mine: list[tuple[Path, Path]], config: TranslateConfig,
-                    progress: ProgressCallback | None, cancel: CancelCheck | None,
-                    direction: str) -> list[Path]:
+                    todo: list[tuple[Path, Path]], kept: dict[Path, list[str]],
+                    config: TranslateConfig, progress: ProgressCallback | None,
+                    cancel: CancelCheck | None, direction: str) -> None:
+    """Translate ``todo``; ``kept`` outputs get only the side rasters they lack.
+
+    Every check runs once: those of the options and checkpoint here, those of each input
+    (:func:`~geogan.translate.reading.read_input`) for all inputs before the first starts.
+    """
     device = resolve_device(config.device)
     generator = load_generator(checkpoint, direction, device)
     check_tile(generator, config.tile)
-    sizes = [inspect_input(src, generator, config) for src, _ in todo]
+    check_band_names(generator, config.band_names)
+    checked = [read_input(src, generator, config) for src, _ in todo]
+    for (src, dst), found in zip(todo, checked, strict=True):
+        if dst in kept:
+            check_kept_output(dst, src, found, generator, "confidence raster")
     for _, dst in todo:  # the classes' style and names beside a paletted output
+        if dst in kept:
+            continue
         palette = output_palette(generator, config, PICTURE_DRIVERS.get(
             Path(str(dst)).suffix.lower(), "GTiff"))
         for extra in palette_sidecars(dst, palette):
             check_palette_sidecar(extra, config.overwrite)
-    shared = batch_stats(generator, files, config, device, cancel)
-    total = sum(sizes) / 1e6
+    shared = batch_stats(generator, files, config, device, cancel,
+                         {src: found.indexes for (src, _), found in zip(todo, checked,
+                                                                       strict=True)})
+    total = sum(found.width * found.height for found in checked) / 1e6
     done = 0.0
     start = time.perf_counter()
-    for i, ((src, dst), size) in enumerate(zip(todo, sizes, strict=True)):
+    for i, ((src, dst), found) in enumerate(zip(todo, checked, strict=True)):
         label = f"{i + 1}/{len(todo)}"
 
         def file_progress(d: float, t: float, _base: float = done, _name: str = src.name,
@@ -211,10 +228,9 @@ def _translate_todo(checkpoint: str | os.PathLike[str], files: list[Path],
                 "mpx_s": rate}
             progress(_base + d, total, **figures)
 
-        translate_raster(generator, src, dst, config, progress=file_progress, cancel=cancel,
-                         stats=shared)
-        done += size / 1e6
-    return [dst for _, dst in mine]
+        _translate_one(generator, src, dst, config, file_progress, cancel, stats=shared,
+                       device=device, checked=found, only=kept.get(dst))
+        done += found.width * found.height / 1e6
 
 
 def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[str],
@@ -233,34 +249,50 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     ``config.bounds``/``config.aoi``, see :mod:`geogan.translate.subset`).
     """
     from geogan.inputs import as_input
-    from geogan.limits import check_read_size
-    from geogan.rasterio_io import check_outputs_not_read, gdal_env
-    from geogan.sink import translation_outputs
+    from geogan.rasterio_io import check_outputs_not_read
 
     config = config or TranslateConfig()
     input_path, output_path = as_input(input_path), as_output(output_path)
-    what = f"translation of {input_path.name}"
-    check_cancel(cancel, what)
+    check_cancel(cancel, f"translation of {input_path.name}")
     check_tile(generator, config.tile)
+    check_band_names(generator, config.band_names)
     check_outputs_not_read([output_path], [input_path])
-    device = resolve_device(config.device)
+    return _translate_one(generator, input_path, output_path, config, progress, cancel,
+                          stats=stats, device=resolve_device(config.device))
+
+
+def _translate_one(generator: LoadedGenerator, input_path: Path, output_path: Path,
+                   config: TranslateConfig, progress: ProgressCallback | None = None,
+                   cancel: CancelCheck | None = None, *, stats: NormStats | None,
+                   device: str, checked: CheckedInput | None = None,
+                   only: list[str] | None = None) -> Path:
+    """:func:`translate_raster` once the options and checkpoint are checked: on ``device``,
+    with ``input_path`` already checked as ``checked`` (None: checked here). With ``only``
+    (names of side rasters) the output is kept and only those rasters are written."""
+    from geogan.limits import check_read_size
+    from geogan.rasterio_io import gdal_env
+    from geogan.sink import translation_outputs
+
+    what = f"translation of {input_path.name}"
     if config.at_model_resolution:
+        import functools
+
         from geogan.translate.resolution import translate_at_model_resolution
 
-        done = translate_at_model_resolution(translate_raster, generator, input_path,
-                                             output_path, config,
+        done = translate_at_model_resolution(functools.partial(_translate_one, device=device),
+                                             generator, input_path, output_path, config,
                                              progress, cancel, stats)
         if done is not None:
             return done
     with gdal_env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        src = _read_input(input_path, generator, config)
+        src = checked or read_input(input_path, generator, config)
         config = fit_tile(config, src.width, src.height,
                           int(getattr(generator.module, "size_multiple", 1)))
         check_read_size(config.tile, config.tile, len(src.indexes),
                         f"a `tile` window of {input_path}", "pass a smaller `tile`")
         driver = PICTURE_DRIVERS.get(output_path.suffix.lower(), "GTiff")
-        profile = _output_profile(src, output_path, driver, generator, config)
-        palette = output_palette(generator, config, driver)
+        profile = translation_profile(src, output_path, driver, generator, config)
+        palette = None if only else output_palette(generator, config, driver)
         with subset_view(input_path, src.vrt) as source:
             norm_stats = raster_stats(generator, source, src.indexes, src.profile, config,
                                       device, stats, cancel)
@@ -273,22 +305,22 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
                       profile, config, device, progress, cancel, meta=meta,
                       masked=src.masked, norm_stats=norm_stats, source=source,
                       region=src.subset, confidence=confidence)
-            itemsize = np.dtype(profile["dtype"]).itemsize
-            check_free_space(output_path,
-                             job.width * job.height * generator.out_bands * itemsize,
-                             certain=False)
+            sides = _sides(config, confidence, only)
+            check_free_space(output_path, job.width * job.height * _bytes_per_pixel(
+                profile, generator, sides, only is None), certain=False)
             start = time.perf_counter()
             if src.profile.get("crs") is None:
                 log.warning("%s has no georeference: %s has none either", input_path,
                             output_path)
-            with translation_outputs(output_path, profile, meta, driver, config,
-                                     _sides(config, confidence),
+            with translation_outputs(output_path, profile, meta, driver, config, sides,
+                                     main=only is None,
                                      **palette_outputs(output_path, palette)) as sinks:
                 job.run(paletted_sinks(sinks, palette))
                 check_cancel(cancel, what)
-                if config.save_stats and norm_stats is not None:
+                if config.save_stats and norm_stats is not None and only is None:
                     norm_stats.save(stats_path_for(output_path), overwrite=config.overwrite)
-            remove_stale_sidecars(output_path, palette, config.overwrite)
+            if only is None:
+                remove_stale_sidecars(output_path, palette, config.overwrite)
         if src.nodata is not None and job.valid_pixels == 0:
             log.warning("%s holds only nodata pixels: %s is all nodata", input_path,
                         output_path)
@@ -299,7 +331,15 @@ def translate_raster(generator: LoadedGenerator, input_path: str | os.PathLike[s
     return output_path
 
 
-def _confidence_setup(generator: LoadedGenerator, source: Path, src: _Input,
+def _bytes_per_pixel(profile: dict[str, Any], generator: LoadedGenerator, sides: list[Any],
+                     main: bool) -> int:
+    """Bytes a pixel of the output (when ``main``) takes, for the free-space check."""
+    if main:
+        return generator.out_bands * np.dtype(profile["dtype"]).itemsize
+    return sum(side.count * np.dtype(side.dtype).itemsize for side in sides)
+
+
+def _confidence_setup(generator: LoadedGenerator, source: Path, src: CheckedInput,
                       norm_stats: NormStats | None, config: TranslateConfig,
                       device: str) -> ConfidenceSetup | None:
     """With ``config.confidence``: the networks and measure of the confidence raster."""
@@ -311,83 +351,12 @@ def _confidence_setup(generator: LoadedGenerator, source: Path, src: _Input,
         return prepare_confidence(generator, ds, src.indexes, src.nodata, norm_stats, device)
 
 
-def _sides(config: TranslateConfig, confidence: ConfidenceSetup | None) -> list[Any]:
-    """The rasters written beside the output (:mod:`geogan.sink.side`)."""
+def _sides(config: TranslateConfig, confidence: ConfidenceSetup | None,
+           only: list[str] | None = None) -> list[Any]:
+    """The rasters written beside the output (:mod:`geogan.sink.side`), those named in
+    ``only`` when given."""
     from geogan.sink import side_rasters
     from geogan.translate.confidence import with_measure
 
-    return with_measure(side_rasters(config), confidence)
-
-
-@dataclass(frozen=True)
-class _Input:
-    """What translation needs to know of an input: its bands, grid, nodata and meaning."""
-
-    indexes: list[int]
-    profile: dict[str, Any]  # the input's, with the grid of the part translated
-    nodata: float | None
-    masked: bool
-    meta: RasterMeta
-    subset: Subset | None
-    vrt: str | None  # the VRT of the part translated, None for the whole input
-    tags: dict[str, str]  # the input's metadata (its provenance, if geogan made it)
-    gsd_m: float | None  # the input's ground resolution, metres per pixel
-
-    @property
-    def width(self) -> int:
-        return int(self.profile["width"])
-
-    @property
-    def height(self) -> int:
-        return int(self.profile["height"])
-
-
-def _read_input(path: Path, generator: LoadedGenerator, config: TranslateConfig) -> _Input:
-    """Open and check ``path``; its bands, nodata, band meaning and the part translated."""
-    from geogan.colortable import expanded_band, open_expanded
-    from geogan.rasterio_io import check_readable
-    from geogan.rasterio_meta import check_pixels, data_bands, has_mask, read_meta
-
-    with contextlib.ExitStack() as stack:
-        src = stack.enter_context(open_input(path))
-        check_readable(src)
-        band = expanded_band(src, path, config.bands)
-        pixels, bands = src, config.bands
-        if band is not None:  # a palette raster: read as the RGB of its colour table
-            pixels, bands = open_expanded(src, band, path, stack), None
-        check_pixels(pixels, path, bands or data_bands(pixels))
-        indexes = select_input_bands(pixels.count, pixels.dtypes, path, generator, bands,
-                                     data_bands(pixels))
-        profile = dict(src.profile)
-        if band is not None:
-            profile.update(count=3, dtype="uint8", nodata=None)
-        meta = output_meta(read_meta(pixels), indexes, pixels.dtypes[indexes[0] - 1],
-                           generator, config.band_names)
-        tags = dict(src.tags())
-        gsd_m, _ = check_ground(generator, src, path.name, config)
-        subset, vrt = plan_view(src, path, config)
-        if subset is not None:
-            profile.update(width=subset.width, height=subset.height, transform=subset.transform)
-            log.info("%s: translating its block of %d x %d px at column %d, row %d", path,
-                     subset.width, subset.height, subset.col, subset.row)
-        return _Input(indexes, profile, pixels.nodata, has_mask(pixels, indexes), meta, subset,
-                      vrt, tags, gsd_m)
-
-
-def _output_profile(src: _Input, output_path: Path, driver: str, generator: LoadedGenerator,
-                    config: TranslateConfig) -> dict[str, Any]:
-    """The output's profile (grid of the part translated, nodata, band meaning, options)."""
-    from geogan.sink import check_creation_options, num_threads, output_profile
-
-    if driver != "GTiff" and config.cog:
-        raise InputError(f"`cog` writes GeoTIFF; give -o {output_path.stem}.tif or drop `cog`")
-    out_nodata = (given_nodata(config.nodata, generator.out_norm) if config.nodata is not None
-                  else output_nodata(src.nodata, generator.out_norm))
-    profile = output_profile(src.profile, count=generator.out_bands,
-                             dtype=generator.out_norm.dtype, nodata=out_nodata,
-                             compress=config.compress, meta=src.meta,
-                             creation_options=config.creation_options
-                             if driver == "GTiff" and not config.cog else ())
-    check_creation_options(profile, config.creation_options, "COG" if config.cog else driver)
-    profile["num_threads"] = num_threads(config.threads)
-    return profile
+    sides = with_measure(side_rasters(config), confidence)
+    return sides if only is None else [side for side in sides if side.name in only]

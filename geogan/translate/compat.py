@@ -119,14 +119,14 @@ def output_meta(src_meta: RasterMeta, indexes: Sequence[int], in_dtype: str,
     (NAIP 2009 -> NAIP 2020, RGB -> RGB) keeps each band's colour interpretation,
     description and tags; scale, offset and units too when the dtype is also kept (the
     values are in the same units). Otherwise the bands are new: RGB for three, gray
-    then undefined for other counts. Dataset tags are kept either way.
+    then undefined for other counts. Dataset tags are kept either way. ``band_names``
+    must have been checked (:func:`check_band_names`, once per command).
     """
     from geogan.rasterio_meta import BandMeta, RasterMeta
 
     fed = src_meta.pick(indexes)
     names = list(band_names) if band_names else _recorded_names(generator)
     if names:
-        check_band_names(generator, names)
         return named_meta(names, fed.tags)
     if generator.out_bands != len(indexes):
         return RasterMeta.plain(generator.out_bands, fed.tags)

@@ -90,19 +90,30 @@ def my_share(pairs: Sequence[tuple[Path, Path]], share: Share,
     return mine, config
 
 
-def files_to_translate(mine: Sequence[tuple[Path, Path]],
-                       config: TranslateConfig) -> list[tuple[Path, Path]]:
+def files_to_translate(mine: Sequence[tuple[Path, Path]], config: TranslateConfig
+                       ) -> tuple[list[tuple[Path, Path]], dict[Path, list[str]]]:
     """The ``(input, output)`` pairs still to translate; check every output first.
 
-    With ``config.skip_existing`` complete outputs are left out; otherwise an existing
-    output (or its statistics file) is an error unless ``config.overwrite``.
+    With ``config.skip_existing`` complete outputs are left out, unless a raster asked for
+    beside one (``confidence``) is missing: then the pair stays, and the second value maps
+    its output (kept as it is) to the names of the rasters to write beside it
+    (:mod:`~geogan.translate.resume`). Otherwise an existing output (or its statistics
+    file) is an error unless ``config.overwrite``.
     """
+    from geogan.translate.resume import missing_sides
+
     todo: list[tuple[Path, Path]] = []
+    kept: dict[Path, list[str]] = {}
     for src, dst in mine:
         if config.skip_existing and dst.exists():
             if not is_complete_raster(dst):
                 raise OutputError(f"{dst} exists but is not a complete raster (left by an "
                                   "interrupted or failed write); delete it and run again")
+            missing = missing_sides(dst, config)
+            if missing:
+                kept[dst] = [side.name for side in missing]
+                todo.append((src, dst))
+                continue
             log.info("skipping %s: %s already exists", src, dst)
             continue
         check_output_file(dst, config.overwrite)
@@ -118,7 +129,7 @@ def files_to_translate(mine: Sequence[tuple[Path, Path]],
             check_item_output(dst, config.overwrite)
         _check_side_rasters(dst, config)
         todo.append((src, dst))
-    return todo
+    return todo, kept
 
 
 def _check_side_rasters(dst: Path, config: TranslateConfig) -> None:

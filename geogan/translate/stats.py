@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,13 @@ from geogan.translate.runtime import resolve_precision
 
 
 def batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: TranslateConfig,
-                device: str, cancel: CancelCheck | None) -> NormStats | None:
-    """Statistics shared by every input: ``config.stats`` read and checked, or ``shared_stats``."""
+                device: str, cancel: CancelCheck | None,
+                known: Mapping[Path, list[int]] | None = None) -> NormStats | None:
+    """Statistics shared by every input: ``config.stats`` read and checked, or ``shared_stats``.
+
+    ``known`` holds the bands of the inputs already checked (not checked again); the other
+    inputs' are checked here, as translation reads them (an alpha band left out).
+    """
     from geogan.normstats import check_stats, estimate_stats, load_stats
 
     if config.norm == "window":
@@ -29,16 +34,20 @@ def batch_stats(generator: LoadedGenerator, files: Sequence[Path], config: Trans
     if not config.shared_stats:
         return None
     from geogan.colortable import expanded_band
+    from geogan.rasterio_meta import data_bands
     from geogan.translate.subset import subset_views
 
     indexes = []
     for path in files:
+        if known and path in known:
+            indexes.append(known[path])
+            continue
         with open_input(path) as src:
             if expanded_band(src, path, config.bands) is not None:
                 indexes.append([1, 2, 3])  # its view is the RGB of its colour table
                 continue
             indexes.append(select_input_bands(src.count, src.dtypes, path, generator,
-                                              config.bands))
+                                              config.bands, data_bands(src)))
     with subset_views(list(files), config) as views:  # the parts translated, if parts
         return estimate_stats(generator, views, "global", indexes, device=device,
                               precision=resolve_precision(config.precision, device),
