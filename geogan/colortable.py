@@ -11,11 +11,17 @@ The classes of such a raster (:func:`table_palette`) are the colour-table entrie
 pixels use, in index order, with the names GDAL keeps in the raster's PAM sidecar
 (``NAME.aux.xml``, ``<CategoryNames>``; rasterio reads no category names), and their
 indices, so a translation into the domain writes the same class codes.
+
+Chips that ``geogan tile`` cuts from a palette raster keep its colour indices and its
+colour table (one band), and its category names as the band tag :data:`NAMES_TAG`
+(inside the chip, not a sidecar per chip); training reads such a chip expanded as
+the raster is (:func:`expand`, :func:`table_valid`) and finds the same classes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -37,6 +43,10 @@ log = logging.getLogger(__name__)
 ORIGIN = "colour table"
 #: Files of a domain whose indices are counted for its palette.
 _MAX_FILES = 64
+#: Pixels of a domain's chips counted for its palette (chips spread over the domain).
+_MAX_CHIP_PIXELS = 1 << 28
+#: The band tag of a chip of a palette raster naming its categories (a JSON list by index).
+NAMES_TAG = "GEOGAN_CATEGORY_NAMES"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,62 @@ class ColourTable:
         """Whether pixels of ``index`` hold no data (nodata, alpha 0 or no entry)."""
         entry = self.entries.get(index)
         return index == self.nodata or entry is None or entry[3] == 0
+
+    def lookup(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(colours, valid)`` by index for indices below ``size``: ``(size, 3)`` uint8
+        colours (0 where invalid, as ``gdal_translate -expand rgb``) and ``(size,)`` bools."""
+        colours = np.zeros((size, 3), dtype=np.uint8)
+        valid = np.zeros(size, dtype=bool)
+        for i, c in self.entries.items():
+            if 0 <= i < size and not self.invalid(i):
+                colours[i], valid[i] = c[:3], True
+        return colours, valid
+
+    def free_index(self, dtype: str) -> int | None:
+        """An index with no colour-table entry (a nodata value that is no class), or None."""
+        top = 256 if str(dtype) == "uint8" else 65536
+        return next((i for i in range(top - 1, -1, -1) if i not in self.entries), None)
+
+
+def expand(indices: np.ndarray, table: ColourTable) -> np.ndarray:
+    """``(1, H, W)`` (or ``(H, W)``) colour indices -> ``(3, H, W)`` uint8 colours of
+    ``table`` (0 for nodata and alpha-0 entries, as the expanded reads)."""
+    idx = indices.reshape(indices.shape[-2:]).astype(np.int64)
+    colours, _ = table.lookup(int(idx.max(initial=0)) + 1)
+    return np.ascontiguousarray(colours[idx].transpose(2, 0, 1))
+
+
+def table_valid(indices: np.ndarray, table: ColourTable) -> np.ndarray:
+    """``(H, W)`` booleans: pixels whose index is a valid entry of ``table``."""
+    idx = indices.reshape(indices.shape[-2:]).astype(np.int64)
+    return table.lookup(int(idx.max(initial=0)) + 1)[1][idx]
+
+
+def chip_table(src: Any) -> ColourTable | None:
+    """The colour table of a chip of one palette band (alpha aside), or None."""
+    from geogan.rasterio_meta import data_bands
+
+    if data_bands(src) != (1,) or palette_bands(src) != (1,):
+        return None
+    return read_colour_table(src, 1)
+
+
+def names_tag(names: Sequence[str] | None) -> dict[str, str]:
+    """The band tag naming a chip's categories (none without names)."""
+    return {} if not names else {NAMES_TAG: json.dumps(list(names), ensure_ascii=False)}
+
+
+def _tag_names(src: Any, band: int) -> tuple[str, ...] | None:
+    raw = src.tags(band).get(NAMES_TAG)
+    if not raw:
+        return None
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return tuple(names) if any(names) else None
 
 
 def palette_bands(src: Any) -> tuple[int, ...]:
@@ -117,8 +183,9 @@ def read_colour_table(src: Any, band: int, path: str | os.PathLike[str] | None =
                          "table; set one or its colour interpretation (gdal_edit.py "
                          "-colorinterp_1 gray)") from exc
     nodata = src.nodatavals[band - 1]
+    names = category_names(path if path is not None else src.name, band)
     return ColourTable(entries, None if nodata is None else int(nodata),  # type: ignore
-                       category_names(path if path is not None else src.name, band))
+                       names if names is not None else _tag_names(src, band))
 
 
 # ------------------------------------------------------------------------ expanded reads
@@ -184,33 +251,54 @@ def open_expanded(src: Any, band: int, path: str | os.PathLike[str],
 
 
 def _used(path: Path, band: int) -> np.ndarray:
-    """How many pixels of each index ``band`` of ``path`` holds (all of them, by blocks)."""
+    """How many valid pixels (alpha not 0) of each index ``band`` of ``path`` holds (all of
+    them, by blocks)."""
     import rasterio
+
+    from geogan.rasterio_meta import alpha_band
 
     counts = np.zeros(1 << 16, dtype=np.int64)
     with rasterio.open(path) as src:
+        alpha = alpha_band(src)
         for _, win in src.block_windows(band):
             data = src.read(band, window=win)
+            if alpha is not None:
+                data = data[src.read(alpha, window=win) != 0]
             counts += np.bincount(data.reshape(-1), minlength=1 << 16)
     return counts
 
 
+def _counted(files: Sequence[Path], pixels: Sequence[int]) -> list[Path]:
+    """The files whose indices are counted: all of up to :data:`_MAX_FILES` rasters, or
+    many chips (small files) spread over the domain up to :data:`_MAX_CHIP_PIXELS` pixels."""
+    if len(files) <= _MAX_FILES or sum(pixels) <= _MAX_CHIP_PIXELS:
+        return list(files)
+    n = max(_MAX_FILES, _MAX_CHIP_PIXELS // max(max(pixels), 1))
+    return list(dict.fromkeys(files[round(k * (len(files) - 1) / max(n - 1, 1))]
+                              for k in range(n)))
+
+
 def table_palette(files: Sequence[Path]) -> Palette | None:
-    """The classes of a domain of one-band palette rasters: the colour-table entries their
-    valid pixels use, in index order, with their names and indices; None when the
-    domain is not one-band palette rasters, or uses more colours than a palette holds."""
+    """The classes of a domain of one-band palette rasters (or chips cut from them, an
+    alpha band aside): the colour-table entries their valid pixels use, in index order,
+    with their names and indices; None when the domain is not one-band palette rasters,
+    or uses more colours than a palette holds."""
     import rasterio
 
     if not files:
         return None
-    tables = []
+    tables, pixels = [], []
     try:
         for p in files[:_MAX_FILES]:
             with rasterio.open(p) as src:
-                if src.count != 1 or palette_bands(src) != (1,):
+                table = chip_table(src)
+                if table is None:
                     return None
                 tables.append(read_colour_table(src, 1, p))
-        counts = sum(_used(Path(p), 1) for p in files[:_MAX_FILES])
+                pixels.append(src.width * src.height)
+        if len(files) > _MAX_FILES:  # chips: small files of one source, alike
+            pixels += [pixels[-1]] * (len(files) - _MAX_FILES)
+        counts = sum(_used(Path(p), 1) for p in _counted(files, pixels))
     except (rasterio.errors.RasterioError, InputError, OSError) as exc:
         log.debug("no colour table read from %s: %s", files[0], exc)
         return None

@@ -1,0 +1,116 @@
+"""Chips of palette (colour-table) rasters keep their colour indices, colour table and
+category names, and training from them finds the raster's classes (issue #25)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import run_cli
+from rasterio.enums import ColorInterp
+from test_colortable import NAMES, NODATA, TABLE, _classes, _paletted
+
+from geogan.colortable import NAMES_TAG, category_names, table_palette
+from geogan.palette import Palette
+
+TRAIN = ("--model", "pix2pix", "--crop", "32", "--ngf", "4", "--ndf", "4", "--generator",
+         "resnet_6blocks", "--max-steps", "1", "--device", "cpu", "--workers", "0")
+
+
+def _b_palette(run: Path) -> Palette:
+    from geogan.contract.checkpoint import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(next(run.glob("*.safetensors")))
+    assert meta.domains["b"].bands == 3 and meta.domains["a"].palette is None
+    return Palette.from_json(meta.domains["b"].palette)
+
+
+def _check_chip(chip: Path, source: Path) -> np.ndarray:
+    """``chip`` is one band of colour indices with ``source``'s colour table and names."""
+    with rasterio.open(source) as src:
+        table, nodata = src.colormap(1), src.nodata
+    with rasterio.open(chip) as ds:
+        assert ds.count == 1 and ds.dtypes == ("uint8",)
+        assert ds.colorinterp == (ColorInterp.palette,)
+        assert ds.colormap(1) == table and ds.nodata == nodata
+        assert ds.tags(1)[NAMES_TAG]
+        data = ds.read(1)
+    assert not Path(f"{chip}.aux.xml").exists()  # the names are in the chip itself
+    return data
+
+
+def test_tiled_palette_chips_train_to_the_rasters_palette(tmp_path: Path, make_raster) -> None:
+    aerial = make_raster("aerial.tif", width=64, height=64)
+    mapped = _paletted(tmp_path / "map.tif", like=aerial)
+    chips = tmp_path / "chips"
+    result = run_cli("tile", aerial, "--pair", mapped, "-o", chips, "--size", "32",
+                     "--max-nodata", "1")
+    assert result.exit_code == 0, result.output
+    b_chips = sorted((chips / "B").glob("*.tif"))
+    assert len(b_chips) == 4
+    classes = _classes()
+    for chip in b_chips:
+        data = _check_chip(chip, mapped)
+        col, row = (int(part[1:]) for part in chip.stem.split("__")[1].split("_"))
+        assert np.array_equal(data, classes[row:row + 32, col:col + 32])  # indices as they are
+
+    from_raster, from_chips = tmp_path / "raster_run", tmp_path / "chips_run"
+    result = run_cli("train", *TRAIN, "--a", aerial, "--b", mapped, "--output", from_raster)
+    assert result.exit_code == 0, result.output
+    result = run_cli("train", *TRAIN, "--a", chips / "A", "--b", chips / "B", "--output",
+                     from_chips)
+    assert result.exit_code == 0, result.output
+    expected = _b_palette(from_raster)
+    assert expected.names == NAMES and expected.indices == (0, 1, 2, 3)
+    assert _b_palette(from_chips) == expected
+
+
+def test_training_reads_palette_chips_as_their_colours(tmp_path: Path) -> None:
+    from geogan.datasets.images import inspect_image, read_image, read_valid_pixels
+
+    mapped = _paletted(tmp_path / "map.tif")
+    chips = tmp_path / "chips"
+    result = run_cli("tile", mapped, "-o", chips, "--size", "32", "--max-nodata", "1")
+    assert result.exit_code == 0, result.output
+    chip = chips / "map__c000000_r000000.tif"
+    indices = _check_chip(chip, mapped)
+    info, _ = inspect_image(chip)
+    assert (info.bands, info.dtype, info.nodata) == (3, "uint8", None)
+    colours = read_image(chip)
+    lut = np.zeros((256, 3), np.uint8)
+    for i, c in TABLE.items():
+        lut[i] = 0 if i == NODATA else c
+    assert np.array_equal(colours, lut[indices].transpose(2, 0, 1))
+    assert (indices == NODATA).any()
+    assert np.array_equal(read_valid_pixels(chip), indices != NODATA)
+    palette = table_palette(sorted(chips.glob("*.tif")))
+    assert palette == table_palette([mapped]) and palette.names == NAMES
+    assert category_names(mapped) == NAMES
+
+
+@pytest.mark.parametrize("nodata", [NODATA, None])
+def test_warped_palette_chips_keep_classes_and_mark_the_outside(tmp_path: Path,
+                                                                nodata: int | None) -> None:
+    """Warped by nearest neighbour, a palette raster's chips hold only its indices; without a
+    nodata value (a GeoTIFF's colour table is full: no free index), a mask marks the outside,
+    not class 0."""
+    mapped = _paletted(tmp_path / "map.tif")
+    with rasterio.open(mapped, "r+") as ds:
+        ds.nodata = nodata
+    chips = tmp_path / "chips"
+    result = run_cli("tile", mapped, "-o", chips, "--size", "32", "--crs", "EPSG:3035",
+                     "--max-nodata", "1")
+    assert result.exit_code == 0, result.output
+    seen: set[int] = set()
+    outside = 0
+    for chip in sorted(chips.glob("*.tif")):
+        with rasterio.open(chip) as ds:
+            assert ds.colorinterp == (ColorInterp.palette,) and ds.count == 1
+            data, chip_nodata, valid = ds.read(1), ds.nodata, ds.read_masks(1) != 0
+        assert chip_nodata == nodata  # no nodata: a full colour table has no free index,
+        outside += int((~valid).sum())  # so a mask marks the outside
+        seen |= set(np.unique(data[valid]).tolist())
+    assert outside > 0  # a rotated footprint (LAEA Europe, 15 E) leaves pixels outside
+    assert seen <= set(TABLE) - {nodata}, seen
