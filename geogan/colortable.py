@@ -5,7 +5,8 @@ map GeoTIFF) is read by tiling and training as three bands, red, green and blue:
 colour table's colours, exactly what ``gdal_translate -expand rgb`` writes
 (:func:`open_expanded`, a GDAL VRT of ``ColorTableComponent`` sources, so warping and
 windows behave as for any RGB raster). Pixels whose index is the nodata value or whose
-colour-table entry has alpha 0 are invalid: the VRT carries a per-dataset mask.
+colour-table entry has alpha 0 are invalid, and so are those of alpha 0 of a raster's
+alpha band (index + alpha): the VRT carries a per-dataset mask.
 
 The classes of such a raster (:func:`table_palette`) are the colour-table entries its
 pixels use, in index order, with the names GDAL keeps in the raster's PAM sidecar
@@ -203,7 +204,8 @@ def _source_xml(name: str, band: int, rect: tuple[int, int, int, int], extra: st
 def expanded_vrt(src: Any, band: int, table: ColourTable, subset: Any = None,
                  source_name: str | None = None) -> str:
     """A VRT (XML) of ``band`` of ``src`` expanded to RGB through its colour table, with a
-    per-dataset mask of 0 where the index is nodata or its colour has alpha 0.
+    per-dataset mask of 0 where the index is nodata or its colour has alpha 0 (or where
+    ``src``'s alpha band, if it has one, is 0).
 
     ``subset`` (``col``, ``row``, ``width``, ``height``, ``transform``, as
     :class:`geogan.translate.subset.Subset`) limits it to a block; ``source_name`` is the
@@ -221,16 +223,32 @@ def expanded_vrt(src: Any, band: int, table: ColourTable, subset: Any = None,
                                                "</ColorTableComponent>")
         bands.append(f"<VRTRasterBand dataType=\"Byte\" band=\"{i}\"><ColorInterp>{interp}"
                      f"</ColorInterp>{source}</VRTRasterBand>")
-    top = max([*table.entries, table.nodata or 0]) + 1
-    lut = ",".join(f"{i}:{0 if table.invalid(i) else 255}" for i in range(top))
-    lut += f",{top}:0"
-    mask = _source_xml(name, band, rect, f"<LUT>{lut}</LUT>")
     crs = "" if src.crs is None else f"<SRS>{escape(src.crs.to_wkt())}</SRS>"
     gt = ", ".join(repr(float(v)) for v in transform.to_gdal())
     return (f"<VRTDataset rasterXSize=\"{rect[2]}\" rasterYSize=\"{rect[3]}\">{crs}"
             f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}"
-            f"<MaskBand><VRTRasterBand dataType=\"{dtype}\">{mask}</VRTRasterBand></MaskBand>"
+            f"<MaskBand>{_mask_xml(src, name, band, rect, table, dtype)}</MaskBand>"
             "</VRTDataset>")
+
+
+def _mask_xml(src: Any, name: str, band: int, rect: tuple[int, int, int, int],
+              table: ColourTable, dtype: str) -> str:
+    """The expanded VRT's mask band: 255 where the index is a valid entry and, for a raster
+    with an alpha band, its alpha is not 0 (the product of the two, GDAL's ``mul``)."""
+    from geogan.rasterio_meta import alpha_band
+
+    alpha = alpha_band(src)
+    on = 255 if alpha is None or alpha == band else 1
+    top = max([*table.entries, table.nodata or 0]) + 1
+    lut = ",".join(f"{i}:{0 if table.invalid(i) else on}" for i in range(top))
+    lut += f",{top}:0"
+    mask = _source_xml(name, band, rect, f"<LUT>{lut}</LUT>")
+    if on == 255:
+        return f"<VRTRasterBand dataType=\"{dtype}\">{mask}</VRTRasterBand>"
+    opaque = _source_xml(name, alpha, rect, "<LUT>0:0,1:255,65535:255</LUT>")
+    return ("<VRTRasterBand dataType=\"Byte\" subClass=\"VRTDerivedRasterBand\">"
+            "<PixelFunctionType>mul</PixelFunctionType><SourceTransferType>UInt16"
+            f"</SourceTransferType>{mask}{opaque}</VRTRasterBand>")
 
 
 def open_expanded(src: Any, band: int, path: str | os.PathLike[str],

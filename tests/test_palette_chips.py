@@ -114,3 +114,60 @@ def test_warped_palette_chips_keep_classes_and_mark_the_outside(tmp_path: Path,
         seen |= set(np.unique(data[valid]).tolist())
     assert outside > 0  # a rotated footprint (LAEA Europe, 15 E) leaves pixels outside
     assert seen <= set(TABLE) - {nodata}, seen
+
+
+def _with_alpha(path: Path, alpha: np.ndarray) -> Path:
+    """A two-band palette GeoTIFF: colour indices (:func:`_classes`) and an alpha band."""
+    from rasterio.transform import from_origin
+
+    classes = _classes()
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=2, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(500000, 4000000, 1, 1),
+                       nodata=NODATA) as dst:
+        dst.write(classes, 1)
+        dst.write(alpha, 2)
+        dst.write_colormap(1, {i: (*c, 255) for i, c in TABLE.items()})
+        dst.colorinterp = [ColorInterp.palette, ColorInterp.alpha]
+    return path
+
+
+def test_a_palette_rasters_alpha_band_is_part_of_its_mask(tmp_path: Path) -> None:
+    """Index + alpha: pixels of alpha 0 are invalid in the expanded raster (as nodata-index
+    pixels are), partly transparent ones valid, and tiling keeps both in the chips' masks."""
+    import contextlib
+
+    from geogan.colortable import open_expanded
+    from geogan.datasets.images import read_valid_pixels
+
+    alpha = np.full((64, 64), 255, np.uint8)
+    alpha[40:, :] = 0
+    alpha[:, 40:48] = 128  # partly transparent: valid, as GDAL's alpha mask says
+    path = _with_alpha(tmp_path / "map.tif", alpha)
+    classes = _classes()
+    expected = (classes != NODATA) & (alpha != 0)
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(rasterio.open(path))
+        ds = open_expanded(src, 1, path, stack)
+        assert ds.count == 3
+        assert np.array_equal(ds.read_masks(1) != 0, expected)
+        window = rasterio.windows.Window(8, 24, 32, 32)  # a block, as translate reads one
+        assert np.array_equal(ds.read_masks(2, window=window) != 0, expected[24:56, 8:40])
+
+    chips = tmp_path / "chips"
+    result = run_cli("tile", path, "-o", chips, "--size", "32", "--max-nodata", "1")
+    assert result.exit_code == 0, result.output
+    chip = chips / "map__c000000_r000032.tif"
+    indices = _check_chip_table(chip, path)
+    assert np.array_equal(read_valid_pixels(chip), expected[32:, :32])
+    assert np.array_equal(indices, classes[32:, :32])
+    palette = table_palette(sorted(chips.glob("*.tif")))
+    assert palette == table_palette([path]) and palette.indices == (0, 1, 2, 3)
+
+
+def _check_chip_table(chip: Path, source: Path) -> np.ndarray:
+    with rasterio.open(source) as src:
+        table = src.colormap(1)
+    with rasterio.open(chip) as ds:
+        assert ds.count == 1 and ds.colorinterp == (ColorInterp.palette,)
+        assert ds.colormap(1) == table
+        return ds.read(1)
