@@ -164,6 +164,21 @@ def test_a_palette_rasters_alpha_band_is_part_of_its_mask(tmp_path: Path) -> Non
     assert palette == table_palette([path]) and palette.indices == (0, 1, 2, 3)
 
 
+def test_translate_masks_a_palette_rasters_transparent_pixels(tmp_path: Path,
+                                                             tiny_checkpoint) -> None:
+    alpha = np.full((64, 64), 255, np.uint8)
+    alpha[:, 50:] = 0
+    path = _with_alpha(tmp_path / "map.tif", alpha)
+    out = tmp_path / "out.tif"
+    result = run_cli("translate", tiny_checkpoint, path, "-o", out, "--tile", "32",
+                     "--overlap", "8")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        assert ds.count == 3
+        np.testing.assert_array_equal(ds.dataset_mask() != 0,
+                                      (_classes() != NODATA) & (alpha != 0))
+
+
 def _check_chip_table(chip: Path, source: Path) -> np.ndarray:
     with rasterio.open(source) as src:
         table = src.colormap(1)
