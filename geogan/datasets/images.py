@@ -115,9 +115,8 @@ def _read_pixels(path: Path) -> np.ndarray:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # plain TIFFs: NotGeoreferencedWarning
-                from geogan.rasterio_meta import data_bands
-
                 from geogan.colortable import chip_table, expand
+                from geogan.rasterio_meta import data_bands
 
                 with rasterio.open(path) as src:
                     table = chip_table(src)  # colour indices: read as their colours
