@@ -6,6 +6,8 @@ size`` GeoTIFF whose transform is the window transform of the source grid, with
 the source's CRS, dtype and nodata, named ``<source stem>__c<col offset>_r<row
 offset>.tif`` (offsets in pixels of the tiling grid, zero-padded to six digits; the stem
 without leading dots, so that no chip is a hidden file).
+A palette (colour-table) band gives chips of its colour indices with its colour
+table and category names (:mod:`geogan.colortable`), which training reads as colours.
 Chips are placed as :mod:`geogan.grid` describes: edge chips are shifted inward,
 and only a raster smaller than one chip gives padded chips (filled with nodata).
 
