@@ -5,17 +5,24 @@ map GeoTIFF) is read by tiling and training as three bands, red, green and blue:
 colour table's colours, exactly what ``gdal_translate -expand rgb`` writes
 (:func:`open_expanded`, a GDAL VRT of ``ColorTableComponent`` sources, so warping and
 windows behave as for any RGB raster). Pixels whose index is the nodata value or whose
-colour-table entry has alpha 0 are invalid: the VRT carries a per-dataset mask.
+colour-table entry has alpha 0 are invalid, and so are those of alpha 0 of a raster's
+alpha band (index + alpha): the VRT carries a per-dataset mask.
 
 The classes of such a raster (:func:`table_palette`) are the colour-table entries its
 pixels use, in index order, with the names GDAL keeps in the raster's PAM sidecar
 (``NAME.aux.xml``, ``<CategoryNames>``; rasterio reads no category names), and their
 indices, so a translation into the domain writes the same class codes.
+
+Chips that ``geogan tile`` cuts from a palette raster keep its colour indices and its
+colour table (one band), and its category names as the band tag :data:`NAMES_TAG`
+(inside the chip, not a sidecar per chip); training reads such a chip expanded as
+the raster is (:func:`expand`, :func:`table_valid`) and finds the same classes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -37,6 +44,10 @@ log = logging.getLogger(__name__)
 ORIGIN = "colour table"
 #: Files of a domain whose indices are counted for its palette.
 _MAX_FILES = 64
+#: Pixels of a domain's chips counted for its palette (chips spread over the domain).
+_MAX_CHIP_PIXELS = 1 << 28
+#: The band tag of a chip of a palette raster naming its categories (a JSON list by index).
+NAMES_TAG = "GEOGAN_CATEGORY_NAMES"
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,62 @@ class ColourTable:
         """Whether pixels of ``index`` hold no data (nodata, alpha 0 or no entry)."""
         entry = self.entries.get(index)
         return index == self.nodata or entry is None or entry[3] == 0
+
+    def lookup(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(colours, valid)`` by index for indices below ``size``: ``(size, 3)`` uint8
+        colours (0 where invalid, as ``gdal_translate -expand rgb``) and ``(size,)`` bools."""
+        colours = np.zeros((size, 3), dtype=np.uint8)
+        valid = np.zeros(size, dtype=bool)
+        for i, c in self.entries.items():
+            if 0 <= i < size and not self.invalid(i):
+                colours[i], valid[i] = c[:3], True
+        return colours, valid
+
+    def free_index(self, dtype: str) -> int | None:
+        """An index with no colour-table entry (a nodata value that is no class), or None."""
+        top = 256 if str(dtype) == "uint8" else 65536
+        return next((i for i in range(top - 1, -1, -1) if i not in self.entries), None)
+
+
+def expand(indices: np.ndarray, table: ColourTable) -> np.ndarray:
+    """``(1, H, W)`` (or ``(H, W)``) colour indices -> ``(3, H, W)`` uint8 colours of
+    ``table`` (0 for nodata and alpha-0 entries, as the expanded reads)."""
+    idx = indices.reshape(indices.shape[-2:]).astype(np.int64)
+    colours, _ = table.lookup(int(idx.max(initial=0)) + 1)
+    return np.ascontiguousarray(colours[idx].transpose(2, 0, 1))
+
+
+def table_valid(indices: np.ndarray, table: ColourTable) -> np.ndarray:
+    """``(H, W)`` booleans: pixels whose index is a valid entry of ``table``."""
+    idx = indices.reshape(indices.shape[-2:]).astype(np.int64)
+    return table.lookup(int(idx.max(initial=0)) + 1)[1][idx]
+
+
+def chip_table(src: Any) -> ColourTable | None:
+    """The colour table of a chip of one palette band (alpha aside), or None."""
+    from geogan.rasterio_meta import data_bands
+
+    if data_bands(src) != (1,) or palette_bands(src) != (1,):
+        return None
+    return read_colour_table(src, 1)
+
+
+def names_tag(names: Sequence[str] | None) -> dict[str, str]:
+    """The band tag naming a chip's categories (none without names)."""
+    return {} if not names else {NAMES_TAG: json.dumps(list(names), ensure_ascii=False)}
+
+
+def _tag_names(src: Any, band: int) -> tuple[str, ...] | None:
+    raw = src.tags(band).get(NAMES_TAG)
+    if not raw:
+        return None
+    try:
+        names = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return tuple(names) if any(names) else None
 
 
 def palette_bands(src: Any) -> tuple[int, ...]:
@@ -117,8 +184,9 @@ def read_colour_table(src: Any, band: int, path: str | os.PathLike[str] | None =
                          "table; set one or its colour interpretation (gdal_edit.py "
                          "-colorinterp_1 gray)") from exc
     nodata = src.nodatavals[band - 1]
+    names = category_names(path if path is not None else src.name, band)
     return ColourTable(entries, None if nodata is None else int(nodata),  # type: ignore
-                       category_names(path if path is not None else src.name, band))
+                       names if names is not None else _tag_names(src, band))
 
 
 # ------------------------------------------------------------------------ expanded reads
@@ -136,7 +204,8 @@ def _source_xml(name: str, band: int, rect: tuple[int, int, int, int], extra: st
 def expanded_vrt(src: Any, band: int, table: ColourTable, subset: Any = None,
                  source_name: str | None = None) -> str:
     """A VRT (XML) of ``band`` of ``src`` expanded to RGB through its colour table, with a
-    per-dataset mask of 0 where the index is nodata or its colour has alpha 0.
+    per-dataset mask of 0 where the index is nodata or its colour has alpha 0 (or where
+    ``src``'s alpha band, if it has one, is 0).
 
     ``subset`` (``col``, ``row``, ``width``, ``height``, ``transform``, as
     :class:`geogan.translate.subset.Subset`) limits it to a block; ``source_name`` is the
@@ -154,16 +223,32 @@ def expanded_vrt(src: Any, band: int, table: ColourTable, subset: Any = None,
                                                "</ColorTableComponent>")
         bands.append(f"<VRTRasterBand dataType=\"Byte\" band=\"{i}\"><ColorInterp>{interp}"
                      f"</ColorInterp>{source}</VRTRasterBand>")
-    top = max([*table.entries, table.nodata or 0]) + 1
-    lut = ",".join(f"{i}:{0 if table.invalid(i) else 255}" for i in range(top))
-    lut += f",{top}:0"
-    mask = _source_xml(name, band, rect, f"<LUT>{lut}</LUT>")
     crs = "" if src.crs is None else f"<SRS>{escape(src.crs.to_wkt())}</SRS>"
     gt = ", ".join(repr(float(v)) for v in transform.to_gdal())
     return (f"<VRTDataset rasterXSize=\"{rect[2]}\" rasterYSize=\"{rect[3]}\">{crs}"
             f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}"
-            f"<MaskBand><VRTRasterBand dataType=\"{dtype}\">{mask}</VRTRasterBand></MaskBand>"
+            f"<MaskBand>{_mask_xml(src, name, band, rect, table, dtype)}</MaskBand>"
             "</VRTDataset>")
+
+
+def _mask_xml(src: Any, name: str, band: int, rect: tuple[int, int, int, int],
+              table: ColourTable, dtype: str) -> str:
+    """The expanded VRT's mask band: 255 where the index is a valid entry and, for a raster
+    with an alpha band, its alpha is not 0 (the product of the two, GDAL's ``mul``)."""
+    from geogan.rasterio_meta import alpha_band
+
+    alpha = alpha_band(src)
+    on = 255 if alpha is None or alpha == band else 1
+    top = max([*table.entries, table.nodata or 0]) + 1
+    lut = ",".join(f"{i}:{0 if table.invalid(i) else on}" for i in range(top))
+    lut += f",{top}:0"
+    mask = _source_xml(name, band, rect, f"<LUT>{lut}</LUT>")
+    if on == 255:
+        return f"<VRTRasterBand dataType=\"{dtype}\">{mask}</VRTRasterBand>"
+    opaque = _source_xml(name, alpha, rect, "<LUT>0:0,1:255,65535:255</LUT>")
+    return ("<VRTRasterBand dataType=\"Byte\" subClass=\"VRTDerivedRasterBand\">"
+            "<PixelFunctionType>mul</PixelFunctionType><SourceTransferType>UInt16"
+            f"</SourceTransferType>{mask}{opaque}</VRTRasterBand>")
 
 
 def open_expanded(src: Any, band: int, path: str | os.PathLike[str],
@@ -184,33 +269,54 @@ def open_expanded(src: Any, band: int, path: str | os.PathLike[str],
 
 
 def _used(path: Path, band: int) -> np.ndarray:
-    """How many pixels of each index ``band`` of ``path`` holds (all of them, by blocks)."""
+    """How many valid pixels (alpha not 0) of each index ``band`` of ``path`` holds (all of
+    them, by blocks)."""
     import rasterio
+
+    from geogan.rasterio_meta import alpha_band
 
     counts = np.zeros(1 << 16, dtype=np.int64)
     with rasterio.open(path) as src:
+        alpha = alpha_band(src)
         for _, win in src.block_windows(band):
             data = src.read(band, window=win)
+            if alpha is not None:
+                data = data[src.read(alpha, window=win) != 0]
             counts += np.bincount(data.reshape(-1), minlength=1 << 16)
     return counts
 
 
+def _counted(files: Sequence[Path], pixels: Sequence[int]) -> list[Path]:
+    """The files whose indices are counted: all of up to :data:`_MAX_FILES` rasters, or
+    many chips (small files) spread over the domain up to :data:`_MAX_CHIP_PIXELS` pixels."""
+    if len(files) <= _MAX_FILES or sum(pixels) <= _MAX_CHIP_PIXELS:
+        return list(files)
+    n = max(_MAX_FILES, _MAX_CHIP_PIXELS // max(max(pixels), 1))
+    return list(dict.fromkeys(files[round(k * (len(files) - 1) / max(n - 1, 1))]
+                              for k in range(n)))
+
+
 def table_palette(files: Sequence[Path]) -> Palette | None:
-    """The classes of a domain of one-band palette rasters: the colour-table entries their
-    valid pixels use, in index order, with their names and indices; None when the
-    domain is not one-band palette rasters, or uses more colours than a palette holds."""
+    """The classes of a domain of one-band palette rasters (or chips cut from them, an
+    alpha band aside): the colour-table entries their valid pixels use, in index order,
+    with their names and indices; None when the domain is not one-band palette rasters,
+    or uses more colours than a palette holds."""
     import rasterio
 
     if not files:
         return None
-    tables = []
+    tables, pixels = [], []
     try:
         for p in files[:_MAX_FILES]:
             with rasterio.open(p) as src:
-                if src.count != 1 or palette_bands(src) != (1,):
+                table = chip_table(src)
+                if table is None:
                     return None
                 tables.append(read_colour_table(src, 1, p))
-        counts = sum(_used(Path(p), 1) for p in files[:_MAX_FILES])
+                pixels.append(src.width * src.height)
+        if len(files) > _MAX_FILES:  # chips: small files of one source, alike
+            pixels += [pixels[-1]] * (len(files) - _MAX_FILES)
+        counts = sum(_used(Path(p), 1) for p in _counted(files, pixels))
     except (rasterio.errors.RasterioError, InputError, OSError) as exc:
         log.debug("no colour table read from %s: %s", files[0], exc)
         return None

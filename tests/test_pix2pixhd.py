@@ -169,7 +169,7 @@ def test_cli_refuses_a_crop_too_small_for_the_coarsest_discriminator(tmp_path: P
     res = run_cli("train", "--model", "pix2pixhd", "--a", pairs, "-o", tmp_path / "run",
                   "--crop", "64", "--ngf", "8", "--max-steps", "1")
     assert cli_error(res) == ("Error: --crop 64 is too small for generator pix2pixhd and "
-                              "discriminator patchgan with --n-layers 3 at 4x coarser scale; "
+                              "discriminator patchgan (3 layers) at 4x coarser scale; "
                               "use at least 96, a multiple of 32")
     assert not (tmp_path / "run").exists()
 

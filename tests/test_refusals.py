@@ -14,6 +14,7 @@ from conftest import cli_error, listing, run_cli
 
 from geogan.checkpoint import read_metadata
 from geogan.contract.limits import ARCH_LIMITS, range_text
+from geogan.errors import InputError
 
 TINY_TRAIN = ["--crop", "32", "--ngf", "8", "--ndf", "8", "--generator", "resnet_6blocks",
               "--batch-size", "1"]
@@ -47,11 +48,31 @@ def test_train_refuses_a_crop_too_small_for_the_networks(make_raster, tmp_path):
     base = ["train", "--a", a, "--b", b, "--max-steps", "1", *TINY_TRAIN]
     msg = cli_error(run_cli(*base, "-o", tmp_path / "run", "--crop", "8"))
     assert "--crop 8 is too small for generator resnet_6blocks and discriminator patchgan " \
-        "with --n-layers 3; use at least 24, a multiple of 4" in msg
+        "(3 layers); use at least 24, a multiple of 4" in msg
+    assert listing(tmp_path) == before
+    # a layer count given is named as its option
+    msg = cli_error(run_cli(*base, "-o", tmp_path / "run", "--crop", "24", "--n-layers", "4"))
+    assert "discriminator patchgan with --n-layers 4; use at least 48" in msg
     assert listing(tmp_path) == before
     result = run_cli(*base, "-o", tmp_path / "run", "--crop", "24")
     assert result.exit_code == 0, result.output
     assert read_metadata(tmp_path / "run")["chip_size"] == 24
+
+
+def test_a_crop_too_small_reads_in_the_qgis_dialog_s_words():
+    """QGIS offers `crop` but not `n_layers`: the message names the dialog's crop and says
+    the discriminator's (default) layers in words, no CLI flag."""
+    from geogan.contract.messages import for_qgis
+    from geogan.contract.options import TRAIN
+    from geogan.train.config import TrainConfig, validate_config
+
+    config = TrainConfig(a=Path("a"), b=Path("b"), output=Path("o"), crop=8,
+                         generator="resnet_6blocks")
+    with pytest.raises(InputError) as err:
+        validate_config(config)
+    shown = for_qgis(err.value.template, "train")
+    assert shown == (f"'{TRAIN['crop'].label}' 8 is too small for generator resnet_6blocks and "
+                     "discriminator patchgan (3 layers); use at least 24, a multiple of 4")
 
 
 def test_torch_allocation_failures_say_what_to_lower(make_raster, tmp_path, monkeypatch,

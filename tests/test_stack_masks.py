@@ -26,11 +26,12 @@ GRID = from_origin(485900.0, 5209247.0, 5.0, 5.0)
 OTHER_GRID = from_origin(485913.0, 5209231.5, 3.0, 3.0)
 
 
-def _primary(path: Path, kind: str, width: int = 64, height: int = 64) -> Path:
+def _primary(path: Path, kind: str, width: int = 64, height: int = 64,
+             transform: Any = GRID) -> Path:
     """3 data bands; invalid on the top 10 rows: by an alpha band, an internal mask or nodata."""
     data = make_raster_array(width, height, 3, seed=1)
     profile = {"driver": "GTiff", "width": width, "height": height, "count": 3,
-               "dtype": "uint8", "crs": PROJECTED, "transform": GRID, "photometric": "RGB"}
+               "dtype": "uint8", "crs": PROJECTED, "transform": transform, "photometric": "RGB"}
     if kind == "alpha":
         alpha = np.full((1, height, width), 255, np.uint8)
         alpha[:, :10] = 0
@@ -182,3 +183,35 @@ def test_a_stack_rasters_alpha_band_is_its_mask_not_data(tmp_path: Path, make_ra
         np.testing.assert_array_equal(ds.dataset_mask() != 0, want)
         if same_grid:
             assert not (ds.dataset_mask()[20:40, 10:30] != 0).any()
+
+
+@pytest.mark.parametrize("kind", ["alpha", "mask", "nodata"])
+def test_translate_at_model_resolution_with_a_stack_keeps_both_validities(
+        tmp_path: Path, kind: str) -> None:
+    """A 2.5 m raster and its stack raster, translated at the model's 5 m: the output is on
+    the first raster's grid and valid where it and the stack raster both are, as without
+    `at_model_resolution`."""
+    from geogan.provenance import read_provenance
+
+    first = _primary(tmp_path / "sar.tif", kind)
+    other = _holed(tmp_path / "opt.tif")
+    res = _train(tmp_path, first, other, "--max-nodata", "1")
+    assert res.exit_code == 0, res.output
+    fine = _primary(tmp_path / "sar_fine.tif", kind, 128, 128,
+                    from_origin(485900.0, 5209247.0, 2.5, 2.5))
+    out = tmp_path / "out.tif"
+    res = run_cli("translate", tmp_path / "run", fine, "--stack", other, "-o", out,
+                  "--tile", "32", "--overlap", "0", "--at-model-resolution")
+    assert res.exit_code == 0, res.output
+    first_valid, other_valid = _valid(fine), _stack_valid_on(fine, other)
+    assert (~other_valid & first_valid).any() and (~first_valid).any()  # both are checked
+    with rasterio.open(out) as dst, rasterio.open(fine) as src:
+        assert (dst.count, dst.crs, dst.transform, dst.shape) == \
+            (3, src.crs, src.transform, src.shape)
+        assert dst.nodata == src.nodata
+        prov = read_provenance(dst)
+        assert prov.at_model_resolution and prov.input_gsd_m == pytest.approx(2.5, abs=0.01)
+        np.testing.assert_array_equal(dst.dataset_mask() != 0, first_valid & other_valid)
+        if kind == "nodata":  # the input's nodata value, stamped where invalid
+            np.testing.assert_array_equal((dst.read() != 0).any(axis=0),
+                                          first_valid & other_valid)

@@ -115,9 +115,13 @@ def _read_pixels(path: Path) -> np.ndarray:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # plain TIFFs: NotGeoreferencedWarning
+                from geogan.colortable import chip_table, expand
                 from geogan.rasterio_meta import data_bands
 
                 with rasterio.open(path) as src:
+                    table = chip_table(src)  # colour indices: read as their colours
+                    if table is not None:
+                        return expand(src.read(1), table)
                     return src.read(list(data_bands(src)))  # alpha is a mask, not a band
         from PIL import Image
 
@@ -144,6 +148,7 @@ def read_valid_pixels(path: Path) -> np.ndarray | None:
         return None
     import rasterio
 
+    from geogan.colortable import chip_table, table_valid
     from geogan.rasterio_meta import data_bands, has_mask
 
     try:
@@ -151,9 +156,12 @@ def read_valid_pixels(path: Path) -> np.ndarray | None:
             warnings.simplefilter("ignore")
             with rasterio.open(path) as src:
                 bands = data_bands(src)
+                table = chip_table(src)  # colour indices: valid entries, and any mask
+                valid = None if table is None else table_valid(src.read(1), table)
                 if not has_mask(src, bands):
-                    return None
-                return (src.read_masks(list(bands)) != 0).all(axis=0)
+                    return valid
+                masks = (src.read_masks(list(bands)) != 0).all(axis=0)
+                return masks if valid is None else valid & masks
     except Exception as exc:
         raise _unreadable(path, exc) from exc
 
@@ -168,6 +176,7 @@ def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
     if path.suffix.lower() in RASTER_SUFFIXES:
         import rasterio
 
+        from geogan.colortable import chip_table
         from geogan.limits import check_read_size
         from geogan.rasterio_io import check_readable
         from geogan.rasterio_meta import check_pixels, data_bands
@@ -180,13 +189,16 @@ def inspect_image(path: Path) -> tuple[ImageInfo, np.ndarray | None]:
                     if len(set(src.dtypes)) > 1:
                         raise InputError(f"chip {path} mixes dtypes {sorted(set(src.dtypes))} "
                                          "across bands; convert it to one dtype")
-                    bands = data_bands(src)
-                    check_pixels(src, path, bands)
+                    bands, dtype, nodata = data_bands(src), src.dtypes[0], src.nodata
+                    if chip_table(src) is not None:  # colour indices, read as RGB colours
+                        bands, dtype, nodata = (1, 2, 3), "uint8", None
+                    else:
+                        check_pixels(src, path, bands)
                     check_read_size(src.width, src.height, len(bands), f"chip {path}",
                                     "training reads a chip whole: cut it into smaller chips "
                                     "with geogan tile")
-                    return ImageInfo(path, len(bands), src.dtypes[0], src.height, src.width,
-                                     src.nodata), None
+                    return ImageInfo(path, len(bands), dtype, src.height, src.width,
+                                     nodata), None
         except InputError:
             raise
         except Exception as exc:

@@ -6,6 +6,8 @@ size`` GeoTIFF whose transform is the window transform of the source grid, with
 the source's CRS, dtype and nodata, named ``<source stem>__c<col offset>_r<row
 offset>.tif`` (offsets in pixels of the tiling grid, zero-padded to six digits; the stem
 without leading dots, so that no chip is a hidden file).
+A palette (colour-table) band gives chips of its colour indices with its colour
+table and category names (:mod:`geogan.colortable`), which training reads as colours.
 Chips are placed as :mod:`geogan.grid` describes: edge chips are shifted inward,
 and only a raster smaller than one chip gives padded chips (filled with nodata).
 
@@ -63,6 +65,7 @@ from geogan.tiling.aoi import aoi_area, apply_aoi, read_aoi
 from geogan.tiling.chips import (
     ChipWriter,
     Records,
+    chip_meta,
     chip_profile,
     chips_bytes,
     valid_tags,
@@ -235,7 +238,7 @@ def _tile_one(plan: Plan, outdir: Path, config: TileConfig, writer: ChipWriter,
                 for v in views]
     grid_transform = plan.view.transform
     grid = ChipWindow(0, 0, plan.view.width, plan.view.height)
-    templates = [ChipTemplate(p, v.meta) for p, v in zip(profiles, views, strict=True)]
+    templates = [ChipTemplate(p, chip_meta(v)) for p, v in zip(profiles, views, strict=True)]
     columns = records.columns(plan.view.crs)
     stem, size = plan.view.path.stem, config.size
 
@@ -250,7 +253,8 @@ def _tile_one(plan: Plan, outdir: Path, config: TileConfig, writer: ChipWriter,
             chips = [d[:, :, c:c + size] for d in data]
             valids = [ok[:, c:c + size] for ok in valid_runs]
             fractions = [nodata_fraction(ok) for ok in valids]
-            rejected = rejection(chips, valids, config.max_nodata, config.min_std)
+            colours = [v.colours(ch) for v, ch in zip(views, chips, strict=True)]
+            rejected = rejection(colours, valids, config.max_nodata, config.min_std)
             if rejected == "nodata":
                 stats.skipped_nodata += 1
             elif rejected == "std":

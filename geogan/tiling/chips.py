@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,6 +24,9 @@ from geogan.tiling.config import TileConfig
 from geogan.tiling.views import Plan, View
 
 log = logging.getLogger(__name__)
+
+#: The key of a chip profile holding the colour table of a chip of colour indices.
+COLORMAP = "geogan_colormap"
 
 
 class Records:
@@ -127,16 +131,35 @@ def chip_profile(view: View, size: int, compress: str,
     profile["blockysize"] = size
     profile.update(creation_kwargs(creation_options))  # the user's --co last: they win
     check_creation_options(profile, creation_options)
+    if view.table is not None:  # colour indices: their colour table, written by write_chip
+        profile[COLORMAP] = dict(view.table.entries)
     return profile
+
+
+def chip_meta(view: View) -> RasterMeta | None:
+    """The band meaning written on ``view``'s chips: a palette band's category names as
+    the band tag :data:`geogan.colortable.NAMES_TAG` (the chip's own, no sidecar)."""
+    from geogan.colortable import names_tag
+
+    meta = view.meta
+    if meta is None or view.table is None or not view.table.names:
+        return meta
+    band = meta.bands[0]
+    tagged = dataclasses.replace(band, tags={**band.tags, **names_tag(view.table.names)})
+    return dataclasses.replace(meta, bands=(tagged,))
 
 
 def write_chip(path: Path, data: np.ndarray, profile: dict[str, Any], transform: Any,
                tags: dict[str, str], meta: RasterMeta | None = None,
                valid: np.ndarray | None = None) -> None:
-    """Write one chip with the source's band meaning and, for masked sources, its mask."""
+    """Write one chip with the source's band meaning and, for masked sources, its mask
+    (and the colour table of a chip of colour indices: ``profile``'s :data:`COLORMAP`)."""
+    profile = {**profile, "transform": transform}
+    colormap = profile.pop(COLORMAP, None)
     try:
-        with gdal_errors(path), rasterio.open(path, "w", **{**profile, "transform": transform}) \
-                as dst:
+        with gdal_errors(path), rasterio.open(path, "w", **profile) as dst:
+            if colormap is not None:
+                dst.write_colormap(1, colormap)
             if meta is not None:
                 write_meta(dst, meta)
             dst.write(data)

@@ -16,6 +16,8 @@ sidecar file; and the second chip, which GDAL also writes, must be byte for byte
 the template would have written. Otherwise (compression, ``--co`` options that change
 the layout, rotated grids, PixelIsPoint, an unexpected GDAL) every chip is written by
 GDAL as before. Chips with a mask or a valid-window tag are always written by GDAL.
+A chip of colour indices carries its colour table and category names in that header
+(the same for every chip of a source), so the template keeps them.
 """
 
 from __future__ import annotations

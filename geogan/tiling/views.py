@@ -21,6 +21,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from geogan.colortable import ColourTable, expand, table_valid
 from geogan.errors import GeoreferenceError, InputError, first_line
 from geogan.grid import ChipWindow, chip_count, chip_windows, intersection
 from geogan.limits import check_chip_count, check_read_size
@@ -65,6 +66,8 @@ class View:
     meta: RasterMeta | None = None
     #: Whether validity comes from a mask (per-dataset mask or alpha), not only nodata.
     masked: bool = False
+    #: The colour table of a palette band read as colour indices (tiling keeps them).
+    table: ColourTable | None = None
 
     def __post_init__(self) -> None:
         self.masked = has_mask(self.dataset, self.bands)
@@ -105,11 +108,18 @@ class View:
     def _valid(self, part: ChipWindow, data: np.ndarray) -> np.ndarray:
         w = self._window(part)
         try:
-            return read_valid(self.dataset, self.bands, w, data, self.nodata, self.masked)
+            valid = read_valid(self.dataset, self.bands, w, data, self.nodata, self.masked)
         except RasterioError as exc:
             raise InputError(f"the mask of {self.path} could not be read at pixels "
                              f"{part.col_off},{part.row_off} ({first_line(exc)}); the file may "
                              "be truncated or corrupt: re-download or re-export it") from exc
+        if self.table is not None:
+            valid &= table_valid(data, self.table)
+        return valid
+
+    def colours(self, data: np.ndarray) -> np.ndarray:
+        """``data`` as colours: colour indices expanded through :attr:`table`, else as is."""
+        return data if self.table is None else expand(data, self.table)
 
     def _window(self, part: ChipWindow) -> Window:
         return Window(part.col_off - self.shift[0], part.row_off - self.shift[1], part.width,
@@ -137,28 +147,29 @@ class Plan:
 
 
 def open_view(path: Path, config: TileConfig, stack: contextlib.ExitStack,
-              option: str = "`bands`") -> tuple[View, Any]:
+              option: str = "`bands`", expand: bool = True) -> tuple[View, Any]:
     """``path`` opened, checked and seen on the grid ``config`` asks for; -> (view, source).
 
     The one way tiling and training from rasters (:mod:`geogan.samplers`) open an
     input: georeference and pixels checked, ``config.bands`` (default: all but an
     alpha band), and a warped view for ``--crs/--res/--align-to``. Datasets are
-    entered into ``stack``.
+    entered into ``stack``. A palette band is read as RGB, or with ``expand`` False as
+    its colour indices (the view's ``table``: chips keep the classes).
     """
     src = stack.enter_context(open_raster(path, allow_no_crs=config.allow_no_crs,
                                                 no_crs_option=True))
     check_readable(src)
-    pixels, bands = _expand(src, path, config.bands, option, stack)
-    if pixels is not src:
+    pixels, bands, table = _expand(src, path, config.bands, option, stack, expand)
+    if pixels is not src or table is not None:
         config = _nearest(config, path)
-    view = _view_for(pixels, path, bands, config, stack)
+    view = _view_for(pixels, path, bands, config, stack, table)
     view.meta = read_meta(pixels).pick(bands)
     return view, src
 
 
 def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> Plan:
     """One input opened on its grid, with its ``--pair`` view and the chip windows to cut."""
-    view, src = open_view(path, config, stack)
+    view, src = open_view(path, config, stack, expand=False)
 
     region = ChipWindow(0, 0, view.width, view.height)
     pair_view = None
@@ -193,11 +204,11 @@ def plan_input(path: Path, config: TileConfig, stack: contextlib.ExitStack) -> P
 
 
 def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
-              stack: contextlib.ExitStack) -> View:
+              stack: contextlib.ExitStack, table: ColourTable | None = None) -> View:
     """``src`` as is, or through a WarpedVRT onto the grid chosen by --crs/--res/--align-to."""
     if not config.warped:
-        return View(path, src, bands, src.nodata, src.dtypes[0], src.crs, src.transform,
-                    src.width, src.height)
+        return View(path, src, bands, src.nodata, src.dtypes[bands[0] - 1], src.crs,
+                    src.transform, src.width, src.height, table=table)
     if src.crs is None:
         raise GeoreferenceError(f"{path} has no CRS, so `crs`/`res`/`align_to` cannot warp it; "
                                 "assign a CRS first (gdal_edit.py -a_srs EPSG:XXXX)")
@@ -205,18 +216,24 @@ def _view_for(src: Any, path: Path, bands: tuple[int, ...], config: TileConfig,
     if crs == src.crs and transform.almost_equals(src.transform, 1e-12) and \
             (width, height) == (src.width, src.height):
         log.info("%s is already on the requested grid; reading it without warping", path)
-        return View(path, src, bands, src.nodata, src.dtypes[0], src.crs, src.transform,
-                    src.width, src.height)
-    vrt = _warped(src, path, crs, transform, width, height, config)
+        return View(path, src, bands, src.nodata, src.dtypes[bands[0] - 1], src.crs,
+                    src.transform, src.width, src.height, table=table)
+    vrt = _warped(src, path, crs, transform, width, height, config, table)
     stack.enter_context(vrt)
-    return View(path, vrt, bands, vrt.nodata, src.dtypes[0], crs, transform, width, height)
+    return View(path, vrt, bands, vrt.nodata, src.dtypes[bands[0] - 1], crs, transform, width,
+                height, table=table)
 
 
 def _warped(src: Any, path: Path, crs: CRS, transform: Any, width: int, height: int,
-            config: TileConfig) -> Any:
+            config: TileConfig, table: ColourTable | None = None) -> Any:
     from rasterio.vrt import WarpedVRT
 
     nodata = src.nodata
+    if nodata is None and table is not None:  # colour indices: an index that is no class,
+        nodata = table.free_index(src.dtypes[0])
+        if nodata is None:  # or (a full colour table) a mask: the chips get one
+            return WarpedVRT(src, crs=crs, transform=transform, width=width, height=height,
+                             resampling=RESAMPLING[config.resampling], add_alpha=True)
     if nodata is None:
         floating = np.issubdtype(np.dtype(src.dtypes[0]), np.floating)
         nodata = float("nan") if floating else 0
@@ -233,7 +250,7 @@ def _pair_view(view: View, config: TileConfig,
     """B on A's grid (shifted when already on the same pixel grid, warped otherwise) and
     the region of A's grid both cover."""
     assert config.pair is not None
-    pview, region = pair_view(view, config.pair, config, stack)
+    pview, region = pair_view(view, config.pair, config, stack, expand=False)
     if region is None:
         raise InputError(f"`pair` {config.pair} does not overlap {view.path}; pair two rasters "
                          "that cover the same ground")
@@ -241,36 +258,39 @@ def _pair_view(view: View, config: TileConfig,
 
 
 def pair_view(view: View, pair_path: Path, config: TileConfig,
-              stack: contextlib.ExitStack) -> tuple[View, ChipWindow | None]:
+              stack: contextlib.ExitStack, expand: bool = True
+              ) -> tuple[View, ChipWindow | None]:
     """Raster ``pair_path`` on ``view``'s grid, as ``tile --pair`` reads it, and the region
     of the grid both cover (None when they do not overlap).
 
     B is shifted when it already shares A's pixel grid, resampled (``config.resampling``)
-    through a WarpedVRT otherwise; ``config.pair_bands`` picks its bands.
+    through a WarpedVRT otherwise; ``config.pair_bands`` picks its bands; ``expand`` as
+    for :func:`open_view`.
     """
     src = stack.enter_context(open_raster(pair_path))
     check_readable(src)
     if view.crs is None:
         raise GeoreferenceError(f"{view.path} has no CRS, so `pair` {pair_path} cannot be put "
                                 "on its grid; assign a CRS first (gdal_edit.py -a_srs)")
-    pixels, bands = _expand(src, pair_path, config.pair_bands, "`pair_bands`", stack)
-    if pixels is not src:
+    pixels, bands, table = _expand(src, pair_path, config.pair_bands, "`pair_bands`", stack,
+                                   expand)
+    if pixels is not src or table is not None:
         src, config = pixels, _nearest(config, pair_path)
     meta = read_meta(src).pick(bands)
     grid = ChipWindow(0, 0, view.width, view.height)
 
     shift = _grid_shift(src, view)
     if shift is not None:
-        pview = View(pair_path, src, bands, src.nodata, src.dtypes[0], view.crs,
-                     view.transform, view.width, view.height, shift, meta)
+        pview = View(pair_path, src, bands, src.nodata, src.dtypes[bands[0] - 1], view.crs,
+                     view.transform, view.width, view.height, shift, meta, table=table)
         region = intersection(grid, pview.coverage)
     else:
         from rasterio.warp import transform_bounds
 
         vrt = stack.enter_context(_warped(src, pair_path, view.crs, view.transform, view.width,
-                                          view.height, config))
-        pview = View(pair_path, vrt, bands, vrt.nodata, src.dtypes[0], view.crs,
-                     view.transform, view.width, view.height, meta=meta)
+                                          view.height, config, table))
+        pview = View(pair_path, vrt, bands, vrt.nodata, src.dtypes[bands[0] - 1], view.crs,
+                     view.transform, view.width, view.height, meta=meta, table=table)
         left, bottom, right, top = transform_bounds(src.crs, view.crs, *src.bounds,
                                                     densify_pts=21)
         t = view.transform
@@ -297,18 +317,26 @@ def _grid_shift(src: Any, view: View) -> tuple[int, int] | None:
 
 
 def _expand(src: Any, path: Path, bands: tuple[int, ...] | None, option: str,
-            stack: contextlib.ExitStack) -> tuple[Any, tuple[int, ...]]:
-    """The dataset to read and its checked bands: a palette band picked (alone, or the
-    one band of the raster) is read as the RGB of its colour table
-    (:func:`geogan.colortable.open_expanded`), bands 1, 2, 3 of that."""
-    from geogan.colortable import expanded_band, open_expanded
+            stack: contextlib.ExitStack, expand: bool = True
+            ) -> tuple[Any, tuple[int, ...], ColourTable | None]:
+    """The dataset to read, its checked bands and the colour table of indices read as
+    they are: a palette band picked (alone, or the one band of the raster) is read as the
+    RGB of its colour table (:func:`geogan.colortable.open_expanded`), bands 1, 2, 3 of
+    that, or with ``expand`` False as its indices with its colour table."""
+    from geogan.colortable import expanded_band, open_expanded, read_colour_table
 
     if bands is not None:
         _check_bands_range(src, path, bands, option)
     band = expanded_band(src, path, bands, option)
     if band is None:
-        return src, _check_bands(src, path, bands, option)
-    return open_expanded(src, band, path, stack), (1, 2, 3)
+        return src, _check_bands(src, path, bands, option), None
+    if not expand:
+        if str(src.dtypes[band - 1]) not in ("uint8", "uint16"):
+            raise InputError(f"{path} band {band} is a palette band of {src.dtypes[band - 1]} "
+                             "pixels; colour tables index uint8 or uint16 pixels: expand it "
+                             f"first, e.g. gdal_translate -expand rgb {path.name} expanded.tif")
+        return src, (band,), read_colour_table(src, band, path)
+    return open_expanded(src, band, path, stack), (1, 2, 3), None
 
 
 def _nearest(config: TileConfig, path: Path) -> TileConfig:

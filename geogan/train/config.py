@@ -185,8 +185,13 @@ def _check_crop(config: TrainConfig) -> None:
     reach = GAN_MODELS[config.model].discriminator_reach(config.settings())
     need, multiple = min_crop(generator, config.discriminator, config.n_layers, reach)
     if config.crop < need:
-        layers = f" with `n_layers` {config.n_layers}" \
-            if "n_layers" in settings_args(config.discriminator) else ""
+        # a layer count the user set is named as the option; the default in words, which
+        # read alike in every front end (the QGIS dialogs do not offer `n_layers`)
+        layers = ""
+        if "n_layers" in settings_args(config.discriminator):
+            layers = f" with `n_layers` {config.n_layers}" \
+                if config.n_layers != TRAIN.default_of("n_layers") \
+                else f" ({config.n_layers} layers)"
         scales = f" at {reach}x coarser scale" if reach > 1 else ""
         raise InputError(f"`crop` {config.crop} is too small for generator {generator} and "
                          f"discriminator {config.discriminator}{layers}{scales}; use at least "
