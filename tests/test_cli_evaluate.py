@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_raster_array
+from conftest import cli_error, make_raster_array
 
 from geogan.cli import main
 
@@ -17,12 +17,9 @@ def _run(*args: str):
 
 
 def _one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
+    line = cli_error(result, alone=True)
     assert result.stdout == ""
-    return lines[0]
+    return line
 
 
 def test_json_report(make_raster):
