@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner, Result
-from conftest import GEOGRAPHIC, PROJECTED, make_raster_array
+from conftest import GEOGRAPHIC, PROJECTED, cli_error, make_raster_array
 from rasterio.control import GroundControlPoint
 from rasterio.enums import ColorInterp as CI
 from rasterio.enums import MaskFlags
@@ -48,12 +48,7 @@ def _ok(*args: object) -> Result:
 
 def _error(*args: object) -> str:
     """One ``Error:`` line, no traceback, non-zero exit."""
-    result = _cli(*args)
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
+    return cli_error(_cli(*args), alone=True)
 
 
 def _no_alpha_flags(ds) -> bool:
