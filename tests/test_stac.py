@@ -13,6 +13,7 @@ import pystac
 import pytest
 import rasterio
 from click.testing import CliRunner
+from conftest import cli_error
 from pystac.extensions.projection import ProjectionExtension
 from rasterio.warp import transform as warp_points
 from shapely.geometry import Polygon, shape
@@ -26,13 +27,6 @@ TILE = ["--tile", "32", "--overlap", "8"]
 
 def _cli(*args: object):
     return CliRunner().invoke(main, ["--progress", "none", *map(str, args)])
-
-
-def _one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def _footprint(path: Path) -> Polygon:
@@ -84,8 +78,8 @@ def test_an_item_beside_the_output(make_raster, tmp_path, tiny_checkpoint):
     # an Item in the way without --overwrite: refused before any work
     before = (tmp_path / "out.stac.json").read_bytes()
     (tmp_path / "new.stac.json").write_text("{}")
-    error = _one_line_error(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "new.tif",
-                                 *TILE, "--stac"))
+    error = cli_error(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "new.tif",
+                           *TILE, "--stac"), alone=True)
     assert "new.stac.json" in error and "--overwrite" in error
     assert not (tmp_path / "new.tif").exists()
     assert (tmp_path / "out.stac.json").read_bytes() == before
@@ -113,8 +107,8 @@ def test_a_batch_writes_items_and_a_collection(make_raster, tmp_path, tiny_check
     other = tmp_path / "other"
     other.mkdir()
     (other / "collection.json").write_text('{"type": "Collection", "id": "mine"}')
-    error = _one_line_error(_cli("translate", tiny_checkpoint, tmp_path / "in", "-o", other,
-                                 *TILE, "--stac"))
+    error = cli_error(_cli("translate", tiny_checkpoint, tmp_path / "in", "-o", other,
+                           *TILE, "--stac"), alone=True)
     assert "collection.json" in error
     assert sorted(p.name for p in other.iterdir()) == ["collection.json"]
 
@@ -132,7 +126,7 @@ def test_a_failed_item_write_leaves_no_item(make_raster, tmp_path, tiny_checkpoi
                       "--stac")
     finally:
         fileio.set_fault_hook(None)
-    assert "out.stac.json could not be written" in _one_line_error(result)
+    assert "out.stac.json could not be written" in cli_error(result, alone=True)
     assert not (tmp_path / "out.stac.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -149,8 +143,8 @@ def test_items_go_into_the_zip_and_not_to_other_gdal_paths(make_raster, tmp_path
         item = pystac.Item.from_dict(json.loads(zf.read("a.stac.json")))
     assert item.assets["data"].href == "./a.tif"
     assert item.properties["geogan:synthetic"] is True
-    error = _one_line_error(_cli("translate", tiny_checkpoint, src, "-o", "/vsimem/x/a.tif",
-                                 *TILE, "--stac"))
+    error = cli_error(_cli("translate", tiny_checkpoint, src, "-o", "/vsimem/x/a.tif",
+                           *TILE, "--stac"), alone=True)
     assert "/vsimem/x/a.tif" in error  # the CLI refuses /vsimem/ outputs before anything
     from geogan.errors import GeoganError
     from geogan.translate import TranslateConfig, translate_files
@@ -168,7 +162,7 @@ def test_stac_without_its_libraries_fails_in_one_line(missing, make_raster, tmp_
 
     monkeypatch.setitem(sys.modules, missing, None)
     src = make_raster("ortho.tif", width=40, height=36)
-    error = _one_line_error(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "o.tif",
-                                 *TILE, "--stac"))
+    error = cli_error(_cli("translate", tiny_checkpoint, src, "-o", tmp_path / "o.tif",
+                           *TILE, "--stac"), alone=True)
     assert "geogan[stac]" in error
     assert not (tmp_path / "o.tif").exists()
