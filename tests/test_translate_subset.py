@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from conftest import GEOGRAPHIC, PROJECTED, make_checkpoint
+from conftest import GEOGRAPHIC, PROJECTED, cli_error, make_checkpoint
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 from torch import nn
@@ -24,13 +24,6 @@ TILE = ("--tile", "32", "--overlap", "8")
 
 def _cli(*args: object):
     return CliRunner().invoke(main, ["--progress", "none", "translate", *map(str, args)])
-
-
-def _one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    return lines[0]
 
 
 def _cut(src_path: Path, window: Window, dst_path: Path) -> Path:
@@ -104,10 +97,10 @@ def test_bounds_past_the_raster_are_cut_to_it_and_outside_it_fail(make_raster, t
     with rasterio.open(src) as s:
         np.testing.assert_array_equal(got, s.read(window=Window(20, 0, 47, 45)))
     far = tmp_path / "far.tif"
-    line = _one_line_error(_cli("m.safetensors", src, "-o", far, "--bounds", 0, 0, 10, 10))
+    line = cli_error(_cli("m.safetensors", src, "-o", far, "--bounds", 0, 0, 10, 10), alone=True)
     assert "--bounds 0 0 10 10 do not overlap" in line and "485900" in line
     assert not far.exists()
-    line = _one_line_error(_cli("m.safetensors", src, "-o", far, "--bounds", 5, 0, 1, 10))
+    line = cli_error(_cli("m.safetensors", src, "-o", far, "--bounds", 5, 0, 1, 10), alone=True)
     assert "--bounds" in line and "xmin < xmax" in line
 
 
@@ -197,7 +190,7 @@ def test_aoi_away_from_the_input_fails_before_writing(make_raster, tmp_path, ide
     src = make_raster("in.tif", 67, 45)
     aoi = tmp_path / "far.gpkg"
     gpd.GeoDataFrame(geometry=[box(10, 10, 11, 11)], crs=GEOGRAPHIC).to_file(aoi)
-    line = _one_line_error(_cli("m.safetensors", src, "-o", tmp_path / "o.tif", "--aoi", aoi))
+    line = cli_error(_cli("m.safetensors", src, "-o", tmp_path / "o.tif", "--aoi", aoi), alone=True)
     assert "--aoi" in line and "do not overlap" in line
     assert not (tmp_path / "o.tif").exists()
 
@@ -235,8 +228,8 @@ def test_nodata_on_an_input_without_nodata(make_raster, tmp_path, identity):
     got, profile, mask = _read(out)
     assert profile["nodata"] == 255 and (mask == 255).all()  # every pixel stays valid
     assert not (got[:, 3, 3] == 255).all()
-    line = _one_line_error(_cli("m.safetensors", src, "-o", tmp_path / "x.tif",
-                                "--nodata", 300))
+    line = cli_error(_cli("m.safetensors", src, "-o", tmp_path / "x.tif",
+                          "--nodata", 300), alone=True)
     assert "--nodata 300 does not fit the output's uint8" in line
     assert not (tmp_path / "x.tif").exists()
 
@@ -259,8 +252,8 @@ def test_band_names_set_descriptions_and_colours(make_raster, tmp_path, identity
     with rasterio.open(out2) as ds:
         assert ds.colorinterp == (ColorInterp.nir, ColorInterp.undefined, ColorInterp.gray)
         assert ds.descriptions == ("nir", "elevation", "grey")
-    line = _one_line_error(_cli("m.safetensors", src, "-o", tmp_path / "x.tif",
-                                "--band-names", "red,green"))
+    line = cli_error(_cli("m.safetensors", src, "-o", tmp_path / "x.tif",
+                          "--band-names", "red,green"), alone=True)
     assert "--band-names names 2 band(s)" in line and "writes 3" in line
     assert not (tmp_path / "x.tif").exists()
 
