@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from conftest import make_checkpoint
+from conftest import cli_error, make_checkpoint
 from torch import nn
 
 from geogan.checkpoint import LoadedGenerator
@@ -23,14 +23,6 @@ TILE = ("--tile", "32", "--overlap", "8")
 
 def _run(*args: object, progress: str = "none"):
     return CliRunner().invoke(main, ["--progress", progress, "translate", *map(str, args)])
-
-
-def _one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    return lines[0]
 
 
 def _read(path: Path) -> tuple[np.ndarray, rasterio.profiles.Profile, np.ndarray]:
@@ -94,7 +86,7 @@ def test_folder_batch_existing_skip_and_overwrite(make_raster, tmp_path, identit
     for s in srcs:
         np.testing.assert_array_equal(_read(s)[0], _read(out / s.name)[0])
 
-    line = _one_line_error(_run("ckpt", tmp_path / "in", "-o", out, *TILE))
+    line = cli_error(_run("ckpt", tmp_path / "in", "-o", out, *TILE), alone=True)
     assert "already exists" in line and "--overwrite" in line
 
     (out / "r1.tif").unlink()
@@ -111,14 +103,14 @@ def test_folder_batch_existing_skip_and_overwrite(make_raster, tmp_path, identit
 
 def test_band_errors_and_bands_option(make_raster, tmp_path, identity):
     src = make_raster("four.tif", 30, 20, count=4)
-    line = _one_line_error(_run("ckpt", src, "-o", tmp_path / "o.tif", *TILE))
+    line = cli_error(_run("ckpt", src, "-o", tmp_path / "o.tif", *TILE), alone=True)
     assert "four.tif has 4 band(s)" in line and "--bands 1,2,3" in line
     assert not (tmp_path / "o.tif").exists()
     result = _run("ckpt", src, "-o", tmp_path / "o.tif", *TILE, "--bands", "3,2,1")
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(_read(tmp_path / "o.tif")[0], _read(src)[0][[2, 1, 0]])
-    assert "--bands" in _one_line_error(_run("ckpt", src, "-o", tmp_path / "p.tif", "--bands",
-                                             "red"))
+    assert "--bands" in cli_error(_run("ckpt", src, "-o", tmp_path / "p.tif", "--bands",
+                                       "red"), alone=True)
 
 
 @pytest.mark.parametrize("args,expected", [
@@ -128,26 +120,26 @@ def test_band_errors_and_bands_option(make_raster, tmp_path, identity):
 ])
 def test_bad_options(make_raster, tmp_path, identity, args, expected):
     src = make_raster("in.tif", 20, 20)
-    assert expected in _one_line_error(_run("ckpt", src, "-o", tmp_path / "o.tif", *args))
+    assert expected in cli_error(_run("ckpt", src, "-o", tmp_path / "o.tif", *args), alone=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
 
 
 def test_missing_unreadable_and_unwritable(make_raster, tmp_path, identity):
-    assert "nope.tif does not exist" in _one_line_error(
-        _run("ckpt", tmp_path / "nope.tif", "-o", tmp_path / "o.tif"))
+    assert "nope.tif does not exist" in cli_error(
+  _run("ckpt", tmp_path / "nope.tif", "-o", tmp_path / "o.tif"), alone=True)
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"not a raster at all")
-    assert "bad.tif" in _one_line_error(_run("ckpt", bad, "-o", tmp_path / "o.tif"))
+    assert "bad.tif" in cli_error(_run("ckpt", bad, "-o", tmp_path / "o.tif"), alone=True)
     src = make_raster("in.tif", 20, 20)
     (tmp_path / "blocker").write_text("x")
-    assert "not a folder" in _one_line_error(
-        _run("ckpt", src, "-o", tmp_path / "blocker" / "o.tif"))
+    assert "not a folder" in cli_error(
+  _run("ckpt", src, "-o", tmp_path / "blocker" / "o.tif"), alone=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tif", "blocker", "in.tif"]
 
 
 def test_missing_checkpoint_is_a_clear_error(make_raster, tmp_path):
     src = make_raster("in.tif", 20, 20)
-    line = _one_line_error(_run(tmp_path / "none.safetensors", src, "-o", tmp_path / "o.tif"))
+    line = cli_error(_run(tmp_path / "none.safetensors", src, "-o", tmp_path / "o.tif"), alone=True)
     assert "checkpoint" in line and "not found" in line
 
 
