@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
+from conftest import cli_error
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
@@ -173,8 +174,7 @@ def test_an_older_checkpoint_without_a_resolution_is_accepted(make_raster, tmp_p
     assert _ground_warnings(caplog) == []
     refused = _cli("translate", tiny_checkpoint, src, "-o", tmp_path / "at.tif", *TILE,
                    "--at-model-resolution")
-    assert refused.exit_code != 0
-    errors = [line for line in refused.stderr.splitlines() if line.strip()]
-    assert len(errors) == 1 and errors[0].startswith("Error: --at-model-resolution: ")
-    assert "does not record the ground resolution" in errors[0]
+    error = cli_error(refused, alone=True)
+    assert error.startswith("Error: --at-model-resolution: ")
+    assert "does not record the ground resolution" in error
     assert not (tmp_path / "at.tif").exists()
