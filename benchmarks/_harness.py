@@ -3,6 +3,8 @@
 raster for a CPU-time budget (``quality.py``'s :func:`_train_for`), translating it, scoring
 the eastern half against the reference with :func:`geogan.evaluate.evaluate`, and the
 table and JSON file of the rows (candidate, steps, img/s, RMSE, PSNR, SSIM, SAM, detail).
+Also :func:`random_checkpoint`, the untrained model of the speed benchmarks
+(``translate_speed.py``, ``state_sim.py``).
 """
 
 from __future__ import annotations
@@ -155,6 +157,31 @@ def write_rows(path: Path | None, budget_s: float, device: str,
     if path is not None:
         path.write_text(json.dumps({"budget_s": budget_s, "device": device, "rows": rows},
                                    indent=2, default=str) + "\n")
+
+
+def random_checkpoint(path: Path, arch: str, ngf: int, bands: int = 3, model: str = "cyclegan",
+                      names: tuple[str, str] = ("a", "b")) -> Path:
+    """A randomly initialised (seed 0) ``arch`` a2b generator of ``ngf`` filters saved as a
+    ``model`` checkpoint at ``path``: ``bands`` uint8 bands in and out, full-range
+    normalisation, domains named ``names``."""
+    import torch
+
+    from geogan.checkpoint import save_checkpoint
+    from geogan.contract.checkpoint import CheckpointMeta
+    from geogan.models import build_generator
+    from geogan.normalize import BandNorm
+
+    torch.manual_seed(0)
+    kwargs = {"in_channels": bands, "out_channels": bands, "ngf": ngf}
+    g = build_generator(arch, **kwargs)
+    norm = BandNorm.full_range("uint8", bands, 0).to_json()
+    meta = {"model": model,
+            "generators": {"a2b": {"key": "G_A2B", "arch": arch, "kwargs": kwargs}},
+            "domains": {"a": {"name": names[0], "norm": norm},
+                        "b": {"name": names[1], "norm": norm}},
+            "chip_size": 256}
+    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()},
+                           CheckpointMeta.from_json(meta))
 
 
 def run_main(main: Callable[[], Any]) -> None:

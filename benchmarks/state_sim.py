@@ -47,6 +47,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _harness import random_checkpoint  # noqa: E402 - the benchmarks folder is on the path now
 
 #: A task: the geogan CLI, killed like kill -9 as it is about to publish its N-th output
 #: when GEOGAN_SIM_KILL_AT=N (geogan.fileio's fault hook).
@@ -97,26 +99,6 @@ def make_inputs(folder: Path, files: int, size: int) -> None:
                            transform=from_origin(400000.0 + k * size, 4000000.0, 1.0, 1.0)) \
                 as dst:
             dst.write(data.astype("uint8"))
-
-
-def make_model(path: Path, arch: str, ngf: int) -> Path:
-    import torch
-
-    from geogan.checkpoint import save_checkpoint
-    from geogan.contract.checkpoint import CheckpointMeta
-    from geogan.models import build_generator
-    from geogan.normalize import BandNorm
-
-    torch.manual_seed(0)
-    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": ngf}
-    g = build_generator(arch, **kwargs)
-    norm = BandNorm.full_range("uint8", 3, 0).to_json()
-    meta = {"model": "cyclegan",
-            "generators": {"a2b": {"key": "G_A2B", "arch": arch, "kwargs": kwargs}},
-            "domains": {"a": {"name": "a", "norm": norm}, "b": {"name": "b", "norm": norm}},
-            "chip_size": 256}
-    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()},
-                           CheckpointMeta.from_json(meta))
 
 
 def environment(extra: dict[str, str]) -> dict[str, str]:
@@ -296,7 +278,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="geogan-state-sim-", dir=args.workdir))
     try:
         make_inputs(work / "in", args.files, args.size)
-        ckpt = make_model(work / "model.safetensors", args.arch, args.ngf)
+        ckpt = random_checkpoint(work / "model.safetensors", args.arch, args.ngf)
         names = sorted(p.name for p in (work / "in").iterdir())
         options = ["--tile", "256", "--overlap", "32", "-j", str(args.threads)]
 

@@ -217,23 +217,10 @@ def stats_pass(args: argparse.Namespace) -> None:
 
 
 def make_checkpoint(path: Path, arch: str, ngf: int) -> Path:
-    import torch
+    """A random 4-band pix2pix checkpoint (2009 -> 2020), as the sample pair."""
+    from _harness import random_checkpoint
 
-    from geogan.checkpoint import save_checkpoint
-    from geogan.contract.checkpoint import CheckpointMeta
-    from geogan.models import build_generator
-    from geogan.normalize import BandNorm
-
-    torch.manual_seed(0)
-    kwargs = {"in_channels": 4, "out_channels": 4, "ngf": ngf}
-    g = build_generator(arch, **kwargs)
-    norm = BandNorm.full_range("uint8", 4, 0).to_json()
-    meta = {"model": "pix2pix",
-            "generators": {"a2b": {"key": "G_A2B", "arch": arch, "kwargs": kwargs}},
-            "domains": {"a": {"name": "2009", "norm": norm}, "b": {"name": "2020", "norm": norm}},
-            "chip_size": 256}
-    return save_checkpoint(path, {f"G_A2B.{k}": v for k, v in g.state_dict().items()},
-                           CheckpointMeta.from_json(meta))
+    return random_checkpoint(path, arch, ngf, bands=4, model="pix2pix", names=("2009", "2020"))
 
 
 def rss_mb() -> float:
