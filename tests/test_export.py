@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_checkpoint
+from conftest import cli_error, make_checkpoint
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -239,9 +239,7 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     args = [a.format(ckpt=ckpt) if "{" in a else str(tmp_path / a) if a.endswith(
         (".onnx", ".safetensors")) else a for a in args]
     result = CliRunner().invoke(main, ["--progress", "none", "export", *args])
-    assert result.exit_code != 0
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+    assert message in cli_error(result, alone=True)
 
 
 @pytest.mark.parametrize("arch", ["resnet_6blocks", "unet_128"])
@@ -274,8 +272,7 @@ def test_onnx_onto_a_full_disk_names_the_onnx_output(tmp_path, resnet, full_disk
     result = CliRunner().invoke(main, ["--progress", "none", "export", str(ckpt), "-o",
                                        str(full_disk / "m.onnx"), "--direction", "b2a"])
     assert result.exit_code == 1
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"Error: no space left on device writing {full_disk / 'm.onnx'}")
-    assert "m.json" not in lines[0]
+    error = cli_error(result, alone=True)
+    assert error.startswith(f"Error: no space left on device writing {full_disk / 'm.onnx'}")
+    assert "m.json" not in error
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]
