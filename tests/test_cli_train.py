@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import cli_error
 
 from geogan.checkpoint import read_metadata
 from geogan.cli import main
@@ -31,12 +32,9 @@ def chips(make_raster, folder: str, n: int = 2, **kw) -> Path:
 
 
 def assert_clean_error(result, *fragments: str) -> None:
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("Error: ")]
-    assert len(errors) == 1, result.output
+    error = cli_error(result)
     for frag in fragments:
-        assert frag in errors[0], result.output
+        assert frag in error, result.output
 
 
 def test_cli_trains_and_resumes(tmp_path: Path, make_raster) -> None:
