@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
+from conftest import cli_error
 
 from geogan.cli import main
 
@@ -28,11 +29,7 @@ def _cli(*args: object):
 def _error(result) -> str:
     """The one ``Error:`` line of a failed command (warnings may come before it)."""
     assert result.exit_code == 1, (result.exit_code, result.output)
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("Error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
-    return errors[0]
+    return cli_error(result)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
