@@ -13,6 +13,7 @@ import pytest
 import rasterio
 import rasterio.shutil
 from click.testing import CliRunner
+from conftest import cli_error
 
 from geogan.cli import main
 
@@ -59,8 +60,7 @@ def test_translate_writes_into_a_zip(make_raster, tmp_path, private_tmp, tiny_ch
     before = zip_path.read_bytes()
     for extra in ([], ["--overwrite"]):
         again = _cli("translate", tiny_checkpoint, src, "-o", member, *TILE, *extra)
-        assert again.exit_code != 0
-        assert "already exists" in again.stderr and len(again.stderr.splitlines()) == 1
+        assert "already exists" in cli_error(again, alone=True)
     assert zip_path.read_bytes() == before
     # another member goes in beside it, here as a COG
     cog = f"/vsizip/{zip_path}/ortho_cog.tif"
@@ -134,9 +134,7 @@ def test_a_full_disk_leaves_the_zip_as_it_was(make_raster, tmp_path, private_tmp
     before = zip_path.read_bytes()
     # the noisy 700 x 700 translation cannot fit in what is left of 1 MiB
     res = _cli("translate", tiny_checkpoint, big, "-o", f"/vsizip/{zip_path}/big.tif", *TILE)
-    assert res.exit_code != 0
-    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("Error: ")]
-    assert len(errors) == 1 and "no space left on device" in errors[0], res.stderr
+    assert "no space left on device" in cli_error(res)
     assert sorted(p.name for p in full_disk.iterdir()) == ["out.zip"]  # no temporary beside it
     assert zip_path.read_bytes() == before
     assert zipfile.ZipFile(zip_path).namelist() == ["small.tif"]
@@ -151,11 +149,9 @@ def test_an_object_store_without_credentials_is_refused_before_any_work(
     monkeypatch.setenv("HOME", str(tmp_path))  # no Azure CLI configuration either
     src = make_raster("ortho.tif", width=40, height=40)
     res = _cli("translate", tiny_checkpoint, src, "-o", "/vsiaz/photos/out.tif", *TILE)
-    assert res.exit_code != 0
-    errors = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1, res.stderr
-    assert errors[0].startswith("Error: cannot reach /vsiaz/photos/out.tif: ")
-    assert "AZURE_STORAGE_ACCOUNT" in errors[0] and "credentials" in errors[0]
+    error = cli_error(res, alone=True)
+    assert error.startswith("Error: cannot reach /vsiaz/photos/out.tif: ")
+    assert "AZURE_STORAGE_ACCOUNT" in error and "credentials" in error
     assert list(private_tmp.iterdir()) == []
 
 
@@ -181,9 +177,7 @@ def test_outputs_gdal_cannot_take_are_refused_before_any_work(args, expect, make
     given = [str(tiny_checkpoint) if a == "CKPT" else str(src) if a == "SRC" else a
              for a in args]
     res = _cli(*given)
-    assert res.exit_code != 0
-    errors = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1 and expect in errors[0], res.stderr
+    assert expect in cli_error(res, alone=True)
     for root in ("/vsis3", "/vsimem", "/vsicurl"):  # no local folder of that name
         assert not Path(root).exists()
     assert not Path("geogan-x.zip").exists()
@@ -202,10 +196,8 @@ def test_a_full_tmpdir_is_reported_as_a_full_disk(make_raster, tmp_path, full_di
     zip_path = tmp_path / "out.zip"
     res = _cli("translate", tiny_checkpoint, big, "-o", f"/vsizip/{zip_path}/big.tif", *TILE)
     assert res.exit_code == 1
-    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("Error: ")]
-    assert len(errors) == 1 and errors[0] == res.stderr.strip().splitlines()[-1], res.stderr
-    assert errors[0].startswith(f"Error: no space left on device writing /vsizip/{zip_path}/"
-                                "big.tif")
-    assert f"written in {full_disk} first" in errors[0] and "scanline" not in errors[0]
+    error = cli_error(res)
+    assert error.startswith(f"Error: no space left on device writing /vsizip/{zip_path}/big.tif")
+    assert f"written in {full_disk} first" in error and "scanline" not in error
     assert not zip_path.exists()
     assert not [p for p in full_disk.iterdir() if p.name.startswith(".geogan-")]
