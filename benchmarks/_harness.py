@@ -17,9 +17,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Bands scored (as geogan demo).
@@ -43,7 +43,8 @@ def harness_parser(doc: str, unit: str,
     parser.add_argument("--reference", type=Path,
                         default=ROOT / "geogan" / "sample_data" / "naip_2020.tif")
     parser.add_argument("--work", type=Path, default=None,
-                        help="new folder for runs and translations [default: a temporary one]")
+                        help="folder for runs and translations; a rerun replaces what an earlier "
+                             "one wrote there [default: a temporary one]")
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--ngf", type=int, default=32)
@@ -80,15 +81,21 @@ class Halves:
 def west_east(source: Path, reference: Path, work: Path | None, prefix: str,
               margin: int) -> Iterator[Halves]:
     """The halves of ``source`` in ``work`` (a new temporary folder named ``prefix...``
-    when None, removed afterwards), as ``geogan demo`` splits it."""
+    when None, removed afterwards), as ``geogan demo`` splits it. A missing or unreadable
+    ``source`` or ``reference`` ends the benchmark in one line (exit status 2) before
+    anything is written; the halves an earlier run left in ``work`` are replaced."""
     from geogan.demo import _halves, texture_energies
 
+    check_raster(source, "--source", "the NAIP 2014 orthophoto m_4709963_se_14_1_20140720.tif "
+                  "(opengeos/data)")
+    check_raster(reference, "--reference", "a 4-band raster such as the bundled naip_2020.tif")
     tmp = None
     if work is None:
         tmp = tempfile.TemporaryDirectory(prefix=prefix)
         work = Path(tmp.name)
     else:
         work.mkdir(parents=True, exist_ok=True)
+        _clear_aoi(work / "aoi")
     try:
         west, east = _halves(source, work / "aoi", margin=margin)
         ref_detail, _ = texture_energies(reference, east)
@@ -96,6 +103,44 @@ def west_east(source: Path, reference: Path, work: Path | None, prefix: str,
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def fail(message: str) -> NoReturn:
+    """End the benchmark with ``error: message`` on one line and exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_raster(path: Path, option: str, what: str) -> None:
+    """Fail in one line unless ``path`` opens as a raster."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    if not path.exists():
+        fail(f"{option} {path} does not exist; pass {what}")
+    try:
+        with rasterio.open(path):
+            pass
+    except (RasterioIOError, OSError) as exc:
+        reason = " ".join(str(exc).split()).rstrip(".")
+        fail(f"{option} {path} is not a readable raster ({reason}); pass {what}")
+
+
+#: What :func:`west_east` writes in ``WORK/aoi``; a rerun into the same folder replaces it.
+AOI_FILES = frozenset({"west.geojson", "east.geojson"})
+
+
+def _clear_aoi(folder: Path) -> None:
+    """Remove ``folder`` when it holds only the halves an earlier run wrote; fail otherwise."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir() or not (
+            {p.name for p in folder.iterdir()} <= AOI_FILES):
+        fail(f"--work: {folder} is not the halves an earlier run of this benchmark wrote; "
+             "pick another --work folder")
+    for name in AOI_FILES:
+        (folder / name).unlink(missing_ok=True)
+    folder.rmdir()
 
 
 def score_row(name: str, s: Any, **extra: Any) -> dict[str, Any]:
@@ -117,10 +162,12 @@ def train_and_score(halves: Halves, name: str, base: dict[str, Any], run: Path, 
     from geogan.evaluate import evaluate
     from geogan.translate import translate_files
 
-    checkpoint = _train_for(budget_s, base, run, probe_steps)
+    # a rerun into the same --work replaces the runs and translation an earlier one made
+    # (geogan's --overwrite: only a run folder of a run's files, only its own outputs)
+    checkpoint = _train_for(budget_s, {**base, "overwrite": True}, run, probe_steps)
     steps, loop_s, _ = _loop_rate(run, base["batch_size"])
     t0 = time.perf_counter()
-    translate_files(checkpoint, [halves.source], out, translate)
+    translate_files(checkpoint, [halves.source], out, replace(translate, overwrite=True))
     translate_s = time.perf_counter() - t0
     report = evaluate(out, halves.reference, scoring)
     return score_row(name, report.scores[0], steps=steps,

@@ -34,6 +34,7 @@ from _harness import (  # noqa: E402 - the benchmarks folder is on the path now
     ROOT,
     SCORE_BANDS,
     Halves,
+    check_raster,
     device_line,
     harness_parser,
     print_table,
@@ -78,6 +79,8 @@ def _candidate(name: str, stack: tuple[Path, ...], args: argparse.Namespace,
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = _args(argv)
+    check_raster(args.stack, "--stack", "an earlier image of the same place, such as the "
+                 "bundled naip_2009.tif")
     import torch
 
     torch.set_num_threads(args.threads)
