@@ -101,13 +101,19 @@ def make_inputs(folder: Path, files: int, size: int) -> None:
             dst.write(data.astype("uint8"))
 
 
+#: One creation time for every task (``SOURCE_DATE_EPOCH``, unless set already): outputs
+#: stamp it in their provenance tags, and the check compares them byte for byte.
+EPOCH = os.environ.get("SOURCE_DATE_EPOCH", "").strip() or str(int(time.time()))
+
+
 def environment(extra: dict[str, str]) -> dict[str, str]:
-    """This environment without any job-array or torchrun variables, plus ``extra``."""
+    """This environment without any job-array or torchrun variables, with one
+    ``SOURCE_DATE_EPOCH`` for all, plus ``extra``."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SLURM_", "AWS_BATCH_", "GEOGAN_")) and k not in (
                "JOB_COMPLETION_INDEX", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
     path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    return {**env, "PYTHONPATH": path, **extra}
+    return {**env, "PYTHONPATH": path, "SOURCE_DATE_EPOCH": EPOCH, **extra}
 
 
 def start(args: list[str], extra: dict[str, str]) -> subprocess.Popen:
