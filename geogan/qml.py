@@ -9,7 +9,7 @@ legend that says what the values mean. The file is a QGIS 3.22 layer style with 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -69,32 +69,47 @@ def pseudocolor_style(ramp: Sequence[tuple[float, str, str]] = CONFIDENCE_RAMP,
     lo, hi = float(ramp[0][0]), float(ramp[-1][0])
     if not hi > lo:
         raise ValueError("the ramp must rise from its first value to its last")
+    rr, finish = _layer_style("singlebandpseudocolor", band, classificationMin=f"{lo:g}",
+                              classificationMax=f"{hi:g}")
+    shader = _sub(_sub(rr, "rastershader"), "colorrampshader", colorRampType="INTERPOLATED",
+                  classificationMode="1", clip="0", minimumValue=f"{lo:g}",
+                  maximumValue=f"{hi:g}", labelPrecision="2")
+    _colour_ramp(shader, ramp, lo, hi)
+    return finish(title)
+
+
+def _layer_style(renderer: str, band: int, **attrs: str
+                 ) -> tuple[ET.Element, Callable[[str], str]]:
+    """The start of a QGIS 3.22 raster layer style with a ``renderer`` of band ``band``
+    (extra renderer ``attrs`` after the common ones): the renderer element, to fill, and
+    ``finish(title)``, which adds the rest of the pipe and the abstract and returns the
+    QML text."""
     root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="AllStyleCategories",
                       hasScaleBasedVisibilityFlag="0", minScale="1e+08", maxScale="0")
     pipe = _sub(root, "pipe")
-    rr = _sub(pipe, "rasterrenderer", type="singlebandpseudocolor", band=str(band),
-              opacity="1", alphaBand="-1", classificationMin=f"{lo:g}",
-              classificationMax=f"{hi:g}", nodataColor="")
+    rr = _sub(pipe, "rasterrenderer", type=renderer, band=str(band), opacity="1",
+              alphaBand="-1", **attrs, nodataColor="")
     _sub(rr, "rasterTransparency")
     mmo = _sub(rr, "minMaxOrigin")
     for tag, text in (("limits", "None"), ("extent", "WholeRaster"),
                       ("statAccuracy", "Estimated"), ("cumulativeCutLower", "0.02"),
                       ("cumulativeCutUpper", "0.98"), ("stdDevFactor", "2")):
         _sub(mmo, tag, text)
-    shader = _sub(_sub(rr, "rastershader"), "colorrampshader", colorRampType="INTERPOLATED",
-                  classificationMode="1", clip="0", minimumValue=f"{lo:g}",
-                  maximumValue=f"{hi:g}", labelPrecision="2")
-    _colour_ramp(shader, ramp, lo, hi)
-    _sub(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    _sub(pipe, "huesaturation", saturation="0", colorizeOn="0", colorizeRed="255",
-         colorizeGreen="128", colorizeBlue="128", colorizeStrength="100", grayscaleMode="0")
-    _sub(pipe, "rasterresampler", maxOversampling="2")
-    _sub(root, "blendMode", "0")
-    meta = _sub(root, "layerMetadata")
-    _sub(meta, "abstract", title)
-    ET.indent(root, space="  ")
-    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-            + ET.tostring(root, encoding="unicode") + "\n")
+
+    def finish(title: str) -> str:
+        _sub(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+        _sub(pipe, "huesaturation", saturation="0", colorizeOn="0", colorizeRed="255",
+             colorizeGreen="128", colorizeBlue="128", colorizeStrength="100",
+             grayscaleMode="0")
+        _sub(pipe, "rasterresampler", maxOversampling="2")
+        _sub(root, "blendMode", "0")
+        meta = _sub(root, "layerMetadata")
+        _sub(meta, "abstract", title)
+        ET.indent(root, space="  ")
+        return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+                + ET.tostring(root, encoding="unicode") + "\n")
+
+    return rr, finish
 
 
 def style_path_for(raster: str | os.PathLike[str]) -> Path:
@@ -124,29 +139,10 @@ def paletted_style(entries: Sequence[tuple[int, tuple[int, ...], str]],
     ``entries`` are ``(value, (r, g, b), label)``: each class's pixel value, colour and
     legend label; ``title`` goes into the layer's abstract.
     """
-    root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="AllStyleCategories",
-                      hasScaleBasedVisibilityFlag="0", minScale="1e+08", maxScale="0")
-    pipe = _sub(root, "pipe")
-    rr = _sub(pipe, "rasterrenderer", type="paletted", band=str(band), opacity="1",
-              alphaBand="-1", nodataColor="")
-    _sub(rr, "rasterTransparency")
-    mmo = _sub(rr, "minMaxOrigin")
-    for tag, text in (("limits", "None"), ("extent", "WholeRaster"),
-                      ("statAccuracy", "Estimated"), ("cumulativeCutLower", "0.02"),
-                      ("cumulativeCutUpper", "0.98"), ("stdDevFactor", "2")):
-        _sub(mmo, tag, text)
+    rr, finish = _layer_style("paletted", band)
     palette = _sub(rr, "colorPalette")
     for value, colour, label in entries:
         hex_colour = "#" + "".join(f"{int(v):02x}" for v in colour[:3])
         _sub(palette, "paletteEntry", value=str(int(value)), color=hex_colour, alpha="255",
              label=label)
-    _sub(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    _sub(pipe, "huesaturation", saturation="0", colorizeOn="0", colorizeRed="255",
-         colorizeGreen="128", colorizeBlue="128", colorizeStrength="100", grayscaleMode="0")
-    _sub(pipe, "rasterresampler", maxOversampling="2")
-    _sub(root, "blendMode", "0")
-    meta = _sub(root, "layerMetadata")
-    _sub(meta, "abstract", title)
-    ET.indent(root, space="  ")
-    return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-            + ET.tostring(root, encoding="unicode") + "\n")
+    return finish(title)
