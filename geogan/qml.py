@@ -117,6 +117,16 @@ def style_path_for(raster: str | os.PathLike[str]) -> Path:
     return Path(raster).with_suffix(".qml")
 
 
+def style_says(path: str | os.PathLike[str], title: str) -> bool:
+    """Whether the style file ``path`` carries ``title`` in its first 64 KiB (a style geogan
+    wrote with that title); False when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return title in fh.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return False
+
+
 def write_confidence_style(path: str | os.PathLike[str]) -> Path:
     """Write the confidence raster's style to ``path`` (a ``.qml``); return the path.
 

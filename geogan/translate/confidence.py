@@ -97,20 +97,12 @@ class ConfidenceRaster(SideRaster):
 
     def check_sidecar(self, path: Path, overwrite: bool) -> None:
         """Like the rasters, and an existing style is replaced only when geogan wrote it."""
-        from geogan.qml import CONFIDENCE_TITLE
+        from geogan.qml import CONFIDENCE_TITLE, style_says
 
         check_output_file(path, overwrite)
-        if path.exists() and CONFIDENCE_TITLE not in _head(path):
+        if path.exists() and not style_says(path, CONFIDENCE_TITLE):
             raise OutputError(f"{path} exists and is not a style geogan wrote; move it away "
                               "to have geogan write the confidence raster's style there")
-
-
-def _head(path: Path) -> str:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(65536).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 # ---------------------------------------------------------------- set up per raster

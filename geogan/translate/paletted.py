@@ -180,11 +180,11 @@ def check_palette_sidecar(path: Path, overwrite: bool) -> None:
     exists without ``overwrite``, or is a style geogan did not write."""
     from geogan.errors import OutputError
     from geogan.fileio import check_output_file
-    from geogan.qml import PALETTED_TITLE
+    from geogan.qml import PALETTED_TITLE, style_says
 
     check_output_file(path, overwrite)
     if path.suffix == ".qml" and path.exists():
-        if PALETTED_TITLE not in _head(path):
+        if not style_says(path, PALETTED_TITLE):
             raise OutputError(f"{path} exists and is not a style geogan wrote; move it away "
                               "to have geogan write the map classes' style there")
 
@@ -194,14 +194,14 @@ def remove_stale_sidecars(output: Any, palette: Palette | None, overwrite: bool)
     beside the raster it replaced that :func:`palette_sidecars` did not write now (a
     paletted style beside a continuous output would misdraw it)."""
     from geogan.inputs import GdalPath
-    from geogan.qml import PALETTED_TITLE, style_path_for
+    from geogan.qml import PALETTED_TITLE, style_path_for, style_says
 
     if not overwrite or isinstance(output, GdalPath):
         return
     kept = palette_sidecars(output, palette)
     style, pam = style_path_for(output), Path(f"{output}.aux.xml")
     stale = []
-    if style not in kept and style.is_file() and PALETTED_TITLE in _head(style):
+    if style not in kept and style.is_file() and style_says(style, PALETTED_TITLE):
         stale.append(style)
     if pam not in kept and pam.is_file() and _only_category_names(pam):
         stale.append(pam)
@@ -209,14 +209,6 @@ def remove_stale_sidecars(output: Any, palette: Palette | None, overwrite: bool)
         log.info("removing %s, written for the raster %s replaced", path, output)
         with contextlib.suppress(OSError):
             path.unlink()
-
-
-def _head(path: Path) -> str:
-    try:
-        with path.open("rb") as fh:
-            return fh.read(65536).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _only_category_names(path: Path) -> bool:
