@@ -231,21 +231,8 @@ def test_a_palette_band_picked_with_other_bands_is_one_line(tmp_path: Path) -> N
         assert ds.colormap(1)[2][:3] == TABLE[2]
 
 
-QGIS_SCRIPT = """
-import sys
-from qgis.core import QgsApplication, QgsRasterLayer
-app = QgsApplication([], False)
-app.initQgis()
-layer = QgsRasterLayer(sys.argv[1], "classes")
-assert layer.isValid(), sys.argv[1]
-r = layer.renderer()
-print("RENDERER", r.type(), "|".join(f"{int(c.value)}={c.label}" for c in r.classes()),
-      flush=True)
-"""
-
-
 def test_qgis_shows_the_translation_as_named_classes(tmp_path: Path, make_raster) -> None:
-    from test_qgis_plugin import _qgis_python, explain, make_profile, qgis_env
+    from test_qgis_plugin import _qgis_python, qgis_renderer
 
     python = _qgis_python()
     if python is None:
@@ -256,14 +243,9 @@ def test_qgis_shows_the_translation_as_named_classes(tmp_path: Path, make_raster
     assert run_cli("translate", ckpt, src, "-o", out, "--tile", "32", "--overlap",
                    "8").exit_code == 0
     Path(f"{out}.aux.xml").unlink()  # the names come from the style m.qml, not GDAL's PAM
-    script = tmp_path / "load.py"
-    script.write_text(QGIS_SCRIPT)
-    proc = subprocess.run([python, str(script), str(out)], capture_output=True, text=True,
-                          timeout=180, env=qgis_env(make_profile(tmp_path / "settings", None),
-                                                    tmp_path))
-    assert proc.returncode == 0, explain(proc)
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RENDERER "))
-    kind, classes = line.split(" ", 2)[1:]
+    line = qgis_renderer(python, out, "r.type(), '|'.join(f'{int(c.value)}={c.label}' "
+                         "for c in r.classes())", tmp_path)
+    kind, classes = line.split(" ", 1)
     assert kind == "paletted"
     assert classes.split("|") == [f"{i}={n}" for i, n in enumerate(NAMES)]
 

@@ -4,8 +4,6 @@ tile, foreign content flagged by the shipped model, and QGIS reading the style."
 
 from __future__ import annotations
 
-import subprocess
-import textwrap
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -238,24 +236,9 @@ def test_style_refuses_a_ramp_that_does_not_rise():
         pseudocolor_style(((1.0, "#000000", "a"), (0.0, "#ffffff", "b")))
 
 
-QGIS_SCRIPT = textwrap.dedent("""
-    import sys
-    from qgis.core import QgsApplication, QgsRasterLayer
-    app = QgsApplication([], False)
-    app.initQgis()
-    layer = QgsRasterLayer(sys.argv[1], "confidence")
-    assert layer.isValid(), sys.argv[1]
-    r = layer.renderer()
-    shader = r.shader().rasterShaderFunction()
-    labels = [label for label, _ in r.legendSymbologyItems()]
-    print("RENDERER", r.type(), r.band(), shader.minimumValue(), shader.maximumValue(),
-          "|".join(labels), flush=True)
-""")
-
-
 def test_qgis_loads_the_style_with_a_float32_raster(make_raster, tmp_path):
     """QGIS 3.22 (headless) opens NAME.tif with NAME.qml beside it as the ramp."""
-    from test_qgis_plugin import _qgis_python, explain, make_profile, qgis_env
+    from test_qgis_plugin import _qgis_python, qgis_renderer
 
     python = _qgis_python()
     if python is None:
@@ -263,13 +246,10 @@ def test_qgis_loads_the_style_with_a_float32_raster(make_raster, tmp_path):
     data = np.linspace(0, 1, 40 * 30, dtype=np.float32).reshape(1, 30, 40)
     raster = make_raster("out.confidence.tif", data=data)
     write_confidence_style(style_path_for(raster))
-    script = tmp_path / "load.py"
-    script.write_text(QGIS_SCRIPT)
-    proc = subprocess.run([python, str(script), str(raster)], capture_output=True, text=True,
-                          timeout=180, env=qgis_env(make_profile(tmp_path / "settings", None),
-                                                    tmp_path))
-    assert proc.returncode == 0, explain(proc)
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RENDERER "))
-    kind, band, lo, hi, labels = line.split(" ", 5)[1:]
+    shader = "r.shader().rasterShaderFunction()"
+    line = qgis_renderer(python, raster, f"r.type(), r.band(), {shader}.minimumValue(), "
+                         f"{shader}.maximumValue(), "
+                         "'|'.join(label for label, _ in r.legendSymbologyItems())", tmp_path)
+    kind, band, lo, hi, labels = line.split(" ", 4)
     assert (kind, band, float(lo), float(hi)) == ("singlebandpseudocolor", "1", 0.0, 1.0)
     assert "guessing" in labels and "the model is sure" in labels

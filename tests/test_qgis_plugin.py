@@ -646,6 +646,32 @@ def _qgis_python() -> str | None:
     return None
 
 
+_RENDERER_SCRIPT = """
+import sys
+from qgis.core import QgsApplication, QgsRasterLayer
+app = QgsApplication([], False)
+app.initQgis()
+layer = QgsRasterLayer(sys.argv[1], "layer")
+assert layer.isValid(), sys.argv[1]
+r = layer.renderer()
+print("RENDERER", {fields}, flush=True)
+"""
+
+
+def qgis_renderer(python: str, raster: Path, fields: str, tmp_path: Path) -> str:
+    """What QGIS 3.22 (headless, a fresh profile in ``tmp_path``) says of the renderer ``r``
+    of ``raster`` once it loads the layer with the style beside it: the printed ``fields``
+    (Python expressions of ``r``, comma-separated), space-separated."""
+    script = tmp_path / "load_renderer.py"
+    script.write_text(_RENDERER_SCRIPT.replace("{fields}", fields))
+    proc = subprocess.run([python, str(script), str(raster)], capture_output=True, text=True,
+                          timeout=180, env=qgis_env(make_profile(tmp_path / "settings", None),
+                                                    tmp_path))
+    assert proc.returncode == 0, explain(proc)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RENDERER "))
+    return line[len("RENDERER "):]
+
+
 _HTML_METADATA = textwrap.dedent("""
     import sys
     from qgis.core import QgsApplication, QgsRasterLayer
